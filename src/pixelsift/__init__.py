@@ -1,0 +1,45 @@
+"""pixelsift: use pretrained neural networks on your own photos.
+
+    >>> import pixelsift
+    >>> pixelsift.classify("samples/chelsea.png", top_k=3).to_pandas()     # doctest: +SKIP
+
+Heavy libraries (torch, torchvision, ultralytics ...) load on first use, so `import pixelsift` is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access, PEP 562)
+_LAZY = {
+    "classify": "classify",
+    "Classifier": "classify",
+    "Classification": "classify",
+    "ClassificationResults": "classify",
+    "ImageModel": "models.loaded",
+    "ModelSpec": "models.registry",
+    "get_model_spec": "models.registry",
+    "list_models": "models.registry",
+    "ModelRunner": "runner",
+    "open_image": "images",
+    "Settings": "config",
+    "get_settings": "config",
+    "PixelsiftError": "errors",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pixelsift' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,88 @@
+"""`pixelsift classify`: top-k ImageNet classes for photos, as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from ..models.registry import DEFAULT_CLASSIFIER
+from .common import add_format_option, add_inputs_argument, add_runner_options, collect_inputs
+from .output import JsonArrayWriter, csv_writer, error_line, format_score, format_table
+
+if TYPE_CHECKING:
+    from ..classify import Classification
+
+EXAMPLES = """examples:
+  pixelsift classify samples/chelsea.png
+  pixelsift classify photos/ -k 3 --format csv > labels.csv
+  pixelsift classify 'trip/**/*.jpg' -m densenet121 --format json | jq '.[0].predictions[0]'
+  find . -name '*.png' | pixelsift classify - -k 1
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "classify",
+        help="top-k ImageNet classes for photos",
+        description="Classify photos with a pretrained ImageNet model and print the top-k classes.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_inputs_argument(p)
+    p.add_argument("-k", "--top-k", type=int, default=4, metavar="K", help="classes per image (default: 4)")
+    add_format_option(p)
+    add_runner_options(p, DEFAULT_CLASSIFIER)
+    p.set_defaults(func=run)
+
+
+def print_table(result: Classification) -> None:
+    rows = [(label, format_score(score)) for label, score in zip(result.labels, result.scores, strict=True)]
+    print(result.path)
+    print(format_table(["Class", "Probability score"], rows, right=(1,)))
+    print()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..classify import Classifier
+
+    sources = collect_inputs(args.inputs)
+    classifier = Classifier(
+        args.model,
+        device=args.device,
+        precision=args.precision,
+        threads=args.threads,
+        engine=args.engine,
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
+    failed = 0
+    results = classifier.iter_classify(sources, top_k=args.top_k, progress=args.progress, total=len(sources))
+    if args.format == "json":
+        with JsonArrayWriter() as out:
+            for r in results:
+                failed += not r.ok
+                if not r.ok:
+                    error_line(r.path, r.error or "")
+                out.write(r.to_dict())
+    elif args.format == "csv":
+        writer = csv_writer()
+        writer.writerow(["path", "rank", "label", "score", "error"])
+        for r in results:
+            failed += not r.ok
+            if not r.ok:
+                error_line(r.path, r.error or "")
+                writer.writerow([r.path, "", "", "", r.error])
+            for rank, (label, score) in enumerate(zip(r.labels, r.scores, strict=True), start=1):
+                writer.writerow([r.path, rank, label, repr(score), ""])
+            sys.stdout.flush()
+    else:
+        for r in results:
+            failed += not r.ok
+            if r.ok:
+                print_table(r)
+            else:
+                error_line(r.path, r.error or "")
+    if failed:
+        print(f"pixelsift: {failed} of {len(sources)} inputs failed", file=sys.stderr)
+    return 1 if failed else 0

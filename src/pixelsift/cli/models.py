@@ -1,0 +1,170 @@
+"""`pixelsift models`: list the registry, download weights, import weights files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..errors import UsageError
+from ..models import weights
+from ..models.registry import DEFAULT_CLASSIFIER, TASKS, ModelSpec, get_model_spec, list_models
+from .common import add_format_option
+from .output import format_table, to_json
+
+EXAMPLES = """examples:
+  pixelsift models                        all registered models and whether their weights are here
+  pixelsift models list 'resnet*' --format json
+  pixelsift models list 'timm/*convnext*' any timm model is usable as timm/<name>
+  pixelsift models fetch densenet121      download (with progress) and verify the weights
+  pixelsift models add vgg16 ~/Downloads/vgg16-397923af.pth
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "models",
+        help="list models, fetch or import their weights",
+        description="The model registry: what pixelsift can run and whether the weights are on this machine.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="models_command", metavar="COMMAND")
+    ls = sub.add_parser(
+        "list",
+        help="list models (the default)",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for parser in (p, ls):
+        parser.add_argument("--task", choices=TASKS, default=None, help="only models of this task")
+        add_format_option(parser, ("table", "json"))
+    ls.add_argument(
+        "pattern", nargs="?", default="*", help="wildcard on the name, e.g. 'resnet*' or 'timm/*vit*'"
+    )
+    ls.set_defaults(func=run_list)
+    p.set_defaults(func=run_list, pattern="*")
+
+    fetch = sub.add_parser("fetch", help="download and verify the weights of models")
+    fetch.add_argument("names", nargs="+", metavar="NAME")
+    fetch.set_defaults(func=run_fetch)
+
+    add = sub.add_parser("add", help="import a weights file you already have (checked to fit the model)")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("file", metavar="FILE", help="a state_dict saved by torch (.pth / .pt) or .safetensors")
+    add.set_defaults(func=run_add)
+
+    info = sub.add_parser("info", help="everything the registry knows about one model")
+    info.add_argument("name", metavar="NAME")
+    info.set_defaults(func=run_info)
+
+
+def describe(spec: ModelSpec) -> dict[str, Any]:
+    """The JSON record of one model (what `models --format json` prints)."""
+    pre = spec.preprocessing
+    return {
+        "name": spec.name,
+        "task": spec.task,
+        "source": spec.source,
+        "description": spec.description,
+        "licence": spec.licence,
+        "input_size": spec.input_size,
+        "preprocessing": pre.to_dict() if pre else None,
+        "embed_dim": spec.embed_dim,
+        "imagenet_top1": spec.imagenet_top1,
+        "num_classes": len(spec.categories) or None,
+        "weights": weights.weights_status(spec) if spec.weights else "none",
+        "weights_file": spec.weights.filename if spec.weights else None,
+        "weights_url": spec.weights.url if spec.weights else None,
+        "weights_path": str(_weights_path(spec)) if spec.weights else None,
+        "default": spec.name == DEFAULT_CLASSIFIER,
+        **{k: v for k, v in spec.extra.items() if isinstance(v, str | int | float | bool) or v is None},
+    }
+
+
+def _weights_path(spec: ModelSpec) -> Any:
+    return weights.packaged_path(spec) or weights.cache_path(spec)
+
+
+def _timm_listing(pattern: str) -> list[dict[str, Any]]:
+    try:
+        import timm
+    except ImportError:
+        raise UsageError("listing timm models needs timm: pip install 'pixelsift[timm]'") from None
+    names = timm.list_models(pattern[len("timm/") :] or "*", pretrained=True)
+    return [{"name": "timm/" + n, "task": "classify", "source": "timm"} for n in names]
+
+
+def run_list(args: argparse.Namespace) -> int:
+    pattern = args.pattern
+    if pattern.startswith("timm/"):
+        records = _timm_listing(pattern)
+        if args.format == "json":
+            print(to_json(records))
+        else:
+            print("\n".join(r["name"] for r in records))
+        return 0
+    specs = list_models(pattern, task=args.task)
+    records = [describe(s) for s in specs]
+    if args.format == "json":
+        print(to_json(records))
+        return 0
+    if not specs:
+        print(f"no model matches {pattern!r}", file=sys.stderr)
+        return 1
+    rows = [
+        (
+            r["name"] + (" *" if r["default"] else ""),
+            r["task"],
+            r["source"],
+            r["input_size"] or "-",
+            r["embed_dim"] or "-",
+            f"{r['imagenet_top1']:.1f}" if r["imagenet_top1"] else "-",
+            r["weights"],
+            r["licence"].split(" ")[0],
+        )
+        for r in records
+    ]
+    print(
+        format_table(
+            ["name", "task", "source", "input", "embed", "top-1", "weights", "licence"], rows, right=(3, 4, 5)
+        )
+    )
+    print(
+        "\n* default.  weights: packaged = ships with an installed package, cached = in "
+        f"{weights.get_settings().weights_dir}, missing = `pixelsift models fetch NAME`.\n"
+        "Any timm model also works as timm/<name> (list them: pixelsift models list 'timm/*resnet*')."
+    )
+    return 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    for name in args.names:
+        spec = get_model_spec(name)
+        status = weights.weights_status(spec)
+        path = weights.fetch(spec, progress=args.progress is not False)
+        verb = "already " + status if status != weights.MISSING else "downloaded and verified"
+        print(f"{name}: {verb}: {path}")
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    spec = get_model_spec(args.name)
+    path, verified = weights.add(spec, args.file)
+    from ..models.loaded import clear_model_cache
+
+    clear_model_cache()
+    if verified is False:
+        print(
+            f"pixelsift: warning: {args.file} loads into {spec.name} but its sha256 differs from the "
+            "published weights; it was imported as a custom file.",
+            file=sys.stderr,
+        )
+    note = {True: " (matches the published sha256)", False: "", None: ""}[verified]
+    print(f"{spec.name}: imported {args.file} -> {path}{note}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    print(to_json(describe(get_model_spec(args.name))))
+    return 0

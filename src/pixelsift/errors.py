@@ -1,0 +1,68 @@
+"""The exception types pixelsift raises. Every message says what went wrong and what to do next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PixelsiftError(Exception):
+    """Base class: the CLI prints the message (no traceback) and exits with `exit_code`."""
+
+    exit_code = 1
+
+
+class UsageError(PixelsiftError):
+    """A bad argument or option value."""
+
+    exit_code = 2
+
+
+class UnknownModelError(UsageError):
+    def __init__(self, name: str, suggestions: list[str] | None = None):
+        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(f"unknown model {name!r}.{hint} Run `pixelsift models` to list them.")
+        self.name = name
+
+
+class WeightsMissingError(PixelsiftError):
+    """A model's weights are not on this machine and could not (or may not) be downloaded."""
+
+    def __init__(self, model: str, filename: str, cache_path: Path, reason: str, url: str | None = None):
+        self.model, self.filename, self.cache_path, self.url = model, filename, cache_path, url
+        lines = [
+            f"weights for model {model!r} are missing: {reason}.",
+            f"  expected file: {filename}",
+            f"  put it here:   {cache_path}",
+        ]
+        if url:
+            lines.append(f"  download from: {url}")
+        lines += [
+            f"  then either:   pixelsift models fetch {model}          (downloads and verifies it)",
+            f"  or:            pixelsift models add {model} PATH/TO/{filename}   (imports a file you have)",
+        ]
+        super().__init__("\n".join(lines))
+
+
+class WeightsInvalidError(PixelsiftError):
+    """A weights file exists but does not match the model (wrong hash, shape or keys)."""
+
+
+class MissingDependencyError(PixelsiftError):
+    def __init__(self, package: str, extra: str, purpose: str):
+        super().__init__(
+            f"{purpose} needs the Python package {package!r}, which is not installed. "
+            f"Install it with: pip install 'pixelsift[{extra}]'"
+        )
+        self.package, self.extra = package, extra
+
+
+class ImageError(PixelsiftError):
+    """One input image could not be used; `reason` is a short human phrase."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+class ModelFileError(PixelsiftError):
+    """A saved pixelsift model file is corrupt, tampered with, or from an unsupported version."""

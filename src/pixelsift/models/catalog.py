@@ -1,0 +1,11 @@
+"""Registers every built-in model family. Add a backend here with one line."""
+
+from __future__ import annotations
+
+
+def register_all() -> None:
+    from . import efficientnet_lite, timm_models, torchvision_models
+
+    efficientnet_lite.register_models()
+    torchvision_models.register_models()
+    timm_models.register_models()

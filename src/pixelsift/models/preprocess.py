@@ -1,0 +1,111 @@
+"""Preprocessing as data: the resize / crop / normalisation a model's weights were trained with.
+
+A `Preprocessing` record is built from the weights' own metadata (torchvision's `weights.transforms()`,
+timm's data config), never written by hand at a call site, and applied the same way everywhere.
+It reproduces torchvision's PIL path exactly: shorter side resized with Pillow (antialiased), then a
+centre crop with torchvision's rounding, then per-channel normalisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Resize the shorter side to `resize`, centre-crop `crop` x `crop`, scale to [0, 1], normalise.
+
+    >>> p = Preprocessing(resize=256, crop=224)
+    >>> p(Image.new("RGB", (640, 480))).shape
+    (3, 224, 224)
+    """
+
+    resize: int
+    crop: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in _RESAMPLE:
+            raise ValueError(f"interpolation must be one of {sorted(_RESAMPLE)}, not {self.interpolation!r}")
+        if not 0 < self.crop <= self.resize:
+            raise ValueError(f"need 0 < crop <= resize, got crop={self.crop}, resize={self.resize}")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, self.crop, self.crop)
+
+    def resize_and_crop(self, img: Image.Image) -> Image.Image:
+        width, height = img.size
+        short, long = (width, height) if width <= height else (height, width)
+        new_short, new_long = self.resize, int(self.resize * long / short)
+        size = (new_short, new_long) if width <= height else (new_long, new_short)
+        if size != img.size:
+            img = img.resize(size, _RESAMPLE[self.interpolation])
+        width, height = img.size
+        top = round((height - self.crop) / 2.0)
+        left = round((width - self.crop) / 2.0)
+        return img.crop((left, top, left + self.crop, top + self.crop))
+
+    def normalise(self, img: Image.Image) -> np.ndarray:
+        """RGB image -> float32 array (3, H, W), (x / 255 - mean) / std."""
+        arr = np.asarray(img, dtype=np.float32)
+        scale = np.asarray([1.0 / (255.0 * s) for s in self.std], dtype=np.float32)
+        offset = np.asarray([m / s for m, s in zip(self.mean, self.std, strict=True)], dtype=np.float32)
+        arr = arr * scale - offset
+        return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        return self.normalise(self.resize_and_crop(img))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        return cls(
+            resize=int(data["resize"]),
+            crop=int(data["crop"]),
+            mean=tuple(float(v) for v in data["mean"]),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in data["std"]),  # type: ignore[arg-type]
+            interpolation=str(data.get("interpolation", "bilinear")),
+        )
+
+    @classmethod
+    def from_torchvision(cls, transforms: Any) -> Preprocessing:
+        """From a torchvision `ImageClassification` preset (what `weights.transforms()` returns)."""
+        return cls(
+            resize=int(transforms.resize_size[0]),
+            crop=int(transforms.crop_size[0]),
+            mean=tuple(transforms.mean),
+            std=tuple(transforms.std),
+            interpolation=str(transforms.interpolation.value),
+        )
+
+    @classmethod
+    def from_timm(cls, config: dict[str, Any]) -> Preprocessing:
+        """From timm's `resolve_model_data_config` dict (input_size, crop_pct, mean, std, interpolation)."""
+        crop = int(config["input_size"][-1])
+        crop_pct = float(config.get("crop_pct") or 1.0)
+        return cls(
+            resize=int(crop / crop_pct),
+            crop=crop,
+            mean=tuple(config["mean"]),
+            std=tuple(config["std"]),
+            interpolation=str(config.get("interpolation") or "bilinear"),
+        )
