@@ -20,7 +20,7 @@ from pathlib import Path
 _TRUE = {"1", "true", "yes", "on"}
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-ENGINES = ("torch",)
+ENGINES = ("torch", "onnxruntime")
 DEVICES_HELP = "auto | cpu | cuda | cuda:N | mps"
 
 

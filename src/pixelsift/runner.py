@@ -236,8 +236,12 @@ def create_runner(
     device: str | torch.device | None = None,
     precision: str | None = None,
     threads: int | None = None,
-) -> ModelRunner:
-    """The runner for `engine`; every task that runs a network gets it from here."""
+) -> Any:
+    """The runner for `engine` (`ModelRunner` or `OnnxRunner`): every task gets its runner here."""
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine == "onnxruntime":
+        from .onnxrt import OnnxRunner, ensure_onnx
+
+        return OnnxRunner(ensure_onnx(spec, network), device=device, precision=precision, threads=threads)
     return ModelRunner(network, device=device, precision=precision, threads=threads)

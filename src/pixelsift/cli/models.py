@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   pixelsift models list 'timm/*convnext*' any timm model is usable as timm/<name>
   pixelsift models fetch densenet121      download (with progress) and verify the weights
   pixelsift models add vgg16 ~/Downloads/vgg16-397923af.pth
+  pixelsift models export efficientnet_lite0 --format onnx -o lite0.onnx
 """
 
 
@@ -53,6 +54,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("name", metavar="NAME")
     add.add_argument("file", metavar="FILE", help="a state_dict saved by torch (.pth / .pt) or .safetensors")
     add.set_defaults(func=run_add)
+
+    export = sub.add_parser(
+        "export", help="export a model to ONNX, checked against torch",
+        description="Export a classifier to ONNX (outputs: features, logits; dynamic batch) and report the "
+        "largest difference from torch on check inputs. Without -o the file goes to the cache, where "
+        "--engine onnxruntime finds it.",
+    )  # fmt: skip
+    export.add_argument("name", metavar="NAME")
+    export.add_argument("--format", dest="export_format", choices=("onnx",), default="onnx")
+    export.add_argument("-o", "--output", default=None, metavar="FILE", help="where to write the .onnx file")
+    export.set_defaults(func=run_export)
 
     info = sub.add_parser("info", help="everything the registry knows about one model")
     info.add_argument("name", metavar="NAME")
@@ -162,6 +174,27 @@ def run_add(args: argparse.Namespace) -> int:
         )
     note = {True: " (matches the published sha256)", False: "", None: ""}[verified]
     print(f"{spec.name}: imported {args.file} -> {path}{note}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..models.network import split_at_last_linear
+    from ..onnxrt import export_onnx, export_to_cache
+
+    spec = get_model_spec(args.name)
+    if spec.task != "classify":
+        raise UsageError(f"export supports classifiers; {spec.name!r} is a {spec.task} model")
+    split = spec.extra.get("split", split_at_last_linear)
+    network = split(weights.load_network(spec))
+    report = export_onnx(spec, network, Path(args.output)) if args.output else export_to_cache(spec, network)
+    print(f"{spec.name}: exported to {report.path}")
+    print(f"  largest |onnxruntime - torch| on the logits of 4 check images: {report.max_abs_diff:.3g}")
+    print(f"  same top-1 class: {report.top1_agreement:.0%}  ({report.seconds:.1f} s)")
+    if not report.matches:
+        print("pixelsift: error: the exported model does not match torch", file=sys.stderr)
+        return 1
     return 0
 
 

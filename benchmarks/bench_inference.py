@@ -1,0 +1,217 @@
+"""Inference speed and agreement across engines and precisions, measured in one run on this machine.
+
+    python benchmarks/bench_inference.py [--seconds 3] [--models efficientnet_lite0,resnet50,...]
+
+1. Matmul peak (fp32, bf16) of this CPU, so model throughput can be read as a fraction of it.
+2. Model only: images/s per model x setting, ratio to fp32 eager (plain module, batch 32, contiguous)
+   measured in the same run, and achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode).
+   efficientnet_lite0 has real weights; the others are timed with random weights (speed does not
+   depend on the values).
+3. End to end from JPEG files (the birds set when ../shared is present, else generated photos):
+   `Classifier.iter_classify` per setting against the foundation benchmark's plain fp32 loop.
+4. Agreement: top-1 of every faster setting against fp32, on real photos with real weights.
+5. Large photos: 4000x3000 JPEGs decoded + preprocessed with and without JPEG draft mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pixelsift.classify import Classifier
+from pixelsift.images import open_image, walk_images
+from pixelsift.models.loaded import ImageModel
+from pixelsift.models.network import split_at_last_linear
+from pixelsift.models.registry import get_model_spec
+from pixelsift.models.weights import load_network
+from pixelsift.runner import ModelRunner, detect_cpu_features
+
+REPO = Path(__file__).resolve().parents[1]
+BIRDS = REPO.parent / "shared" / "datasets" / "birds"
+SETTINGS = [  # (label, engine, precision)
+    ("torch fp32 (runner)", "torch", "fp32"),
+    ("torch bf16 autocast", "torch", "bf16"),
+    ("torch fp16 autocast", "torch", "fp16"),
+    ("torch auto", "torch", "auto"),
+    ("onnxruntime fp32", "onnxruntime", "fp32"),
+]
+
+
+def rate(fn, batch: int, seconds: float) -> float:
+    fn()  # warm-up
+    start, done = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        fn()
+        done += batch
+    return done / (time.perf_counter() - start)
+
+
+def matmul_peak(seconds: float) -> dict[str, float]:
+    out = {}
+    n = 1024
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        per_second = rate(lambda a=a, b=b: torch.mm(a, b), 1, seconds)
+        out[name] = per_second * 2 * n**3 / 1e9
+    return out
+
+
+def flops_per_image(net: torch.nn.Module, size: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        net(torch.randn(1, 3, size, size))
+    return float(counter.get_total_flops())
+
+
+def network_for(name: str) -> torch.nn.Module:
+    spec = get_model_spec(name)
+    if name == "efficientnet_lite0":
+        return split_at_last_linear(load_network(spec)).eval()
+    torch.manual_seed(0)
+    return split_at_last_linear(spec.build()).eval()  # type: ignore[misc]
+
+
+def ensure_random_weights(name: str) -> None:
+    """Timing only: give models without offline weights random ones in a throwaway cache."""
+    from pixelsift.models import weights
+
+    spec = get_model_spec(name)
+    if weights.weights_status(spec) == "missing":
+        path = Path(tempfile.mkdtemp()) / "random.pth"
+        torch.manual_seed(0)
+        torch.save(spec.build().state_dict(), path)  # type: ignore[misc]
+        weights.add(spec, path)
+
+
+def model_only(models: list[str], seconds: float, peak: dict[str, float]) -> None:
+    print("\n## Model only (images/s; ratio to fp32 eager batch 32 in this run; GFLOP/s achieved)")
+    print(
+        f"{'model':<20} {'setting':<22} {'batch':>5} {'img/s':>7} {'ratio':>6} {'GFLOP/s':>8} {'% peak':>7}"
+    )
+    for name in models:
+        spec = get_model_spec(name)
+        size = spec.input_size or 224
+        net = network_for(name)
+        flops = flops_per_image(net, size)
+        x32 = torch.randn(32, 3, size, size)
+        with torch.inference_mode():
+            base = rate(lambda net=net, x=x32: net(x), 32, seconds)
+        rows = [("fp32 eager (plain)", 32, base, "fp32")]
+        for label, engine, precision in SETTINGS:
+            model = ImageModel.load(name, engine=engine, precision=precision, device="cpu", cached=False)
+            batch = model.runner.batch_size
+            x = np.random.default_rng(0).normal(size=(batch, 3, size, size)).astype(np.float32)
+            chosen = model.runner.precision
+            rows.append((label + (f" -> {chosen}" if precision == "auto" else ""), batch,
+                         rate(lambda m=model, x=x: m.run(x), batch, seconds), chosen))  # fmt: skip
+        for label, batch, ips, precision in rows:
+            gflops = ips * flops / 1e9
+            ref = peak["bf16" if precision == "bf16" else "fp32"]
+            cells = f"{batch:>5} {ips:7.1f} {ips / base:5.2f}x {gflops:8.1f} {gflops / ref:6.1%}"
+            print(f"{name:<20} {label:<22} {cells}")
+
+
+def photos(count: int) -> list[Path]:
+    if BIRDS.is_dir():
+        return list(walk_images(BIRDS))[:count]
+    root = Path(tempfile.mkdtemp(prefix="pixelsift-bench-"))
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 255, (375, 500, 3), dtype=np.uint8)).save(root / f"{i:04d}.jpg")
+    return sorted(root.glob("*.jpg"))
+
+
+def end_to_end(files: list[Path], seconds_note: str) -> dict[str, list[str]]:
+    print(f"\n## End to end from {len(files)} JPEG files, efficientnet_lite0 ({seconds_note})")
+    spec = get_model_spec("efficientnet_lite0")
+    net = load_network(spec)
+    start = time.perf_counter()
+    plain = []
+    with torch.inference_mode():
+        for path in files:
+            x = torch.from_numpy(spec.preprocessing(Image.open(path).convert("RGB")))[None]
+            plain.append(spec.categories[int(net(x).argmax())])
+    plain_rate = len(files) / (time.perf_counter() - start)
+    print(f"{'setting':<28} {'img/s':>7} {'vs plain fp32 loop':>19}")
+    print(f"{'plain fp32 loop, batch 1':<28} {plain_rate:7.1f} {1.0:18.2f}x")
+    labels = {"plain": plain}
+    for label, engine, precision in SETTINGS:
+        clf = Classifier("efficientnet_lite0", engine=engine, precision=precision, device="cpu")
+        list(clf.iter_classify(files[:4]))
+        start = time.perf_counter()
+        labels[label] = [r.labels[0] for r in clf.iter_classify(files, top_k=1)]
+        ips = len(files) / (time.perf_counter() - start)
+        print(f"{label:<28} {ips:7.1f} {ips / plain_rate:18.2f}x")
+    return labels
+
+
+def agreement(labels: dict[str, list[str]]) -> None:
+    print(f"\n## Top-1 agreement with fp32 (efficientnet_lite0, real weights, {len(labels['plain'])} photos)")
+    reference = labels["torch fp32 (runner)"]
+    for label, found in labels.items():
+        same = np.mean([a == b for a, b in zip(found, reference, strict=True)])
+        print(f"{label:<28} {same:8.1%}")
+
+
+def large_photos(seconds: float) -> None:
+    print("\n## Large photos: 4000x3000 JPEG -> 256/224 preprocessing (efficientnet_lite0)")
+    spec = get_model_spec("efficientnet_lite0")
+    assert spec.preprocessing is not None
+    folder = Path(tempfile.mkdtemp(prefix="pixelsift-large-"))
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(4):
+        small = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+        img = Image.fromarray(small).resize((4000, 3000), Image.Resampling.BICUBIC)
+        img.save(folder / f"big_{i}.jpg", quality=90)
+        files.append(folder / f"big_{i}.jpg")
+    pre = spec.preprocessing
+    full = rate(lambda: [pre(open_image(f)) for f in files], len(files), seconds)
+    draft = rate(lambda: [pre(open_image(f, min_size=pre.resize)) for f in files], len(files), seconds)
+    model = ImageModel.load("efficientnet_lite0", device="cpu", precision="fp32")
+    same = [
+        int(model.run(pre(open_image(f))[None])[1].argmax())
+        == int(model.run(pre(open_image(f, min_size=pre.resize))[None])[1].argmax())
+        for f in files
+    ]
+    print(f"full decode: {full:6.1f} photos/s   draft decode: {draft:6.1f} photos/s", end="   ")
+    print(f"speed-up {draft / full:.1f}x")
+    print(f"same top-1 with and without draft: {sum(same)}/{len(same)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing window per measurement")
+    parser.add_argument("--models", default="efficientnet_lite0,resnet50,densenet121,mobilenet_v3_large")
+    parser.add_argument("--photos", type=int, default=180)
+    args = parser.parse_args()
+    # Random timing weights and ONNX exports go to a throwaway cache, never the user's.
+    os.environ["PIXELSIFT_HOME"] = tempfile.mkdtemp(prefix="pixelsift-bench-home-")
+    models = args.models.split(",")
+    cpu = detect_cpu_features()
+    print(f"CPU features: {cpu.describe()}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+    print(f"auto precision here: {ModelRunner(torch.nn.Conv2d(3, 3, 1), device='cpu').precision}")
+    peak = matmul_peak(args.seconds)
+    print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+    for name in models:
+        ensure_random_weights(name)
+    model_only(models, args.seconds, peak)
+    files = photos(args.photos)
+    labels = end_to_end(files, "decode + preprocess + model, model load excluded")
+    agreement(labels)
+    large_photos(args.seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+from helpers import write_image
+from pixelsift.classify import Classifier
+
+
+def test_memory_stays_flat_over_a_long_folder(tmp_path: Path) -> None:
+    """Peak traced memory after 240 photos is no higher than after 60: the bounded queue does its job."""
+    for i in range(240):
+        write_image(tmp_path / f"{i:04d}.jpg", size=(96, 72), seed=i)
+    classifier = Classifier(batch_size=4, workers=2)
+    list(classifier.iter_classify(sorted(tmp_path.glob("*.jpg"))[:8]))  # warm-up allocations
+    tracemalloc.start()
+    try:
+        peak_after_60 = 0
+        count = 0
+        for count, result in enumerate(classifier.iter_classify(tmp_path), start=1):
+            assert result.ok
+            if count == 60:
+                peak_after_60 = tracemalloc.get_traced_memory()[1]
+        peak_after_all = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 240
+    assert peak_after_all <= peak_after_60 * 1.25 + 512 * 1024, (peak_after_60, peak_after_all)

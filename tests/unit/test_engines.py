@@ -1,0 +1,100 @@
+"""Every precision and engine against fp32 torch, with real and random weights, on fixed inputs.
+
+Tolerances (on softmax probabilities, which users see): onnxruntime fp32 1e-4 (same arithmetic,
+different kernels); bf16 0.05 (8-bit mantissa); fp16 0.01 (11-bit mantissa). Top-1 must agree on
+inputs whose best class leads by a clear margin.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pixelsift.classify import Classifier
+from pixelsift.errors import UsageError
+from pixelsift.models import weights
+from pixelsift.models.loaded import ImageModel, softmax
+from pixelsift.models.registry import get_model_spec
+from pixelsift.onnxrt import check_inputs, onnx_cache_path
+
+TOLERANCE = {("torch", "bf16"): 0.05, ("torch", "fp16"): 0.01, ("onnxruntime", "fp32"): 1e-4}
+
+
+@pytest.fixture
+def random_resnet18(home: Path, tmp_path: Path) -> str:
+    spec = get_model_spec("resnet18")
+    torch.manual_seed(0)
+    torch.save(spec.build().state_dict(), tmp_path / "r18.pth")  # type: ignore[misc]
+    weights.add(spec, tmp_path / "r18.pth")
+    return "resnet18"
+
+
+def _probabilities(model: str, engine: str, precision: str, inputs: np.ndarray) -> np.ndarray:
+    runner_model = ImageModel.load(model, engine=engine, precision=precision, device="cpu", cached=False)
+    return softmax(runner_model.run(inputs)[1])
+
+
+@pytest.mark.parametrize(("engine", "precision"), list(TOLERANCE))
+@pytest.mark.parametrize("which", ["real", "random"])
+def test_outputs_close_to_fp32(
+    which: str, engine: str, precision: str, random_resnet18: str, samples: Path
+) -> None:
+    model = "efficientnet_lite0" if which == "real" else random_resnet18
+    spec = get_model_spec(model)
+    from pixelsift.images import open_image
+
+    photos = [spec.preprocessing(open_image(p)) for p in sorted(samples.glob("*.*g"))]  # type: ignore[misc]
+    inputs = np.concatenate([check_inputs(spec, count=3), np.stack(photos)])
+    reference = _probabilities(model, "torch", "fp32", inputs)
+    probs = _probabilities(model, engine, precision, inputs)
+    tol = TOLERANCE[(engine, precision)]
+    assert np.abs(probs - reference).max() <= tol
+    ranked = np.sort(reference, axis=1)
+    clear = ranked[:, -1] - ranked[:, -2] > 2 * tol
+    assert (probs.argmax(1) == reference.argmax(1))[clear].all()
+
+
+def test_onnx_round_trip_same_top1_on_bundled_photos(random_resnet18: str, samples: Path) -> None:
+    for model in ("efficientnet_lite0", random_resnet18):
+        torch_results = Classifier(model, engine="torch", precision="fp32").classify(samples, top_k=1)
+        onnx_results = Classifier(model, engine="onnxruntime").classify(samples, top_k=1)
+        assert [r.labels for r in onnx_results] == [r.labels for r in torch_results]
+        assert onnx_cache_path(get_model_spec(model)).is_file(), "the export is cached beside the weights"
+
+
+def test_onnx_export_is_redone_when_the_weights_change(random_resnet18: str, tmp_path: Path) -> None:
+    spec = get_model_spec(random_resnet18)
+    Classifier(random_resnet18, engine="onnxruntime")
+    note = onnx_cache_path(spec).with_name(onnx_cache_path(spec).name + ".json")
+    first = json.loads(note.read_text())
+    torch.manual_seed(1)
+    torch.save(spec.build().state_dict(), tmp_path / "other.pth")  # type: ignore[misc]
+    weights.add(spec, tmp_path / "other.pth")
+    from pixelsift.models.loaded import clear_model_cache
+
+    clear_model_cache()
+    Classifier(random_resnet18, engine="onnxruntime")
+    assert json.loads(note.read_text())["source"] != first["source"]
+
+
+def test_onnxruntime_refuses_reduced_precision() -> None:
+    with pytest.raises(UsageError, match="runs fp32"):
+        ImageModel.load("efficientnet_lite0", engine="onnxruntime", precision="bf16", cached=False)
+
+
+def test_models_export_cli_reports_the_largest_difference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pixelsift.cli import main
+
+    out_file = tmp_path / "lite0.onnx"
+    assert main(["models", "export", "efficientnet_lite0", "--format", "onnx", "-o", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    assert out_file.is_file() and f"exported to {out_file}" in out
+    diff = float(out.split("check images:")[1].split()[0])
+    assert diff < 1e-3
+    assert "same top-1 class: 100%" in out
