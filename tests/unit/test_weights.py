@@ -151,3 +151,24 @@ def test_densenet_old_style_keys_are_renamed(home: Path, tmp_path: Path) -> None
     weights.add(spec, tmp_path / "old.pth")
     net = split_at_last_linear(weights.load_network(spec))
     assert net.head.in_features == 1024
+
+
+def test_timm_model_add_then_classify_offline(home: Path, tmp_path: Path) -> None:
+    """timm weights come through timm's hub when online; offline, an imported file is used the same way."""
+    name = "timm/resnet18.a1_in1k"
+    spec = get_model_spec(name)
+    with pytest.raises(WeightsMissingError, match=r"pixelsift models fetch timm/resnet18\.a1_in1k"):
+        weights.resolve(spec)
+    torch.manual_seed(0)
+    net = spec.build()  # type: ignore[misc]
+    torch.save(net.state_dict(), tmp_path / "r18.pth")
+    weights.add(spec, tmp_path / "r18.pth")
+    assert weights.cache_path(spec).parent.name == "timm"
+    img = write_image(tmp_path / "x.jpg", size=(300, 200))
+    (result,) = classify([img], model=name, top_k=1, precision="fp32")
+    from pixelsift.images import open_image
+
+    x = torch.from_numpy(spec.preprocessing(open_image(img)))[None]  # type: ignore[misc]
+    with torch.inference_mode():
+        expected = spec.categories[int(net.eval()(x).argmax())]
+    assert result.labels == [expected]

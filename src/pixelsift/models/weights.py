@@ -159,7 +159,8 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as fh:  # a file object: torch.load would pick a loader by the file's suffix
+            state = torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise WeightsInvalidError(
             f"{path} is not a plain weights file that can be loaded safely: it holds Python objects other "
@@ -216,7 +217,7 @@ def add(spec: ModelSpec, source_file: str | os.PathLike[str]) -> tuple[Path, boo
         raise UsageError(f"{source}: no such file")
     if spec.build is None:
         raise UsageError(f"model {spec.name!r} cannot import weights files")
-    load_into(spec, spec.build(), source)
+    net = load_into(spec, spec.build(), source)
     digest = sha256_file(source)
     verified = matches_published_hash(spec, digest)
     target = cache_path(spec)
@@ -224,7 +225,12 @@ def add(spec: ModelSpec, source_file: str | os.PathLike[str]) -> tuple[Path, boo
     with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".add-", delete=False) as tmp:
         tmp_path = Path(tmp.name)
     try:
-        shutil.copyfile(source, tmp_path)
+        if target.suffix == ".safetensors" and not is_safetensors(source):
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path))
+        else:
+            shutil.copyfile(source, tmp_path)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
