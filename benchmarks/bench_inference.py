@@ -111,8 +111,14 @@ def model_only(models: list[str], seconds: float, peak: dict[str, float]) -> Non
             batch = model.runner.batch_size
             x = np.random.default_rng(0).normal(size=(batch, 3, size, size)).astype(np.float32)
             chosen = model.runner.precision
-            rows.append((label + (f" -> {chosen}" if precision == "auto" else ""), batch,
-                         rate(lambda m=model, x=x: m.run(x), batch, seconds), chosen))  # fmt: skip
+            rows.append(
+                (
+                    label + (f" -> {chosen}" if precision == "auto" else ""),
+                    batch,
+                    rate(lambda m=model, x=x: m.run(x), batch, seconds),
+                    chosen,
+                )
+            )
         for label, batch, ips, precision in rows:
             gflops = ips * flops / 1e9
             ref = peak["bf16" if precision == "bf16" else "fp32"]

@@ -64,5 +64,9 @@ class ImageError(PixelsiftError):
         self.path, self.reason = str(path), reason
 
 
+class PixelLimitError(ImageError):
+    """The image has more pixels than allowed (decompression-bomb guard)."""
+
+
 class ModelFileError(PixelsiftError):
     """A saved pixelsift model file is corrupt, tampered with, or from an unsupported version."""

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import get_settings
-from .errors import ImageError
+from .errors import ImageError, PixelLimitError
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -105,7 +105,7 @@ def open_image(
         with Image.open(fp) as img:
             width, height = img.size
             if width * height > limit:
-                raise ImageError(
+                raise PixelLimitError(
                     label,
                     f"{width}x{height} pixels is over the limit of {limit} "
                     "(decompression-bomb guard; raise PIXELSIFT_MAX_PIXELS to allow it)",
@@ -124,7 +124,7 @@ def open_image(
     except UnidentifiedImageError:
         raise ImageError(label, "not an image (Pillow does not recognise the format)") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(label, f"decompression-bomb guard: {exc}") from None
+        raise PixelLimitError(label, f"decompression-bomb guard: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(label, f"corrupt or truncated image ({exc})") from None
 

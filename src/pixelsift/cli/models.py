@@ -56,11 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.set_defaults(func=run_add)
 
     export = sub.add_parser(
-        "export", help="export a model to ONNX, checked against torch",
+        "export",
+        help="export a model to ONNX, checked against torch",
         description="Export a classifier to ONNX (outputs: features, logits; dynamic batch) and report the "
         "largest difference from torch on check inputs. Without -o the file goes to the cache, where "
         "--engine onnxruntime finds it.",
-    )  # fmt: skip
+    )
     export.add_argument("name", metavar="NAME")
     export.add_argument("--format", dest="export_format", choices=("onnx",), default="onnx")
     export.add_argument("-o", "--output", default=None, metavar="FILE", help="where to write the .onnx file")

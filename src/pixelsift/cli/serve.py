@@ -1,0 +1,72 @@
+"""`pixelsift serve`: the local web page and REST API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import MissingDependencyError, UsageError
+from ..models.registry import DEFAULT_CLASSIFIER
+
+EXAMPLES = """examples:
+  pixelsift serve                          classify and detect from a browser at http://127.0.0.1:8000
+  pixelsift serve --db ~/Pictures/.pixelsift/index.db    also search that photo index
+  pixelsift serve --host 0.0.0.0 --port 9000             reachable from other machines (no auth!)
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="local web page and REST API",
+        description="Serve the pixelsift page and REST API (OpenAPI at /docs) on this machine.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--db", type=Path, default=None, help="photo index to search (made by `pixelsift index`)")
+    p.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default: 25)")
+    p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow this origin (CORS)")
+    p.add_argument("-m", "--model", default=DEFAULT_CLASSIFIER, help=f"classifier ({DEFAULT_CLASSIFIER})")
+    p.add_argument("--detector", default=None, help="detector (default: the best available)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
+    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"))
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ..web import WebConfig, create_app
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or "fastapi", "web", "pixelsift serve") from None
+    if args.max_upload_mb <= 0:
+        raise UsageError("--max-upload-mb must be positive")
+    if args.db is not None and not args.db.is_file():
+        raise UsageError(
+            f"{args.db}: no such index; build one with `pixelsift index PHOTOS_DIR --db {args.db}`"
+        )
+    config = WebConfig(
+        db=args.db,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        cors_origins=args.cors,
+        model=args.model,
+        detector=args.detector,
+        device=args.device,
+        precision=args.precision,
+    )
+    app = create_app(config)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"pixelsift: warning: listening on {args.host}: anyone who can reach it can use it",
+            file=sys.stderr,
+        )
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(
+        f"pixelsift: serving on http://{shown}:{args.port}/  (API docs: /docs; Ctrl-C stops)", file=sys.stderr
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if not args.verbose else "info")
+    return 0

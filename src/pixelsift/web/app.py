@@ -1,0 +1,194 @@
+"""The local web app: a REST API over the same library functions as the CLI, and a page that uses it.
+
+Security model: the server binds to 127.0.0.1 unless told otherwise; it only ever serves files that
+are recorded in the photo index, looked up by id (never by a path from the request) and resolved
+inside the library root; uploads are size- and pixel-limited and never written anywhere but
+Starlette's self-deleting spool files; CORS is off unless origins are given.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..errors import (
+    ImageError,
+    MissingDependencyError,
+    PixelLimitError,
+    PixelsiftError,
+    UnknownModelError,
+    UsageError,
+    WeightsMissingError,
+)
+from ..models.registry import DEFAULT_CLASSIFIER
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_MAX_UPLOAD_MB = 25.0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class WebConfig:
+    db: Path | None = None
+    max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
+    max_pixels: int | None = None
+    cors_origins: list[str] = field(default_factory=list)
+    model: str = DEFAULT_CLASSIFIER
+    detector: str | None = None
+    device: str | None = None
+    precision: str | None = None
+
+
+class BodySizeLimit:
+    """Refuse request bodies over the limit with 413, whether or not they declare a Content-Length."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        seen = 0
+        exceeded = False
+        replaced = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen, exceeded
+            if exceeded:  # stop feeding the body; the app sees a disconnect or a parse error
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def limited_send(message: Message) -> None:
+            # Whatever the app answers to a truncated body (form parsers turn the error into a 400),
+            # the client gets the 413 it deserves.
+            nonlocal replaced
+            if exceeded:
+                if not replaced and message["type"] == "http.response.start":
+                    replaced = True
+                    await _too_large(self.limit)(scope, receive, send)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, limited_send)
+        except _BodyTooLarge:
+            if not replaced:
+                await _too_large(self.limit)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return _error(413, f"upload is over the limit of {limit / 1024 / 1024:.0f} MB (set --max-upload-mb)")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+def _status_for(exc: Exception) -> int:
+    if isinstance(exc, PixelLimitError):
+        return 413
+    if isinstance(exc, ImageError):
+        return 415
+    if isinstance(exc, WeightsMissingError | MissingDependencyError):
+        return 503
+    if isinstance(exc, UnknownModelError | UsageError):
+        return 400
+    return 500
+
+
+def create_app(config: WebConfig | None = None) -> FastAPI:
+    """The FastAPI application; `pixelsift serve` runs it with uvicorn."""
+    config = config or WebConfig()
+    app = FastAPI(
+        title="pixelsift",
+        version=__version__,
+        description="Classify, detect and search photos with pretrained networks.",
+    )
+    app.state.config = config
+    app.state.inference_lock = threading.Lock()  # one network at a time: they use every core anyway
+
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"])
+    app.add_middleware(BodySizeLimit, limit=config.max_upload_bytes)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.message)
+
+    @app.exception_handler(PixelsiftError)
+    async def pixelsift_error(_: Request, exc: PixelsiftError) -> JSONResponse:
+        return _error(_status_for(exc), str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _error(400, f"bad parameters: {details}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC, html=False), name="static")
+
+    from . import routes
+
+    routes.add_routes(app)
+    return app
+
+
+def read_upload(file: UploadFile, config: WebConfig, name: str | None = None) -> Any:
+    """The uploaded image as RGB, or an ApiError (415 not an image, 413 too many pixels)."""
+    from ..images import open_image
+
+    data = file.file.read(config.max_upload_bytes + 1)
+    if len(data) > config.max_upload_bytes:
+        raise ApiError(413, f"upload is over the limit of {config.max_upload_bytes / 1024 / 1024:.0f} MB")
+    try:
+        return open_image(data, max_pixels=config.max_pixels, name=name or file.filename or "upload")
+    except PixelLimitError as exc:
+        raise ApiError(413, f"image too large: {exc.reason}") from None
+    except ImageError as exc:
+        raise ApiError(415, f"not a usable image: {exc.reason}") from None
+
+
+def jpeg_bytes(image: Any, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

@@ -1,0 +1,203 @@
+// pixelsift page: plain JavaScript over the REST API, no build step, no assets from the internet.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#008080", "#f032e6",
+  "#9a6324", "#800000", "#000075", "#808000", "#46f0f0"];
+
+function colourFor(label) {
+  let hash = 0;
+  for (const ch of label) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+  return PALETTE[hash % PALETTE.length];
+}
+
+async function api(url, options) {
+  const response = await fetch(url, options);
+  const type = response.headers.get("content-type") || "";
+  const body = type.includes("application/json") ? await response.json() : null;
+  if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+function setStatus(element, text, isError = false) {
+  element.textContent = text;
+  element.classList.toggle("error", isError);
+}
+
+function loadImage(src) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error("the browser could not display this image"));
+    img.src = src;
+  });
+}
+
+// Draw the photo and its boxes; boxes are in the photo's pixel coordinates.
+function drawDetections(canvas, img, detections) {
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  const line = Math.max(2, Math.round(Math.min(canvas.width, canvas.height) / 200));
+  ctx.font = `${Math.max(12, line * 6)}px system-ui, sans-serif`;
+  for (const det of detections || []) {
+    const [x1, y1, x2, y2] = det.box;
+    const colour = colourFor(det.label);
+    ctx.lineWidth = line;
+    ctx.strokeStyle = colour;
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const text = `${det.label} ${det.score.toFixed(2)}`;
+    const height = parseInt(ctx.font, 10) + 4;
+    const width = ctx.measureText(text).width + 8;
+    const top = y1 - height >= 0 ? y1 - height : y1;
+    ctx.fillStyle = colour;
+    ctx.fillRect(x1, top, width, height);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(text, x1 + 4, top + height - 5);
+  }
+}
+
+function summary(detections) {
+  const counts = new Map();
+  for (const det of detections) counts.set(det.label, (counts.get(det.label) || 0) + 1);
+  return [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([label, n]) => `${n} ${label}`).join(", ");
+}
+
+async function loadModels() {
+  const select = $("#model-select");
+  try {
+    const models = await api("/api/models");
+    for (const m of models.filter((m) => m.task === "classify" && m.weights !== "missing")) {
+      const option = new Option(m.name, m.name, m.default, m.default);
+      select.add(option);
+    }
+  } catch (err) {
+    setStatus($("#upload-status"), `Could not list models: ${err.message}`, true);
+  }
+}
+
+async function analyse(file) {
+  const status = $("#upload-status");
+  setStatus(status, `Looking at ${file.name} ...`);
+  const form = () => { const data = new FormData(); data.append("file", file); return data; };
+  const params = new URLSearchParams({ k: $("#k-input").value || "5" });
+  if ($("#model-select").value) params.set("model", $("#model-select").value);
+  try {
+    const classes = await api(`/api/classify?${params}`, { method: "POST", body: form() });
+    let detections = [];
+    let detectNote = "";
+    if ($("#detect-toggle").checked) {
+      try {
+        detections = (await api("/api/detect", { method: "POST", body: form() })).detections;
+      } catch (err) {
+        detectNote = ` Detection unavailable: ${err.message}`;
+      }
+    }
+    const url = URL.createObjectURL(file);
+    const img = await loadImage(url);
+    drawDetections($("#preview-canvas"), img, detections);
+    URL.revokeObjectURL(url);
+    $("#preview-caption").textContent = detections.length ? summary(detections) : file.name;
+    const tbody = $("#classes-table tbody");
+    tbody.replaceChildren(...classes.predictions.map((p) => {
+      const row = document.createElement("tr");
+      const label = document.createElement("td");
+      label.textContent = p.label;
+      const score = document.createElement("td");
+      score.className = "num";
+      score.textContent = p.score.toFixed(3);
+      row.append(label, score);
+      return row;
+    }));
+    $("#objects-list").replaceChildren(...detections.map((d) => {
+      const item = document.createElement("li");
+      item.textContent = `${d.label} ${d.score.toFixed(2)}`;
+      return item;
+    }));
+    $("#upload-result").hidden = false;
+    setStatus(status, `${file.name}: ${classes.predictions[0].label} (${classes.predictions[0].score.toFixed(3)}).${detectNote}`);
+  } catch (err) {
+    setStatus(status, `${file.name}: ${err.message}`, true);
+  }
+}
+
+function photoCard(result, onOpen) {
+  const item = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  const img = document.createElement("img");
+  img.src = `/api/photos/${result.id}/thumbnail`;
+  img.alt = result.labels.slice(0, 3).join(", ") || result.path;
+  img.loading = "lazy";
+  const caption = document.createElement("span");
+  caption.className = "caption";
+  caption.textContent = result.labels.slice(0, 2).join(", ") || result.path;
+  const score = document.createElement("span");
+  score.className = "score";
+  score.textContent = ` ${result.score.toFixed(2)}`;
+  caption.append(score);
+  button.append(img, caption);
+  button.setAttribute("aria-label", `${result.path}: ${result.labels.slice(0, 3).join(", ")}`);
+  button.addEventListener("click", () => onOpen(result));
+  item.append(button);
+  return item;
+}
+
+async function openPhoto(result) {
+  const dialog = $("#photo-dialog");
+  $("#dialog-title").textContent = result.path;
+  $("#dialog-labels").textContent = result.labels.join(", ");
+  $("#similar-grid").replaceChildren();
+  if (!dialog.open) dialog.showModal();
+  try {
+    const img = await loadImage(`/api/photos/${result.id}`);
+    drawDetections($("#dialog-canvas"), img, result.detections || []);
+    const similar = await api(`/api/similar/${result.id}?n=8`);
+    $("#similar-grid").replaceChildren(...similar.filter((s) => s.id !== result.id).map((s) => photoCard(s, openPhoto)));
+  } catch (err) {
+    $("#dialog-labels").textContent = `${result.labels.join(", ")} (${err.message})`;
+  }
+}
+
+async function search(query) {
+  const status = $("#search-status");
+  const grid = $("#search-grid");
+  setStatus(status, `Searching for “${query}” ...`);
+  try {
+    const results = await api(`/api/search?${new URLSearchParams({ q: query, n: "40" })}`);
+    grid.replaceChildren(...results.map((r) => photoCard(r, openPhoto)));
+    setStatus(status, results.length ? `${results.length} photos match “${query}”.` : `No photo matches “${query}”.`);
+  } catch (err) {
+    grid.replaceChildren();
+    setStatus(status, err.message, true);
+  }
+}
+
+function setUp() {
+  const zone = $("#drop-zone");
+  const input = $("#file-input");
+  input.addEventListener("change", () => input.files[0] && analyse(input.files[0]));
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
+  });
+  for (const name of ["dragenter", "dragover"]) {
+    zone.addEventListener(name, (event) => { event.preventDefault(); zone.classList.add("dragging"); });
+  }
+  for (const name of ["dragleave", "drop"]) {
+    zone.addEventListener(name, () => zone.classList.remove("dragging"));
+  }
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    const file = event.dataTransfer.files[0];
+    if (file) analyse(file);
+  });
+  $("#search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = $("#search-input").value.trim();
+    if (query) search(query);
+  });
+  loadModels();
+}
+
+document.addEventListener("DOMContentLoaded", setUp);
