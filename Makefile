@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 TORCH  := torch==2.14.1 torchvision==0.29.1
 export PIXELSIFT_DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,14 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy
 
-test: lint typecheck
+# The browser test drives Debian's chromium (no browser download); install it when we can.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get install -y -q chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium >/dev/null); \
+	else echo "note: no chromium; the browser test needs it (Debian: sudo apt-get install chromium)"; fi
+
+test: lint typecheck browser
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.demo-installed
