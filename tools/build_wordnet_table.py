@@ -28,13 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src" / "pixelsift" / "data" / "imagenet_wordnet.json"
 
 # COCO class name (as detectors report it) -> (WordNet lemma, sense number) of the thing it names
-# (COCO "cow" is any cattle: ImageNet calls the same animal "ox").
+# (COCO "cow" is any cattle: ImageNet calls the same animal "ox"; COCO "cat" is a house cat).
 COCO = {
     "person": ("person", 1), "bicycle": ("bicycle", 1), "car": ("car", 1), "motorcycle": ("motorcycle", 1),
     "airplane": ("airplane", 1), "bus": ("bus", 1), "train": ("train", 1), "truck": ("truck", 1),
     "boat": ("boat", 1), "traffic light": ("traffic light", 1), "fire hydrant": ("fire hydrant", 1),
     "stop sign": ("street sign", 1), "parking meter": ("parking meter", 1), "bench": ("bench", 1),
-    "bird": ("bird", 1), "cat": ("cat", 1), "dog": ("dog", 1), "horse": ("horse", 1), "sheep": ("sheep", 1),
+    "bird": ("bird", 1), "cat": ("domestic cat", 1), "dog": ("dog", 1), "horse": ("horse", 1),
+    "sheep": ("sheep", 1),
     "cow": ("cattle", 1), "elephant": ("elephant", 1), "bear": ("bear", 1), "zebra": ("zebra", 1),
     "giraffe": ("giraffe", 1), "backpack": ("backpack", 1), "umbrella": ("umbrella", 1),
     "handbag": ("handbag", 1), "tie": ("tie", 1), "suitcase": ("suitcase", 1), "frisbee": ("frisbee", 1),
@@ -67,6 +68,10 @@ ALIASES = {
     "child": ("person", 1), "kid": ("person", 1), "boy": ("person", 1), "girl": ("person", 1),
     "baby": ("person", 1), "toddler": ("person", 1),
 }  # fmt: skip
+
+# WordNet files buses and trains under "public transport", beside "vehicle" rather than under it; a
+# photo search for "vehicle" should find them, so they get vehicles as a second parent.
+EXTRA_PARENTS = {("bus", 1): ("motor vehicle", 1), ("train", 1): ("wheeled vehicle", 1)}
 
 SECONDARY_WEIGHT = 0.5  # later senses of a word ("cat" = big cat) count half as much as its first sense
 
@@ -147,6 +152,9 @@ def build(wordnet: Path) -> dict:
 
     def sense(lemma: str, number: int) -> str:
         return senses[lemma][number - 1]
+
+    for (lemma, number), (parent, parent_number) in EXTRA_PARENTS.items():
+        synsets[sense(lemma, number)]["parents"].append(sense(parent, parent_number))
 
     imagenet = imagenet_wnids()
     coco = {name: sense(lemma, number) for name, (lemma, number) in COCO.items()}
