@@ -24,12 +24,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "index",
         help="index a folder of photos for search (incremental)",
-        description="Index a folder of photos (recursively) so that `pixelsift search` can find them by content.",
+        description="Index a folder of photos (recursively) so `pixelsift search` can find them by content.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("folder", metavar="PHOTOS_DIR", help="the photo folder (searched recursively)")
-    p.add_argument("--db", default=None, metavar="FILE", help="index file (default: one per folder in PIXELSIFT_HOME)")
+    p.add_argument(
+        "--db", default=None, metavar="FILE", help="index file (default: one per folder in PIXELSIFT_HOME)"
+    )
     p.add_argument(
         "--labeler",
         action="append",
@@ -50,11 +52,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="text-image model for free-text search (default: clip_vit_b32 when installed with weights)",
     )
     p.add_argument(
-        "--exclude", action="append", default=[], metavar="GLOB", help="skip matching files or folders (repeatable)"
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip matching files or folders (repeatable)",
     )
     p.add_argument("-f", "--format", default="table", choices=("table", "json"), help="summary format")
     add_runner_options(p, None)
-    p.add_argument("-m", "--model", default=None, help="classifier (default: efficientnet_lite0; fixed per index)")
+    p.add_argument(
+        "-m", "--model", default=None, help="classifier (default: efficientnet_lite0; fixed per index)"
+    )
     p.set_defaults(func=run)
 
 

@@ -23,6 +23,11 @@ Words are understood through WordNet's hierarchy of ImageNet's classes: "bird", 
 find every kind of bird, fruit and vehicle; plurals and synonyms work ("cats", "puppy", "automobile").
 """
 
+SIMILAR_EXAMPLES = """examples:
+  pixelsift similar ~/Photos/2021/beach.jpg -n 10   photos of the library that look like this one
+  pixelsift similar new.jpg --db ~/photo-index.db   any image file works, in the library or not
+"""
+
 
 def add_library_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -56,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "similar",
         help="find photos that look like a given photo",
         description="Photos of an index nearest to PHOTO by the classifier's embedding.",
-        epilog="examples:\n  pixelsift similar ~/Photos/2021/beach.jpg -n 10\n  pixelsift similar new.jpg --db idx.db",
+        epilog=SIMILAR_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("photo", metavar="PHOTO", help="a photo of the library, or any image file")
@@ -99,7 +104,12 @@ def run_search(args: argparse.Namespace) -> int:
     query = " ".join(args.query)
     with open_index(args.db) as index:
         results = index.search(
-            query, n=args.n, after=args.after, before=args.before, camera=args.camera, min_score=args.min_score
+            query,
+            n=args.n,
+            after=args.after,
+            before=args.before,
+            camera=args.camera,
+            min_score=args.min_score,
         )
     print_results(results, args.format)
     if results.message:
@@ -113,7 +123,12 @@ def run_search(args: argparse.Namespace) -> int:
 def run_similar(args: argparse.Namespace) -> int:
     with open_index(args.db, near=args.photo) as index:
         results = index.similar(
-            args.photo, n=args.n, after=args.after, before=args.before, camera=args.camera, min_score=args.min_score
+            args.photo,
+            n=args.n,
+            after=args.after,
+            before=args.before,
+            camera=args.camera,
+            min_score=args.min_score,
         )
     print_results(results, args.format)
     if not results:

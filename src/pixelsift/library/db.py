@@ -75,7 +75,7 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (photo_id, space)
         );
         CREATE INDEX embeddings_seq ON embeddings (space, seq);
-        """
+        """,
     )
 
 
@@ -94,7 +94,7 @@ def _v2_detections(conn: sqlite3.Connection) -> None:
         CREATE INDEX detections_photo ON detections (photo_id);
         CREATE INDEX detections_label ON detections (label COLLATE NOCASE, photo_id, score);
         ALTER TABLE photos ADD COLUMN detector TEXT;  -- NULL: no detector has run on this photo
-        """
+        """,
     )
 
 

@@ -394,7 +394,8 @@ class Indexer:
             return {p: h for p, h in pool.map(one, paths) if h}
 
     def _copy_entry(self, source_id: int, path: str, stat: tuple[int, int], seq: int) -> None:
-        columns = "sha256, status, error, width, height, taken_at, camera, latitude, longitude, detector, indexed_at"
+        columns = "sha256, status, error, width, height, taken_at, camera, latitude, longitude, detector, "
+        columns += "indexed_at"
         new_id = self.conn.execute(
             f"INSERT INTO photos (path, size, mtime_ns, {columns}) "
             f"SELECT ?, ?, ?, {columns} FROM photos WHERE id = ? RETURNING id",
@@ -485,7 +486,8 @@ class Indexer:
                 probabilities = softmax(logits)
                 best = np.argsort(-probabilities, kind="stable")[:LABELS_PER_PHOTO]
                 self.conn.executemany(
-                    "INSERT INTO labels (photo_id, kind, source, label, concept, score) VALUES (?, 'class', ?, ?, ?, ?)",
+                    "INSERT INTO labels (photo_id, kind, source, label, concept, score) "
+                    "VALUES (?, 'class', ?, ?, ?, ?)",
                     [
                         (
                             photo_id,
@@ -548,14 +550,16 @@ class Indexer:
 
     def _insert_custom(self, photo_id: int, source: str, predictions: list[tuple[str, float]]) -> None:
         self.conn.executemany(
-            "INSERT INTO labels (photo_id, kind, source, label, concept, score) VALUES (?, 'custom', ?, ?, NULL, ?)",
+            "INSERT INTO labels (photo_id, kind, source, label, concept, score) "
+            "VALUES (?, 'custom', ?, ?, NULL, ?)",
             [(photo_id, source, label, score) for label, score in predictions],
         )
 
     def _insert_detections(self, photo_id: int, detector: str, found: list[tuple]) -> None:
         self.conn.execute("DELETE FROM detections WHERE photo_id = ?", (photo_id,))
         self.conn.executemany(
-            "INSERT INTO detections (photo_id, detector, label, score, x1, y1, x2, y2) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO detections (photo_id, detector, label, score, x1, y1, x2, y2) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(photo_id, detector, *row) for row in found],
         )
 
@@ -572,7 +576,8 @@ class Indexer:
     def _catch_up(self) -> None:
         for labeler in self.labelers:
             missing = self._photos_where(
-                "NOT EXISTS (SELECT 1 FROM labels l WHERE l.photo_id = p.id AND l.kind = 'custom' AND l.source = ?)",
+                "NOT EXISTS (SELECT 1 FROM labels l "
+                "WHERE l.photo_id = p.id AND l.kind = 'custom' AND l.source = ?)",
                 (labeler.name,),
             )
             if missing:
@@ -701,7 +706,8 @@ class Indexer:
                     for row, item in enumerate(clip_rows):
                         assert vectors is not None
                         self.conn.execute(
-                            "INSERT OR REPLACE INTO embeddings (photo_id, space, seq, vector) VALUES (?, ?, ?, ?)",
+                            "INSERT OR REPLACE INTO embeddings (photo_id, space, seq, vector) "
+                            "VALUES (?, ?, ?, ?)",
                             (by_path[item.path], CLIP, seq, vector_to_blob(vectors[row])),
                         )
                 detected += len(found)

@@ -176,13 +176,13 @@ class PhotoIndex:
         root = Path(folder).expanduser().resolve()
         if not root.is_dir():
             raise UsageError(f"{folder}: no such folder")
-        if stored is not None and stored != root:
-            if stored.is_dir():
-                raise UsageError(
-                    f"{self.db_path} is the index of {stored}; to index {root}, use another --db "
-                    "(or leave --db out: each folder gets its own index)"
-                )
-            # The library's folder moved (a new disk, a renamed parent): its relative paths still hold.
+        # When the library's own folder is gone, it moved (a new disk, a renamed parent): the relative
+        # paths still hold, so the index follows it.
+        if stored is not None and stored != root and stored.is_dir():
+            raise UsageError(
+                f"{self.db_path} is the index of {stored}; to index {root}, use another --db "
+                "(or leave --db out: each folder gets its own index)"
+            )
         with transaction(self.conn):
             set_meta(self.conn, "root", str(root))
         return root
@@ -277,7 +277,8 @@ class PhotoIndex:
         return searcher.results(hits, str(photo), "similar")
 
     def _vector_of(self, photo: Path) -> tuple[np.ndarray, int | None]:
-        """The photo's feature vector: stored when it is in the library (by path or content), else computed."""
+        """The photo's feature vector: stored when it is in the library (by path or content), else
+        computed."""
         from .metadata import sha256_file
 
         root = self._require_root()
@@ -298,7 +299,8 @@ class PhotoIndex:
                 digest = None
             if digest:
                 row = self.conn.execute(
-                    "SELECT p.id, e.vector FROM photos p JOIN embeddings e ON e.photo_id = p.id AND e.space = ? "
+                    "SELECT p.id, e.vector FROM photos p "
+                    "JOIN embeddings e ON e.photo_id = p.id AND e.space = ? "
                     "WHERE p.sha256 = ? AND p.status = 'ok' LIMIT 1",
                     (FEATURES, digest),
                 ).fetchone()
@@ -339,7 +341,8 @@ class PhotoIndex:
         info["detections"] = [
             {"detector": d, "label": lab, "score": sc, "box": [x1, y1, x2, y2]}
             for d, lab, sc, x1, y1, x2, y2 in self.conn.execute(
-                "SELECT detector, label, score, x1, y1, x2, y2 FROM detections WHERE photo_id = ? ORDER BY score DESC",
+                "SELECT detector, label, score, x1, y1, x2, y2 FROM detections "
+                "WHERE photo_id = ? ORDER BY score DESC",
                 (photo_id,),
             )
         ]

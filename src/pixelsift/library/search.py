@@ -296,13 +296,14 @@ class Searcher:
         marks = ",".join("?" * len(ids))
         found: dict[int, list[str]] = {i: [] for i in ids}
         rows = self.conn.execute(
-            f"SELECT photo_id, label, kind FROM labels WHERE photo_id IN ({marks}) ORDER BY photo_id, kind, score DESC",
+            f"SELECT photo_id, label, kind FROM labels WHERE photo_id IN ({marks}) "
+            "ORDER BY photo_id, kind, score DESC",
             tuple(ids),
         )
         taken: dict[tuple[int, str], int] = {}
         for photo_id, label, kind in rows:
             count = taken.get((photo_id, kind), 0)
-            if kind == "class" and count >= classes or kind == "custom" and count >= 1:
+            if count >= (classes if kind == "class" else 1):
                 continue
             taken[(photo_id, kind)] = count + 1
             found[photo_id].append(label)

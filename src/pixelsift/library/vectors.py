@@ -21,6 +21,7 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ class VectorCache:
         self.ids: np.ndarray = np.zeros(0, np.int64)
         self.vectors: np.ndarray = np.zeros((0, 0), np.float32)
         self.state: CacheState | None = None
-        self.ann: object | None = None
+        self.ann: Any = None
 
     # ------------------------------------------------------------------------------------- building
     def db_seq(self) -> int:
@@ -115,8 +116,46 @@ class VectorCache:
         return int(row[0])
 
     def rebuild(self) -> None:
-        """Write the cache from the database (atomically: a reader sees the old or the new one)."""
-        # Read in one transaction so ids, vectors and seq agree even while an indexer commits.
+        """Write the cache from the database (atomically: a reader sees the old or the new one).
+
+        When the cache folder cannot be written (a read-only home), the vectors are held in memory."""
+        try:
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{self.space}-", dir=self.folder.parent))
+        except OSError as exc:
+            log.info("cannot write the vector cache in %s (%s); searching from memory", self.folder, exc)
+            self._load_in_memory()
+            return
+        state = self._write(tmp)
+        _replace_folder(tmp, self.folder)
+        self._open(state)
+
+    def _read_all(self) -> tuple[int, np.ndarray, np.ndarray | None, int]:
+        """(seq, ids, unit vectors (or None when there are none), count), read consistently."""
+        # One read transaction: ids, vectors and seq agree even while an indexer commits.
+        self.conn.execute("BEGIN")
+        try:
+            seq = self.db_seq()
+            rows = self.conn.execute(
+                "SELECT e.photo_id, e.vector FROM embeddings e JOIN photos p ON p.id = e.photo_id "
+                "WHERE e.space = ? AND p.status = 'ok' ORDER BY e.photo_id",
+                (self.space,),
+            ).fetchall()
+        finally:
+            self.conn.execute("COMMIT")
+        ids = np.array([r[0] for r in rows], np.int64)
+        vectors = normalise_rows(np.stack([blob_to_vector(r[1]) for r in rows])) if rows else None
+        return seq, ids, vectors, len(rows)
+
+    def _load_in_memory(self) -> None:
+        seq, ids, vectors, count = self._read_all()
+        self.ids = ids
+        self.vectors = vectors if vectors is not None else np.zeros((0, 0), np.float32)
+        self.ann = None
+        self.state = CacheState(seq=seq, count=count, dim=self.vectors.shape[1] if count else 0, ann=None)
+
+    def _write(self, tmp: Path) -> CacheState:
+        """Stream the vectors from the database into `tmp` (constant memory), then the ANN index."""
         self.conn.execute("BEGIN")
         try:
             seq = self.db_seq()
@@ -125,11 +164,9 @@ class VectorCache:
                 "WHERE e.space = ? AND p.status = 'ok'",
                 (self.space,),
             ).fetchone()[0]
-            self.folder.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{self.space}-", dir=self.folder.parent))
             ids = np.zeros(count, np.int64)
             dim = 0
-            matrix: np.ndarray | None = None
+            matrix: Any = None
             cursor = self.conn.execute(
                 "SELECT e.photo_id, e.vector FROM embeddings e JOIN photos p ON p.id = e.photo_id "
                 "WHERE e.space = ? AND p.status = 'ok' ORDER BY e.photo_id",
@@ -154,16 +191,18 @@ class VectorCache:
         np.save(tmp / "ids.npy", ids)
         ann = None
         if count >= ANN_MIN_VECTORS:
-            vectors = np.load(tmp / "vectors.npy", mmap_mode="r")
-            ann = _build_ann(tmp, vectors)
+            ann = _build_ann(tmp, np.load(tmp / "vectors.npy", mmap_mode="r"))
         state = CacheState(seq=seq, count=count, dim=dim, ann=ann)
         (tmp / "state.json").write_text(json.dumps(state.__dict__))
-        _replace_folder(tmp, self.folder)
-        self._open(state)
+        return state
 
     # -------------------------------------------------------------------------------------- searching
     def search(
-        self, query: np.ndarray, k: int, allowed: set[int] | None = None, exclude: set[int] = frozenset()
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed: set[int] | None = None,
+        exclude: frozenset[int] | set[int] = frozenset(),
     ) -> list[tuple[int, float]]:
         """The k photos whose vectors are closest to `query` (cosine), as (photo id, score), best first.
 
@@ -304,7 +343,7 @@ def _load_ann(folder: Path, state: CacheState) -> object | None:
         import faiss
     except ImportError:
         return None
-    index = faiss.read_index(str(folder / "ann.faiss"), faiss.IO_FLAG_MMAP)
+    index: Any = faiss.read_index(str(folder / "ann.faiss"), faiss.IO_FLAG_MMAP)
     index.nprobe = ANN_PROBES
     return index
 

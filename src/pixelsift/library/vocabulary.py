@@ -25,8 +25,10 @@ from importlib import resources
 TABLE = "imagenet_wordnet.json"
 
 # WordNet's "morphy" detachment rules for nouns, tried in order after its exception list.
-_NOUN_SUFFIXES = (("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"))
-_NOUN_SUFFIXES += (("ies", "y"), ("s", ""))
+_NOUN_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
+    ("ies", "y"), ("s", ""),
+)  # fmt: skip
 
 
 def normalise(text: str) -> str:

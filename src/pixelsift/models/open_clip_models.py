@@ -46,7 +46,13 @@ def text_image_spec(
     """The registry record of an open_clip architecture with pretrained weights `tag`."""
 
     def build() -> Any:
-        return _open_clip().create_model(arch, pretrained=None, **create_kwargs)
+        # open_clip warns on the root logger that it built random weights; pixelsift loads them next.
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            return _open_clip().create_model(arch, pretrained=None, **create_kwargs)
+        finally:
+            logging.disable(previous)
 
     def download(path: Path) -> None:
         from safetensors.torch import save_file
@@ -62,7 +68,8 @@ def text_image_spec(
         licence=licence,
         preprocessing=Preprocessing(image_size, image_size, OPENAI_MEAN, OPENAI_STD, "bicubic"),
         weights=WeightsFile(
-            filename=f"{arch}-{tag}.safetensors", url=f"https://huggingface.co/{hf_hub}" if hf_hub else None
+            filename=f"{arch}-{tag}.safetensors" if tag else f"{arch}.safetensors",
+            url=f"https://huggingface.co/{hf_hub}" if hf_hub else None,
         ),
         embed_dim=embed_dim,
         build=build,
