@@ -329,8 +329,9 @@ def _build_ann(folder: Path, vectors: np.ndarray) -> str | None:
     index = faiss.IndexIVFScalarQuantizer(
         quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
     )
+    index.cp.niter = 10  # k-means iterations: 10 cluster as well as faiss's default 25 here, 2.5x faster
     rng = np.random.default_rng(0)
-    sample = np.sort(rng.choice(count, size=min(count, nlist * 40), replace=False))
+    sample = np.sort(rng.choice(count, size=min(count, nlist * 30), replace=False))
     index.train(np.ascontiguousarray(vectors[sample]))
     for start in range(0, count, 65536):
         index.add(np.ascontiguousarray(vectors[start : start + 65536]))
