@@ -40,7 +40,7 @@ def test_index_prints_a_summary_and_a_second_run_does_nothing(
 
 
 def test_search_table_json_and_csv(
-    library: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+    library: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, db, _ = library
     assert main(["search", "cat", "--db", str(db)]) == 0
@@ -49,6 +49,9 @@ def test_search_table_json_and_csv(
     score, path, *labels = lines[1].split()
     assert path == str(root.resolve() / "chelsea.png") and len(score.split(".")[1]) == 3
     assert {"tabby,", "tiger", "Egyptian"} & set(labels)
+    monkeypatch.chdir(root)
+    assert main(["search", "cat", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[1] == "chelsea.png", "relative to where you are"
 
     assert main(["search", "cats", "--db", str(db), "--format", "json", "-n", "2"]) == 0
     data = json.loads(capsys.readouterr().out)

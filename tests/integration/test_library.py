@@ -282,6 +282,7 @@ def test_the_index_never_writes_into_the_photo_folder(tmp_path: Path, samples: P
     assert PhotoIndex.find(root / "generated").db_path == index.db_path
 
 
+@pytest.mark.slow
 def test_searching_while_another_process_indexes(tmp_path: Path, samples: Path) -> None:
     """Readers see the last committed batch; the writer is not blocked."""
     import subprocess

@@ -85,6 +85,17 @@ def open_index(db: str | None, near: str | None = None) -> PhotoIndex:
     return PhotoIndex(find_db(), create=False)
 
 
+def shown_path(path: str) -> str:
+    """Paths under the current folder are shown relative to it (as `ls` would); JSON keeps them whole."""
+    import os
+
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.startswith("..") else relative
+
+
 def print_results(results: SearchResults, fmt: str) -> None:
     if fmt == "json":
         with JsonArrayWriter() as out:
@@ -96,7 +107,7 @@ def print_results(results: SearchResults, fmt: str) -> None:
         for r in results:
             writer.writerow([r.path, repr(r.score), "; ".join(r.labels), r.id])
     elif results:
-        rows = [(format_score(r.score), r.path, ", ".join(r.labels)) for r in results]
+        rows = [(format_score(r.score), shown_path(r.path), ", ".join(r.labels)) for r in results]
         print(format_table(["score", "path", "labels"], rows, right=(0,)))
 
 

@@ -166,12 +166,14 @@ def photo_decoder(
 def scan_folder(root: Path, exclude: Sequence[str] = ()) -> dict[str, tuple[int, int]]:
     """relative path -> (size, mtime_ns) of every photo under `root` (hidden files and folders skipped)."""
     found: dict[str, tuple[int, int]] = {}
+    prefix = len(str(root).rstrip(os.sep)) + 1  # plain strings: pathlib costs more than stat here
     for path in walk_images(root, exclude=exclude):
+        name = str(path)
         try:
-            stat = path.stat()
+            stat = os.stat(name)
         except OSError:  # vanished between listing and stat, or a broken symlink
             continue
-        found[path.relative_to(root).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+        found[name[prefix:].replace(os.sep, "/")] = (stat.st_size, stat.st_mtime_ns)
     return found
 
 

@@ -164,7 +164,7 @@ class PhotoIndex:
         report = Indexer(self.conn, root, options).run()
         for space in (FEATURES, CLIP):  # bring the search caches up to date now, not at the first search
             if self.conn.execute("SELECT 1 FROM embeddings WHERE space = ? LIMIT 1", (space,)).fetchone():
-                self._cache(space).load()
+                self._cache(space).load(eager=True)
         return report
 
     def _settle_root(self, folder: PathLike | None) -> Path:

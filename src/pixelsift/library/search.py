@@ -145,40 +145,45 @@ class Searcher:
         self.vocab = Vocabulary.load()
 
     # ------------------------------------------------------------------------------ understanding
-    def library_labels(self) -> dict[str, set[str]]:
-        """Lower-case names of what this library holds: detection classes, custom and other labels."""
-        detections = {r[0].lower() for r in self.conn.execute("SELECT DISTINCT label FROM detections")}
-        custom = {
-            r[0].lower()
-            for r in self.conn.execute(
-                "SELECT DISTINCT label FROM labels WHERE kind = 'custom' OR concept IS NULL"
-            )
-        }
-        return {"detections": detections, "labels": custom}
+    def _has_label(self, name: str) -> bool:
+        """Whether some photo has a custom label (or a non-ImageNet class) called `name` (index lookup)."""
+        return bool(
+            self.conn.execute(
+                "SELECT 1 FROM labels "
+                "WHERE label = ? COLLATE NOCASE AND (kind = 'custom' OR concept IS NULL) LIMIT 1",
+                (name,),
+            ).fetchone()
+        )
+
+    def _has_detection(self, name: str) -> bool:
+        return bool(
+            self.conn.execute(
+                "SELECT 1 FROM detections WHERE label = ? COLLATE NOCASE LIMIT 1", (name,)
+            ).fetchone()
+        )
 
     def understand(self, query: str) -> tuple[list[Term], list[str]]:
         """The query as terms (all must match) and the words that were not understood."""
-        known = self.library_labels()
-        whole = self._term(query, known)
+        whole = self._term(query)
         if whole is not None:
             return [whole], []
         words = [w for w in re.split(r"[,+&]|\s+", normalise(query)) if w and w not in STOP_WORDS]
         terms, unknown = [], []
         for word in words:
-            term = self._term(word, known)
+            term = self._term(word)
             if term is None:
                 unknown.append(word)
             else:
                 terms.append(term)
         return terms, unknown
 
-    def _term(self, text: str, known: dict[str, set[str]]) -> Term | None:
+    def _term(self, text: str) -> Term | None:
         text = normalise(text)
         if not text:
             return None
-        forms = [self.vocab.irregular.get(text, text), *base_forms(text)]
-        labels = {f for f in forms if f in known["labels"]}
-        detections = {f: 1.0 for f in forms if f in known["detections"]}
+        forms = list(dict.fromkeys([self.vocab.irregular.get(text, text), *base_forms(text)]))
+        labels = {f for f in forms if self._has_label(f)}
+        detections = {f: 1.0 for f in forms if self._has_detection(f)}
         meaning = self.vocab.lookup(text)
         concepts: dict[str, float] = {}
         if meaning is not None:
@@ -200,7 +205,8 @@ class Searcher:
         for word in words:
             found += [lowered[m] for m in difflib.get_close_matches(word, list(lowered), n=limit, cutoff=0.6)]
             if len(found) < limit:
-                found += difflib.get_close_matches(word, list(self.vocab.words), n=limit, cutoff=0.75)
+                cutoff = 0.6 if len(word) <= 4 else 0.75  # one typo in a short word is a big share of it
+                found += difflib.get_close_matches(word, list(self.vocab.words), n=limit, cutoff=cutoff)
         return list(dict.fromkeys(found))[:limit]
 
     # ---------------------------------------------------------------------------------- word search

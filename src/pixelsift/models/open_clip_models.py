@@ -78,19 +78,22 @@ def text_image_spec(
     )
 
 
-def register_models() -> None:
-    register(
-        text_image_spec(
-            DEFAULT_TEXT_IMAGE,
-            "ViT-B-32",
-            "openai",
-            "OpenAI CLIP ViT-B/32: photos and English text in one 512-d space (free-text search)",
-            "MIT",
-            embed_dim=512,
-            hf_hub="timm/vit_base_patch32_clip_224.openai",
-            force_quick_gelu=True,
-        )
+def default_spec() -> ModelSpec:
+    """The default text-image model's record (built without loading the registry, which imports torch)."""
+    return text_image_spec(
+        DEFAULT_TEXT_IMAGE,
+        "ViT-B-32",
+        "openai",
+        "OpenAI CLIP ViT-B/32: photos and English text in one 512-d space (free-text search)",
+        "MIT",
+        embed_dim=512,
+        hf_hub="timm/vit_base_patch32_clip_224.openai",
+        force_quick_gelu=True,
     )
+
+
+def register_models() -> None:
+    register(default_spec())
 
 
 class TextImageModel:
@@ -155,7 +158,7 @@ def load_text_image_model(
         if importlib.util.find_spec("open_clip") is None:  # importing open_clip takes seconds: only if used
             log.info("no free-text search: open_clip is not installed (pip install 'pixelsift[clip]')")
             return None
-        spec = get_model_spec(DEFAULT_TEXT_IMAGE)
+        spec = default_spec()  # an unchanged library's update stays fast: no registry, no torch import
         if weights_status(spec) == MISSING:
             log.info(
                 "no free-text search: the weights of %s are not on this machine (pixelsift models fetch %s)",
