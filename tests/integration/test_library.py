@@ -182,6 +182,13 @@ def test_add_change_move_copy_delete_between_runs(tmp_path: Path, samples: Path)
     assert index.update(root, detector="none").unchanged == len(on_disk)
 
 
+def test_excluded_files_and_folders_are_not_indexed(tmp_path: Path, samples: Path) -> None:
+    root = make_library(tmp_path / "photos", samples, generated=2)
+    index = PhotoIndex(tmp_path / "i.db")
+    index.update(root, detector="none", exclude=["generated", "rocket.*"])
+    assert sorted(paths_in(index)) == ["astronaut.png", "chelsea.png", "coffee.png", "grace_hopper.jpg"]
+
+
 def test_unreadable_photos_are_recorded_reported_once_and_indexing_goes_on(
     samples: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
