@@ -327,3 +327,16 @@ def test_searching_while_another_process_indexes(tmp_path: Path, samples: Path) 
     with PhotoIndex(db) as index:
         assert len(paths_in(index)) == 61
         assert index.search("cat")[0].relative_path == "zz-cat.png"
+
+
+@pytest.mark.shared
+def test_dog_finds_photos_of_dog_breeds_through_the_hierarchy(shared: Path, tmp_path: Path) -> None:
+    """The classifier names breeds (e.g. "Labrador retriever"), never "dog"; WordNet knows they are dogs."""
+    index = PhotoIndex(tmp_path / "i.db")
+    index.update(shared / "photos" / "dev-only", detector="none")
+    dogs = index.search("dog")
+    assert {r.relative_path for r in dogs[:2]} == {"dog.jpg", "person.jpg"}
+    assert not {"dog", "dogs"} & {label.lower() for r in dogs for label in r.labels}, "no label says dog"
+    assert [r.relative_path for r in index.search("dogs")] == [r.relative_path for r in dogs]
+    assert index.search("bird")[0].relative_path == "eagle.jpg"
+    assert {"eagle.jpg", "dog.jpg"} <= {r.relative_path for r in index.search("animals")}
