@@ -583,10 +583,9 @@ class Indexer:
                 (labeler.name,),
             )
             if missing:
-                done = (
-                    self._label_from_features(labeler, missing) if labeler.backbone == self.model_name else 0
-                )
-                if labeler.backbone != self.model_name:
+                if labeler.backbone == self.model_name:
+                    done = self._label_from_features(labeler, missing)
+                else:
                     done = self._label_with_backbone(labeler, missing)
                 self.report.annotated[f"labelled by {labeler.name}"] = done
         need_detect: list[tuple[int, str]] = []
