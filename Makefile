@@ -29,6 +29,8 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.torch-installed
 demo: $(VENV)/.demo-installed
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift models --task classify
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift classify samples/
+	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift index samples/ --db $(PIXELSIFT_DEMO_OUT)/library.db
+	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift search cat --db $(PIXELSIFT_DEMO_OUT)/library.db
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests benchmarks
@@ -49,6 +51,7 @@ test: lint typecheck browser
 
 bench: $(VENV)/.demo-installed
 	$(BIN)/python benchmarks/bench_classify.py
+	$(BIN)/python benchmarks/bench_library.py indexing
 
 clean:
 	rm -rf $(VENV) $(PIXELSIFT_DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

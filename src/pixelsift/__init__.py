@@ -28,6 +28,8 @@ _LAZY = {
     "Settings": "config",
     "get_settings": "config",
     "PixelsiftError": "errors",
+    "PhotoIndex": "library",
+    "SearchResults": "library",
 }
 
 __all__ = ["__version__", *_LAZY]

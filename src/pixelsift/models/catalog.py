@@ -4,8 +4,9 @@ from __future__ import annotations
 
 
 def register_all() -> None:
-    from . import efficientnet_lite, timm_models, torchvision_models
+    from . import efficientnet_lite, open_clip_models, timm_models, torchvision_models
 
     efficientnet_lite.register_models()
     torchvision_models.register_models()
     timm_models.register_models()
+    open_clip_models.register_models()

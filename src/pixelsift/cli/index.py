@@ -1,0 +1,98 @@
+"""`pixelsift index`: build or update the searchable index of a photo folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_runner_options
+from .output import error_line, to_json
+
+EXAMPLES = """examples:
+  pixelsift index ~/Photos                       index (or update) a folder; later runs only do what changed
+  pixelsift index ~/Photos --labeler birds.model  also label every photo with a model from `pixelsift train`
+  pixelsift index ~/Photos --exclude 'Screenshots/*' --detector none
+  pixelsift index ~/Photos --db ~/photo-index.db  keep the index in a file of your choice
+
+The index is one SQLite file, by default in $PIXELSIFT_HOME/libraries/ (pixelsift never writes into the
+photo folder). Moved or renamed photos keep their entry; deleted ones are dropped; photos that cannot be
+read are listed once and not retried until they change. Interrupted runs resume where they stopped.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "index",
+        help="index a folder of photos for search (incremental)",
+        description="Index a folder of photos (recursively) so `pixelsift search` can find them by content.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("folder", metavar="PHOTOS_DIR", help="the photo folder (searched recursively)")
+    p.add_argument(
+        "--db", default=None, metavar="FILE", help="index file (default: one per folder in PIXELSIFT_HOME)"
+    )
+    p.add_argument(
+        "--labeler",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a model saved by `pixelsift train`; its labels become searchable (repeatable, remembered)",
+    )
+    p.add_argument(
+        "--detector",
+        default=None,
+        metavar="MODEL|none",
+        help="object detector for COCO objects (default: pixelsift's default detector when available)",
+    )
+    p.add_argument(
+        "--text-image",
+        default=None,
+        metavar="MODEL|none",
+        help="text-image model for free-text search (default: clip_vit_b32 when installed with weights)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip matching files or folders (repeatable)",
+    )
+    p.add_argument("-f", "--format", default="table", choices=("table", "json"), help="summary format")
+    add_runner_options(p, None)
+    p.add_argument(
+        "-m", "--model", default=None, help="classifier (default: efficientnet_lite0; fixed per index)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..library import PhotoIndex
+    from ..library.photo_index import default_db_path
+
+    db = args.db or default_db_path(args.folder)
+    with PhotoIndex(db) as index:
+        report = index.update(
+            args.folder,
+            model=args.model,
+            detector=args.detector,
+            labelers=args.labeler,
+            text_image=args.text_image,
+            exclude=args.exclude,
+            progress=args.progress,
+            device=args.device,
+            precision=args.precision,
+            threads=args.threads,
+            batch_size=args.batch_size,
+            workers=args.workers,
+        )
+    if args.format == "json":
+        print(to_json({**report.to_dict(), "db": str(db)}))
+    else:
+        print(report.summary())
+        print(f"index: {db}")
+    if report.failed:
+        for path, reason in report.failed:
+            error_line(path, reason)
+        print(f"pixelsift: {len(report.failed)} photos could not be read (listed above)", file=sys.stderr)
+    return 1 if report.failed else 0

@@ -1,0 +1,147 @@
+"""`pixelsift search` and `pixelsift similar`: find photos in an index by word, free text or example."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from .common import add_format_option
+from .output import JsonArrayWriter, csv_writer, format_score, format_table
+
+if TYPE_CHECKING:
+    from ..library import PhotoIndex, SearchResults
+
+EXAMPLES = """examples:
+  pixelsift search cat                      photos of cats (tabby, Persian, Siamese ... and detected cats)
+  pixelsift search dogs --after 2021 -n 5   any dog breed, photos taken in 2021 or later
+  pixelsift search person bicycle           both must be in the photo
+  pixelsift search "blue jay" --format json labels from your own --labeler models match by name
+  pixelsift search "a dog playing in snow"  free text, when the index has a text-image model
+
+Words are understood through WordNet's hierarchy of ImageNet's classes: "bird", "fruit" and "vehicle"
+find every kind of bird, fruit and vehicle; plurals and synonyms work ("cats", "puppy", "automobile").
+"""
+
+SIMILAR_EXAMPLES = """examples:
+  pixelsift similar ~/Photos/2021/beach.jpg -n 10   photos of the library that look like this one
+  pixelsift similar new.jpg --db ~/photo-index.db   any image file works, in the library or not
+"""
+
+
+def add_library_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        default=None,
+        metavar="FILE",
+        help="index file (default: the index of the folder you are in, or your only index)",
+    )
+    p.add_argument("-n", type=int, default=20, metavar="N", help="how many photos (default: 20)")
+    add_format_option(p)
+    group = p.add_argument_group("filters")
+    group.add_argument("--after", metavar="DATE", help="taken on or after DATE (2021, 2021-07, 2021-07-04)")
+    group.add_argument("--before", metavar="DATE", help="taken before DATE")
+    group.add_argument("--camera", metavar="TEXT", help="camera make or model contains TEXT")
+    group.add_argument("--min-score", type=float, metavar="X", help="only matches scoring at least X (0-1)")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "search",
+        help="find photos in an index by content",
+        description="Search an index built by `pixelsift index` for photos showing something.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("query", nargs="+", metavar="QUERY", help="a word, several words, or a sentence")
+    add_library_options(p)
+    p.set_defaults(func=run_search)
+
+    s = subparsers.add_parser(
+        "similar",
+        help="find photos that look like a given photo",
+        description="Photos of an index nearest to PHOTO by the classifier's embedding.",
+        epilog=SIMILAR_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("photo", metavar="PHOTO", help="a photo of the library, or any image file")
+    add_library_options(s)
+    s.set_defaults(func=run_similar)
+
+
+def open_index(db: str | None, near: str | None = None) -> PhotoIndex:
+    from pathlib import Path
+
+    from ..library import PhotoIndex
+    from ..library.photo_index import find_db
+
+    if db:
+        return PhotoIndex(db, create=False)
+    if near:  # a photo inside an indexed folder picks that folder's index
+        try:
+            return PhotoIndex(find_db(Path(near).expanduser().resolve().parent), create=False)
+        except Exception:
+            pass
+    return PhotoIndex(find_db(), create=False)
+
+
+def shown_path(path: str) -> str:
+    """Paths under the current folder are shown relative to it (as `ls` would); JSON keeps them whole."""
+    import os
+
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.startswith("..") else relative
+
+
+def print_results(results: SearchResults, fmt: str) -> None:
+    if fmt == "json":
+        with JsonArrayWriter() as out:
+            for r in results:
+                out.write({"path": r.path, "score": r.score, "labels": r.labels, "id": r.id})
+    elif fmt == "csv":
+        writer = csv_writer()
+        writer.writerow(["path", "score", "labels", "id"])
+        for r in results:
+            writer.writerow([r.path, repr(r.score), "; ".join(r.labels), r.id])
+    elif results:
+        rows = [(format_score(r.score), shown_path(r.path), ", ".join(r.labels)) for r in results]
+        print(format_table(["score", "path", "labels"], rows, right=(0,)))
+
+
+def run_search(args: argparse.Namespace) -> int:
+    query = " ".join(args.query)
+    with open_index(args.db) as index:
+        results = index.search(
+            query,
+            n=args.n,
+            after=args.after,
+            before=args.before,
+            camera=args.camera,
+            min_score=args.min_score,
+        )
+    print_results(results, args.format)
+    if results.message:
+        print(f"pixelsift: {results.message}", file=sys.stderr)
+        return 1
+    if not results:
+        print(f"pixelsift: no photo matches {query!r} ({results.how})", file=sys.stderr)
+    return 0
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    with open_index(args.db, near=args.photo) as index:
+        results = index.similar(
+            args.photo,
+            n=args.n,
+            after=args.after,
+            before=args.before,
+            camera=args.camera,
+            min_score=args.min_score,
+        )
+    print_results(results, args.format)
+    if not results:
+        print("pixelsift: no other photo in the index", file=sys.stderr)
+    return 0

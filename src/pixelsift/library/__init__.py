@@ -1,0 +1,19 @@
+"""The photo library: index a folder of photos once, keep the index current, search it by content.
+
+    >>> from pixelsift import PhotoIndex
+    >>> index = PhotoIndex.for_folder("~/Photos")     # doctest: +SKIP
+    >>> index.update(progress=True)                   # doctest: +SKIP
+    >>> index.search("cat").to_pandas()               # doctest: +SKIP
+
+Modules: `db` (SQLite schema and migrations), `indexer` (incremental, crash-safe updates),
+`vocabulary` (what a word means, through WordNet), `search` (queries and results), `vectors`
+(nearest-neighbour search), `metadata` (hash and EXIF), `annotators` (detector and custom labelers).
+"""
+
+from __future__ import annotations
+
+from .indexer import IndexReport
+from .photo_index import PhotoIndex, default_db_path, find_db
+from .search import SearchResult, SearchResults
+
+__all__ = ["IndexReport", "PhotoIndex", "SearchResult", "SearchResults", "default_db_path", "find_db"]

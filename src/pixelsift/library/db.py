@@ -1,0 +1,212 @@
+"""The photo index's SQLite file: connection settings, numbered schema migrations, small helpers.
+
+One file holds a whole library (plus SQLite's `-wal` / `-shm` companions while it is open). WAL mode
+lets searches read while `pixelsift index` writes; every batch is one transaction, so a process killed at
+any moment leaves the file as it was after its last committed batch. Vectors are float32 BLOBs.
+
+The schema version is SQLite's `user_version`; `MIGRATIONS[i]` takes a database from version i to i+1
+inside the same transaction that records the new version, so a migration happens entirely or not at all.
+Never edit a released migration: add a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PixelsiftError
+
+
+class LibraryFileError(PixelsiftError):
+    """The index file is not a pixelsift library, or it is from a newer pixelsift."""
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run `;`-separated statements inside the caller's transaction (`executescript` would commit it)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _v1_initial(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE photos (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- stable: never reused after a photo is deleted
+            path TEXT NOT NULL UNIQUE,             -- relative to the library root, '/'-separated
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+            error TEXT,
+            width INTEGER,
+            height INTEGER,
+            taken_at TEXT,                         -- EXIF DateTimeOriginal, ISO 8601, local time
+            camera TEXT,
+            latitude REAL,
+            longitude REAL,
+            indexed_at REAL NOT NULL
+        );
+        CREATE INDEX photos_sha256 ON photos (sha256);
+        CREATE TABLE labels (
+            photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('class', 'custom')),
+            source TEXT NOT NULL,                  -- the classifier's or the labeler's name
+            label TEXT NOT NULL,
+            concept TEXT,                          -- WordNet synset id of an ImageNet class
+            score REAL NOT NULL
+        );
+        CREATE INDEX labels_photo ON labels (photo_id);
+        CREATE INDEX labels_concept ON labels (concept, photo_id, score);
+        CREATE INDEX labels_label ON labels (label COLLATE NOCASE, photo_id);
+        CREATE TABLE embeddings (
+            photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE,
+            space TEXT NOT NULL,                   -- 'features' (the classifier's) or 'clip'
+            seq INTEGER NOT NULL,                  -- write sequence number: search caches catch up by it
+            vector BLOB NOT NULL,                  -- float32
+            PRIMARY KEY (photo_id, space)
+        );
+        CREATE INDEX embeddings_seq ON embeddings (space, seq);
+        """,
+    )
+
+
+def _v2_detections(conn: sqlite3.Connection) -> None:
+    """Objects found by a detector (COCO classes), and which detector has looked at each photo."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE detections (
+            photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE,
+            detector TEXT NOT NULL,
+            label TEXT NOT NULL,
+            score REAL NOT NULL,
+            x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL  -- pixels
+        );
+        CREATE INDEX detections_photo ON detections (photo_id);
+        CREATE INDEX detections_label ON detections (label COLLATE NOCASE, photo_id, score);
+        ALTER TABLE photos ADD COLUMN detector TEXT;  -- NULL: no detector has run on this photo
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial, _v2_detections]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Bring the schema to `target`, one migration per transaction; returns the version it started at."""
+    start = schema_version(conn)
+    if start > SCHEMA_VERSION:
+        raise LibraryFileError(
+            f"this index was written by a newer pixelsift (schema {start}, this one knows {SCHEMA_VERSION}); "
+            "upgrade pixelsift: pip install -U pixelsift"
+        )
+    for version in range(start, target):
+        with transaction(conn):
+            if schema_version(conn) != version:  # another process migrated it meanwhile
+                continue
+            MIGRATIONS[version](conn)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            if version == 0:
+                set_meta(conn, "library_id", uuid.uuid4().hex)
+                set_meta(conn, "created_at", f"{time.time():.3f}")
+                set_meta(conn, "seq", "0")
+    return start
+
+
+def connect(path: str | Path, create: bool = True, readonly: bool = False) -> sqlite3.Connection:
+    """Open (and create or migrate) the index at `path`. `readonly` opens without ever writing."""
+    path = Path(path).expanduser()
+    if not path.exists() and (readonly or not create):
+        raise LibraryFileError(
+            f"no photo index at {path}; build one with: pixelsift index PHOTOS_DIR --db {path}"
+        )
+    if create and not readonly:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    # isolation_level=None: autocommit; transactions are explicit (`transaction`), one per batch.
+    conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout = 60000")
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise LibraryFileError(f"{path}: SQLite could not switch the file to WAL mode ({mode})")
+        # NORMAL in WAL mode: a commit survives a crash of the process (what kill -9 does); only a power
+        # loss may drop the last commits, never corrupt the file.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        _check_is_library(conn, path)
+        if not readonly:
+            migrate(conn)
+        elif schema_version(conn) != SCHEMA_VERSION:
+            raise LibraryFileError(
+                f"{path} has schema version {schema_version(conn)}; open it once for writing "
+                "(e.g. `pixelsift index`) to migrate it"
+            )
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise LibraryFileError(f"{path} is not a readable pixelsift index ({exc})") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_is_library(conn: sqlite3.Connection, path: Path) -> None:
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "meta" not in tables:
+        raise LibraryFileError(f"{path} is an SQLite database, but not a pixelsift photo index")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any exception). IMMEDIATE takes the write lock up front,
+    so two writers queue instead of failing halfway with "database is locked"."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def get_meta(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else default
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def next_seq(conn: sqlite3.Connection) -> int:
+    """A new write sequence number (call inside a transaction): vectors written now carry it."""
+    seq = int(get_meta(conn, "seq", "0") or 0) + 1
+    set_meta(conn, "seq", str(seq))
+    return seq
+
+
+def vector_to_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def blob_to_vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4")

@@ -1,0 +1,370 @@
+"""`PhotoIndex`: a searchable index of one folder of photos, kept in one SQLite file.
+
+    >>> index = PhotoIndex.for_folder("~/Photos")              # doctest: +SKIP
+    >>> index.update()                                          # doctest: +SKIP
+    >>> index.search("cat").to_pandas()                         # doctest: +SKIP
+    >>> index.similar("~/Photos/2021/beach.jpg", n=5)           # doctest: +SKIP
+
+Where the file lives: `--db` / `db_path` when given; otherwise `$PIXELSIFT_HOME/libraries/` holds one
+file per indexed folder, named after the folder, so pixelsift never writes into your photo folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import get_settings
+from ..errors import ImageError, UsageError
+from .db import LibraryFileError, connect, get_meta, set_meta, transaction
+from .indexer import CLIP, FEATURES, Indexer, IndexOptions, IndexReport
+from .search import Filters, Searcher, SearchResults
+from .vectors import VectorCache
+
+PathLike = str | os.PathLike[str]
+
+
+def libraries_dir() -> Path:
+    return get_settings().home / "libraries"
+
+
+def default_db_path(folder: PathLike) -> Path:
+    """The index file pixelsift uses for `folder` when no --db is given (one per folder, by its path)."""
+    root = Path(folder).expanduser().resolve()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", root.name).strip("-") or "photos"
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return libraries_dir() / f"{slug}-{digest}.db"
+
+
+def known_libraries() -> dict[Path, Path]:
+    """index file -> library root, for every index in $PIXELSIFT_HOME/libraries."""
+    found: dict[Path, Path] = {}
+    for db in sorted(libraries_dir().glob("*.db")):
+        try:
+            conn = connect(db, create=False)
+        except (LibraryFileError, sqlite3.Error):
+            continue
+        try:
+            root = get_meta(conn, "root")
+        finally:
+            conn.close()
+        if root:
+            found[db] = Path(root)
+    return found
+
+
+def find_db(cwd: PathLike | None = None) -> Path:
+    """The index to search when no --db is given: the library that holds the current folder, else the
+    only library there is; otherwise an error listing them."""
+    here = Path(cwd or os.getcwd()).resolve()
+    libraries = known_libraries()
+    holding = [
+        (len(root.parts), db) for db, root in libraries.items() if here == root or root in here.parents
+    ]
+    if holding:
+        return max(holding)[1]
+    if len(libraries) == 1:
+        return next(iter(libraries))
+    if not libraries:
+        raise UsageError(
+            "no photo index yet: build one with `pixelsift index PHOTOS_DIR` (or pass --db FILE)"
+        )
+    listing = "\n".join(f"  --db {db}   ({root})" for db, root in libraries.items())
+    raise UsageError(
+        f"several photo indexes exist; run this inside a library folder, or pick one:\n{listing}"
+    )
+
+
+class PhotoIndex:
+    """The index of one photo folder: `update` it, then `search`, `similar` and `photo`.
+
+    >>> index = PhotoIndex("photos.db")                         # doctest: +SKIP
+    >>> index.update("~/Photos", detector="none")               # doctest: +SKIP
+    >>> [r.path for r in index.search("dogs", n=3)]              # doctest: +SKIP
+    """
+
+    def __init__(self, db_path: PathLike, create: bool = True):
+        self.db_path = Path(db_path).expanduser()
+        self.conn = connect(self.db_path, create=create)
+        self._searcher: Searcher | None = None
+        self._caches: dict[str, VectorCache] = {}
+
+    @classmethod
+    def for_folder(cls, folder: PathLike) -> PhotoIndex:
+        """The index pixelsift keeps for `folder` in $PIXELSIFT_HOME (created on first update)."""
+        index = cls(default_db_path(folder))
+        if index.root is None:
+            with transaction(index.conn):
+                set_meta(index.conn, "root", str(Path(folder).expanduser().resolve()))
+        return index
+
+    @classmethod
+    def find(cls, cwd: PathLike | None = None) -> PhotoIndex:
+        """The index of the library holding `cwd` (see `find_db`)."""
+        return cls(find_db(cwd), create=False)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> PhotoIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def root(self) -> Path | None:
+        root = get_meta(self.conn, "root")
+        return Path(root) if root else None
+
+    def _require_root(self) -> Path:
+        root = self.root
+        if root is None:
+            raise UsageError(
+                f"{self.db_path} is empty: index a folder first (pixelsift index PHOTOS_DIR --db ...)"
+            )
+        return root
+
+    # ------------------------------------------------------------------------------------- updating
+    def update(
+        self,
+        folder: PathLike | None = None,
+        *,
+        model: str | None = None,
+        detector: str | None = None,
+        labelers: Sequence[PathLike] = (),
+        text_image: str | None = None,
+        exclude: Sequence[str] = (),
+        progress: bool | None = False,
+        **runner: Any,
+    ) -> IndexReport:
+        """Index new and changed photos of `folder` (default: the library's folder), drop deleted ones.
+
+        `detector`: "auto" (default detector when available), "none", or a detector name;
+        `labelers`: models saved by `pixelsift train`, remembered for later runs; `runner`: device,
+        precision, threads, batch_size, workers.
+        """
+        root = self._settle_root(folder)
+        options = IndexOptions(
+            model=model,
+            detector=detector,
+            labelers=list(labelers),
+            text_image=text_image,
+            exclude=list(exclude),
+            progress=progress,
+            **runner,
+        )
+        report = Indexer(self.conn, root, options).run()
+        for space in (FEATURES, CLIP):  # bring the search caches up to date now, not at the first search
+            if self.conn.execute("SELECT 1 FROM embeddings WHERE space = ? LIMIT 1", (space,)).fetchone():
+                self._cache(space).load(eager=True)
+        return report
+
+    def _settle_root(self, folder: PathLike | None) -> Path:
+        stored = self.root
+        if folder is None:
+            if stored is None:
+                raise UsageError("which folder? pass the photo folder to index")
+            folder = stored
+        root = Path(folder).expanduser().resolve()
+        if not root.is_dir():
+            raise UsageError(f"{folder}: no such folder")
+        # When the library's own folder is gone, it moved (a new disk, a renamed parent): the relative
+        # paths still hold, so the index follows it.
+        if stored is not None and stored != root and stored.is_dir():
+            raise UsageError(
+                f"{self.db_path} is the index of {stored}; to index {root}, use another --db "
+                "(or leave --db out: each folder gets its own index)"
+            )
+        with transaction(self.conn):
+            set_meta(self.conn, "root", str(root))
+        return root
+
+    # ------------------------------------------------------------------------------------- searching
+    def searcher(self) -> Searcher:
+        if self._searcher is None:
+            self._searcher = Searcher(self.conn, self._require_root())
+        return self._searcher
+
+    def _cache(self, space: str) -> VectorCache:
+        if space not in self._caches:
+            self._caches[space] = VectorCache(self.conn, self.db_path, space)
+        return self._caches[space]
+
+    def search(
+        self,
+        query: str,
+        n: int = 20,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        camera: str | None = None,
+        min_score: float | None = None,
+    ) -> SearchResults:
+        """Photos matching a word ("cat", "dogs", "stop sign", a custom label), several words (all must
+        match), or free text when the library has a text-image model. Best first.
+
+        >>> index.search("cat", n=5, after="2020", camera="pixel")[0].path   # doctest: +SKIP
+        """
+        if n < 1:
+            raise UsageError("-n must be at least 1")
+        if not query.strip():
+            raise UsageError("the query is empty")
+        filters = Filters.parse(after, before, camera, min_score)
+        searcher = self.searcher()
+        terms, unknown = searcher.understand(query)
+        if terms and not unknown:
+            how = "words: " + ", ".join(t.text for t in terms)
+            return searcher.results(searcher.word_search(terms, n, filters), query, how)
+        text_model = self._text_model()
+        if text_model is not None:
+            vector = text_model.encode_text([query])[0]
+            hits = self._cache(CLIP).search(vector, n, searcher.allowed_ids(filters))
+            hits = [(i, s) for i, s in hits if filters.min_score is None or s >= filters.min_score]
+            return searcher.results(hits, query, f"free text ({text_model.name})")
+        suggestions = searcher.suggestions(unknown or [query])
+        message = f"no photo label matches {', '.join(repr(w) for w in unknown or [query])}"
+        if suggestions:
+            message += f"; nearest known labels: {', '.join(suggestions)}"
+        message += ". Free-text search needs a text-image model: pip install 'pixelsift[clip]', "
+        message += "pixelsift models fetch clip_vit_b32, then pixelsift index again"
+        return SearchResults([], query, "no match", message)
+
+    def _text_model(self) -> Any:
+        """The library's text-image model, when photos were encoded with one and it loads here."""
+        name = get_meta(self.conn, "text_image_model")
+        if (
+            not name
+            or not self.conn.execute("SELECT 1 FROM embeddings WHERE space = ? LIMIT 1", (CLIP,)).fetchone()
+        ):
+            return None
+        from ..models.open_clip_models import load_text_image_model
+
+        try:
+            return load_text_image_model(name)
+        except Exception as exc:
+            raise UsageError(f"free-text search needs the text-image model {name!r}: {exc}") from None
+
+    def similar(
+        self,
+        photo: PathLike,
+        n: int = 20,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        camera: str | None = None,
+        min_score: float | None = None,
+    ) -> SearchResults:
+        """Photos that look most like `photo` (a photo of the library or any image file), best first.
+
+        >>> index.similar("~/Photos/cat.jpg", n=5)[0].score       # doctest: +SKIP
+        """
+        if n < 1:
+            raise UsageError("-n must be at least 1")
+        filters = Filters.parse(after, before, camera, min_score)
+        searcher = self.searcher()
+        vector, own_id = self._vector_of(Path(photo).expanduser())
+        exclude = {own_id} if own_id is not None else set()
+        hits = self._cache(FEATURES).search(vector, n, searcher.allowed_ids(filters), exclude)
+        hits = [(i, s) for i, s in hits if filters.min_score is None or s >= filters.min_score]
+        return searcher.results(hits, str(photo), "similar")
+
+    def _vector_of(self, photo: Path) -> tuple[np.ndarray, int | None]:
+        """The photo's feature vector: stored when it is in the library (by path or content), else
+        computed."""
+        from .metadata import sha256_file
+
+        root = self._require_root()
+        row = None
+        try:
+            rel = photo.resolve().relative_to(root).as_posix()
+            row = self.conn.execute(
+                "SELECT p.id, e.vector FROM photos p JOIN embeddings e ON e.photo_id = p.id AND e.space = ? "
+                "WHERE p.path = ?",
+                (FEATURES, rel),
+            ).fetchone()
+        except ValueError:  # not under the library's folder
+            pass
+        if row is None and photo.is_file():
+            try:
+                digest = sha256_file(str(photo))
+            except OSError:
+                digest = None
+            if digest:
+                row = self.conn.execute(
+                    "SELECT p.id, e.vector FROM photos p "
+                    "JOIN embeddings e ON e.photo_id = p.id AND e.space = ? "
+                    "WHERE p.sha256 = ? AND p.status = 'ok' LIMIT 1",
+                    (FEATURES, digest),
+                ).fetchone()
+        if row is not None:
+            return np.frombuffer(row[1], "<f4"), int(row[0])
+        return self._compute_vector(photo), None
+
+    def _compute_vector(self, photo: Path) -> np.ndarray:
+        from ..models.loaded import ImageModel
+
+        name = get_meta(self.conn, "model")
+        if not name:
+            raise UsageError(f"{self.db_path} has no indexed photos yet")
+        model = ImageModel.load(name)
+        try:
+            pixels, _ = model.decode(photo)
+        except ImageError as exc:
+            raise UsageError(f"{photo}: {exc.reason}") from None
+        features, _ = model.run(pixels[None])
+        return np.asarray(features[0])
+
+    # ----------------------------------------------------------------------------------- inspecting
+    def photo(self, photo_id: int) -> dict[str, Any]:
+        """Everything the index knows about one photo: file facts, labels, detections (for display)."""
+        row = self.conn.execute("SELECT * FROM photos WHERE id = ?", (photo_id,)).fetchone()
+        if row is None:
+            raise UsageError(f"no photo with id {photo_id} in {self.db_path}")
+        names = [d[0] for d in self.conn.execute("SELECT * FROM photos LIMIT 0").description]
+        info = dict(zip(names, row, strict=True))
+        info["full_path"] = str(self._require_root() / info["path"])
+        info["labels"] = [
+            {"kind": k, "source": s, "label": lab, "score": sc}
+            for k, s, lab, sc in self.conn.execute(
+                "SELECT kind, source, label, score FROM labels WHERE photo_id = ? ORDER BY kind, score DESC",
+                (photo_id,),
+            )
+        ]
+        info["detections"] = [
+            {"detector": d, "label": lab, "score": sc, "box": [x1, y1, x2, y2]}
+            for d, lab, sc, x1, y1, x2, y2 in self.conn.execute(
+                "SELECT detector, label, score, x1, y1, x2, y2 FROM detections "
+                "WHERE photo_id = ? ORDER BY score DESC",
+                (photo_id,),
+            )
+        ]
+        return info
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(path, reason) of every photo that could not be read."""
+        return [
+            (str(self._require_root() / p), e or "")
+            for p, e in self.conn.execute(
+                "SELECT path, error FROM photos WHERE status = 'failed' ORDER BY path"
+            )
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        count = dict(self.conn.execute("SELECT status, COUNT(*) FROM photos GROUP BY status").fetchall())
+        return {
+            "db": str(self.db_path),
+            "root": str(self.root) if self.root else None,
+            "photos": count.get("ok", 0),
+            "failed": count.get("failed", 0),
+            "model": get_meta(self.conn, "model"),
+            "detector": get_meta(self.conn, "detector"),
+            "text_image_model": get_meta(self.conn, "text_image_model"),
+        }

@@ -1,0 +1,378 @@
+"""Nearest-neighbour search over a library's vectors, exact by default, approximate when it is large.
+
+The SQLite file is the truth; searching reads a derived cache instead of every BLOB: a float32 matrix of
+unit vectors (`vectors.npy`, memory-mapped) and their photo ids, rebuilt from the database when it has
+moved on, plus, for a library of `ANN_MIN_VECTORS` photos or more, an approximate index (faiss IVF,
+chosen by measurement: see benchmarks/bench_library.py and the README). The cache lives in
+`$PIXELSIFT_HOME/library-cache/`; deleting it costs one rebuild, never data.
+
+A cache a little behind the database (a search while `pixelsift index` runs) is still exact: vectors
+written since the cache was built are read from SQLite and scored directly, and results whose photo was
+deleted or re-computed since are dropped, so the answer is always that of the database right now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import get_settings
+from .db import blob_to_vector, get_meta
+
+log = logging.getLogger("pixelsift")
+
+# Measured on 2 busy CPU cores (benchmarks/bench_library.py): an exact scan of 1280-d float32 vectors
+# costs about 0.35 ms per 1,000 photos (memory bound: 36 ms for 100,000, 330 ms for a million), so up
+# to 50,000 photos it answers in ~20 ms; above, an IVF index with 8-bit codes keeps it near 20 ms.
+ANN_MIN_VECTORS = 50_000
+# A cache this far behind the database is rebuilt rather than topped up at every search.
+STALE_REBUILD_FRACTION = 0.05
+STALE_REBUILD_MIN = 2_000
+
+
+def normalise_rows(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest scores, best first (ties by index)."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    return part[np.lexsort((part, -scores[part]))]
+
+
+@dataclass
+class CacheState:
+    seq: int  # the database's write sequence number the cache was built at
+    count: int
+    dim: int
+    ann: str | None  # "faiss-ivf" or None (exact only)
+
+
+class VectorCache:
+    """The vectors of one space ("features" or "clip") of one library, ready for search."""
+
+    def __init__(self, conn: sqlite3.Connection, db_path: Path, space: str):
+        self.conn = conn
+        self.space = space
+        library_id = get_meta(conn, "library_id", "") or ""
+        key = hashlib.sha256(f"{library_id}:{Path(db_path).resolve()}".encode()).hexdigest()[:16]
+        self.folder = get_settings().home / "library-cache" / key / space
+        self.ids: np.ndarray = np.zeros(0, np.int64)
+        self.vectors: np.ndarray = np.zeros((0, 0), np.float32)
+        self.state: CacheState | None = None
+        self.ann: Any = None
+
+    # ------------------------------------------------------------------------------------- building
+    def db_seq(self) -> int:
+        return int(get_meta(self.conn, "seq", "0") or 0)
+
+    def _read_state(self) -> CacheState | None:
+        try:
+            data = json.loads((self.folder / "state.json").read_text())
+            return CacheState(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def load(self, eager: bool = False) -> None:
+        """Open the cache, (re)building it when missing or far behind the database.
+
+        `eager` (after indexing): bring an exact-search cache fully up to date now; an approximate index
+        is still only rebuilt once the library has changed by a few percent, because that takes minutes.
+        """
+        state = self._read_state()
+        if state is not None:
+            behind = 0
+            if state.seq != self.db_seq():
+                behind = self._count_changed_since(state.seq) + abs(self._count() - state.count)
+            limit = max(STALE_REBUILD_MIN, STALE_REBUILD_FRACTION * state.count)
+            if eager and not state.ann:
+                limit = 0
+            if behind <= limit:
+                try:
+                    self._open(state)
+                    return
+                except (OSError, ValueError) as exc:
+                    log.info("vector cache unreadable (%s); rebuilding", exc)
+        self.rebuild()
+
+    def _count(self) -> int:
+        return int(
+            self.conn.execute(
+                "SELECT COUNT(*) FROM embeddings e JOIN photos p ON p.id = e.photo_id "
+                "WHERE e.space = ? AND p.status = 'ok'",
+                (self.space,),
+            ).fetchone()[0]
+        )
+
+    def _open(self, state: CacheState) -> None:
+        self.ids = np.load(self.folder / "ids.npy")
+        self.vectors = np.load(self.folder / "vectors.npy", mmap_mode="r")
+        if len(self.ids) != state.count or (state.count and self.vectors.shape != (state.count, state.dim)):
+            raise ValueError("cache files do not match their state")
+        self.ann = _load_ann(self.folder, state) if state.ann else None
+        self.state = state
+
+    def _count_changed_since(self, seq: int) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM embeddings WHERE space = ? AND seq > ?", (self.space, seq)
+        ).fetchone()
+        return int(row[0])
+
+    def rebuild(self) -> None:
+        """Write the cache from the database (atomically: a reader sees the old or the new one).
+
+        When the cache folder cannot be written (a read-only home), the vectors are held in memory."""
+        try:
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{self.space}-", dir=self.folder.parent))
+        except OSError as exc:
+            log.info("cannot write the vector cache in %s (%s); searching from memory", self.folder, exc)
+            self._load_in_memory()
+            return
+        state = self._write(tmp)
+        _replace_folder(tmp, self.folder)
+        self._open(state)
+
+    def _read_all(self) -> tuple[int, np.ndarray, np.ndarray | None, int]:
+        """(seq, ids, unit vectors (or None when there are none), count), read consistently."""
+        # One read transaction: ids, vectors and seq agree even while an indexer commits.
+        self.conn.execute("BEGIN")
+        try:
+            seq = self.db_seq()
+            rows = self.conn.execute(
+                "SELECT e.photo_id, e.vector FROM embeddings e JOIN photos p ON p.id = e.photo_id "
+                "WHERE e.space = ? AND p.status = 'ok' ORDER BY e.photo_id",
+                (self.space,),
+            ).fetchall()
+        finally:
+            self.conn.execute("COMMIT")
+        ids = np.array([r[0] for r in rows], np.int64)
+        vectors = normalise_rows(np.stack([blob_to_vector(r[1]) for r in rows])) if rows else None
+        return seq, ids, vectors, len(rows)
+
+    def _load_in_memory(self) -> None:
+        seq, ids, vectors, count = self._read_all()
+        self.ids = ids
+        self.vectors = vectors if vectors is not None else np.zeros((0, 0), np.float32)
+        self.ann = None
+        self.state = CacheState(seq=seq, count=count, dim=self.vectors.shape[1] if count else 0, ann=None)
+
+    def _write(self, tmp: Path) -> CacheState:
+        """Stream the vectors from the database into `tmp` (constant memory), then the ANN index."""
+        self.conn.execute("BEGIN")
+        try:
+            seq = self.db_seq()
+            count = self._count()
+            ids = np.zeros(count, np.int64)
+            dim = 0
+            matrix: Any = None
+            cursor = self.conn.execute(
+                "SELECT e.photo_id, e.vector FROM embeddings e JOIN photos p ON p.id = e.photo_id "
+                "WHERE e.space = ? AND p.status = 'ok' ORDER BY e.photo_id",
+                (self.space,),
+            )
+            row = 0
+            while rows := cursor.fetchmany(4096):
+                block = np.stack([blob_to_vector(blob) for _, blob in rows])
+                if matrix is None:
+                    dim = block.shape[1]
+                    matrix = np.lib.format.open_memmap(tmp / "vectors.npy", "w+", np.float32, (count, dim))
+                matrix[row : row + len(rows)] = normalise_rows(block)
+                ids[row : row + len(rows)] = [photo_id for photo_id, _ in rows]
+                row += len(rows)
+        finally:
+            self.conn.execute("COMMIT")
+        if matrix is None:
+            np.save(tmp / "vectors.npy", np.zeros((0, 0), np.float32))
+        else:
+            matrix.flush()
+            del matrix
+        np.save(tmp / "ids.npy", ids)
+        ann = None
+        if count >= ANN_MIN_VECTORS:
+            ann = _build_ann(tmp, np.load(tmp / "vectors.npy", mmap_mode="r"))
+        state = CacheState(seq=seq, count=count, dim=dim, ann=ann)
+        (tmp / "state.json").write_text(json.dumps(state.__dict__))
+        return state
+
+    # -------------------------------------------------------------------------------------- searching
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed: set[int] | None = None,
+        exclude: frozenset[int] | set[int] = frozenset(),
+    ) -> list[tuple[int, float]]:
+        """The k photos whose vectors are closest to `query` (cosine), as (photo id, score), best first.
+
+        `allowed`: only these photo ids (filters); `exclude`: never these (the query photo itself).
+        """
+        if self.state is None:
+            self.load()
+        assert self.state is not None
+        q = normalise_rows(np.asarray(query, np.float32).reshape(-1))
+        changed_ids, changed_vectors = self._changed_since(self.state.seq)
+        skip = set(exclude) | set(changed_ids.tolist())
+        found: dict[int, float] = {}
+        if len(changed_ids):
+            scores = changed_vectors @ q
+            for i in top_k(scores, k + len(exclude)):
+                found[int(changed_ids[i])] = float(scores[i])
+        found.update(self._search_cache(q, k, allowed, skip))
+        alive = self._alive(list(found), allowed)
+        ranked = sorted(
+            ((i, s) for i, s in found.items() if i in alive and i not in exclude), key=lambda t: (-t[1], t[0])
+        )
+        return ranked[:k]
+
+    def _search_cache(
+        self, q: np.ndarray, k: int, allowed: set[int] | None, skip: set[int]
+    ) -> dict[int, float]:
+        if not len(self.ids):
+            return {}
+        if allowed is not None and len(allowed) <= max(50_000, len(self.ids) // 20):
+            rows = np.searchsorted(self.ids, np.fromiter(allowed, np.int64))
+            rows = rows[(rows < len(self.ids))]
+            rows = rows[np.isin(self.ids[rows], np.fromiter(allowed, np.int64))]
+            scores = self.vectors[np.sort(rows)] @ q
+            order = np.sort(rows)
+            best = top_k(scores, k + len(skip))
+            return {
+                int(self.ids[order[i]]): float(scores[i]) for i in best if int(self.ids[order[i]]) not in skip
+            }
+        want = k + len(skip)
+        while True:
+            ids, scores = self._nearest(q, want)
+            hits = {int(i): float(s) for i, s in zip(ids, scores, strict=True) if int(i) not in skip}
+            if allowed is not None:
+                hits = {i: s for i, s in hits.items() if i in allowed}
+            dead = len(hits) - len(self._alive(list(hits), None))
+            if len(hits) - dead >= k or want >= len(self.ids):
+                return hits
+            want = min(len(self.ids), want * 4)
+
+    def _nearest(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.ann is not None:
+            rows = _ann_search(self.ann, q, max(k * RERANK_FACTOR, 100))
+            scores = np.asarray(self.vectors[np.sort(rows)] @ q)
+            rows = np.sort(rows)
+            best = top_k(scores, k)
+            return self.ids[rows[best]], scores[best]
+        scores = np.asarray(self.vectors @ q)
+        best = top_k(scores, k)
+        return self.ids[best], scores[best]
+
+    def _changed_since(self, seq: int) -> tuple[np.ndarray, np.ndarray]:
+        if seq == self.db_seq():
+            return np.zeros(0, np.int64), np.zeros(
+                (0, max(self.state.dim if self.state else 0, 1)), np.float32
+            )
+        rows = self.conn.execute(
+            "SELECT photo_id, vector FROM embeddings WHERE space = ? AND seq > ?", (self.space, seq)
+        ).fetchall()
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 1), np.float32)
+        return np.array([r[0] for r in rows], np.int64), normalise_rows(
+            np.stack([blob_to_vector(r[1]) for r in rows])
+        )
+
+    def _alive(self, ids: list[int], allowed: set[int] | None) -> set[int]:
+        """Which of `ids` are indexed photos right now (deleted and failed ones are not)."""
+        alive: set[int] = set()
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            alive.update(
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT id FROM photos WHERE status = 'ok' AND id IN ({marks})", tuple(chunk)
+                )
+            )
+        return alive if allowed is None else alive & allowed
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Swap `new` into `target`'s place; a concurrent reader keeps the files it already opened."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=".old-", dir=target.parent))
+        os.replace(target, old / "x")
+    os.replace(new, target)
+    if old is not None:
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------- approximate index
+def _ivf_lists(count: int) -> int:
+    """Inverted lists for `count` vectors: 4 sqrt(N), 4,000 for a million. Measured at a million on 2
+    cores: 2 sqrt(N) halves the build (3.5 instead of 7.5 minutes) but doubles what each query scans
+    (p50 48 ms instead of 20 ms); a build is rare (after 5% of the library changed), searches are not."""
+    return int(min(65536, max(64, 4 * np.sqrt(count))))
+
+
+def _build_ann(folder: Path, vectors: np.ndarray) -> str | None:
+    """An IVF index (faiss) over the unit vectors; None when faiss is not installed (exact search)."""
+    try:
+        import faiss
+    except ImportError:
+        log.warning(
+            "this library has %d photos; install faiss (pip install 'pixelsift[ann]') for fast "
+            "approximate search. Searching exactly meanwhile.",
+            len(vectors),
+        )
+        return None
+    count, dim = vectors.shape
+    nlist = _ivf_lists(count)
+    quantizer = faiss.IndexFlatIP(dim)
+    # 8-bit codes: a quarter of float32's memory and scan time; the best candidates are re-scored
+    # exactly from the float32 vectors, so the scores shown are exact cosines.
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    # k-means on 30 points per list, 10 iterations (faiss: 39+ and 25): the build's bulk, and the
+    # measured recall@20 stays ~1.0 (benchmarks/bench_library.py).
+    index.cp.niter = 10
+    index.cp.min_points_per_centroid = 20
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(count, size=min(count, nlist * 30), replace=False))
+    index.train(np.ascontiguousarray(vectors[sample]))
+    for start in range(0, count, 65536):
+        index.add(np.ascontiguousarray(vectors[start : start + 65536]))
+    faiss.write_index(index, str(folder / "ann.faiss"))
+    return "faiss-ivf"
+
+
+def _load_ann(folder: Path, state: CacheState) -> object | None:
+    try:
+        import faiss
+    except ImportError:
+        return None
+    index: Any = faiss.read_index(str(folder / "ann.faiss"), faiss.IO_FLAG_MMAP)
+    index.nprobe = ANN_PROBES
+    return index
+
+
+ANN_PROBES = 16  # inverted lists visited per query (of 4 sqrt(N)); see the README for recall
+RERANK_FACTOR = 4  # candidates taken from the approximate index per result, re-scored exactly
+
+
+def _ann_search(index: object, q: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the cache matrix nearest to q according to the approximate index."""
+    _, rows = index.search(q[None].astype(np.float32), k)  # type: ignore[attr-defined]
+    return rows[0][rows[0] >= 0]

@@ -1,0 +1,129 @@
+"""`pixelsift index`, `search` and `similar` as users meet them: output formats, messages, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import write_image
+from pixelsift.cli import main
+
+
+@pytest.fixture
+def library(
+    tmp_path: Path, samples: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, Path, str]:
+    """(photo folder, index file, what `pixelsift index` printed)."""
+    root = tmp_path / "photos"
+    shutil.copytree(samples, root)
+    write_image(root / "more" / "g.jpg", size=(64, 48), seed=3)
+    db = tmp_path / "index.db"
+    assert main(["index", str(root), "--db", str(db), "--detector", "none", "-q"]) == 0
+    return root, db, capsys.readouterr().out
+
+
+def test_index_prints_a_summary_and_a_second_run_does_nothing(
+    library: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, db, out = library
+    assert f"indexed {root.resolve()}: 6 photos, 6 new" in out and f"index: {db}" in out
+    assert main(["index", str(root), "--db", str(db), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["added"], report["unchanged"], report["photos"]) == (0, 6, 6)
+
+
+def test_search_table_json_and_csv(
+    library: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, db, _ = library
+    assert main(["search", "cat", "--db", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["score", "path", "labels"]
+    score, path, *labels = lines[1].split()
+    assert path == str(root.resolve() / "chelsea.png") and len(score.split(".")[1]) == 3
+    assert {"tabby,", "tiger", "Egyptian"} & set(labels)
+    monkeypatch.chdir(root)
+    assert main(["search", "cat", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[1] == "chelsea.png", "relative to where you are"
+
+    assert main(["search", "cats", "--db", str(db), "--format", "json", "-n", "2"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert 1 <= len(data) <= 2 and Path(data[0]["path"]).name == "chelsea.png"
+    assert set(data[0]) >= {"path", "score", "labels"} and isinstance(data[0]["labels"], list)
+    assert data[0]["score"] == pytest.approx(0.9375, abs=0.05)
+
+    assert main(["search", "espresso", "--db", str(db), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert Path(rows[0]["path"]).name == "coffee.png" and float(rows[0]["score"]) > 0.9
+
+
+def test_no_match_says_so_with_suggestions_and_exit_1(
+    library: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, db, _ = library
+    capsys.readouterr()
+    assert main(["search", "espreso", "--db", str(db), "--format", "json"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out) == []
+    assert "no photo label matches 'espreso'" in err and "espresso" in err
+    assert main(["search", "pizza", "--db", str(db)]) == 0, "a known word with no photo is not an error"
+    assert "no photo matches 'pizza'" in capsys.readouterr().err
+
+
+def test_similar_and_search_find_the_index_without_db(
+    library: tuple[Path, Path, str],
+    capsys: pytest.CaptureFixture[str],
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root, _, _ = library
+    assert main(["index", str(root), "--detector", "none", "-q"]) == 0  # the default location
+    capsys.readouterr()
+    monkeypatch.chdir(root / "more")
+    assert main(["search", "coffee", "--format", "json"]) == 0
+    assert Path(json.loads(capsys.readouterr().out)[0]["path"]).name == "coffee.png"
+    assert main(["similar", str(root / "chelsea.png"), "-n", "3", "--format", "json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == 3 and "chelsea.png" not in [Path(r["path"]).name for r in results]
+
+
+def test_unreadable_photos_exit_1_and_usage_errors_exit_2(
+    tmp_path: Path, samples: Path, capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    root = tmp_path / "photos"
+    root.mkdir()
+    shutil.copy(samples / "coffee.png", root)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    db = tmp_path / "i.db"
+    assert main(["index", str(root), "--db", str(db), "--detector", "none"]) == 1
+    err = capsys.readouterr().err
+    assert f"pixelsift: {root.resolve() / 'broken.jpg'}: not an image" in err and "Traceback" not in err
+    assert main(["index", str(root), "--db", str(db), "--detector", "none"]) == 0, "reported once"
+    assert "broken.jpg" not in capsys.readouterr().err
+    assert main(["index", str(root), "--db", str(db), "--detector", "yolov8n"]) == 2
+    assert "object detection is not available" in capsys.readouterr().err
+    assert main(["search", "cat", "--db", str(tmp_path / "nothing.db")]) == 1
+    assert "no photo index at" in capsys.readouterr().err
+    assert main(["search", "cat", "--db", str(db), "--after", "last tuesday"]) == 2
+    assert "--after 'last tuesday'" in capsys.readouterr().err
+
+
+def test_commands_are_listed_and_load_no_heavy_libraries() -> None:
+    code = (
+        "import sys, pixelsift.cli as c; p = c.build_parser(); "
+        "assert not {'torch', 'open_clip', 'faiss', 'cv2'} & set(sys.modules), sorted(sys.modules); "
+        "p.parse_args(['search', 'x']); print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+    helptext = subprocess.run(
+        [sys.executable, "-m", "pixelsift", "--help"], capture_output=True, text=True, timeout=120
+    ).stdout
+    assert all(command in helptext for command in ("index", "search", "similar"))

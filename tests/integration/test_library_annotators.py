@@ -1,0 +1,274 @@
+"""Detections and custom labels in the index, with stand-ins for pixelsift.detect and pixelsift.transfer.
+
+The stand-ins implement the interfaces those modules publish (`load_detector` / `default_detector_name`
+and `load_trained`), so these tests check the library's side of the contract: what it calls, with
+which inputs, and what it stores and finds.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers import write_image
+from pixelsift import PhotoIndex
+from pixelsift.errors import UsageError
+from pixelsift.library.db import blob_to_vector
+from pixelsift.models import registry
+from pixelsift.models.loaded import ImageModel
+from pixelsift.models.preprocess import Preprocessing
+from pixelsift.models.registry import ModelSpec, WeightsFile, get_model_spec
+
+
+@dataclass
+class FakeDetections:
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    class_names: list[str]
+
+
+class FakeDetector:
+    """Sees a stop sign in red photos and a car in blue ones, in the top-left quarter."""
+
+    name = "fake-ssd"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int]] = []
+
+    def detect_image(self, image: Any) -> FakeDetections:
+        self.seen.append(image.size)
+        arr = np.asarray(image, dtype=np.float32)
+        w, h = image.size
+        red, blue = arr[..., 0].mean(), arr[..., 2].mean()
+        names = ["stop sign"] if red > 150 else ["car"] if blue > 150 else []
+        boxes = np.array([[0, 0, w / 2, h / 2]] * len(names), np.float32).reshape(-1, 4)
+        return FakeDetections(boxes, np.full(len(names), 0.9, np.float32), np.zeros(len(names), int), names)
+
+
+@pytest.fixture
+def detector(monkeypatch: pytest.MonkeyPatch) -> FakeDetector:
+    fake = FakeDetector()
+    module = types.ModuleType("pixelsift.detect")
+
+    def load_detector(model: str | None = None, device: Any = None, precision: Any = None, **kw: Any) -> Any:
+        if model not in (None, fake.name):
+            raise UsageError(f"unknown detector {model!r}")
+        return fake
+
+    module.load_detector = load_detector  # type: ignore[attr-defined]
+    module.default_detector_name = lambda: fake.name  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pixelsift.detect", module)
+    return fake
+
+
+class FakeTrained:
+    """A trained labeler: a fixed linear layer on the backbone's raw features."""
+
+    def __init__(self, backbone: str, dim: int, classes: list[str]):
+        self.backbone = backbone
+        self.classes = classes
+        self.weights = np.random.default_rng(7).normal(size=(dim, len(classes))).astype(np.float32)
+        self.inputs: list[np.ndarray] = []
+
+    def predict_proba_from_features(self, raw: np.ndarray) -> np.ndarray:
+        self.inputs.append(np.array(raw))
+        z = raw @ self.weights
+        z = z - z.max(axis=1, keepdims=True)
+        return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+
+@pytest.fixture
+def labelers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, FakeTrained]:
+    """Files `<name>.model` in tmp_path load as FakeTrained models registered here by name."""
+    made: dict[str, FakeTrained] = {}
+    module = types.ModuleType("pixelsift.transfer")
+
+    def load_trained(path: str | Path) -> FakeTrained:
+        return made[Path(path).name.split(".")[0]]
+
+    module.load_trained = load_trained  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pixelsift.transfer", module)
+    return made
+
+
+def colour_library(root: Path) -> None:
+    write_image(root / "red1.jpg", size=(96, 64), color=(240, 20, 20), seed=1)
+    write_image(root / "red2.png", size=(64, 64), color=(230, 40, 30), seed=2)
+    write_image(root / "blue.jpg", size=(80, 60), color=(20, 30, 240), seed=3)
+    write_image(root / "grey.jpg", size=(80, 60), color=(120, 120, 120), seed=4)
+
+
+def test_detections_are_stored_in_full_resolution_pixels_and_searchable(
+    tmp_path: Path, detector: FakeDetector
+) -> None:
+    root = tmp_path / "photos"
+    colour_library(root)
+    write_image(root / "big-red.jpg", size=(2400, 1600), color=(240, 10, 10), seed=5)
+    index = PhotoIndex(tmp_path / "i.db")
+    index.update(root)  # detector "auto": the default detector
+    assert {r.relative_path for r in index.search("stop sign")} == {"red1.jpg", "red2.png", "big-red.jpg"}
+    assert {r.relative_path for r in index.search("stop signs")} == {"red1.jpg", "red2.png", "big-red.jpg"}
+    assert [r.relative_path for r in index.search("car")] == ["blue.jpg"]
+    assert "blue.jpg" in {r.relative_path for r in index.search("vehicle")}, "a car is a vehicle (WordNet)"
+    big_id = index.conn.execute("SELECT id FROM photos WHERE path = 'big-red.jpg'").fetchone()[0]
+    big = index.photo(big_id)
+    assert max(detector.seen) < (2400, 1600), "the detector got a draft-decoded (smaller) image"
+    assert big["detections"][0]["label"] == "stop sign" and big["detector"] == "fake-ssd"
+    assert big["detections"][0]["box"] == pytest.approx([0, 0, 1200, 800], rel=0.01), (
+        "boxes in original pixels"
+    )
+    assert "stop sign" in index.search("stop sign")[0].labels
+
+
+def test_a_detector_that_arrives_later_catches_up_on_older_photos(
+    tmp_path: Path, detector: FakeDetector
+) -> None:
+    root = tmp_path / "photos"
+    colour_library(root)
+    index = PhotoIndex(tmp_path / "i.db")
+    index.update(root, detector="none")
+    assert index.search("stop sign") == [], "no detections yet"
+    assert index.conn.execute("SELECT COUNT(*) FROM photos WHERE detector IS NULL").fetchone()[0] == 4
+    report = index.update(root, detector="fake-ssd")
+    assert report.added == 0 and report.annotated == {"searched for objects (fake-ssd)": 4}
+    assert {r.relative_path for r in index.search("stop sign")} == {"red1.jpg", "red2.png"}
+    assert index.conn.execute("SELECT COUNT(*) FROM photos WHERE detector = 'fake-ssd'").fetchone()[0] == 4
+    # Remembered: the next run, without --detector, uses it for new photos and does not redo old ones.
+    write_image(root / "red3.jpg", size=(64, 64), color=(250, 0, 0), seed=9)
+    detector.seen.clear()
+    later = index.update(root)
+    assert later.added == 1 and len(detector.seen) == 1 and not later.annotated
+    assert "red3.jpg" in {r.relative_path for r in index.search("stop sign")}
+
+
+def test_without_a_detection_module_auto_means_none_and_a_named_detector_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "pixelsift.detect", None)  # import fails like a missing module
+    root = tmp_path / "photos"
+    colour_library(root)
+    index = PhotoIndex(tmp_path / "i.db")
+    with caplog.at_level("INFO", logger="pixelsift"):
+        report = index.update(root)
+    assert report.added == 4 and index.conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == 0
+    assert sum("no object detector" in r.message for r in caplog.records) == 1
+    with pytest.raises(UsageError, match="--detector yolov8n: object detection is not available"):
+        index.update(root, detector="yolov8n")
+
+
+def test_custom_labels_come_from_the_same_forward_pass(
+    tmp_path: Path, labelers: dict[str, FakeTrained], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labelers["moods"] = FakeTrained("efficientnet_lite0", 1280, ["warm", "cool", "neutral"])
+    (tmp_path / "moods.model").write_bytes(b"model file")
+    root = tmp_path / "photos"
+    colour_library(root)
+    loads: list[str] = []
+    real_load = ImageModel.load.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        ImageModel,
+        "load",
+        classmethod(lambda cls, name, **kw: loads.append(name) or real_load(cls, name, **kw)),
+    )
+    index = PhotoIndex(tmp_path / "i.db")
+    index.update(root, detector="none", labelers=[tmp_path / "moods.model"])
+    assert loads == ["efficientnet_lite0"], "one network, run once per photo"
+
+    model = labelers["moods"]
+    raw = np.concatenate(model.inputs)
+    assert len(raw) == 4 and not np.allclose(np.linalg.norm(raw, axis=1), 1.0), "raw, unnormalised features"
+    stored = dict(
+        index.conn.execute("SELECT p.path, e.vector FROM photos p JOIN embeddings e ON e.photo_id = p.id")
+    )
+    probabilities = model.predict_proba_from_features(
+        np.stack([blob_to_vector(stored[p]) for p in sorted(stored)])
+    )
+    for path, row in zip(sorted(stored), probabilities, strict=True):
+        photo_id = index.conn.execute("SELECT id FROM photos WHERE path = ?", (path,)).fetchone()[0]
+        custom = [lab for lab in index.photo(photo_id)["labels"] if lab["kind"] == "custom"]
+        assert [c["label"] for c in custom] == [model.classes[i] for i in np.argsort(-row)]
+        assert [c["score"] for c in custom] == pytest.approx(sorted(row, reverse=True), rel=1e-5)
+        assert {c["source"] for c in custom} == {"moods"}
+    best_warm = max(sorted(stored), key=lambda p: probabilities[sorted(stored).index(p)][0])
+    assert index.search("warm")[0].relative_path == best_warm
+
+
+def test_a_labeler_added_later_is_applied_from_stored_features_and_remembered(
+    tmp_path: Path, labelers: dict[str, FakeTrained], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labelers["moods"] = FakeTrained("efficientnet_lite0", 1280, ["warm", "cool"])
+    (tmp_path / "moods.model").write_bytes(b"model file")
+    root = tmp_path / "photos"
+    colour_library(root)
+    index = PhotoIndex(tmp_path / "i.db")
+    index.update(root, detector="none")
+
+    def no_decoding(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("photos were decoded again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ImageModel, "iter_outputs", no_decoding)
+        report = index.update(root, detector="none", labelers=[tmp_path / "moods.model"])
+    assert report.annotated == {"labelled by moods": 4}
+    assert len(index.search("cool")) + len(index.search("warm")) >= 4
+    write_image(root / "new.jpg", size=(64, 64), color=(200, 200, 20), seed=11)
+    index.update(root, detector="none")  # no --labeler: the library remembers it
+    new_id = index.conn.execute("SELECT id FROM photos WHERE path = 'new.jpg'").fetchone()[0]
+    assert {lab["source"] for lab in index.photo(new_id)["labels"] if lab["kind"] == "custom"} == {"moods"}
+
+
+class TinyNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=4)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
+
+
+def test_a_labeler_on_another_backbone_gets_that_backbones_features(
+    tmp_path: Path, labelers: dict[str, FakeTrained], monkeypatch: pytest.MonkeyPatch, home: Path
+) -> None:
+    spec = ModelSpec(
+        name="tiny_test_backbone",
+        task="classify",
+        source="test",
+        description="tiny random network",
+        licence="MIT",
+        preprocessing=Preprocessing(resize=40, crop=32),
+        weights=WeightsFile(filename="tiny.pth", url="https://example.invalid/tiny.pth"),
+        embed_dim=8,
+        categories=get_model_spec("efficientnet_lite0").categories,
+        build=TinyNet,
+    )
+    monkeypatch.setitem(registry._REGISTRY, spec.name, spec)
+    torch.manual_seed(0)
+    (home / "weights" / "test").mkdir(parents=True)
+    torch.save(TinyNet().state_dict(), home / "weights" / "test" / "tiny.pth")
+    labelers["tiny"] = FakeTrained(spec.name, 8, ["yes", "no"])
+    (tmp_path / "tiny.model").write_bytes(b"x")
+    root = tmp_path / "photos"
+    colour_library(root)
+    index = PhotoIndex(tmp_path / "i.db")
+    report = index.update(root, detector="none", labelers=[tmp_path / "tiny.model"])
+    assert report.annotated == {"labelled by tiny": 4}
+    backbone = ImageModel.load(spec.name)
+    for path in sorted(p for p in root.iterdir()):
+        features, _ = backbone.run(backbone.decode(path)[0][None])
+        expected = labelers["tiny"].predict_proba_from_features(features)[0]
+        photo_id = index.conn.execute("SELECT id FROM photos WHERE path = ?", (path.name,)).fetchone()[0]
+        stored = {
+            lab["label"]: lab["score"] for lab in index.photo(photo_id)["labels"] if lab["kind"] == "custom"
+        }
+        assert stored == pytest.approx(dict(zip(["yes", "no"], expected, strict=True)), rel=1e-4)

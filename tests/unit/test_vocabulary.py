@@ -1,0 +1,103 @@
+"""The derived WordNet table: words reach the right ImageNet and COCO classes through the hierarchy."""
+
+from __future__ import annotations
+
+import pytest
+
+from pixelsift.library.vocabulary import Vocabulary, base_forms
+from pixelsift.models.registry import get_model_spec
+
+HOUSE_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+
+
+@pytest.fixture(scope="module")
+def vocab() -> Vocabulary:
+    return Vocabulary.load()
+
+
+@pytest.fixture(scope="module")
+def categories() -> tuple[str, ...]:
+    return get_model_spec("efficientnet_lite0").categories
+
+
+def classes(vocab: Vocabulary, categories: tuple[str, ...], word: str, weight: float = 1.0) -> set[str]:
+    meaning = vocab.lookup(word)
+    assert meaning is not None, f"{word!r} is not in the vocabulary"
+    return {categories[i] for i, w in vocab.imagenet_weights(meaning).items() if w >= weight}
+
+
+def test_table_is_imagenet_in_class_order(vocab: Vocabulary, categories: tuple[str, ...]) -> None:
+    assert len(vocab.imagenet) == 1000 == len(set(vocab.imagenet))
+    for index, name in [(0, "tench"), (281, "tabby"), (207, "golden retriever"), (999, "toilet tissue")]:
+        assert categories[index] == name
+        assert name.lower() in [n.lower() for n in vocab.names(vocab.imagenet_wnid(index))]
+
+
+def test_cat_finds_the_house_cats_first_and_big_cats_as_a_later_sense(
+    vocab: Vocabulary, categories: tuple[str, ...]
+) -> None:
+    first_sense = classes(vocab, categories, "cat")
+    assert first_sense >= HOUSE_CATS
+    assert "lion" not in first_sense and "tiger" not in first_sense
+    assert {"lion", "tiger", "cheetah"} <= classes(vocab, categories, "cat", weight=0.5)
+
+
+def test_dog_reaches_every_breed_through_the_hierarchy(
+    vocab: Vocabulary, categories: tuple[str, ...]
+) -> None:
+    dogs = classes(vocab, categories, "dog")
+    assert len(dogs) == 118
+    assert {"Chihuahua", "golden retriever", "pug", "Siberian husky", "toy poodle", "beagle"} <= dogs
+    assert not dogs & {"tabby", "timber wolf", "red fox", "hotdog"}, "wolves, foxes and sausages are not dogs"
+
+
+@pytest.mark.parametrize(
+    ("word", "inside", "outside"),
+    [
+        ("bird", {"goldfinch", "bald eagle", "ostrich", "hen"}, {"airliner", "tabby"}),
+        ("fruit", {"Granny Smith", "strawberry", "banana", "pineapple"}, {"broccoli", "espresso"}),
+        (
+            "vehicle",
+            {"convertible", "airliner", "canoe", "mountain bike", "school bus"},
+            {"tabby", "espresso"},
+        ),
+    ],
+)
+def test_a_word_reaches_its_whole_subtree(
+    vocab: Vocabulary, categories: tuple[str, ...], word: str, inside: set[str], outside: set[str]
+) -> None:
+    found = classes(vocab, categories, word)
+    assert inside <= found
+    assert not found & outside
+
+
+def test_plurals_and_synonyms(vocab: Vocabulary, categories: tuple[str, ...]) -> None:
+    assert classes(vocab, categories, "cats") == classes(vocab, categories, "cat")
+    assert classes(vocab, categories, "Dogs") == classes(vocab, categories, "dog")
+    assert classes(vocab, categories, "puppies") == classes(vocab, categories, "dog"), "a puppy is a dog"
+    assert classes(vocab, categories, "kitten") == HOUSE_CATS, "a kitten is a house cat, not a lion"
+    assert classes(vocab, categories, "geese") == {"goose"}, "WordNet's irregular plurals"
+    assert classes(vocab, categories, "automobile") == classes(vocab, categories, "car", weight=1.0)
+    assert "golden retriever" in classes(vocab, categories, "Golden Retrievers")
+    assert vocab.lookup("qwertyuiop") is None
+
+
+def test_base_forms_follow_wordnet_noun_rules() -> None:
+    assert "box" in base_forms("boxes")
+    assert "puppy" in base_forms("puppies")
+    assert "stop sign" in base_forms("stop signs")
+    assert base_forms("cat") == ["cat"]
+
+
+def test_detection_classes_sit_in_the_same_hierarchy(vocab: Vocabulary) -> None:
+    def coco(word: str) -> set[str]:
+        meaning = vocab.lookup(word)
+        assert meaning is not None
+        return set(vocab.coco_weights(meaning))
+
+    assert {"dog", "cat", "horse", "bird", "zebra"} <= coco("animal")
+    assert "car" not in coco("animal")
+    assert {"car", "bus", "truck", "bicycle", "motorcycle", "airplane", "boat", "train"} <= coco("vehicle")
+    assert coco("person") == {"person"} == coco("people")
+    assert "cat" in coco("kitten") and "dog" in coco("puppy")
+    assert coco("stop sign") == {"stop sign"}

@@ -1,0 +1,213 @@
+"""Build `src/pixelsift/data/imagenet_wordnet.json`: the slice of WordNet 3.0 that photo search needs.
+
+    apt-get install wordnet-base              # WordNet 3.0 database files in /usr/share/wordnet
+    python tools/build_wordnet_table.py [--wordnet /usr/share/wordnet] [--out src/pixelsift/data/...]
+
+ImageNet-1k's classes are WordNet 3.0 noun synsets (timm ships their ids in class order), and each COCO
+detection class is mapped here by hand to the synset it names. The table holds, for those "concepts":
+  - `imagenet`: the synset id of each of the 1000 classes, in class order;
+  - `coco`: COCO class name -> synset id;
+  - `synsets`: every concept synset and all its hypernym ancestors, with their lemma names and their
+    direct hypernyms (`parents`), so that "dog" reaches every breed;
+  - `words`: every WordNet noun that names a concept or an ancestor (synonyms included), with the
+    synsets it means and a weight: 1 for its most frequent sense, 0.5 for later ones ("cat" is first a
+    house cat or a wildcat, then a big cat); a few everyday words that WordNet files away from their kind
+    are added by hand (`ALIASES`: "kitten" is a "young mammal" in WordNet; a kitten is a cat);
+  - `irregular_plurals`: WordNet's noun exception list for those words ("geese" -> "goose").
+At run time pixelsift reads only this JSON; no WordNet installation is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "src" / "pixelsift" / "data" / "imagenet_wordnet.json"
+
+# COCO class name (as detectors report it) -> (WordNet lemma, sense number) of the thing it names
+# (COCO "cow" is any cattle: ImageNet calls the same animal "ox"; COCO "cat" is a house cat).
+COCO = {
+    "person": ("person", 1), "bicycle": ("bicycle", 1), "car": ("car", 1), "motorcycle": ("motorcycle", 1),
+    "airplane": ("airplane", 1), "bus": ("bus", 1), "train": ("train", 1), "truck": ("truck", 1),
+    "boat": ("boat", 1), "traffic light": ("traffic light", 1), "fire hydrant": ("fire hydrant", 1),
+    "stop sign": ("street sign", 1), "parking meter": ("parking meter", 1), "bench": ("bench", 1),
+    "bird": ("bird", 1), "cat": ("domestic cat", 1), "dog": ("dog", 1), "horse": ("horse", 1),
+    "sheep": ("sheep", 1),
+    "cow": ("cattle", 1), "elephant": ("elephant", 1), "bear": ("bear", 1), "zebra": ("zebra", 1),
+    "giraffe": ("giraffe", 1), "backpack": ("backpack", 1), "umbrella": ("umbrella", 1),
+    "handbag": ("handbag", 1), "tie": ("tie", 1), "suitcase": ("suitcase", 1), "frisbee": ("frisbee", 1),
+    "skis": ("ski", 1), "snowboard": ("snowboard", 1), "sports ball": ("ball", 1), "kite": ("kite", 3),
+    "baseball bat": ("baseball bat", 1), "baseball glove": ("baseball glove", 1),
+    "skateboard": ("skateboard", 1), "surfboard": ("surfboard", 1), "tennis racket": ("tennis racket", 1),
+    "bottle": ("bottle", 1), "wine glass": ("wineglass", 1), "cup": ("cup", 1), "fork": ("fork", 1),
+    "knife": ("knife", 1), "spoon": ("spoon", 1), "bowl": ("bowl", 1), "banana": ("banana", 2),
+    "apple": ("apple", 1), "sandwich": ("sandwich", 1), "orange": ("orange", 1), "broccoli": ("broccoli", 2),
+    "carrot": ("carrot", 1), "hot dog": ("hot dog", 2), "pizza": ("pizza", 1), "donut": ("donut", 1),
+    "cake": ("cake", 3), "chair": ("chair", 1), "couch": ("couch", 1), "potted plant": ("pot plant", 1),
+    "bed": ("bed", 1), "dining table": ("dining table", 1), "toilet": ("toilet", 2), "tv": ("television", 2),
+    "laptop": ("laptop", 1), "mouse": ("mouse", 4), "remote": ("remote", 1), "keyboard": ("keyboard", 1),
+    "cell phone": ("cellular telephone", 1), "microwave": ("microwave", 2), "oven": ("oven", 1),
+    "toaster": ("toaster", 2), "sink": ("sink", 1), "refrigerator": ("refrigerator", 1), "book": ("book", 2),
+    "clock": ("clock", 1), "vase": ("vase", 1), "scissors": ("scissors", 1), "teddy bear": ("teddy bear", 1),
+    "hair drier": ("hair drier", 1), "toothbrush": ("toothbrush", 1),
+}  # fmt: skip
+
+# Everyday words whose own WordNet synset holds no concept: word -> (lemma, sense) to search instead.
+# WordNet files the young of animals under "young mammal" / "young bird" rather than under their kind,
+# and "man", "woman", "child" under kinds of person that ImageNet has no class for; a photo of a kitten
+# is a photo of a cat, and the classifier labels it as one (tabby, Persian ...).
+ALIASES = {
+    "kitten": ("domestic cat", 1), "kitty": ("domestic cat", 1), "puppy": ("dog", 1), "pup": ("dog", 1),
+    "doggy": ("dog", 1), "doggie": ("dog", 1), "calf": ("cattle", 1), "lamb": ("sheep", 1),
+    "foal": ("horse", 1), "pony": ("horse", 1), "chick": ("bird", 1), "duckling": ("duck", 1),
+    "gosling": ("goose", 1), "cub": ("bear", 1),
+    "people": ("person", 1), "human": ("person", 1), "man": ("person", 1), "woman": ("person", 1),
+    "child": ("person", 1), "kid": ("person", 1), "boy": ("person", 1), "girl": ("person", 1),
+    "baby": ("person", 1), "toddler": ("person", 1),
+}  # fmt: skip
+
+# WordNet files buses and trains under "public transport", beside "vehicle" rather than under it; a
+# photo search for "vehicle" should find them, so they get vehicles as a second parent.
+EXTRA_PARENTS = {("bus", 1): ("motor vehicle", 1), ("train", 1): ("wheeled vehicle", 1)}
+
+SECONDARY_WEIGHT = 0.5  # later senses of a word ("cat" = big cat) count half as much as its first sense
+
+
+def parse_data_noun(path: Path) -> dict[str, dict]:
+    """synset id ("n" + offset) -> {"names": [lemma, ...], "parents": [synset id, ...]}, per wndb(5WN)."""
+    synsets: dict[str, dict] = {}
+    with path.open(encoding="latin-1") as fh:
+        for line in fh:
+            if line.startswith("  "):  # the licence header
+                continue
+            fields = line.partition(" | ")[0].split()
+            word_count = int(fields[3], 16)
+            names = [re.sub(r"\(.*\)$", "", fields[4 + 2 * i]).replace("_", " ") for i in range(word_count)]
+            i = 4 + 2 * word_count
+            pointer_count = int(fields[i])
+            i += 1
+            parents = []
+            for _ in range(pointer_count):
+                symbol, offset, pos = fields[i], fields[i + 1], fields[i + 2]
+                if symbol in ("@", "@i") and pos == "n":  # hypernym, instance hypernym
+                    parents.append("n" + offset)
+                i += 4
+            synsets["n" + fields[0]] = {"names": names, "parents": parents}
+    return synsets
+
+
+def parse_index_noun(path: Path) -> dict[str, list[str]]:
+    """lemma (lower case, spaces) -> its synset ids, most frequent sense first."""
+    senses: dict[str, list[str]] = {}
+    with path.open(encoding="latin-1") as fh:
+        for line in fh:
+            if line.startswith("  "):
+                continue
+            fields = line.split()
+            sense_count, pointer_count = int(fields[2]), int(fields[3])
+            offsets = fields[4 + pointer_count + 2 :]
+            assert len(offsets) == sense_count, line
+            senses[fields[0].replace("_", " ")] = ["n" + o for o in offsets]
+    return senses
+
+
+def parse_exceptions(path: Path) -> dict[str, str]:
+    pairs = {}
+    with path.open(encoding="latin-1") as fh:
+        for line in fh:
+            inflected, base, *_ = line.split()
+            pairs[inflected.replace("_", " ")] = base.replace("_", " ")
+    return pairs
+
+
+def ancestors_of(synset: str, synsets: dict[str, dict]) -> list[str]:
+    """All hypernym ancestors, nearest first (breadth-first), each once."""
+    found: list[str] = []
+    frontier = list(synsets[synset]["parents"])
+    while frontier:
+        nxt = []
+        for s in frontier:
+            if s not in found:
+                found.append(s)
+                nxt.extend(synsets[s]["parents"])
+        frontier = nxt
+    return found
+
+
+def imagenet_wnids() -> list[str]:
+    from timm.data import ImageNetInfo
+
+    wnids = list(ImageNetInfo().label_names())
+    assert len(wnids) == 1000 and all(re.fullmatch(r"n\d{8}", w) for w in wnids)
+    return wnids
+
+
+def build(wordnet: Path) -> dict:
+    synsets = parse_data_noun(wordnet / "data.noun")
+    senses = parse_index_noun(wordnet / "index.noun")
+    exceptions = parse_exceptions(wordnet / "noun.exc")
+
+    def sense(lemma: str, number: int) -> str:
+        return senses[lemma][number - 1]
+
+    for (lemma, number), (parent, parent_number) in EXTRA_PARENTS.items():
+        synsets[sense(lemma, number)]["parents"].append(sense(parent, parent_number))
+
+    imagenet = imagenet_wnids()
+    coco = {name: sense(lemma, number) for name, (lemma, number) in COCO.items()}
+    concepts = sorted(set(imagenet) | set(coco.values()))
+    ancestors = {c: ancestors_of(c, synsets) for c in concepts}
+    closure = sorted(set(concepts).union(*ancestors.values()))
+    reach: dict[str, set[str]] = {s: set() for s in closure}
+    for c in concepts:
+        for s in (c, *ancestors[c]):
+            reach[s].add(c)
+
+    words: dict[str, list[list]] = {}
+    for lemma, synset_ids in senses.items():
+        direct = [s for s in synset_ids if s in reach]
+        if direct:
+            words[lemma] = [[s, 1.0 if i == 0 else SECONDARY_WEIGHT] for i, s in enumerate(direct)]
+    for word, (lemma, number) in ALIASES.items():
+        target = sense(lemma, number)
+        assert target in reach, (word, lemma)
+        words[word] = [[target, 1.0]]
+    for name, synset_id in coco.items():  # a detector's own class name always finds that class
+        words.setdefault(name, [[synset_id, 1.0]])
+
+    return {
+        "about": (
+            "Derived from WordNet 3.0 (Princeton University; licence in WORDNET-LICENSE.txt) by "
+            "tools/build_wordnet_table.py: ImageNet-1k classes and COCO classes as WordNet noun synsets, "
+            "their hypernym ancestors, and the nouns that name them."
+        ),
+        "imagenet": imagenet,
+        "coco": coco,
+        "synsets": {s: {"names": synsets[s]["names"], "parents": synsets[s]["parents"]} for s in closure},
+        "words": dict(sorted(words.items())),
+        "irregular_plurals": {k: v for k, v in sorted(exceptions.items()) if v in words and k not in words},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--wordnet", type=Path, default=Path("/usr/share/wordnet"))
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    table = build(args.wordnet)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(table, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
+    args.out.write_text(text + "\n", encoding="utf-8")
+    print(
+        f"{args.out}: {len(table['imagenet'])} ImageNet classes, {len(table['coco'])} COCO classes, "
+        f"{len(table['synsets'])} synsets, {len(table['words'])} words, {len(text) / 1e3:.0f} kB"
+    )
+
+
+if __name__ == "__main__":
+    main()
