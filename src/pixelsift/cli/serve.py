@@ -11,7 +11,7 @@ from ..models.registry import DEFAULT_CLASSIFIER
 
 EXAMPLES = """examples:
   pixelsift serve                          classify and detect from a browser at http://127.0.0.1:8000
-  pixelsift serve --db ~/Pictures/.pixelsift/index.db    also search that photo index
+  pixelsift serve --db photos.db           search that photo index (default: the one `search` uses)
   pixelsift serve --host 0.0.0.0 --port 9000             reachable from other machines (no auth!)
 """
 
@@ -34,6 +34,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
     p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"))
     p.set_defaults(func=run)
+
+
+def _default_index() -> Path | None:
+    """The index `pixelsift search` would use here (the folder's library, or the only one), if any."""
+    from ..library.photo_index import find_db
+
+    try:
+        return find_db()
+    except UsageError:
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +75,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    if args.db:
+        print(f"pixelsift: searching the photo index {args.db}", file=sys.stderr)
+    else:
+        print(
+            "pixelsift: no photo index (make one with `pixelsift index PHOTOS_DIR`); search is off",
+            file=sys.stderr,
+        )
     print(
         f"pixelsift: serving on http://{shown}:{args.port}/  (API docs: /docs; Ctrl-C stops)", file=sys.stderr
     )

@@ -542,10 +542,22 @@ class Indexer:
             RETURNING id
             """,
             (
-                rel, size, mtime_ns, sha256, status, error, meta.width, meta.height, meta.taken_at,
-                meta.camera, meta.latitude, meta.longitude, detector, now,
+                rel,
+                size,
+                mtime_ns,
+                sha256,
+                status,
+                error,
+                meta.width,
+                meta.height,
+                meta.taken_at,
+                meta.camera,
+                meta.latitude,
+                meta.longitude,
+                detector,
+                now,
             ),
-        ).fetchone()[0]  # fmt: skip
+        ).fetchone()[0]
         for table in ("labels", "detections", "embeddings"):
             self.conn.execute(f"DELETE FROM {table} WHERE photo_id = ?", (photo_id,))
         return int(photo_id)

@@ -26,9 +26,15 @@ TABLE = "imagenet_wordnet.json"
 
 # WordNet's "morphy" detachment rules for nouns, tried in order after its exception list.
 _NOUN_SUFFIXES: tuple[tuple[str, str], ...] = (
-    ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
-    ("ies", "y"), ("s", ""),
-)  # fmt: skip
+    ("ses", "s"),
+    ("xes", "x"),
+    ("zes", "z"),
+    ("ches", "ch"),
+    ("shes", "sh"),
+    ("men", "man"),
+    ("ies", "y"),
+    ("s", ""),
+)
 
 
 def normalise(text: str) -> str:

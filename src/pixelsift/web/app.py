@@ -168,8 +168,11 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC, html=False), name="static")
 
     from . import routes
+    from .library_access import LibraryAccess
 
+    app.state.library = LibraryAccess(config.db)
     routes.add_routes(app)
+    routes.add_library_routes(app)
     return app
 
 

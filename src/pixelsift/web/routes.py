@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from .app import ApiError, WebConfig, jpeg_bytes, read_upload
+from .library_access import LibraryAccess
 
 
 class Prediction(BaseModel):
@@ -97,3 +98,94 @@ def add_routes(app: FastAPI) -> None:
             "height": height,
             "detections": detections.to_dict()["detections"],
         }
+
+
+class PhotoResult(BaseModel):
+    id: int
+    path: str  # relative to the library root
+    score: float
+    labels: list[str]
+    taken_at: str | None = None
+    camera: str | None = None
+
+
+class Detection(BaseModel):
+    label: str
+    score: float
+    box: list[float]
+    detector: str | None = None
+
+
+class PhotoInfo(BaseModel):
+    id: int
+    path: str
+    width: int | None = None
+    height: int | None = None
+    taken_at: str | None = None
+    camera: str | None = None
+    labels: list[dict[str, Any]]
+    detections: list[Detection]
+
+
+def _photo_results(results: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r.id,
+            "path": r.relative_path,
+            "score": r.score,
+            "labels": r.labels,
+            "taken_at": r.taken_at,
+            "camera": r.camera,
+        }
+        for r in results
+    ]
+
+
+def add_library_routes(app: FastAPI) -> None:
+    library: LibraryAccess = app.state.library
+
+    @app.get("/api/search", response_model=list[PhotoResult], tags=["library"])
+    def search(
+        response: Response,
+        q: Annotated[
+            str, Query(min_length=1, max_length=500, description="a word, several words, or free text")
+        ],
+        n: Annotated[int, Query(ge=1, le=500, description="how many photos")] = 20,
+    ) -> list[dict[str, Any]]:
+        """Photos of the index matching the query, best first (as `pixelsift search --format json`)."""
+        if not q.strip():
+            raise ApiError(400, "bad parameters: the query is empty")
+        with library.lock:
+            results = library.index().search(q, n=n)
+            if results.message:
+                response.headers["X-Pixelsift-Message"] = results.message.encode("ascii", "replace").decode()
+            return _photo_results(library.servable(results))
+
+    @app.get("/api/similar/{photo_id}", response_model=list[PhotoResult], tags=["library"])
+    def similar(photo_id: str, n: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
+        """Photos that look most like photo `photo_id`, best first (the photo itself excluded)."""
+        with library.lock:
+            path = library.photo_file(photo_id)
+            results = library.index().similar(path, n=n)
+            return _photo_results(library.servable(results))
+
+    @app.get("/api/photos/{photo_id}", tags=["library"], response_class=FileResponse)
+    def photo(photo_id: str) -> FileResponse:
+        """The original file of photo `photo_id` (only files recorded in the index are ever served)."""
+        with library.lock:
+            path = library.photo_file(photo_id)
+        return FileResponse(path)
+
+    @app.get("/api/photos/{photo_id}/thumbnail", tags=["library"], response_class=Response)
+    def thumbnail(photo_id: str) -> Response:
+        """A JPEG thumbnail (longest side 320 px), made once and cached."""
+        with library.lock:
+            data = library.thumbnail(photo_id)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/api/photos/{photo_id}/info", response_model=PhotoInfo, tags=["library"])
+    def photo_info(photo_id: str) -> dict[str, Any]:
+        """What the index knows about photo `photo_id`: labels, detections, EXIF facts."""
+        with library.lock:
+            info = library.info(photo_id)
+        return {key: info.get(key) for key in PhotoInfo.model_fields}

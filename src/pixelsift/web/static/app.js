@@ -11,12 +11,12 @@ function colourFor(label) {
   return PALETTE[hash % PALETTE.length];
 }
 
-async function api(url, options) {
+async function api(url, options, withHeaders = false) {
   const response = await fetch(url, options);
   const type = response.headers.get("content-type") || "";
   const body = type.includes("application/json") ? await response.json() : null;
   if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
-  return body;
+  return withHeaders ? { body, headers: response.headers } : body;
 }
 
 function setStatus(element, text, isError = false) {
@@ -129,7 +129,6 @@ function photoCard(result, onOpen) {
   const img = document.createElement("img");
   img.src = `/api/photos/${result.id}/thumbnail`;
   img.alt = result.labels.slice(0, 3).join(", ") || result.path;
-  img.loading = "lazy";
   const caption = document.createElement("span");
   caption.className = "caption";
   caption.textContent = result.labels.slice(0, 2).join(", ") || result.path;
@@ -151,8 +150,11 @@ async function openPhoto(result) {
   $("#similar-grid").replaceChildren();
   if (!dialog.open) dialog.showModal();
   try {
-    const img = await loadImage(`/api/photos/${result.id}`);
-    drawDetections($("#dialog-canvas"), img, result.detections || []);
+    const [img, info] = await Promise.all([loadImage(`/api/photos/${result.id}`), api(`/api/photos/${result.id}/info`)]);
+    drawDetections($("#dialog-canvas"), img, info.detections);
+    const facts = [info.taken_at, info.camera].filter(Boolean).join(" · ");
+    const objects = info.detections.length ? ` Objects: ${summary(info.detections)}.` : "";
+    $("#dialog-labels").textContent = `${result.labels.join(", ")}.${objects}${facts ? ` ${facts}` : ""}`;
     const similar = await api(`/api/similar/${result.id}?n=8`);
     $("#similar-grid").replaceChildren(...similar.filter((s) => s.id !== result.id).map((s) => photoCard(s, openPhoto)));
   } catch (err) {
@@ -165,9 +167,11 @@ async function search(query) {
   const grid = $("#search-grid");
   setStatus(status, `Searching for “${query}” ...`);
   try {
-    const results = await api(`/api/search?${new URLSearchParams({ q: query, n: "40" })}`);
+    const { body: results, headers } = await api(`/api/search?${new URLSearchParams({ q: query, n: "40" })}`, undefined, true);
     grid.replaceChildren(...results.map((r) => photoCard(r, openPhoto)));
-    setStatus(status, results.length ? `${results.length} photos match “${query}”.` : `No photo matches “${query}”.`);
+    const why = headers.get("x-pixelsift-message");
+    const found = results.length === 1 ? "1 photo matches" : `${results.length} photos match`;
+    setStatus(status, results.length ? `${found} “${query}”.` : (why || `No photo matches “${query}”.`));
   } catch (err) {
     grid.replaceChildren();
     setStatus(status, err.message, true);

@@ -1,0 +1,137 @@
+"""The page in real headless Chromium (Debian's, no browser download) against a real `pixelsift serve`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import write_image
+from pixelsift.library import PhotoIndex
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM = (
+    os.environ.get("PIXELSIFT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+)
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = tmp_path_factory.mktemp("browser")
+    photos = base / "photos"
+    photos.mkdir()
+    shutil.copy(REPO / "samples" / "chelsea.png", photos / "cat.png")
+    shutil.copy(REPO / "samples" / "coffee.png", photos / "coffee.png")
+    shutil.copy(REPO / "samples" / "rocket.jpg", photos / "rocket.jpg")
+    write_image(photos / "red.jpg", size=(160, 120))
+    db = base / "index.db"
+    with PhotoIndex(db) as index:
+        index.update(photos, detector="none")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pixelsift", "serve", "--db", str(db), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ.copy(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                raise RuntimeError(f"pixelsift serve exited: {output}") from None
+            time.sleep(0.3)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield instance
+        instance.close()
+
+
+def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
+    page.goto(server)
+    page.wait_for_selector("#model-select option[value=efficientnet_lite0]", state="attached")
+    page.set_input_files("#file-input", str(REPO / "samples" / "chelsea.png"))
+    page.wait_for_selector("#classes-table tbody tr", timeout=120_000)
+    classes = page.inner_text("#classes-table tbody").lower()
+    assert any(cat in classes for cat in ("tabby", "tiger cat", "egyptian cat")), classes
+    assert "chelsea.png" in page.inner_text("#upload-status")
+
+    page.fill("#search-input", "cat")
+    page.press("#search-input", "Enter")
+    first = page.wait_for_selector("#search-grid li button", timeout=60_000)
+    assert first is not None and "cat.png" in (first.get_attribute("aria-label") or "")
+    page.wait_for_function("document.querySelector('#search-grid img').naturalWidth > 0")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
+
+    first.click()
+    page.wait_for_selector("#photo-dialog[open]")
+    page.wait_for_selector("#similar-grid li", timeout=60_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#similar-grid img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert page.inner_text("#dialog-title") == "cat.png"
+    page.screenshot(path=str(ARTIFACTS / "web-photo.png"))
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#photo-dialog[open]", state="detached")
+    page.close()
+
+
+def test_phone_width_has_no_horizontal_scroll_and_is_keyboard_usable(server: str, browser: object) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # type: ignore[attr-defined]
+    page.goto(server)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.keyboard.press("Tab")  # first stop: the drop zone, a focusable label
+    assert page.evaluate("document.activeElement.id") == "drop-zone"
+    page.focus("#search-input")
+    page.keyboard.type("coffee")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#search-grid li button", timeout=60_000)
+    assert "coffee.png" in (page.get_attribute("#search-grid li button", "aria-label") or "")
+    page.screenshot(path=str(ARTIFACTS / "web-phone.png"))
+    page.close()

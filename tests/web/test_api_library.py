@@ -1,0 +1,151 @@
+"""REST API over a photo index: search, similar, photos, thumbnails, and every way to escape the library."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from helpers import write_image
+from pixelsift.library import PhotoIndex
+from pixelsift.web import WebConfig, create_app
+
+SECRET = b"TOP-SECRET-FILE-CONTENTS"
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, Path]]:
+    """(photos folder, index db, a secret file outside the library that a symlink points to)."""
+    base = tmp_path_factory.mktemp("weblib")
+    photos = base / "photos"
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    photos.mkdir()
+    shutil.copy(samples / "chelsea.png", photos / "cat.png")
+    shutil.copy(samples / "coffee.png", photos / "coffee.png")
+    write_image(photos / "trip" / "red.jpg", size=(120, 90))
+    secret = base / "secret.jpg"  # a real photo outside the library, carrying a marker in its bytes
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(secret, comment=SECRET)
+    assert SECRET in secret.read_bytes()
+    os.symlink(secret, photos / "escape.jpg")  # a file symlink out of the library
+    db = base / "index.db"
+    with PhotoIndex(db) as index:
+        index.update(photos, detector="none")
+    yield photos, db, secret
+
+
+@pytest.fixture
+def client(library: tuple[Path, Path, Path]) -> TestClient:
+    return TestClient(create_app(WebConfig(db=library[1])))
+
+
+def photo_id(client: TestClient, relative: str) -> int:
+    with PhotoIndex(client.app.state.config.db, create=False) as index:  # type: ignore[attr-defined]
+        row = index.conn.execute("SELECT id FROM photos WHERE path = ?", (relative,)).fetchone()
+    assert row, relative
+    return int(row[0])
+
+
+def test_search_cat_returns_the_cat_photo_first_with_relative_paths(client: TestClient) -> None:
+    results = client.get("/api/search", params={"q": "cat", "n": 5}).json()
+    assert results[0]["path"] == "cat.png"
+    assert results[0]["id"] == photo_id(client, "cat.png")
+    assert results[0]["score"] > 0 and results[0]["labels"]
+    assert not any(os.path.isabs(r["path"]) for r in results)
+
+
+def test_search_without_match_says_why(client: TestClient) -> None:
+    response = client.get("/api/search", params={"q": "zebra crossing lighthouse"})
+    assert response.status_code == 200 and response.json() == []
+    assert "no photo label matches" in response.headers["x-pixelsift-message"]
+
+
+def test_similar_excludes_the_photo_itself(client: TestClient) -> None:
+    cat = photo_id(client, "cat.png")
+    results = client.get(f"/api/similar/{cat}", params={"n": 5}).json()
+    assert results and cat not in [r["id"] for r in results]
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_photo_original_thumbnail_and_info(client: TestClient, library: tuple[Path, Path, Path]) -> None:
+    cat = photo_id(client, "cat.png")
+    original = client.get(f"/api/photos/{cat}")
+    assert original.status_code == 200
+    assert original.content == (library[0] / "cat.png").read_bytes()
+    thumb = client.get(f"/api/photos/{cat}/thumbnail")
+    assert thumb.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(thumb.content)).size) == 320
+    assert client.get(f"/api/photos/{cat}/thumbnail").content == thumb.content  # cached
+    info = client.get(f"/api/photos/{cat}/info").json()
+    assert info["path"] == "cat.png" and info["width"] == 451 and info["detections"] == []
+
+
+def test_unknown_ids_are_404(client: TestClient) -> None:
+    for url in [
+        "/api/photos/999999",
+        "/api/photos/999999/thumbnail",
+        "/api/similar/999999",
+        "/api/photos/abc",
+    ]:
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/photos/../../secret.jpg",
+        "/api/photos/..%2F..%2Fsecret.jpg",
+        "/api/photos/%2e%2e%2f%2e%2e%2fsecret.jpg",
+        "/api/photos/..%252F..%252Fsecret.jpg",
+        "/api/photos/%252e%252e%252fsecret.jpg",
+        "/api/photos//etc/passwd",
+        "/api/photos/%2Fetc%2Fpasswd",
+        "/api/photos/1%2F..%2F..%2Fsecret.jpg/thumbnail",
+        "/static/../../secret.jpg",
+        "/static/..%2F..%2Fweb%2Fapp.py",
+        "/static/%2e%2e/app.py",
+    ],
+)
+def test_traversal_attempts_get_404_and_no_bytes(client: TestClient, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 404, (url, response.status_code)
+    assert SECRET not in response.content and b"root:" not in response.content
+    assert b"import" not in response.content
+
+
+def test_a_symlink_out_of_the_library_is_never_served(
+    client: TestClient, library: tuple[Path, Path, Path]
+) -> None:
+    escape = photo_id(client, "escape.jpg")  # the indexer follows file links, so it has an id
+    for suffix in ("", "/thumbnail", "/info"):
+        response = client.get(f"/api/photos/{escape}{suffix}")
+        assert response.status_code == 404, suffix
+        assert SECRET not in response.content
+
+
+def test_search_without_an_index_is_503_with_the_fix() -> None:
+    response = TestClient(create_app(WebConfig(db=None))).get("/api/search", params={"q": "cat"})
+    assert response.status_code == 503
+    assert "pixelsift serve --db" in response.json()["error"]
+
+
+def test_bad_search_parameters_are_400(client: TestClient) -> None:
+    assert client.get("/api/search").status_code == 400
+    assert client.get("/api/search", params={"q": "cat", "n": 0}).status_code == 400
+    assert client.get("/api/search", params={"q": "   "}).status_code == 400
+
+
+def test_search_results_never_list_a_photo_outside_the_library(client: TestClient) -> None:
+    escape = photo_id(client, "escape.jpg")
+    for query in ("cat", "coffee", "espresso"):
+        assert escape not in [r["id"] for r in client.get("/api/search", params={"q": query, "n": 50}).json()]
+    cat = photo_id(client, "cat.png")
+    assert escape not in [r["id"] for r in client.get(f"/api/similar/{cat}", params={"n": 50}).json()]
