@@ -82,7 +82,8 @@ def open_image(
     """Open an image as an EXIF-oriented RGB `PIL.Image`, or raise `ImageError` saying why not.
 
     `min_size`: the smallest side the caller needs; JPEGs larger than that are decoded in draft
-    mode (DCT scaling), which is several times faster on 12-megapixel photos.
+    mode (DCT scaling), which is several times faster on 12-megapixel photos; the photo's own
+    (oriented) size stays in `image.info["full_size"]`.
 
     >>> open_image("samples/chelsea.png").size
     (451, 300)
@@ -114,7 +115,11 @@ def open_image(
                 img.draft("RGB", (min_size, min_size))
             img.load()
             oriented = ImageOps.exif_transpose(img)
-            return _to_rgb(oriented)
+            rgb = _to_rgb(oriented)
+            # The photo's size before draft decoding, oriented like the result: detectors report boxes in it.
+            turned = oriented.size != img.size
+            rgb.info["full_size"] = (height, width) if turned else (width, height)
+            return rgb
     except ImageError:
         raise
     except FileNotFoundError:

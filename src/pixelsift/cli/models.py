@@ -59,8 +59,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     info.set_defaults(func=run_info)
 
 
-def describe(spec: ModelSpec) -> dict[str, Any]:
+def default_names() -> dict[str, str]:
+    """task -> the model used when none is named: the classifier, and the best detector ready here."""
+    from ..detect import default_detector_name
+
+    defaults = {"classify": DEFAULT_CLASSIFIER}
+    detector = default_detector_name()
+    if detector:
+        defaults["detect"] = detector
+    return defaults
+
+
+def describe(spec: ModelSpec, defaults: dict[str, str] | None = None) -> dict[str, Any]:
     """The JSON record of one model (what `models --format json` prints)."""
+    defaults = default_names() if defaults is None else defaults
     pre = spec.preprocessing
     return {
         "name": spec.name,
@@ -77,7 +89,7 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
         "weights_file": spec.weights.filename if spec.weights else None,
         "weights_url": spec.weights.url if spec.weights else None,
         "weights_path": str(_weights_path(spec)) if spec.weights else None,
-        "default": spec.name == DEFAULT_CLASSIFIER,
+        "default": defaults.get(spec.task) == spec.name,
         **{k: v for k, v in spec.extra.items() if isinstance(v, str | int | float | bool) or v is None},
     }
 
@@ -105,7 +117,8 @@ def run_list(args: argparse.Namespace) -> int:
             print("\n".join(r["name"] for r in records))
         return 0
     specs = list_models(pattern, task=args.task)
-    records = [describe(s) for s in specs]
+    defaults = default_names()
+    records = [describe(s, defaults) for s in specs]
     if args.format == "json":
         print(to_json(records))
         return 0
@@ -130,8 +143,9 @@ def run_list(args: argparse.Namespace) -> int:
             ["name", "task", "source", "input", "embed", "top-1", "weights", "licence"], rows, right=(3, 4, 5)
         )
     )
+    chosen = "; ".join(f"{task}: {name}" for task, name in defaults.items())
     print(
-        "\n* default.  weights: packaged = ships with an installed package, cached = in "
+        f"\n* default ({chosen}).  weights: packaged = ships with an installed package, cached = in "
         f"{weights.get_settings().weights_dir}, missing = `pixelsift models fetch NAME`.\n"
         "Any timm model also works as timm/<name> (list them: pixelsift models list 'timm/*resnet*')."
     )
