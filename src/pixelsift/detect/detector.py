@@ -302,7 +302,10 @@ def requirements_met(spec: ModelSpec) -> bool:
 
 def is_available(spec: ModelSpec) -> bool:
     """Runnable now without a download: packages installed and weights packaged or cached."""
-    return requirements_met(spec) and weights_store.weights_status(spec) != weights_store.MISSING
+    try:
+        return requirements_met(spec) and weights_store.weights_status(spec) != weights_store.MISSING
+    except OSError:  # a cache folder this user may not read holds nothing usable for them
+        return False
 
 
 def default_detector_name() -> str | None:

@@ -91,19 +91,30 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        return _read_ultralytics_checkpoint(path)
+        loaded = _read_ultralytics_checkpoint(path)
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         raise WeightsInvalidError(f"{path} is not a readable weights file ({str(exc).splitlines()[0]})") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise WeightsInvalidError(f"{path} holds a {type(state).__name__}, not a state_dict")
-    return state
+    return _state_dict_of(loaded, path)
 
 
-def _read_ultralytics_checkpoint(path: Path) -> dict[str, Any]:
+def _state_dict_of(loaded: Any, path: Path) -> dict[str, Any]:
+    """The tensors of a plain state_dict, or of the model inside an ultralytics checkpoint (its EMA
+    copy when there is one, as ultralytics itself uses), in float32."""
+    if isinstance(loaded, dict):
+        for key in ("ema", "model"):
+            model = loaded.get(key)
+            if hasattr(model, "state_dict"):
+                return {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+            if isinstance(model, dict):
+                return model
+        if all(hasattr(v, "shape") for v in loaded.values()):
+            return loaded
+    raise WeightsInvalidError(f"{path} holds no YOLO model weights ({type(loaded).__name__})")
+
+
+def _read_ultralytics_checkpoint(path: Path) -> Any:
     import inspect
 
     import_ultralytics()
@@ -125,10 +136,7 @@ def _read_ultralytics_checkpoint(path: Path) -> dict[str, Any]:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
     except (pickle.UnpicklingError, TypeError, ModuleNotFoundError, AttributeError, RuntimeError):
         raise WeightsInvalidError(refused) from None
-    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
-    if model is None or not hasattr(model, "state_dict"):
-        raise WeightsInvalidError(f"{path} holds no ultralytics model")
-    return {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    return ckpt
 
 
 def download(name: str) -> Any:
