@@ -107,14 +107,21 @@ def test_exif_rotated_photo_gets_boxes_in_its_upright_pixels(ssd, samples: Path,
 def test_classes_filter_in_the_api_and_the_cli(samples: Path, capsys: pytest.CaptureFixture[str]) -> None:
     [r] = detect(samples / "coffee.png", model=MODEL, classes=["cup"])
     assert r.detections.class_names == ["cup"]
-    assert main(["detect", str(samples / "coffee.png"), "-m", MODEL, "--classes", "bowl,cup", "--format", "json"]) == 0
+    assert (
+        main(
+            ["detect", str(samples / "coffee.png"), "-m", MODEL, "--classes", "bowl,cup", "--format", "json"]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert sorted(d["label"] for d in data[0]["detections"]) == ["bowl", "cup"]
     assert main(["detect", str(samples / "coffee.png"), "--classes", "cupp"]) == 2
     assert "Did you mean: cup" in capsys.readouterr().err
 
 
-def test_default_detector_is_the_offline_ssd_and_models_marks_it(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_default_detector_is_the_offline_ssd_and_models_marks_it(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert default_detector_name() == MODEL
     assert main(["models", "--task", "detect"]) == 0
     out = capsys.readouterr().out
@@ -122,7 +129,9 @@ def test_default_detector_is_the_offline_ssd_and_models_marks_it(home: Path, cap
     assert "yolov8n *" not in out
 
 
-def test_no_detector_ready_says_what_to_install(monkeypatch: pytest.MonkeyPatch, samples: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_detector_ready_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pixelsift.detect import detector
 
     monkeypatch.setattr(detector, "is_available", lambda spec: False)
@@ -263,8 +272,12 @@ def test_video_every_nth_frame_gives_an_annotated_video_and_json_lines(samples: 
 def test_unreadable_video_is_reported_and_skipped(samples: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
-    result = run_cli("detect", str(samples / "astronaut.png"), str(broken), "--format", "jsonl")
+    out = tmp_path / "out"
+    result = run_cli(
+        "detect", str(samples / "astronaut.png"), str(broken), "--format", "jsonl", "--save", str(out)
+    )
     assert result.returncode == 1
+    assert [p.name for p in out.iterdir()] == ["astronaut.png"], "nothing is written for the broken video"
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records[0]["path"].endswith("astronaut.png") and records[1]["path"] == str(broken)
     assert "error" in records[1]

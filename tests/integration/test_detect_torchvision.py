@@ -58,10 +58,30 @@ def test_random_weight_detector_through_the_full_path(
     assert len(dets) > 0 and set(dets.class_names) == {"car"}
     assert dets.summary() == (f"{len(dets)} cars" if len(dets) > 1 else "1 car")
     assert (dets.scores >= 0.5).all()
-    assert (dets.boxes[:, [0, 2]] <= 600).all() and (dets.boxes[:, [1, 3]] <= 400).all() and (dets.boxes >= 0).all()
+    assert (
+        (dets.boxes[:, [0, 2]] <= 600).all()
+        and (dets.boxes[:, [1, 3]] <= 400).all()
+        and (dets.boxes >= 0).all()
+    )
     drawn = draw_detections(Image.open(samples / "coffee.png"), dets)
     assert drawn.size == (600, 400)
-    assert main(["detect", str(samples / "coffee.png"), "-m", name, "--conf", "0.5", "--iou", "0.4", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                str(samples / "coffee.png"),
+                "-m",
+                name,
+                "--conf",
+                "0.5",
+                "--iou",
+                "0.4",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     [record] = json.loads(capsys.readouterr().out)
     assert [d["label"] for d in record["detections"]] == dets.class_names
     assert np.allclose([d["box"] for d in record["detections"]], dets.boxes, atol=1e-3)

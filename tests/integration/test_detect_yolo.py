@@ -88,7 +88,9 @@ def test_full_path_result_summary_drawing_and_json(
     assert len(dets) <= 300
     photo = Image.open(samples / "coffee.png")
     drawn = draw_detections(photo, dets)
-    assert drawn.size == photo.size and not np.array_equal(np.asarray(drawn), np.asarray(photo.convert("RGB")))
+    assert drawn.size == photo.size and not np.array_equal(
+        np.asarray(drawn), np.asarray(photo.convert("RGB"))
+    )
     assert main(["detect", str(samples / "coffee.png"), "-m", "yolov8n", "--format", "json"]) == 0
     [record] = json.loads(capsys.readouterr().out)
     assert record["detections"] == json.loads(json.dumps(dets.to_list()))
@@ -111,7 +113,9 @@ def test_same_objects_as_ultralytics_own_predict(yolo, weights_file: Path, sampl
         # random weights give near-equal scores, whose order (and so which boxes NMS keeps) is
         # arbitrary: the exact box arithmetic is compared in the two tests below
         assert len(ours.detections) == len(expected) > 0
-        assert ours.detections.class_ids.tolist() == expected.class_ids.tolist()  # its yaml names are "0".."79"
+        assert (
+            ours.detections.class_ids.tolist() == expected.class_ids.tolist()
+        )  # its yaml names are "0".."79"
         assert ours.detections.scores == pytest.approx(expected.scores, abs=2e-3)
 
 
@@ -166,7 +170,9 @@ def test_the_best_ready_detector_becomes_the_default(yolo_home: Path) -> None:
     assert default_detector_name() == "yolov8n", "YOLOv8n (37.3 mAP) beats the offline SSD (22.0)"
 
 
-def test_an_ultralytics_checkpoint_is_read_with_the_safe_loader(home: Path, tmp_path: Path, samples: Path) -> None:
+def test_an_ultralytics_checkpoint_is_read_with_the_safe_loader(
+    home: Path, tmp_path: Path, samples: Path
+) -> None:
     from ultralytics import YOLO
 
     model = YOLO("yolov8n.yaml")
@@ -188,7 +194,9 @@ class Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_a_pickle_that_would_run_code_is_refused(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_pickle_that_would_run_code_is_refused(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import torch
 
     from pixelsift.detect.yolo import read_checkpoint
@@ -228,7 +236,8 @@ from pixelsift.detect.yolo import build_network, import_ultralytics
 import_ultralytics()
 build_network("yolov8n")
 from ultralytics.utils import ONLINE
-print(json.dumps({"calls": len(calls), "online": ONLINE, "offline_env": os.environ.get("YOLO_OFFLINE")}), file=sys.stderr)
+report = {"calls": len(calls), "online": ONLINE, "offline_env": os.environ.get("YOLO_OFFLINE")}
+print(json.dumps(report), file=sys.stderr)
 """.replace("import os,", "import json, os,")
     env = {k: v for k, v in os.environ.items() if not k.startswith("YOLO_")}
     env["YOLO_CONFIG_DIR"] = str(tmp_path)  # keep ultralytics' settings file out of the user's home
@@ -241,7 +250,25 @@ print(json.dumps({"calls": len(calls), "online": ONLINE, "offline_env": os.envir
     assert report == {"calls": 0, "online": False, "offline_env": "1"}
 
 
-def test_onnx_export_runs_through_opencv_dnn_with_the_same_results(yolo, tmp_path: Path, samples: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_files_are_still_reported_after_ultralytics_is_imported(tmp_path: Path) -> None:
+    """ultralytics replaces PIL.Image.open with a wrapper that pip-installs pi-heif on unknown files."""
+    from PIL import Image as PILImage
+
+    from pixelsift.detect.yolo import import_ultralytics
+    from pixelsift.errors import ImageError
+    from pixelsift.images import open_image
+
+    import_ultralytics()
+    assert getattr(PILImage.open, "__module__", "") == "PIL.Image"
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a photo")
+    with pytest.raises(ImageError, match="not an image"):
+        open_image(notes)
+
+
+def test_onnx_export_runs_through_opencv_dnn_with_the_same_results(
+    yolo, tmp_path: Path, samples: Path
+) -> None:  # type: ignore[no-untyped-def]
     import torch
 
     from pixelsift.detect.yolo import predictions_only

@@ -12,7 +12,9 @@ from pixelsift.detect.draw import BLACK, WHITE, class_colour, text_colour
 
 def dets(boxes: list[list[float]], ids: list[int], names: list[str] | None = None) -> Detections:
     n = len(boxes)
-    return Detections(np.array(boxes, float), np.linspace(0.9, 0.5, n), np.array(ids), names or [f"c{i}" for i in ids])
+    return Detections(
+        np.array(boxes, float), np.linspace(0.9, 0.5, n), np.array(ids), names or [f"c{i}" for i in ids]
+    )
 
 
 def has_colour(arr: np.ndarray, colour: tuple[int, int, int], tolerance: int = 0) -> np.ndarray:
@@ -29,11 +31,13 @@ def test_box_outline_and_label_in_the_class_colour_without_touching_the_input() 
     assert has_colour(arr[100, 50:53], colour).all(), "left edge of the box"
     assert has_colour(arr[100, 148:151], colour).all(), "right edge of the box (drawn inward)"
     assert not has_colour(arr[100, 60:140], colour).any(), "the box is not filled"
-    label_rows = arr[: 60]
+    label_rows = arr[:60]
     assert has_colour(label_rows, colour).any(), "the label patch sits above the box"
     text = text_colour(colour)
     # antialiased text: pixels close to the contrasting colour inside the patch
-    assert has_colour(label_rows, text, tolerance=60).sum() >= 10, "the label has text in the contrasting colour"
+    assert has_colour(label_rows, text, tolerance=60).sum() >= 10, (
+        "the label has text in the contrasting colour"
+    )
 
 
 def test_distinct_colours_per_class_and_legible_text() -> None:
@@ -103,4 +107,6 @@ def test_labels_stay_inside_the_image_at_its_edges() -> None:
     cols = np.flatnonzero(has_colour(arr, colour).any(axis=0))
     assert rows.min() == 0, "label starts at the top edge, inside the image"
     assert cols.max() == 119 and cols.min() < 60, "label moved left so it ends at the right edge"
-    assert has_colour(arr[: rows.max() + 1], text_colour(colour), tolerance=60).sum() >= 10, "its text is there"
+    assert has_colour(arr[: rows.max() + 1], text_colour(colour), tolerance=60).sum() >= 10, (
+        "its text is there"
+    )

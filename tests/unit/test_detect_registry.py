@@ -45,7 +45,10 @@ def test_every_detector_record_is_complete(spec: ModelSpec) -> None:
     assert callable(spec.extra["load"])
     if spec.source == "ultralytics":
         assert "AGPL-3.0" in spec.licence
-        assert spec.weights.url == f"https://github.com/ultralytics/assets/releases/download/v8.4.0/{spec.name}.pt"
+        assert (
+            spec.weights.url
+            == f"https://github.com/ultralytics/assets/releases/download/v8.4.0/{spec.name}.pt"
+        )
 
 
 def _torchvision_detectors() -> list[str]:

@@ -53,7 +53,10 @@ def test_plurals(name: str, expected: str) -> None:
 def test_every_coco_class_has_a_distinct_plural() -> None:
     plurals = [plural(name) for name in coco80()]
     assert len(set(plurals)) == 80
-    assert all(p != name or name in {"sheep", "skis", "scissors", "broccoli"} for p, name in zip(plurals, coco80()))
+    assert all(
+        p != name or name in {"sheep", "skis", "scissors", "broccoli"}
+        for p, name in zip(plurals, coco80(), strict=True)
+    )
 
 
 def test_summary_counts_most_frequent_first_with_plurals() -> None:
@@ -127,7 +130,10 @@ def test_from_opencv_ssd_scales_fractions_and_keeps_one_image() -> None:
     dets = Detections.from_opencv_ssd(rows, 200, 100, coco91(), image_id=0)
     assert dets.class_names == ["person", "dog"]
     assert dets.boxes[0].tolist() == pytest.approx([20, 20, 100, 60])
-    assert Detections.from_opencv_ssd(rows, 200, 100, coco91(), image_id=None).summary() == "1 person, 1 car, 1 dog"
+    assert (
+        Detections.from_opencv_ssd(rows, 200, 100, coco91(), image_id=None).summary()
+        == "1 person, 1 car, 1 dog"
+    )
 
 
 def test_from_torchvision_uses_the_91_id_numbering() -> None:
@@ -143,10 +149,15 @@ def test_from_torchvision_uses_the_91_id_numbering() -> None:
 
 def test_from_ultralytics_results() -> None:
     pytest.importorskip("ultralytics")
+    from pixelsift.detect.yolo import import_ultralytics
+
+    import_ultralytics()  # the way pixelsift imports it: offline, quiet, Pillow left alone
     from ultralytics.engine.results import Results
 
     boxes = torch.tensor([[10.0, 20.0, 30.0, 40.0, 0.5, 2.0], [0.0, 0.0, 5.0, 5.0, 0.9, 0.0]])
-    result = Results(np.zeros((50, 60, 3), np.uint8), path="x.jpg", names=dict(enumerate(coco80())), boxes=boxes)
+    result = Results(
+        np.zeros((50, 60, 3), np.uint8), path="x.jpg", names=dict(enumerate(coco80())), boxes=boxes
+    )
     dets = Detections.from_ultralytics(result)
     assert dets.class_names == ["person", "car"]
     assert dets.boxes[1].tolist() == [10.0, 20.0, 30.0, 40.0]
@@ -154,7 +165,9 @@ def test_from_ultralytics_results() -> None:
 
 
 def test_scaled_and_clipped() -> None:
-    dets = Detections([[10, 10, 50, 30], [-5, -5, 500, 500], [300, 300, 400, 400]], [0.9, 0.8, 0.7], [0, 1, 2], list("abc"))
+    dets = Detections(
+        [[10, 10, 50, 30], [-5, -5, 500, 500], [300, 300, 400, 400]], [0.9, 0.8, 0.7], [0, 1, 2], list("abc")
+    )
     scaled = dets.scaled(2.0, 0.5)
     assert scaled.boxes[0].tolist() == [20, 5, 100, 15]
     clipped = dets.clipped(200, 100)

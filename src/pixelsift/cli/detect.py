@@ -4,6 +4,7 @@ annotated copies with --save."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="overlap above which the weaker of two boxes of a class is dropped (default: 0.45)",
     )
     p.add_argument(
-        "--classes", type=_class_list, default=None, metavar="NAMES", help="only these classes, e.g. person,car"
+        "--classes",
+        type=_class_list,
+        default=None,
+        metavar="NAMES",
+        help="only these classes, e.g. person,car",
     )
     p.add_argument(
         "--save",
@@ -78,11 +83,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="write annotated copies into DIR (new files only: nothing there or elsewhere is overwritten)",
     )
     p.add_argument(
-        "--vid-stride", type=int, default=1, metavar="N", help="video inputs: detect every N-th frame (default: 1)"
+        "--vid-stride",
+        type=int,
+        default=1,
+        metavar="N",
+        help="video inputs: detect every N-th frame (default: 1)",
     )
-    p.add_argument("--imgsz", type=int, default=None, metavar="N", help="input size of YOLO / ONNX models (default: 640)")
+    p.add_argument(
+        "--imgsz", type=int, default=None, metavar="N", help="input size of YOLO / ONNX models (default: 640)"
+    )
     add_format_option(p, FORMATS)
     add_runner_options(p, None)
+    for action in p._actions:
+        if action.dest == "batch_size":
+            action.help = "images per forward pass (default: 1 on CPUs; 16 on GPUs for YOLO)"
     p.set_defaults(func=run)
 
 
@@ -158,7 +172,10 @@ class Printer:
             if r.frame is not None:
                 where = f"video {index}/{self.total} (frame {r.frame + 1}/{frames or '?'})"
             inference = r.speed_ms.get("inference", 0.0)
-            print(f"{where} {r.path}: {r.width}x{r.height} {r.detections.summary()}, {inference:.1f}ms", flush=True)
+            print(
+                f"{where} {r.path}: {r.width}x{r.height} {r.detections.summary()}, {inference:.1f}ms",
+                flush=True,
+            )
         elif self._json is not None:
             self._json.write(r.to_dict())
         elif self.format == "jsonl":
@@ -211,10 +228,16 @@ def _run_video(
         for r in results:
             printer.result(r, index, frames)
         return 0
+    # The first frame comes before any file is made, so an unreadable video leaves nothing behind.
+    first = next(results, None)
+    if first is None:
+        return 0
+    results = itertools.chain([first], results)
     stem = names.claim(path.stem or "video", (".mp4", ".jsonl"))
-    with AnnotatedVideo(names.folder / f"{stem}.mp4", fps / args.vid_stride) as video, open(
-        names.folder / f"{stem}.jsonl", "w", encoding="utf-8"
-    ) as lines:
+    with (
+        AnnotatedVideo(names.folder / f"{stem}.mp4", fps / args.vid_stride) as video,
+        open(names.folder / f"{stem}.jsonl", "w", encoding="utf-8") as lines,
+    ):
         for r in results:
             printer.result(r, index, frames)
             if r.image is not None and r.detections is not None:
@@ -250,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
     )
     detector.check_classes(args.classes)  # a misspelt class is bad usage, before any work
     detector.warmup()  # first-call costs stay out of the Speed line, as ultralytics does
-    saved_images = saved_frames = 0
+    saved_images = saved_videos = saved_frames = 0
     with Printer(args.format, len(images)) as printer:
         results = detector.iter_detect(
             images,
@@ -269,17 +292,21 @@ def run(args: argparse.Namespace) -> int:
         printer.total = len(videos)
         for index, video in enumerate(videos, start=1):
             try:
-                saved_frames += _run_video(detector, video, args, printer, names, index)
+                frames = _run_video(detector, video, args, printer, names, index)
+                saved_frames += frames
+                saved_videos += frames > 0
             except ImageError as exc:
                 printer.error(exc.path, exc.reason)
         speed = printer.speed_line()
     if speed and args.format == "table":
         print(speed)
     if names is not None and (saved_images or saved_frames):
-        what = f"{saved_images} annotated image{'s' * (saved_images != 1)}"
-        if videos:
-            what += f", {len(videos)} annotated video{'s' * (len(videos) != 1)} ({saved_frames} frames)"
-        print(f"pixelsift: {what} saved to {args.save}", file=sys.stderr)
+        saved = []
+        if saved_images:
+            saved.append(f"{saved_images} annotated image{'s' * (saved_images != 1)}")
+        if saved_videos:
+            saved.append(f"{saved_videos} annotated video{'s' * (saved_videos != 1)} ({saved_frames} frames)")
+        print(f"pixelsift: {', '.join(saved)} saved to {args.save}", file=sys.stderr)
     if printer.failed:
         print(f"pixelsift: {printer.failed} of {len(sources)} inputs failed", file=sys.stderr)
     return 1 if printer.failed else 0

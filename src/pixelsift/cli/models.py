@@ -138,11 +138,16 @@ def run_list(args: argparse.Namespace) -> int:
         )
         for r in records
     ]
-    print(
-        format_table(
-            ["name", "task", "source", "input", "embed", "top-1", "weights", "licence"], rows, right=(3, 4, 5)
-        )
-    )
+    headers = ["name", "task", "source", "input", "embed", "top-1", "weights", "licence"]
+    numbers: tuple[int, ...] = (3, 4, 5)
+    if all(r.get("coco_map") for r in records):  # only detectors: their published COCO box mAP
+        headers.insert(6, "mAP")
+        numbers = (3, 4, 5, 6)
+        rows = [
+            (*row[:6], f"{r['coco_map']:.1f}" if r.get("coco_map") else "-", *row[6:])
+            for row, r in zip(rows, records, strict=True)
+        ]
+    print(format_table(headers, rows, right=numbers))
     chosen = "; ".join(f"{task}: {name}" for task, name in defaults.items())
     print(
         f"\n* default ({chosen}).  weights: packaged = ships with an installed package, cached = in "

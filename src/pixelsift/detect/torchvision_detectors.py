@@ -121,7 +121,9 @@ def load(
     network = load_network(spec)
     set_thresholds(network, conf, iou)
     # FrozenBatchNorm and data-dependent control flow: nothing for torch.fx to fold here.
-    runner = ModelRunner(tensor_outputs(network), device=device, precision=precision, threads=threads, fold_bn=False)
+    runner = ModelRunner(
+        tensor_outputs(network), device=device, precision=precision, threads=threads, fold_bn=False
+    )
     transform = torchvision.models.get_model_weights(spec.name).DEFAULT.transforms()
     return TorchvisionDetector(spec, runner, transform, conf=conf, iou=iou)
 

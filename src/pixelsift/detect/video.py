@@ -46,11 +46,11 @@ def iter_frames(path: str | os.PathLike[str], vid_stride: int = 1) -> Iterator[t
         raise UsageError("--vid-stride must be at least 1")
     cv2 = _cv2()
     if not os.path.isfile(path):
-        raise ImageError(path, "no such file")
+        raise ImageError(os.fspath(path), "no such file")
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
-            raise ImageError(path, "not a video OpenCV can read")
+            raise ImageError(os.fspath(path), "not a video OpenCV can read")
         index, produced = 0, 0
         while capture.grab():
             if index % vid_stride == 0:
@@ -61,7 +61,7 @@ def iter_frames(path: str | os.PathLike[str], vid_stride: int = 1) -> Iterator[t
                 yield index, Image.fromarray(np.ascontiguousarray(frame[..., ::-1]))
             index += 1
         if produced == 0:
-            raise ImageError(path, "no frames could be decoded from this video")
+            raise ImageError(os.fspath(path), "no frames could be decoded from this video")
     finally:
         capture.release()
 

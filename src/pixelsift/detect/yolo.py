@@ -66,7 +66,24 @@ def import_ultralytics() -> Any:
     for handler in logging.getLogger("ultralytics").handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
             handler.setStream(sys.stderr)
+    _restore_pillow_open()
     return ultralytics
+
+
+def _restore_pillow_open() -> None:
+    """Undo ultralytics' replacement of `PIL.Image.open`.
+
+    On import, ultralytics swaps in a wrapper that, whenever Pillow cannot identify a file, tries to
+    pip-install `pi-heif` and then fails with ModuleNotFoundError: an unreadable photo would crash a
+    pixelsift batch (or start a download) instead of being reported and skipped. pixelsift opens
+    HEIC itself when pillow-heif is installed.
+    """
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    if original is not None and getattr(Image.open, "__module__", None) == "ultralytics.utils.patches":
+        Image.open = original
 
 
 def build_network(name: str) -> Any:
@@ -95,7 +112,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     except pickle.UnpicklingError:
         loaded = _read_ultralytics_checkpoint(path)
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise WeightsInvalidError(f"{path} is not a readable weights file ({str(exc).splitlines()[0]})") from None
+        raise WeightsInvalidError(
+            f"{path} is not a readable weights file ({str(exc).splitlines()[0]})"
+        ) from None
     return _state_dict_of(loaded, path)
 
 
@@ -104,8 +123,8 @@ def _state_dict_of(loaded: Any, path: Path) -> dict[str, Any]:
     copy when there is one, as ultralytics itself uses), in float32."""
     if isinstance(loaded, dict):
         for key in ("ema", "model"):
-            model = loaded.get(key)
-            if hasattr(model, "state_dict"):
+            model: Any = loaded.get(key)
+            if model is not None and hasattr(model, "state_dict"):
                 return {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
             if isinstance(model, dict):
                 return model
@@ -159,7 +178,12 @@ class YoloDetector(Detector):
         # a GPU wants batches, which need one square input size.
         batch_size = 1 if runner.device.type == "cpu" else 16
         super().__init__(
-            spec, spec.categories, batch_size=batch_size, decode_size=imgsz, runs_on=runner.describe(), **kwargs
+            spec,
+            spec.categories,
+            batch_size=batch_size,
+            decode_size=imgsz,
+            runs_on=runner.describe(),
+            **kwargs,
         )
         self.runner = runner
         self.imgsz = imgsz
@@ -252,7 +276,7 @@ def load(
     from ..runner import ModelRunner
 
     import_ultralytics()
-    network = load_network(spec)
+    network: Any = load_network(spec)
     network.fuse(verbose=False)  # ultralytics folds BatchNorm into its Conv blocks itself
     stride = max(int(network.stride.max()), 32)
     # torch.fx cannot trace the Detect head, and the BatchNorms are already folded.
