@@ -2,8 +2,8 @@
 
     python benchmarks/bench_detect.py [--images 100] [--memory-counts 100 1000]
 
-Speed: the same random `yolov8n.yaml` weights (seed 0) run over the same folder of generated 640x480
-JPEGs by
+Speed: the same random `yolov8n.yaml` weights (seed 0) run over the same folders of generated JPEGs
+(640x480, the network's own size, and 3264x2448, an 8-megapixel phone photo) by
   (a) ultralytics, a `model.predict(path)` call per photo (the loop users write),
   (b) ultralytics, `model.predict(folder, stream=True)` (its own streaming loader),
   (c) pixelsift, `load_detector("yolov8n").iter_detect(folder)` with the weights imported into a
@@ -13,7 +13,8 @@ in interleaved rounds so other load on the machine hits all three alike. Prints 
 of (c) to the faster of (a) and (b), and the number of boxes each found.
 
 Memory: `iter_detect` over 100 and over 1,000 small generated photos, each count in a fresh process
-(YOLO at 160 px, to keep it quick); prints each run's peak resident memory.
+(YOLO at 160 px, to keep it quick); prints resident memory before the first photo and its peak while
+the photos stream through.
 """
 
 from __future__ import annotations
@@ -35,18 +36,21 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 
 
 def generate_photos(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
-    """JPEGs with noise and a few filled shapes, so decoding and the network see real content."""
+    """Photo-like JPEGs: smooth texture (upsampled noise) with a few filled shapes, so decoding and the
+    network see real content and large photos compress like camera photos do."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
+    width, height = size
     paths = []
     for i in range(count):
-        arr = np.clip(rng.normal(120, 40, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
-        img = Image.fromarray(arr)
+        small = rng.integers(40, 220, (max(2, height // 16), max(2, width // 16), 3), dtype=np.uint8)
+        img = Image.fromarray(small).resize(size, Image.Resampling.BILINEAR)
         draw = ImageDraw.Draw(img)
-        for _ in range(4):
-            x, y = rng.integers(0, size[0]), rng.integers(0, size[1])
-            w, h = rng.integers(8, size[0] // 2), rng.integers(8, size[1] // 2)
-            draw.rectangle((x, y, x + w, y + h), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        for _ in range(6):
+            x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+            w, h = int(rng.integers(8, max(9, width // 2))), int(rng.integers(8, max(9, height // 2)))
+            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+            (draw.ellipse if i % 2 else draw.rectangle)((x, y, x + w, y + h), fill=colour)
         path = folder / f"photo_{i:05d}.jpg"
         img.save(path, quality=90)
         paths.append(path)
@@ -94,7 +98,7 @@ def pixelsift_detect(detector, folder: Path) -> int:  # type: ignore[no-untyped-
     return boxes
 
 
-def speed(images: int, work: Path, rounds: int) -> None:
+def speed(images: int, size: tuple[int, int], work: Path, rounds: int) -> None:
     """The photos are split into `rounds` folders; each round runs the three methods on its folder in a
     rotating order, so load from other processes on the machine falls on all three alike."""
     import torch
@@ -102,22 +106,24 @@ def speed(images: int, work: Path, rounds: int) -> None:
     from pixelsift.detect import load_detector
     from pixelsift.runner import resolve_device
 
+    label = f"{size[0]}x{size[1]}"
     per_round = -(-images // rounds)
     folders = []
     for r in range(rounds):
         count = min(per_round, images - r * per_round)
-        generate_photos(work / "speed" / f"round_{r:02d}", count, (640, 480), seed=100 + r)
-        folders.append(work / "speed" / f"round_{r:02d}")
+        folder = work / f"speed-{label}" / f"round_{r:02d}"
+        generate_photos(folder, count, size, seed=100 + r)
+        folders.append(folder)
     model, _ = random_weights(work)
     start = time.perf_counter()
     detector = load_detector("yolov8n", conf=0.25, iou=0.45)
     load_seconds = time.perf_counter() - start
     print(
-        f"{images} generated 640x480 JPEGs in {rounds} rounds; yolov8n, random weights (seed 0); "
-        f"device {resolve_device(None)}; torch threads {torch.get_num_threads()}"
+        f"\n{images} generated {label} JPEGs in {rounds} interleaved rounds; yolov8n, random weights "
+        f"(seed 0); device {resolve_device(None)}; torch threads {torch.get_num_threads()}"
     )
-    warm = work / "warm"
-    generate_photos(warm, 2, (640, 480), seed=2)
+    warm = work / f"warm-{label}"
+    generate_photos(warm, 2, size, seed=2)
     ultralytics_loop(model, sorted(warm.glob("*.jpg")))
     ultralytics_stream(model, warm)
     pixelsift_detect(detector, warm)
@@ -136,14 +142,24 @@ def speed(images: int, work: Path, rounds: int) -> None:
             begin = time.perf_counter()
             boxes[name] += methods[name](folder)
             seconds[name] += time.perf_counter() - begin
-    print(f"\n{'method':<52} {'images/s':>9} {'seconds':>8} {'boxes':>6}")
+    print(f"{'method':<52} {'images/s':>9} {'seconds':>8} {'boxes':>6}")
     for name in names:
         print(f"{name:<52} {images / seconds[name]:9.2f} {seconds[name]:8.1f} {boxes[name]:6d}")
     best = min(seconds[names[0]], seconds[names[1]])
     ours = seconds[names[2]]
-    print(f"pixelsift's detector load (not in the times above): {load_seconds:.1f} s")
-    print(f"\npixelsift vs the faster ultralytics loop: {best / ours:.2f}x the speed (above 1.00 = faster)")
-    print(f"with pixelsift's load included: {best / (ours + load_seconds):.2f}x")
+    print(
+        f"pixelsift vs the faster ultralytics loop: {best / ours:.2f}x the speed (above 1.00 = faster); "
+        f"{best / (ours + load_seconds):.2f}x with pixelsift's detector load ({load_seconds:.1f} s) included"
+    )
+
+
+def resident_mb() -> float:
+    """This process's resident memory now (Linux /proc; the peak so far elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory_child(folder: Path, count: int) -> None:
@@ -151,17 +167,23 @@ def memory_child(folder: Path, count: int) -> None:
 
     photos = sorted(folder.glob("*.jpg"))[:count]
     detector = load_detector("yolov8n", imgsz=160)
+    detector.warmup()
+    start_mb = peak_mb = resident_mb()
     start = time.perf_counter()
-    done = sum(1 for r in detector.iter_detect(photos) if r.ok)
+    done = 0
+    for result in detector.iter_detect(photos):
+        done += result.ok
+        peak_mb = max(peak_mb, resident_mb())
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{done} {seconds:.2f} {peak_mb:.1f}")
+    print(f"{done} {seconds:.2f} {start_mb:.1f} {peak_mb:.1f}")
 
 
 def memory(counts: list[int], work: Path) -> None:
     folder = work / "memory"
     generate_photos(folder, max(counts), (160, 120), seed=1)
-    print("\npeak resident memory of `iter_detect` over small generated photos (yolov8n at 160 px):")
+    print(
+        "\nresident memory of `iter_detect` over small generated photos (yolov8n at 160 px, a process each):"
+    )
     peaks = []
     for count in counts:
         done = subprocess.run(
@@ -171,20 +193,26 @@ def memory(counts: list[int], work: Path) -> None:
             check=True,
             env=os.environ,
         )
-        images, seconds, peak = done.stdout.split()
-        peaks.append(float(peak))
+        images, seconds, start_mb, peak_mb = done.stdout.split()
+        peaks.append(float(peak_mb))
         print(
-            f"  {int(images):5d} images: peak {float(peak):7.1f} MB"
-            f"  ({int(images) / float(seconds):.1f} images/s)"
+            f"  {int(images):5d} images: {float(start_mb):7.1f} MB before the first photo, "
+            f"peak {float(peak_mb):7.1f} MB  ({int(images) / float(seconds):.1f} images/s)"
         )
-    print(f"  {counts[-1]} vs {counts[0]} images: peak memory x{peaks[-1] / peaks[0]:.3f}")
+    print(f"  peak with {counts[-1]} images / peak with {counts[0]}: {peaks[-1] / peaks[0]:.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--images", type=int, default=100, help="photos per size")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["640x480", "3264x2448"],
+        help="photo sizes, WxH (default: network-sized, and an 8-megapixel phone photo)",
+    )
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (see speed())")
     parser.add_argument("--memory-counts", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--skip-speed", action="store_true")
@@ -199,7 +227,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pixelsift-bench-detect-") as tmp:
         work = Path(tmp)
         if not args.skip_speed:
-            speed(args.images, work, args.rounds)
+            for text in args.sizes:
+                width, height = (int(v) for v in text.lower().split("x"))
+                speed(args.images, (width, height), work, args.rounds)
         if not args.skip_memory:
             if args.skip_speed:
                 random_weights(work)

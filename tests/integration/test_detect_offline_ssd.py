@@ -91,6 +91,19 @@ def test_large_jpeg_decoded_in_draft_mode_reports_boxes_in_the_full_photo(
     assert person_large == pytest.approx(person_small * 4, abs=2048 * 0.03)
 
 
+def test_detect_image_reports_boxes_in_the_pixels_it_was_given(ssd, samples: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from pixelsift.images import open_image
+
+    big = tmp_path / "astronaut-big.jpg"
+    Image.open(samples / "astronaut.png").convert("RGB").resize((2048, 2048)).save(big, quality=95)
+    drafted = open_image(big, min_size=300)
+    assert drafted.size == (512, 512) and drafted.info["full_size"] == (2048, 2048)
+    small = drafted.resize((256, 256))  # an image of the user's own, made from a draft decode
+    dets = ssd.detect_image(small)
+    assert len(dets.filter(classes=["person"])) == 1
+    assert dets.boxes.max() <= 256
+
+
 def test_exif_rotated_photo_gets_boxes_in_its_upright_pixels(ssd, samples: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     upright = Image.open(samples / "grace_hopper.jpg").convert("RGB")  # 512 x 600, portrait
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # stored sideways, EXIF says rotate back

@@ -125,7 +125,7 @@ def run_list(args: argparse.Namespace) -> int:
     if not specs:
         print(f"no model matches {pattern!r}", file=sys.stderr)
         return 1
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             r["name"] + (" *" if r["default"] else ""),
             r["task"],

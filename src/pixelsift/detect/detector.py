@@ -163,11 +163,16 @@ class Detector:
         return wanted
 
     def _prepare(
-        self, image: Image.Image, keep_image: bool, batched: bool = False
+        self,
+        image: Image.Image,
+        keep_image: bool,
+        batched: bool = False,
+        full_size: tuple[int, int] | None = None,
     ) -> tuple[np.ndarray, Prepared]:
+        """`full_size`: the photo's size when `image` is a reduced (draft) decode of it."""
         start = time.perf_counter()
         rgb = image if image.mode == "RGB" else _to_rgb(image)
-        full_w, full_h = rgb.info.get("full_size", rgb.size)
+        full_w, full_h = full_size or rgb.size
         pixels, meta = self.prepare(rgb, batched)
         elapsed = (time.perf_counter() - start) * 1000
         kept = rgb if keep_image else None
@@ -178,7 +183,7 @@ class Detector:
         # A photo kept for drawing is decoded at full size; otherwise large JPEGs decode in draft mode.
         img = open_image(path, min_size=None if keep_image else self.decode_size)
         decode_ms = (time.perf_counter() - start) * 1000
-        pixels, prepared = self._prepare(img, keep_image, batched)
+        pixels, prepared = self._prepare(img, keep_image, batched, img.info.get("full_size"))
         prepared.preprocess_ms += decode_ms
         return pixels, prepared
 
