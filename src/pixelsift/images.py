@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import io
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -76,6 +77,7 @@ def open_image(
     source: ImageSource,
     *,
     min_size: int | None = None,
+    fit: int | None = None,
     max_pixels: int | None = None,
     name: str | None = None,
 ) -> Image.Image:
@@ -83,7 +85,8 @@ def open_image(
 
     `min_size`: the smallest side the caller needs; JPEGs larger than that are decoded in draft
     mode (DCT scaling), which is several times faster on 12-megapixel photos; the photo's own
-    (oriented) size stays in `image.info["full_size"]`.
+    (oriented) size stays in `image.info["full_size"]`. `fit`: instead, the caller shrinks the image to
+    fit a `fit` x `fit` square (letterboxing), so only its longer side must stay at least `fit`.
 
     >>> open_image("samples/chelsea.png").size
     (451, 300)
@@ -111,7 +114,10 @@ def open_image(
                     f"{width}x{height} pixels is over the limit of {limit} "
                     "(decompression-bomb guard; raise PIXELSIFT_MAX_PIXELS to allow it)",
                 )
-            if min_size and img.format == "JPEG" and min(width, height) > 2 * min_size:
+            if fit and img.format == "JPEG" and max(width, height) > 2 * fit:
+                scale = fit / max(width, height)
+                img.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
+            elif min_size and img.format == "JPEG" and min(width, height) > 2 * min_size:
                 img.draft("RGB", (min_size, min_size))
             img.load()
             oriented = ImageOps.exif_transpose(img)

@@ -92,6 +92,7 @@ class Detector:
         batch_size: int = 1,
         decode_size: int | None = None,
         runs_on: str = "",
+        decode_fit: int | None = None,
     ):
         check_thresholds(conf, iou)
         self.spec = spec
@@ -99,7 +100,9 @@ class Detector:
         self.conf = float(conf)
         self.iou = float(iou)
         self.batch_size = batch_size
-        self.decode_size = decode_size  # smallest side the network needs: larger JPEGs decode in draft mode
+        # What the network needs, so larger JPEGs decode in draft mode (several times faster):
+        self.decode_size = decode_size  # the smaller side, for networks that resize it to a size
+        self.decode_fit = decode_fit  # the longer side, for networks that letterbox into a square
         self.max_det = MAX_DETECTIONS
         self.runs_on = runs_on
 
@@ -139,7 +142,8 @@ class Detector:
         from PIL import Image
 
         image_extensions()  # decoding's own first use: registers the HEIC opener when installed
-        self.detect_image(Image.new("RGB", (self.decode_size or 64,) * 2, (114, 114, 114)))
+        side = self.decode_fit or self.decode_size or 64
+        self.detect_image(Image.new("RGB", (side, side), (114, 114, 114)))
 
     @property
     def class_names(self) -> list[str]:
@@ -181,7 +185,10 @@ class Detector:
     def _decode(self, path: str, keep_image: bool, batched: bool) -> tuple[np.ndarray, Prepared]:
         start = time.perf_counter()
         # A photo kept for drawing is decoded at full size; otherwise large JPEGs decode in draft mode.
-        img = open_image(path, min_size=None if keep_image else self.decode_size)
+        if keep_image:
+            img = open_image(path)
+        else:
+            img = open_image(path, min_size=self.decode_size, fit=self.decode_fit)
         decode_ms = (time.perf_counter() - start) * 1000
         pixels, prepared = self._prepare(img, keep_image, batched, img.info.get("full_size"))
         prepared.preprocess_ms += decode_ms

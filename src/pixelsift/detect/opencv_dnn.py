@@ -98,7 +98,7 @@ class OnnxYoloDetector(Detector):
     """ONNX files with a YOLO head, letterboxed exactly like the ultralytics backend."""
 
     def __init__(self, spec: ModelSpec, net: Any, imgsz: int, stride: int, runs_on: str, **kwargs: Any):
-        super().__init__(spec, spec.categories, batch_size=1, decode_size=imgsz, runs_on=runs_on, **kwargs)
+        super().__init__(spec, spec.categories, batch_size=1, decode_fit=imgsz, runs_on=runs_on, **kwargs)
         self.net = net
         self.imgsz = imgsz
         self.stride = stride

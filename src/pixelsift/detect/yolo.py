@@ -181,7 +181,7 @@ class YoloDetector(Detector):
             spec,
             spec.categories,
             batch_size=batch_size,
-            decode_size=imgsz,
+            decode_fit=imgsz,
             runs_on=runner.describe(),
             **kwargs,
         )
