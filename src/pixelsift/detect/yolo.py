@@ -229,17 +229,17 @@ def decode_predictions(
     """One image's YOLO output (4 + classes, anchors): centre-size boxes and class scores ->
     best class per box above `conf` -> per-class NMS -> boxes in the letterboxed image's source pixels."""
     gain_x, gain_y, left, top = meta
-    class_scores = raw[4:].T  # (anchors, classes)
-    class_ids = class_scores.argmax(axis=1)
-    scores = class_scores[np.arange(len(class_ids)), class_ids]
-    keep = np.flatnonzero(scores > conf)
+    # Reduce over classes along contiguous rows first; only candidates above `conf` go further.
+    keep = np.flatnonzero(raw[4:].max(axis=0) > conf)
+    class_ids = raw[4:, keep].argmax(axis=0)
+    scores = raw[4 + class_ids, keep]
     if len(keep) > MAX_NMS:
-        keep = keep[np.argsort(-scores[keep], kind="stable")[:MAX_NMS]]
+        best = np.argsort(-scores, kind="stable")[:MAX_NMS]
+        keep, class_ids, scores = keep[best], class_ids[best], scores[best]
     xywh = raw[:4, keep].T
     boxes = np.empty_like(xywh)
     boxes[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
     boxes[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
-    scores, class_ids = scores[keep], class_ids[keep]
     kept = nms(boxes, scores, class_ids, iou, max_det)
     offset = np.array([left, top, left, top], np.float32)
     gain = np.array([gain_x, gain_y, gain_x, gain_y], np.float32)
