@@ -6,6 +6,7 @@ checked end to end (a wrong mapping would print another class name).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -21,8 +22,12 @@ from pixelsift.cli import main
 from pixelsift.detect import DetectionResult, default_detector_name, draw_detections, load_detector
 from pixelsift.errors import WeightsInvalidError, WeightsMissingError
 
-pytest.importorskip("ultralytics")
-pytest.importorskip("cv2")
+# Checked without importing: ultralytics must first be imported the way pixelsift does it (see
+# test_unreadable_files_are_still_reported_after_ultralytics_is_imported).
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("ultralytics") is None or importlib.util.find_spec("cv2") is None,
+    reason="needs pip install 'pixelsift[yolo]'",
+)
 
 CAR = 2  # in YOLO's 0-79 numbering
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -148,7 +149,8 @@ def test_from_torchvision_uses_the_91_id_numbering() -> None:
 
 
 def test_from_ultralytics_results() -> None:
-    pytest.importorskip("ultralytics")
+    if importlib.util.find_spec("ultralytics") is None:
+        pytest.skip("needs pip install 'pixelsift[yolo]'")
     from pixelsift.detect.yolo import import_ultralytics
 
     import_ultralytics()  # the way pixelsift imports it: offline, quiet, Pillow left alone
