@@ -144,11 +144,15 @@ def speed(images: int, size: tuple[int, int], work: Path, rounds: int) -> None:
     seconds = dict.fromkeys(methods, 0.0)
     boxes = dict.fromkeys(methods, 0)
     names = list(methods)
+    round_ratios = []
     for r, folder in enumerate(folders):
+        spent = {}
         for name in names[r % 3 :] + names[: r % 3]:
             begin = time.perf_counter()
             boxes[name] += methods[name](folder)
-            seconds[name] += time.perf_counter() - begin
+            spent[name] = time.perf_counter() - begin
+            seconds[name] += spent[name]
+        round_ratios.append(min(spent[names[0]], spent[names[1]]) / spent[names[2]])
     print(f"{'method':<52} {'images/s':>9} {'seconds':>8} {'boxes':>6}")
     for name in names:
         print(f"{name:<52} {images / seconds[name]:9.2f} {seconds[name]:8.1f} {boxes[name]:6d}")
@@ -158,6 +162,8 @@ def speed(images: int, size: tuple[int, int], work: Path, rounds: int) -> None:
         f"pixelsift vs the faster ultralytics loop: {best / ours:.2f}x the speed (above 1.00 = faster); "
         f"{best / (ours + load_seconds):.2f}x with pixelsift's detector load ({load_seconds:.1f} s) included"
     )
+    low, mid, high = np.percentile(round_ratios, [0, 50, 100])
+    print(f"per round (same photos, back to back): median {mid:.2f}x, from {low:.2f}x to {high:.2f}x")
 
 
 def resident_mb() -> float:
