@@ -271,6 +271,7 @@ def test_unreadable_files_are_still_reported_after_ultralytics_is_imported(tmp_p
         open_image(notes)
 
 
+@pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export")
 def test_onnx_export_runs_through_opencv_dnn_with_the_same_results(
     yolo, tmp_path: Path, samples: Path
 ) -> None:  # type: ignore[no-untyped-def]
