@@ -1,5 +1,5 @@
 # The two commands of the README's quick start:
-#   make demo   set up .venv and run pixelsift on the bundled sample photos, offline
+#   make demo   set up .venv and run pixelsift on the bundled sample photos, offline (classify, detect)
 #   make test   set up .venv with the test extras; ruff, mypy and the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -29,6 +29,7 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.torch-installed
 demo: $(VENV)/.demo-installed
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift models --task classify
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift classify samples/
+	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift detect samples/astronaut.png --save $(PIXELSIFT_DEMO_OUT)
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift index samples/ --db $(PIXELSIFT_DEMO_OUT)/library.db
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift search cat --db $(PIXELSIFT_DEMO_OUT)/library.db
 

@@ -28,14 +28,20 @@ _LAZY = {
     "Settings": "config",
     "get_settings": "config",
     "PixelsiftError": "errors",
+    "Detections": "detect",
+    "load_detector": "detect",
     "PhotoIndex": "library",
     "SearchResults": "library",
 }
+# Subpackages that are also callables: `pixelsift.detect(paths)` and `pixelsift.detect.load_detector`.
+_CALLABLE_PACKAGES = ("detect",)
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY, *_CALLABLE_PACKAGES]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _CALLABLE_PACKAGES:
+        return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value

@@ -70,3 +70,7 @@ class PixelLimitError(ImageError):
 
 class ModelFileError(PixelsiftError):
     """A saved pixelsift model file is corrupt, tampered with, or from an unsupported version."""
+
+
+class DetectorUnavailableError(PixelsiftError):
+    """No object detector can run here yet: none is named, and none has its weights and packages."""

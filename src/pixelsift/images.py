@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import io
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -76,13 +77,16 @@ def open_image(
     source: ImageSource,
     *,
     min_size: int | None = None,
+    fit: int | None = None,
     max_pixels: int | None = None,
     name: str | None = None,
 ) -> Image.Image:
     """Open an image as an EXIF-oriented RGB `PIL.Image`, or raise `ImageError` saying why not.
 
     `min_size`: the smallest side the caller needs; JPEGs larger than that are decoded in draft
-    mode (DCT scaling), which is several times faster on 12-megapixel photos.
+    mode (DCT scaling), which is several times faster on 12-megapixel photos; the photo's own
+    (oriented) size stays in `image.info["full_size"]`. `fit`: instead, the caller shrinks the image to
+    fit a `fit` x `fit` square (letterboxing), so only its longer side must stay at least `fit`.
 
     >>> open_image("samples/chelsea.png").size
     (451, 300)
@@ -110,11 +114,18 @@ def open_image(
                     f"{width}x{height} pixels is over the limit of {limit} "
                     "(decompression-bomb guard; raise PIXELSIFT_MAX_PIXELS to allow it)",
                 )
-            if min_size and img.format == "JPEG" and min(width, height) > 2 * min_size:
+            if fit and img.format == "JPEG" and max(width, height) > 2 * fit:
+                scale = fit / max(width, height)
+                img.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
+            elif min_size and img.format == "JPEG" and min(width, height) > 2 * min_size:
                 img.draft("RGB", (min_size, min_size))
             img.load()
             oriented = ImageOps.exif_transpose(img)
-            return _to_rgb(oriented)
+            rgb = _to_rgb(oriented)
+            # The photo's size before draft decoding, oriented like the result: detectors report boxes in it.
+            turned = oriented.size != img.size
+            rgb.info["full_size"] = (height, width) if turned else (width, height)
+            return rgb
     except ImageError:
         raise
     except FileNotFoundError:

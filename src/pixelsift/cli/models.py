@@ -72,8 +72,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     info.set_defaults(func=run_info)
 
 
-def describe(spec: ModelSpec) -> dict[str, Any]:
+def default_names() -> dict[str, str]:
+    """task -> the model used when none is named: the classifier, and the best detector ready here."""
+    from ..detect import default_detector_name
+
+    defaults = {"classify": DEFAULT_CLASSIFIER}
+    detector = default_detector_name()
+    if detector:
+        defaults["detect"] = detector
+    return defaults
+
+
+def describe(spec: ModelSpec, defaults: dict[str, str] | None = None) -> dict[str, Any]:
     """The JSON record of one model (what `models --format json` prints)."""
+    defaults = default_names() if defaults is None else defaults
     pre = spec.preprocessing
     return {
         "name": spec.name,
@@ -90,7 +102,7 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
         "weights_file": spec.weights.filename if spec.weights else None,
         "weights_url": spec.weights.url if spec.weights else None,
         "weights_path": str(_weights_path(spec)) if spec.weights else None,
-        "default": spec.name == DEFAULT_CLASSIFIER,
+        "default": defaults.get(spec.task) == spec.name,
         **{k: v for k, v in spec.extra.items() if isinstance(v, str | int | float | bool) or v is None},
     }
 
@@ -118,14 +130,15 @@ def run_list(args: argparse.Namespace) -> int:
             print("\n".join(r["name"] for r in records))
         return 0
     specs = list_models(pattern, task=args.task)
-    records = [describe(s) for s in specs]
+    defaults = default_names()
+    records = [describe(s, defaults) for s in specs]
     if args.format == "json":
         print(to_json(records))
         return 0
     if not specs:
         print(f"no model matches {pattern!r}", file=sys.stderr)
         return 1
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             r["name"] + (" *" if r["default"] else ""),
             r["task"],
@@ -138,13 +151,19 @@ def run_list(args: argparse.Namespace) -> int:
         )
         for r in records
     ]
+    headers = ["name", "task", "source", "input", "embed", "top-1", "weights", "licence"]
+    numbers: tuple[int, ...] = (3, 4, 5)
+    if all(r.get("coco_map") for r in records):  # only detectors: their published COCO box mAP
+        headers.insert(6, "mAP")
+        numbers = (3, 4, 5, 6)
+        rows = [
+            (*row[:6], f"{r['coco_map']:.1f}" if r.get("coco_map") else "-", *row[6:])
+            for row, r in zip(rows, records, strict=True)
+        ]
+    print(format_table(headers, rows, right=numbers))
+    chosen = "; ".join(f"{task}: {name}" for task, name in defaults.items())
     print(
-        format_table(
-            ["name", "task", "source", "input", "embed", "top-1", "weights", "licence"], rows, right=(3, 4, 5)
-        )
-    )
-    print(
-        "\n* default.  weights: packaged = ships with an installed package, cached = in "
+        f"\n* default ({chosen}).  weights: packaged = ships with an installed package, cached = in "
         f"{weights.get_settings().weights_dir}, missing = `pixelsift models fetch NAME`.\n"
         "Any timm model also works as timm/<name> (list them: pixelsift models list 'timm/*resnet*')."
     )

@@ -178,9 +178,16 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     return state
 
 
+def read_weights(spec: ModelSpec, path: Path) -> dict[str, Any]:
+    """The state_dict in `path`, read by the model's own safe reader when its source has a file format
+    of its own (`extra["read_weights"]`, e.g. ultralytics checkpoints), else by `read_state_dict`."""
+    reader = spec.extra.get("read_weights")
+    return dict(reader(path)) if reader is not None else read_state_dict(path)
+
+
 def load_into(spec: ModelSpec, net: nn.Module, path: Path) -> nn.Module:
     """Load `path` into `net` strictly, explaining a mismatch in terms of keys and shapes."""
-    state = read_state_dict(path)
+    state = read_weights(spec, path)
     if spec.convert_state is not None:
         state = spec.convert_state(state)
     own = net.state_dict()

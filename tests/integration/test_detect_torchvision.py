@@ -1,0 +1,95 @@
+"""torchvision detectors with random weights through pixelsift's whole path, offline.
+
+Weights are random except the class head, which is made to call everything a "car" (COCO id 3), so the
+91-id numbering is checked end to end. They enter the cache the way a user's file does: `models add`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelsift.cli import main
+from pixelsift.detect import draw_detections, load_detector
+from pixelsift.models import get_model_spec
+
+CAR = 3  # COCO category id
+
+
+def forced_state(name: str) -> dict[str, torch.Tensor]:
+    spec = get_model_spec(name)
+    assert spec.build is not None
+    torch.manual_seed(0)
+    net = spec.build()
+    with torch.no_grad():
+        if name.startswith("fasterrcnn"):
+            bias = net.roi_heads.box_predictor.cls_score.bias
+            bias.fill_(-10.0)
+            bias[CAR] = 10.0
+        else:  # SSD heads: one conv per feature map, anchors x classes outputs
+            for conv in net.head.classification_head.module_list:
+                last = conv[-1] if isinstance(conv, torch.nn.Sequential) else conv
+                per_anchor = last.bias.view(-1, 91)
+                per_anchor.fill_(-10.0)
+                per_anchor[:, CAR] = 10.0
+    return net.state_dict()
+
+
+@pytest.mark.parametrize("name", ["fasterrcnn_mobilenet_v3_large_320_fpn", "ssdlite320_mobilenet_v3_large"])
+def test_random_weight_detector_through_the_full_path(
+    name: str, home: Path, tmp_path: Path, samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / f"{name}.pth"
+    torch.save(forced_state(name), file)
+    assert main(["models", "add", name, str(file)]) == 0
+    capsys.readouterr()
+    detector = load_detector(name, conf=0.5, iou=0.4)
+    network = detector.runner.network.net
+    owner = getattr(network, "roi_heads", network)
+    assert (owner.score_thresh, owner.nms_thresh) == (0.5, 0.4), "--conf / --iou reach the network"
+    [result] = detector.detect(samples / "coffee.png")
+    assert result.ok and (result.width, result.height) == (600, 400)
+    dets = result.detections
+    assert len(dets) > 0 and set(dets.class_names) == {"car"}
+    assert dets.summary() == (f"{len(dets)} cars" if len(dets) > 1 else "1 car")
+    assert (dets.scores >= 0.5).all()
+    assert (
+        (dets.boxes[:, [0, 2]] <= 600).all()
+        and (dets.boxes[:, [1, 3]] <= 400).all()
+        and (dets.boxes >= 0).all()
+    )
+    drawn = draw_detections(Image.open(samples / "coffee.png"), dets)
+    assert drawn.size == (600, 400)
+    assert (
+        main(
+            [
+                "detect",
+                str(samples / "coffee.png"),
+                "-m",
+                name,
+                "--conf",
+                "0.5",
+                "--iou",
+                "0.4",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    [record] = json.loads(capsys.readouterr().out)
+    assert [d["label"] for d in record["detections"]] == dets.class_names
+    assert np.allclose([d["box"] for d in record["detections"]], dets.boxes, atol=1e-3)
+
+
+def test_torchvision_detectors_refuse_an_input_size(home: Path) -> None:
+    from pixelsift.detect.torchvision_detectors import load
+    from pixelsift.errors import UsageError
+
+    with pytest.raises(UsageError, match="imgsz"):
+        load(get_model_spec("ssdlite320_mobilenet_v3_large"), imgsz=320)
