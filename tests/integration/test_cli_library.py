@@ -94,7 +94,7 @@ def test_similar_and_search_find_the_index_without_db(
     assert len(results) == 3 and "chelsea.png" not in [Path(r["path"]).name for r in results]
 
 
-def test_unreadable_photos_exit_1_and_usage_errors_exit_2(
+def test_unreadable_photos_and_missing_weights_exit_1_usage_errors_exit_2(
     tmp_path: Path, samples: Path, capsys: pytest.CaptureFixture[str], home: Path
 ) -> None:
     root = tmp_path / "photos"
@@ -107,8 +107,10 @@ def test_unreadable_photos_exit_1_and_usage_errors_exit_2(
     assert f"pixelsift: {root.resolve() / 'broken.jpg'}: not an image" in err and "Traceback" not in err
     assert main(["index", str(root), "--db", str(db), "--detector", "none"]) == 0, "reported once"
     assert "broken.jpg" not in capsys.readouterr().err
-    assert main(["index", str(root), "--db", str(db), "--detector", "yolov8n"]) == 2
-    assert "object detection is not available" in capsys.readouterr().err
+    assert main(["index", str(root), "--db", str(db), "--detector", "yolov8n"]) == 1
+    assert "weights for model 'yolov8n' are missing" in capsys.readouterr().err
+    assert main(["index", str(root), "--db", str(db), "--detector", "resnet18"]) == 2
+    assert "detection needs a detector" in capsys.readouterr().err
     assert main(["search", "cat", "--db", str(tmp_path / "nothing.db")]) == 1
     assert "no photo index at" in capsys.readouterr().err
     assert main(["search", "cat", "--db", str(db), "--after", "last tuesday"]) == 2
