@@ -209,8 +209,20 @@ class Detector:
         raw = self.infer(pixels[None])[0]
         return self._finish(raw, prepared, wanted)
 
+    def detect_result(
+        self, image: Image.Image, path: str = "image", classes: Iterable[str] | None = None
+    ) -> DetectionResult:
+        """One in-memory image -> a `DetectionResult` with its size and per-stage timings (what the
+        CLI's JSON holds for one file; the web API answers with it)."""
+        return self.detect_frame(image, path, None, self.check_classes(classes), keep_image=False)
+
     def detect_frame(
-        self, image: Image.Image, path: str, frame: int, classes: frozenset[str] | None, keep_image: bool
+        self,
+        image: Image.Image,
+        path: str,
+        frame: int | None,
+        classes: frozenset[str] | None,
+        keep_image: bool,
     ) -> DetectionResult:
         """One video frame (already decoded) -> a result carrying its frame number."""
         pixels, prepared = self._prepare(image, keep_image)

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..errors import (
+    DetectorUnavailableError,
     ImageError,
     MissingDependencyError,
     PixelLimitError,
@@ -120,7 +121,7 @@ def _status_for(exc: Exception) -> int:
         return 413
     if isinstance(exc, ImageError):
         return 415
-    if isinstance(exc, WeightsMissingError | MissingDependencyError):
+    if isinstance(exc, WeightsMissingError | MissingDependencyError | DetectorUnavailableError):
         return 503
     if isinstance(exc, UnknownModelError | UsageError):
         return 400
@@ -137,6 +138,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
     )
     app.state.config = config
     app.state.inference_lock = threading.Lock()  # one network at a time: they use every core anyway
+    app.state.detectors = {}  # detector name (None: the default) -> loaded detector
 
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

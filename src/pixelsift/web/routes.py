@@ -77,27 +77,31 @@ def add_routes(app: FastAPI) -> None:
         conf: Annotated[float, Query(ge=0.0, le=1.0, description="minimum score")] = 0.25,
         annotated: Annotated[int, Query(ge=0, le=1, description="1: return the annotated JPEG")] = 0,
     ) -> Any:
-        """Objects in one uploaded photo, as one element of `pixelsift detect --format json`."""
+        """Objects in one uploaded photo: one element of `pixelsift detect --format json`, plus the
+        detector's name and the summary line ("1 person, 2 cars")."""
         config = _config(request)
         image = read_upload(file, config)
         try:
-            from ..detect import load_detector
+            from ..detect import draw_detections, load_detector
         except ImportError:
             raise ApiError(503, "object detection is not available in this installation") from None
-        with request.app.state.inference_lock:
-            detector = load_detector(model or config.detector, device=config.device, conf=conf)
-            detections = detector.detect_image(image)
-        if annotated:
-            from ..detect import draw_detections
+        if model is not None:
+            from ..models.registry import get_model_spec
 
-            return Response(jpeg_bytes(draw_detections(image, detections)), media_type="image/jpeg")
-        width, height = image.size
-        return {
-            "path": file.filename or "upload",
-            "width": width,
-            "height": height,
-            "detections": detections.to_dict()["detections"],
-        }
+            get_model_spec(model)  # registry names only: a client never makes the server open a path
+        name = model or config.detector
+        detectors = request.app.state.detectors
+        with request.app.state.inference_lock:
+            detector = detectors.get(name)
+            if detector is None:  # load each detector once; later requests reuse it
+                detector = load_detector(name, device=config.device, precision=config.precision, conf=conf)
+                detectors[name] = detector
+            detector.conf = conf  # read at post-processing time, so one loaded detector serves every conf
+            result = detector.detect_result(image, path=file.filename or "upload")
+        if annotated:
+            assert result.detections is not None
+            return Response(jpeg_bytes(draw_detections(image, result.detections)), media_type="image/jpeg")
+        return {"model": detector.name, "summary": result.summary(), **result.to_dict()}
 
 
 class PhotoResult(BaseModel):
