@@ -28,6 +28,21 @@ _LAZY = {
     "Settings": "config",
     "get_settings": "config",
     "PixelsiftError": "errors",
+    "read_dataset": "datasets",
+    "Dataset": "datasets",
+    "make_shapes_dataset": "datasets",
+    "embed": "embed",
+    "Embedder": "embed",
+    "Embeddings": "embed",
+    "FeatureCache": "featurecache",
+    "train": "transfer",
+    "evaluate": "transfer",
+    "load_trained": "transfer",
+    "TrainedModel": "transfer",
+    "TrainResult": "transfer",
+    "finetune": "finetune",
+    "FinetuneOptions": "finetune",
+    "write_report": "reports",
 }
 
 __all__ = ["__version__", *_LAZY]

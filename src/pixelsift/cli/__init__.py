@@ -17,7 +17,7 @@ from .. import __version__
 from ..errors import PixelsiftError
 
 # Each module adds its subcommand; a new command is one new module and one line here.
-COMMAND_MODULES = ("classify", "models")
+COMMAND_MODULES = ("classify", "models", "dataset", "embed", "transfer")
 
 
 def build_parser() -> argparse.ArgumentParser:

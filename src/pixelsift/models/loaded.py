@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ImageError, UsageError
 from ..images import open_image
-from ..pipeline import Item, iter_batches
+from ..pipeline import Decoder, Item, iter_batches
 from ..progress import progress_bar
 from .network import SplitNetwork, split_at_last_linear
 from .preprocess import Preprocessing
@@ -97,11 +97,18 @@ class ImageModel:
         progress: bool | None = False,
         total: int | None = None,
         desc: str = "images",
+        decode: Decoder | None = None,
     ) -> Iterator[tuple[Item, np.ndarray | None, np.ndarray | None]]:
-        """For each input, in order: (item, features, logits), or (item, None, None) when it failed."""
+        """For each input, in order: (item, features, logits), or (item, None, None) when it failed.
+
+        `decode(path) -> (pixels CHW float32, info)` replaces `self.decode` (e.g. training augmentation).
+        """
         with progress_bar(total=total, desc=desc, enabled=progress) as bar:
             batches = iter_batches(
-                sources, self.decode, batch_size=batch_size or self.runner.batch_size, workers=workers
+                sources,
+                decode or self.decode,
+                batch_size=batch_size or self.runner.batch_size,
+                workers=workers,
             )
             for batch in batches:
                 if len(batch.pixels):
