@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .datasets import Sample
 from .embed import FeatureExtractor
 from .errors import ModelFileError, UsageError
 from .heads import DenseHead
@@ -177,7 +176,12 @@ def unfreeze_last_blocks(body: nn.Module, count: int) -> list[str]:
 def _state_of(body: nn.Module, module_names: list[str]) -> dict[str, np.ndarray]:
     state = body.state_dict()
     prefixes = tuple(f"{m}." for m in module_names)
-    return {k: v.detach().cpu().numpy().copy() for k, v in state.items() if k.startswith(prefixes)}
+    # BatchNorm's batch counter means nothing in eval mode.
+    return {
+        k: v.detach().cpu().numpy().copy()
+        for k, v in state.items()
+        if k.startswith(prefixes) and not k.endswith("num_batches_tracked")
+    }
 
 
 def state_digest(state: dict[str, np.ndarray]) -> str:
@@ -336,21 +340,15 @@ def finetune(
         torch.set_num_threads(threads or default_threads())
 
     history: list[dict[str, Any]] = []
-    interrupted = False
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(opts.seed)
         generator = torch.Generator().manual_seed(opts.seed)
         head = build_head(dim, len(classes), opts.hidden, opts.dropout)
         views = _feature_views(extractor, train_set, opts, progress)
         valid_inputs = _unit_rms(torch.from_numpy(valid_set.raw[known]))
-        try:
-            _train_head(
-                head, views, y_train, valid_inputs, y_valid, opts, generator, history, on_epoch, progress
-            )
-        except KeyboardInterrupt:
-            interrupted = True
-        if not history:
-            raise KeyboardInterrupt
+        interrupted = _train_head(
+            head, views, y_train, valid_inputs, y_valid, opts, generator, history, on_epoch, progress
+        )
         unfrozen: list[str] = []
         state: dict[str, np.ndarray] | None = None
         if opts.layers and not interrupted:
@@ -358,7 +356,6 @@ def finetune(
                 unfrozen, state = _train_blocks(
                     extractor,
                     head,
-                    data.train,
                     train_set,
                     valid_set,
                     known,
@@ -438,9 +435,15 @@ def _epoch_bar(total: int, desc: str, progress: bool | None) -> Any:
     return progress_bar(total=total, desc=desc, enabled=progress, unit="epoch")
 
 
-def _record(
-    history: list[dict[str, Any]], on_epoch: EpochCallback | None, bar: Any, **values: Any
-) -> dict[str, Any]:
+def _end_epoch(
+    history: list[dict[str, Any]],
+    bar: Any,
+    stopper: _EarlyStopping,
+    snapshot: Callable[[], Any],
+    on_epoch: EpochCallback | None,
+    **values: Any,
+) -> bool:
+    """Record the epoch, let early stopping see it, then tell the caller; True: stop training."""
     history.append(values)
     bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if isinstance(v, float)})
     bar.update(1)
@@ -448,9 +451,10 @@ def _record(
         "epoch %s",
         ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()),
     )
+    stop = stopper.update(values["epoch"], values["val_loss"], snapshot)
     if on_epoch is not None:
-        on_epoch(values)
-    return values
+        on_epoch(values)  # after the update: a Ctrl-C raised here keeps this epoch if it was the best
+    return stop
 
 
 def _train_head(
@@ -464,8 +468,9 @@ def _train_head(
     history: list[dict[str, Any]],
     on_epoch: EpochCallback | None,
     progress: bool | None,
-) -> None:
-    """Stage 1: the head on cached (clean and augmented) features. Leaves `head` at its best epoch."""
+) -> bool:
+    """Stage 1: the head on cached (clean and augmented) features. Leaves `head` at its best epoch;
+    returns True when Ctrl-C ended it (re-raised when no epoch was complete)."""
     import torch
     import torch.nn.functional as F
 
@@ -484,27 +489,33 @@ def _train_head(
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
-                    total_loss += float(loss) * len(batch)
+                    total_loss += loss.item() * len(batch)
                     correct += int((logits.argmax(1) == y[batch]).sum())
-                val_loss, val_acc = (
-                    _evaluate_head(head, valid_inputs, y_valid) if len(y_valid) else (0.0, 0.0)
-                )
-                _record(
+                loss_acc = (total_loss / len(y), correct / len(y))
+                # Without validation photos, early stopping watches the training loss.
+                val_loss, val_acc = _evaluate_head(head, valid_inputs, y_valid) if len(y_valid) else loss_acc
+                if _end_epoch(
                     history,
-                    on_epoch,
                     bar,
+                    stopper,
+                    lambda: copy.deepcopy(head.state_dict()),
+                    on_epoch,
                     stage="head",
                     epoch=epoch,
-                    loss=total_loss / len(y),
-                    acc=correct / len(y),
+                    loss=loss_acc[0],
+                    acc=loss_acc[1],
                     val_loss=val_loss,
                     val_acc=val_acc,
-                )
-                if stopper.update(epoch, val_loss, lambda: copy.deepcopy(head.state_dict())):
+                ):
                     break
-    finally:  # also on Ctrl-C: keep the best epoch so far
-        if stopper.best_state is not None:
-            head.load_state_dict(stopper.best_state)
+    except KeyboardInterrupt:
+        if stopper.best_state is None:
+            raise  # nothing worth keeping yet
+        head.load_state_dict(stopper.best_state)
+        return True
+    if stopper.best_state is not None:
+        head.load_state_dict(stopper.best_state)
+    return False
 
 
 class _Interrupted(Exception):
@@ -515,7 +526,6 @@ class _Interrupted(Exception):
 def _train_blocks(
     extractor: FeatureExtractor,
     head: nn.Sequential,
-    train_samples: list[Sample],
     train_set: LabelledFeatures,
     valid_set: LabelledFeatures,
     known: list[int],
@@ -581,28 +591,30 @@ def _train_blocks(
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
-                    total_loss += float(loss) * len(rows)
+                    total_loss += loss.item() * len(rows)
                     correct += int((logits.argmax(1) == target).sum())
                     seen += len(rows)
                 with torch.no_grad():
                     valid = [f for _, f in features(valid_paths, extractor.image_model.decode)]
+                loss_acc = (total_loss / max(seen, 1), correct / max(seen, 1))
                 val_loss, val_acc = (
                     _evaluate_head(head, _unit_rms(torch.cat(valid)), y_valid.to(device))
                     if valid
-                    else (0.0, 0.0)
+                    else loss_acc
                 )
-                _record(
+                if _end_epoch(
                     history,
-                    on_epoch,
                     bar,
+                    stopper,
+                    snapshot,
+                    on_epoch,
                     stage="blocks",
                     epoch=epoch,
-                    loss=total_loss / max(seen, 1),
-                    acc=correct / max(seen, 1),
+                    loss=loss_acc[0],
+                    acc=loss_acc[1],
                     val_loss=val_loss,
                     val_acc=val_acc,
-                )
-                if stopper.update(epoch, val_loss, snapshot):
+                ):
                     break
     except KeyboardInterrupt:
         raise _Interrupted(unfrozen, _restore(head, stopper, head_before)) from None

@@ -40,7 +40,7 @@ def content_digest(metadata: dict[str, Any], tensors: dict[str, np.ndarray]) -> 
     meta = {k: v for k, v in metadata.items() if k != "digest"}
     digest.update(json.dumps(meta, sort_keys=True, separators=(",", ":")).encode())
     for name in sorted(tensors):
-        arr = np.ascontiguousarray(tensors[name])
+        arr = np.require(tensors[name], requirements="C")
         digest.update(f"\0{name}\0{arr.dtype.str}\0{arr.shape}\0".encode())
         digest.update(arr.tobytes())
     return digest.hexdigest()
@@ -147,7 +147,7 @@ def write_model_file(
             f"{target}: a file that is not a pixelsift model is already there; choose another name"
         )
     meta = {**metadata, "format": FORMAT, "format_version": FORMAT_VERSION}
-    arrays = {name: np.ascontiguousarray(arr) for name, arr in tensors.items()}
+    arrays = {name: np.require(arr, requirements="C") for name, arr in tensors.items()}  # keeps 0-d
     meta["digest"] = content_digest(meta, arrays)
     blob = save(arrays, metadata={"pixelsift": json.dumps(meta, sort_keys=True)})
     target.parent.mkdir(parents=True, exist_ok=True)

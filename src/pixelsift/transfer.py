@@ -146,7 +146,7 @@ CLASSIFIERS: dict[str, ClassifierChoice] = {
             "mlp",
             "one-hidden-layer neural network",
             {"hidden": 256, "alpha": 1e-4},
-            tuple({"hidden": 256, "alpha": a} for a in (1e-4, 1e-2, 0.1)),
+            tuple({"hidden": 256, "alpha": a} for a in (1e-4, 1e-3, 1e-2)),
             _mlp,
             unit_rms=True,
         ),
