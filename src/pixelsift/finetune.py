@@ -196,6 +196,7 @@ def load_finetuned_backbone(
     device: str | None = None,
     precision: str | None = None,
     threads: int | None = None,
+    engine: str = "torch",
 ) -> ImageModel:
     """The backbone `name` with fine-tuned tensors replacing its own, ready to run (`ImageModel`)."""
     import torch
@@ -216,7 +217,7 @@ def load_finetuned_backbone(
             )
         own[key] = torch.from_numpy(np.array(value)).to(own[key].dtype)
     network.body.load_state_dict(own, strict=True)
-    runner = create_runner(spec, network, device=device, precision=precision, threads=threads)
+    runner = create_runner(spec, network, engine=engine, device=device, precision=precision, threads=threads)
     return ImageModel(spec, network, runner)
 
 
@@ -299,6 +300,7 @@ def finetune(
     device: str | None = None,
     precision: str | None = None,
     threads: int | None = None,
+    engine: str = "torch",
     batch_size: int | None = None,
     workers: int | None = None,
 ) -> TrainResult:
@@ -322,6 +324,7 @@ def finetune(
         device=device,
         precision=precision,
         threads=threads,
+        engine=engine,
         batch_size=batch_size,
         workers=workers,
     )
@@ -386,7 +389,13 @@ def finetune(
     )
     if state:  # the backbone changed: evaluate on its own features, as `evaluate` and `predict` will
         own = trained.feature_extractor(
-            cache=cache, device=device, precision=precision, threads=threads, workers=workers
+            cache=cache,
+            device=device,
+            precision=precision,
+            threads=threads,
+            engine=engine,
+            batch_size=batch_size,
+            workers=workers,
         )
         train_set = extract_labelled(own, data.train, [], progress, "train features")
         valid_set = extract_labelled(own, data.valid, [], progress, "valid features")

@@ -46,7 +46,7 @@ def _figure(width: float, height: float) -> Figure:
         from matplotlib.figure import Figure
     except ImportError:
         raise MissingDependencyError("matplotlib", "reports", "Report images") from None
-    fig = Figure(figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")  # room for titles
     FigureCanvasAgg(fig)
     return fig
 
@@ -88,7 +88,6 @@ def plot_confusion_matrix(evaluation: Evaluation, path: Path, title: str = "") -
             )
     heading = f"accuracy {evaluation.accuracy:.3f} on {len(evaluation.paths)} photos"
     ax.set_title(f"{title}\n{heading}" if title else heading)
-    fig.tight_layout()
     fig.savefig(path)
     return path
 
@@ -143,7 +142,6 @@ def plot_predictions(
         for spine in ax.spines.values():
             spine.set_edgecolor(colour)
             spine.set_linewidth(1 if correct else 4)
-    fig.tight_layout()
     fig.savefig(path)
     return path
 

@@ -252,3 +252,25 @@ def test_birds_logistic_regression_reaches_0_95(shared: Path) -> None:
     result = train(shared / "datasets" / "birds", classifier="logreg")
     assert result.valid_score >= 0.95
     assert len(result.valid.paths) == 34 and len(result.train.paths) == 142
+
+
+@pytest.mark.slow
+def test_linear_classifiers_are_not_over_regularised_on_unit_vectors(tmp_path: Path) -> None:
+    """Shapes that differ only in outline, under heavy noise: on plain unit-length vectors the default
+    logistic regression reached 0.83 here; scaled to unit RMS per feature it reaches 0.97."""
+    from pixelsift.datasets import make_shapes_dataset
+
+    classes = (
+        "red_circle",
+        "red_square",
+        "red_triangle",
+        "orange_circle",
+        "orange_square",
+        "orange_triangle",
+    )
+    root = make_shapes_dataset(
+        tmp_path / "hard", classes, train_per_class=10, valid_per_class=5, noise=70, seed=1
+    )
+    for name in ("logreg", "svm"):
+        result = train(root, classifier=name)
+        assert result.valid_score >= 0.9, (name, result.valid_score)

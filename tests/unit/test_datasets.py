@@ -120,6 +120,12 @@ def test_cli_table_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFix
     assert out[4].split() == ["total", "3", "2", "5"]
     assert out[-1] == "No problems found."
 
+    (root / "train" / "eel").mkdir()
+    main(["dataset", str(root)])
+    eel = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("eel"))
+    assert eel.split() == ["eel", "0", "0", "0", "-"], "an empty class has no first sample"
+    (root / "train" / "eel").rmdir()
+
     (root / "valid" / "dog" / "dog_0.png").write_bytes(b"")
     assert main(["dataset", str(root), "--format", "json"]) == 1, "problems found: exit code 1"
     data = json.loads(capsys.readouterr().out)

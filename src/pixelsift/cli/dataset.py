@@ -53,11 +53,12 @@ def dataset_dict(dataset: Dataset, problems: Problems) -> dict[str, Any]:
 
 def print_dataset(dataset: Dataset, problems: Problems) -> None:
     stats = dataset.stats()
+    first = dataset.first_samples()
     columns = [c for c in stats.columns if c not in ("total", "first sample")]
     summary = ", ".join(f"{c} {int(stats[c].sum())}" for c in columns)
     print(f"{dataset.root}: {len(dataset.classes)} classes, {len(dataset.samples)} images ({summary})")
     rows: list[list[Any]] = [
-        [name, *(int(row[c]) for c in columns), int(row["total"]), row["first sample"] or "-"]
+        [name, *(int(row[c]) for c in columns), int(row["total"]), first[str(name)] or "-"]
         for name, row in stats.iterrows()
     ]
     rows.append(["total", *(int(stats[c].sum()) for c in columns), int(stats["total"].sum()), ""])

@@ -147,6 +147,7 @@ def _runner_options(args: argparse.Namespace) -> dict[str, Any]:
         "device": args.device,
         "precision": args.precision,
         "threads": args.threads,
+        "engine": args.engine,
         "batch_size": args.batch_size,
         "workers": args.workers,
     }
