@@ -8,8 +8,8 @@ Two stages, both with early stopping on the validation loss (the best epoch is k
 1. **Head** (always): a linear layer, or hidden layer + ReLU + dropout + linear, on the frozen
    backbone's L2-normalised features. The backbone runs once per photo, not once per epoch: clean
    features come from the feature cache, and `augment_views` augmented copies of each training photo
-   (random resized crop, mirror, brightness / contrast / colour) are computed once and sampled each
-   epoch. On two CPU cores an epoch then takes milliseconds instead of a full network pass.
+   (random resized crop, mirror, brightness / contrast / colour) are computed once; an epoch is one
+   pass over all of them. On two CPU cores an epoch then takes milliseconds, not a network pass.
 2. **Backbone blocks** (`layers=N`): the last N blocks are unfrozen and trained together with the head
    at `backbone_lr_factor` times the learning rate, on freshly augmented photos every epoch (this stage
    does run the network each epoch; BatchNorm statistics stay frozen, as small data sets need).
@@ -68,7 +68,7 @@ class FinetuneOptions:
     backbone_epochs: int = 5  # epochs of the unfrozen stage, at most
     hidden: int = 0  # units of a hidden layer (0: a linear head)
     dropout: float = 0.2
-    lr: float = 1e-3
+    lr: float = 3e-3
     backbone_lr_factor: float = 0.1
     weight_decay: float = 1e-4
     augment_views: int = 2  # augmented copies of each training photo for the head stage
@@ -483,7 +483,9 @@ def _train_head(
     import torch
     import torch.nn.functional as F
 
-    inputs = _unit_rms(torch.from_numpy(np.stack(views)).flatten(0, 1)).view(len(views), len(y), -1)
+    # One epoch sees every view (clean and augmented) of every photo once.
+    inputs = _unit_rms(torch.from_numpy(np.concatenate(views)))
+    targets = y.repeat(len(views))
     optimizer = torch.optim.AdamW(head.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     stopper = _EarlyStopping(opts.patience)
     try:
@@ -491,16 +493,15 @@ def _train_head(
             for epoch in range(1, opts.epochs + 1):
                 head.train()
                 total_loss, correct = 0.0, 0
-                for batch in _batches(len(y), opts.batch_size, generator):
-                    view = torch.randint(len(views), (len(batch),), generator=generator)
-                    logits = head(inputs[view, batch])
-                    loss = F.cross_entropy(logits, y[batch])
+                for batch in _batches(len(targets), opts.batch_size, generator):
+                    logits = head(inputs[batch])
+                    loss = F.cross_entropy(logits, targets[batch])
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
                     total_loss += loss.item() * len(batch)
-                    correct += int((logits.argmax(1) == y[batch]).sum())
-                loss_acc = (total_loss / len(y), correct / len(y))
+                    correct += int((logits.argmax(1) == targets[batch]).sum())
+                loss_acc = (total_loss / len(targets), correct / len(targets))
                 # Without validation photos, early stopping watches the training loss.
                 val_loss, val_acc = _evaluate_head(head, valid_inputs, y_valid) if len(y_valid) else loss_acc
                 if _end_epoch(

@@ -91,7 +91,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "--hidden", type=int, default=0, metavar="N", help="hidden layer units (default: 0, none)"
     )
     ft.add_argument("--dropout", type=float, default=0.2, help="dropout before each layer (default: 0.2)")
-    ft.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001; blocks get 1/10)")
+    ft.add_argument("--lr", type=float, default=3e-3, help="learning rate (default: 0.003; blocks get 1/10)")
     ft.add_argument(
         "--augment-views",
         type=int,
@@ -241,6 +241,8 @@ def run_train(args: argparse.Namespace) -> int:
     written = model.save(output)
     report_dir = None if args.no_report else report_folder(written)
     report_note = _write_report(result, report_dir) if report_dir else None
+    for problem in result.data.dataset.structure_problems():
+        print(f"pixelsift: warning: {problem.message}", file=sys.stderr)
     total = len(result.train.paths) + len(result.valid.paths) + len(result.failures)
     _report_failures(result.failures, total)
     if args.format == "json":
