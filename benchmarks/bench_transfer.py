@@ -89,7 +89,7 @@ def main() -> None:
     plain = plain_loop(paths)
     t_plain = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ours = pixelsift.embed(root, cache=False, normalize=False)
+    ours = pixelsift.embed(root, cache=False, normalize="none")
     t_ours = time.perf_counter() - t0
     pixelsift.embed(root)  # fill the cache
     t0 = time.perf_counter()

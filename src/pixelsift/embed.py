@@ -1,4 +1,4 @@
-"""Images -> L2-normalised float32 vectors: the penultimate layer of a pretrained classifier.
+"""Images -> normalised float32 vectors: the penultimate layer of a pretrained classifier.
 
 Three ways in, one code path (`FeatureExtractor`, through the on-disk feature cache):
 
@@ -9,10 +9,14 @@ Three ways in, one code path (`FeatureExtractor`, through the on-disk feature ca
 >>> clf.fit(paths, labels).predict(["new.jpg"])                     # doctest: +SKIP
 
 and `pixelsift embed ROOT -o vectors.parquet` on the command line. The vectors are exactly the
-`features` that `ImageModel.iter_outputs` returns (same forward pass as classification), L2-normalised
-unless `normalize=False`. Normalised vectors make cosine similarity a dot product, and measured on the
-birds set every classifier of `pixelsift train` reaches the same validation accuracy on them as on raw
-features, without a per-feature scaler.
+`features` that `ImageModel.iter_outputs` returns (same forward pass as classification), normalised:
+
+- "l2" (default of `embed` and `pixelsift embed`): unit length, so cosine similarity is a dot product;
+- "rms" (default of the `Embedder`): unit length times sqrt(dim), i.e. every feature has unit RMS.
+  Same directions, but scikit-learn's default regularisation suits them: `LogisticRegression()` on
+  unit-length 1280-d vectors is about 200x over-regularised (0.83 instead of 0.97 validation accuracy
+  on a noisy 6-class test set; on the birds set both give 0.971);
+- "none": the raw features.
 """
 
 from __future__ import annotations
@@ -61,6 +65,26 @@ class EmbeddingError(PixelsiftError):
             f"{len(failures)} image(s) could not be read:\n{shown}{more}\n"
             "Fix or remove them, or use Embedder(on_error='nan') to get NaN rows for them instead."
         )
+
+
+NORMALIZATIONS = ("l2", "rms", "none")
+
+
+def normalization_name(how: str | bool) -> str:
+    """ "l2", "rms" or "none" (True means "l2", False "none"); anything else is a `UsageError`."""
+    name = ("l2" if how else "none") if isinstance(how, bool) else how
+    if name not in NORMALIZATIONS:
+        raise UsageError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, not {how!r}")
+    return name
+
+
+def normalize_vectors(vectors: np.ndarray, how: str | bool) -> np.ndarray:
+    """Rows normalised as "l2" (unit length), "rms" (unit length x sqrt(dim)) or "none"; float32."""
+    how = normalization_name(how)
+    if how == "none":
+        return np.asarray(vectors, dtype=np.float32)
+    unit = l2_normalize(vectors)
+    return unit * np.float32(np.sqrt(unit.shape[-1])) if how == "rms" else unit
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -260,12 +284,13 @@ def _as_path_list(X: Any) -> list[str]:
 
 
 class Embedder(TransformerMixin, BaseEstimator):
-    """A scikit-learn transformer from image paths to feature vectors (float32, L2-normalised).
+    """A scikit-learn transformer from image paths to feature vectors (float32).
 
     Works inside `Pipeline`, `GridSearchCV`, `cross_val_score` and `clone`; vectors come through the
     feature cache, so cross-validation folds never run the network twice on a photo.
 
-    Parameters: `model` (registry name), `normalize` (L2, default True), `cache` (on-disk feature
+    Parameters: `model` (registry name), `normalize` ("rms": unit length x sqrt(dim), which suits
+    scikit-learn's default regularisation; "l2": unit length; "none": raw), `cache` (on-disk feature
     cache), `on_error` ("raise": an unreadable image raises `EmbeddingError` listing every bad path;
     "nan": its row is NaN and a warning names it), and the runner options `batch_size`, `device`,
     `precision`, `threads`, `engine`, `workers`, `progress`.
@@ -280,7 +305,7 @@ class Embedder(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         model: str = DEFAULT_CLASSIFIER,
-        normalize: bool = True,
+        normalize: str = "rms",
         cache: bool = True,
         on_error: str = "raise",
         batch_size: int | None = None,
@@ -319,6 +344,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         """Nothing to learn: checks the parameters and records the output width `n_features_out_`."""
         if self.on_error not in ("raise", "nan"):
             raise ValueError(f"on_error must be 'raise' or 'nan', not {self.on_error!r}")
+        normalization_name(self.normalize)  # a bad choice fails here, not in the middle of a pipeline
         self.n_features_out_ = self._extractor().embed_dim
         return self
 
@@ -342,9 +368,8 @@ class Embedder(TransformerMixin, BaseEstimator):
                 + "; ".join(f"{p}: {r}" for p, r in failures[:5]),
                 stacklevel=2,
             )
-        if self.normalize:
-            ok = ~np.isnan(out).any(axis=1)
-            out[ok] = l2_normalize(out[ok])
+        ok = ~np.isnan(out).any(axis=1)
+        out[ok] = normalize_vectors(out[ok], self.normalize)
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -375,7 +400,7 @@ class Embeddings:
     splits: list[str | None] = field(default_factory=list)
     labels: list[str | None] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
-    normalized: bool = True
+    normalization: str = "l2"
 
     def __post_init__(self) -> None:
         n = len(self.paths)
@@ -468,7 +493,7 @@ def labelled_inputs(
 def embed(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     model: str = DEFAULT_CLASSIFIER,
-    normalize: bool = True,
+    normalize: str | bool = "l2",
     cache: bool = True,
     batch_size: int | None = None,
     device: str | None = None,
@@ -480,11 +505,13 @@ def embed(
 ) -> Embeddings:
     """Feature vectors for files, folders or globs; a single data-set folder also gives split and class.
 
+    `normalize`: "l2" (unit length, the default), "rms" (unit length x sqrt(dim)) or "none".
     Unreadable images are left out and listed in `.failures`.
 
     >>> e = embed("birds/")                    # doctest: +SKIP
     >>> e.shape, e.to_pandas().iloc[:3, :5]    # doctest: +SKIP
     """
+    how = normalization_name(normalize)
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     sources, splits, labels = labelled_inputs(items)
     extractor = FeatureExtractor(
@@ -512,6 +539,5 @@ def embed(
         kept_splits.append(split)
         kept_labels.append(label)
     matrix = np.stack(vectors) if vectors else np.zeros((0, extractor.embed_dim), np.float32)
-    if normalize:
-        matrix = l2_normalize(matrix)
-    return Embeddings(extractor.spec.name, paths, matrix, kept_splits, kept_labels, failures, normalize)
+    matrix = normalize_vectors(matrix, how)
+    return Embeddings(extractor.spec.name, paths, matrix, kept_splits, kept_labels, failures, how)

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import __version__
 from .datasets import Dataset, Sample, holdout_split, read_dataset, split_folders
-from .embed import FeatureExtractor, l2_normalize
+from .embed import FeatureExtractor, l2_normalize, normalize_vectors
 from .errors import ImageError, ModelFileError, UsageError, WeightsInvalidError
 from .heads import DenseHead, Head, head_from_arrays, head_from_sklearn
 from .models.preprocess import Preprocessing
@@ -62,7 +62,7 @@ class ClassifierChoice:
     unit_rms: bool = False
 
     def fit_inputs(self, X: np.ndarray) -> np.ndarray:
-        return X * np.float32(np.sqrt(X.shape[1])) if self.unit_rms else X
+        return normalize_vectors(X, "rms") if self.unit_rms else X
 
     def to_head(self, estimator: Any, n_classes: int, n_features: int) -> Head:
         head = head_from_sklearn(estimator, n_classes)

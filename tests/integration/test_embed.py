@@ -38,10 +38,12 @@ def test_embedder_passes_scikit_learn_conventions(check: str) -> None:
 
 
 def test_clone_get_params_and_not_fitted() -> None:
-    embedder = Embedder("efficientnet_lite0", normalize=False, batch_size=2)
+    embedder = Embedder("efficientnet_lite0", normalize="none", batch_size=2)
     params = embedder.get_params()
     assert (
-        params["model"] == "efficientnet_lite0" and params["normalize"] is False and params["batch_size"] == 2
+        params["model"] == "efficientnet_lite0"
+        and params["normalize"] == "none"
+        and params["batch_size"] == 2
     )
     twin = clone(embedder)
     assert twin is not embedder and twin.get_params() == params
@@ -65,7 +67,12 @@ def test_pipeline_grid_search_and_cross_val_score(shapes: Path) -> None:
     assert pipe.fit(X, y).score(Xv, yv) >= 0.9
     vectors = pipe[0].transform(Xv)
     assert vectors.dtype == np.float32 and vectors.shape == (len(Xv), 1280)
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), np.sqrt(1280), rtol=1e-5)  # unit RMS
+    unit = Embedder(normalize="l2").fit().transform(Xv)
+    np.testing.assert_allclose(unit * np.sqrt(1280), vectors, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(embed(Xv).vectors, axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(Exception, match="normalize must be one of"):
+        Embedder(normalize="l3").fit()
     scores = cross_val_score(pipe, X, y, cv=2)
     assert scores.shape == (2,) and scores.min() >= 0.75
     search = GridSearchCV(pipe, {"logisticregression__C": [0.1, 10.0]}, cv=2).fit(X, y)

@@ -12,10 +12,10 @@ from .output import error_line
 EXAMPLES = """examples:
   pixelsift embed birds/ -o birds.parquet          a data set: rows get their split and class
   pixelsift embed photos/ 'more/*.jpg' -o vectors.npz -m densenet121
-  pixelsift embed birds/ -o birds.csv --no-normalize
+  pixelsift embed birds/ -o birds.csv --normalize none
 
 Each row: path, split, label (when the only input is a data-set folder), then f0, f1, ... The vectors
-are the model's penultimate layer, L2-normalised unless --no-normalize. They are cached on disk, so
+are the model's penultimate layer, L2-normalised (--normalize). They are cached on disk, so
 embedding the same photos again (or training on them) does not run the network.
 """
 
@@ -37,7 +37,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="output file: .parquet (default), .npz or .csv"
     )
-    p.add_argument("--no-normalize", action="store_true", help="raw vectors instead of L2-normalised ones")
+    p.add_argument(
+        "--normalize",
+        default="l2",
+        choices=("l2", "rms", "none"),
+        help="l2: unit length (default); rms: unit length x sqrt(dim); none: raw vectors",
+    )
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
     add_runner_options(p, DEFAULT_CLASSIFIER)
     p.set_defaults(func=run)
@@ -54,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     result = embed(
         args.inputs,
         model=args.model,
-        normalize=not args.no_normalize,
+        normalize=args.normalize,
         cache=not args.no_cache,
         batch_size=args.batch_size,
         device=args.device,
