@@ -154,14 +154,14 @@ class KnnHead:
     vectors: np.ndarray  # (n_train, n_features) float32
     labels: np.ndarray  # (n_train,) int64 class indices
     n_neighbors: int
-    n_classes_: int
+    class_count: int
     weighting: str = "distance"
 
     kind = "knn"
 
     @property
     def n_classes(self) -> int:
-        return self.n_classes_
+        return self.class_count
 
     @property
     def n_features(self) -> int:
@@ -197,7 +197,7 @@ class KnnHead:
         config = {
             "kind": self.kind,
             "n_neighbors": self.n_neighbors,
-            "n_classes": self.n_classes_,
+            "n_classes": self.class_count,
             "weighting": self.weighting,
         }
         return config, {"head.knn.vectors": self.vectors, "head.knn.labels": self.labels}
@@ -230,7 +230,7 @@ class ForestHead:
     threshold: np.ndarray  # float64
     value: np.ndarray  # (n_nodes, n_classes) float64, rows sum to 1 at leaves
     roots: np.ndarray  # (n_trees,) int64
-    n_features_: int
+    feature_count: int
 
     kind = "forest"
 
@@ -240,7 +240,7 @@ class ForestHead:
 
     @property
     def n_features(self) -> int:
-        return self.n_features_
+        return self.feature_count
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         # scikit-learn compares float32 features with float64 thresholds: the same here.
@@ -256,7 +256,7 @@ class ForestHead:
         return self.value[node].mean(axis=1)
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        config = {"kind": self.kind, "n_trees": len(self.roots), "n_features": self.n_features_}
+        config = {"kind": self.kind, "n_trees": len(self.roots), "n_features": self.feature_count}
         arrays = {
             "head.forest.left": self.left,
             "head.forest.right": self.right,

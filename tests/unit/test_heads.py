@@ -56,7 +56,7 @@ def test_arrays_round_trip_gives_identical_predictions(name: str) -> None:
 
 def test_knn_query_equal_to_a_training_vector_takes_its_class() -> None:
     vectors = np.eye(3, dtype=np.float32)
-    head = KnnHead(vectors, np.array([0, 1, 2]), n_neighbors=3, n_classes_=3)
+    head = KnnHead(vectors, np.array([0, 1, 2]), n_neighbors=3, class_count=3)
     np.testing.assert_array_equal(head.predict_proba(vectors[1:2]), [[0.0, 1.0, 0.0]])
 
 
