@@ -9,6 +9,8 @@ Heavy libraries (torch, torchvision, ultralytics ...) load on first use, so `imp
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -32,6 +34,21 @@ _LAZY = {
     "load_detector": "detect",
     "PhotoIndex": "library",
     "SearchResults": "library",
+    "read_dataset": "datasets",
+    "Dataset": "datasets",
+    "make_shapes_dataset": "datasets",
+    "embed": "embed",
+    "Embedder": "embed",
+    "Embeddings": "embed",
+    "FeatureCache": "featurecache",
+    "train": "transfer",
+    "evaluate": "transfer",
+    "load_trained": "transfer",
+    "TrainedModel": "transfer",
+    "TrainResult": "transfer",
+    "finetune": "finetune",
+    "FinetuneOptions": "finetune",
+    "write_report": "reports",
 }
 # Subpackages that are also callables: `pixelsift.detect(paths)` and `pixelsift.detect.load_detector`.
 _CALLABLE_PACKAGES = ("detect",)
@@ -51,3 +68,18 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+class _Package(types.ModuleType):
+    """`pixelsift.classify`, `pixelsift.embed` and `pixelsift.finetune` are functions that live in
+    submodules of the same name. Importing such a submodule would rebind the package attribute to the
+    module (so `pixelsift.embed(...)` would fail after `pixelsift.train(...)`); this keeps the function.
+    The modules stay importable (`from pixelsift.embed import Embedder`, `sys.modules`)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

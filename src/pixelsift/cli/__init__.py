@@ -17,7 +17,17 @@ from .. import __version__
 from ..errors import PixelsiftError
 
 # Each module adds its subcommand; a new command is one new module and one line here.
-COMMAND_MODULES = ("classify", "detect", "models", "index", "search", "serve")
+COMMAND_MODULES = (
+    "classify",
+    "detect",
+    "dataset",
+    "embed",
+    "transfer",
+    "models",
+    "index",
+    "search",
+    "serve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..models.registry import DEFAULT_CLASSIFIER
@@ -56,16 +57,25 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
     )
-    failed = 0
     results = classifier.iter_classify(sources, top_k=args.top_k, progress=args.progress, total=len(sources))
-    if args.format == "json":
+    failed = write_classifications(results, args.format)
+    if failed:
+        print(f"pixelsift: {failed} of {len(sources)} inputs failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def write_classifications(results: Iterable[Classification], fmt: str) -> int:
+    """Print results as they come (table, JSON array or CSV); failed inputs go to stderr. Returns how
+    many failed. `pixelsift predict` prints its results the same way."""
+    failed = 0
+    if fmt == "json":
         with JsonArrayWriter() as out:
             for r in results:
                 failed += not r.ok
                 if not r.ok:
                     error_line(r.path, r.error or "")
                 out.write(r.to_dict())
-    elif args.format == "csv":
+    elif fmt == "csv":
         writer = csv_writer()
         writer.writerow(["path", "rank", "label", "score", "error"])
         for r in results:
@@ -83,6 +93,4 @@ def run(args: argparse.Namespace) -> int:
                 print_table(r)
             else:
                 error_line(r.path, r.error or "")
-    if failed:
-        print(f"pixelsift: {failed} of {len(sources)} inputs failed", file=sys.stderr)
-    return 1 if failed else 0
+    return failed

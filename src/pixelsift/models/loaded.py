@@ -101,8 +101,9 @@ class ImageModel:
     ) -> Iterator[tuple[Item, np.ndarray | None, np.ndarray | None]]:
         """For each input, in order: (item, features, logits), or (item, None, None) when it failed.
 
-        `decode(path) -> (pixels, info)` replaces `self.decode` when a caller needs more from each file
-        than pixels (the photo index reads its hash and EXIF from the same bytes); `item.info` carries it.
+        `decode(path) -> (pixels CHW float32, info)` replaces `self.decode` when a caller needs more from
+        each file than pixels (the photo index reads its hash and EXIF from the same bytes; training
+        augments); `item.info` carries it.
         """
         with progress_bar(total=total, desc=desc, enabled=progress) as bar:
             batches = iter_batches(

@@ -1,0 +1,183 @@
+"""Transfer learning on the birds set: accuracy per classifier, feature-cache speed-up, embedding speed.
+
+    python benchmarks/bench_transfer.py [--root DIR] [--images 64] [--sections 123] [--skip-finetune]
+
+Runs in a fresh temporary PIXELSIFT_HOME (cold feature cache), all in one run:
+1. embedding throughput on the first `--images` photos, images/s: (a) a plain loop, model built once,
+   batch 1, torchvision-style decode + preprocess, fp32; (b) `pixelsift.embed` without the cache
+   (batched, threaded decode); (c) `pixelsift.embed` again with a warm cache. (a) and (b) alternate
+   for three rounds and the best round of each counts, so load from other processes skews less;
+2. the feature cache: `pixelsift train -c logreg` on a cold cache, then `pixelsift train -c forest` on
+   the same folder, both as CLI processes (process start and imports included) and in one Python
+   process (a notebook);
+3. validation accuracy of every `-c` choice and of `--finetune` (head; head + last 2 blocks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BIRDS = REPO.parent / "shared" / "datasets" / "birds"
+
+
+def cli(*args: str) -> tuple[float, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pixelsift", *args], capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"pixelsift {' '.join(args)} failed:\n{done.stderr}")
+    return seconds, done.stdout
+
+
+def plain_loop(paths: list[Path]) -> np.ndarray:
+    """What a user writes by hand: one image at a time through the backbone, no batching, no cache."""
+    import torch
+    from PIL import Image
+
+    from pixelsift.models.network import split_at_last_linear
+    from pixelsift.models.registry import get_model_spec
+    from pixelsift.models.weights import load_network
+
+    spec = get_model_spec("efficientnet_lite0")
+    assert spec.preprocessing is not None
+    body = split_at_last_linear(load_network(spec)).body.eval()
+    rows = []
+    with torch.inference_mode():
+        for path in paths:
+            x = torch.from_numpy(spec.preprocessing(Image.open(path).convert("RGB")))[None]
+            rows.append(torch.flatten(body(x), 1)[0].numpy())
+    return np.stack(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--root", default=str(BIRDS))
+    parser.add_argument("--images", type=int, default=64, help="photos for the throughput figures")
+    parser.add_argument("--sections", default="123", help="which sections to run, e.g. 13")
+    parser.add_argument("--skip-finetune", action="store_true")
+    args = parser.parse_args()
+    root = Path(args.root)
+    if not root.is_dir():
+        sys.exit(f"{root}: no such folder (the birds set lives in ../shared/datasets/birds)")
+    home = tempfile.mkdtemp(prefix="pixelsift-bench-home-")
+    os.environ["PIXELSIFT_HOME"] = home
+    os.environ["PIXELSIFT_OFFLINE"] = "1"
+    import torch
+
+    from pixelsift.datasets import read_dataset
+
+    paths = [s.path for s in read_dataset(root).samples]
+    print(f"{len(paths)} photos in {root}; torch threads {torch.get_num_threads()}; PIXELSIFT_HOME={home}\n")
+
+    if "1" in args.sections:
+        throughput(paths[: args.images])
+    if "2" in args.sections:
+        cache_speedup(root, home)
+    if "3" in args.sections:
+        accuracy(root, args.skip_finetune)
+
+
+def throughput(photos: list[Path]) -> None:
+    import pixelsift
+    from pixelsift.models.loaded import ImageModel
+
+    ImageModel.load()  # model load is not part of any throughput figure
+    plain_loop(photos[:4])
+    t_plain = t_ours = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        plain = plain_loop(photos)
+        t_plain = min(t_plain, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ours = pixelsift.embed(photos, cache=False, normalize="none")
+        t_ours = min(t_ours, time.perf_counter() - t0)
+    pixelsift.embed(photos)  # fill the cache
+    t0 = time.perf_counter()
+    pixelsift.embed(photos)
+    t_cached = time.perf_counter() - t0
+    same = np.abs(plain - ours.vectors).max() / np.abs(plain).max()
+    n = len(photos)
+    print(f"1. embedding throughput, {n} photos (efficientnet_lite0, 1280-d; best of 3 rounds)")
+    print(f"   {'method':<44} {'images/s':>9} {'vs (a)':>7}")
+    for name, seconds in (
+        ("(a) plain loop, batch 1, model built once", t_plain),
+        ("(b) pixelsift.embed, no cache", t_ours),
+        ("(c) pixelsift.embed, warm feature cache", t_cached),
+    ):
+        print(f"   {name:<44} {n / seconds:9.1f} {t_plain / seconds:6.1f}x")
+    print(f"   largest difference (b) vs (a), relative: {same:.1e}\n")
+
+
+def cache_speedup(root: Path, home: str) -> None:
+    import pixelsift
+    from pixelsift.featurecache import FeatureCache
+
+    FeatureCache().clear()
+    out = Path(home) / "m"
+    t_first, _ = cli("train", str(root), "-c", "logreg", "-o", f"{out}-1.safetensors", "--no-report", "-q")
+    t_second, _ = cli("train", str(root), "-c", "forest", "-o", f"{out}-2.safetensors", "--no-report", "-q")
+    t_imports, _ = cli("--version")
+    FeatureCache().clear()
+    from pixelsift.models.loaded import clear_model_cache
+
+    clear_model_cache()
+    t0 = time.perf_counter()
+    pixelsift.train(root, classifier="logreg")
+    t_api_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    second = pixelsift.train(root, classifier="forest")
+    t_api_second = time.perf_counter() - t0
+    assert second.images_run == 0
+    print("2. feature cache: `train -c logreg` on a cold cache, then `train -c forest`")
+    print(
+        f"   CLI processes:  first {t_first:6.2f} s, second {t_second:5.2f} s: "
+        f"{t_first / t_second:5.1f}x faster"
+    )
+    print(f"                   (of which `pixelsift --version`, i.e. starting Python: {t_imports:.2f} s)")
+    print(
+        f"   one process:    first {t_api_first:6.2f} s, second {t_api_second:5.2f} s: "
+        f"{t_api_first / t_api_second:5.1f}x faster\n"
+    )
+
+
+def accuracy(root: Path, skip_finetune: bool) -> None:
+    import pixelsift
+    from pixelsift.finetune import FinetuneOptions
+
+    print("3. validation accuracy on the birds set")
+    print(f"   {'classifier':<34} {'train':>6} {'valid':>6} {'fit s':>6}")
+    for name in ("logreg", "svm", "knn", "forest", "mlp"):
+        t0 = time.perf_counter()
+        r = pixelsift.train(root, classifier=name)
+        print(
+            f"   {'-c ' + name:<34} {r.train_score:6.3f} {r.valid_score:6.3f} {time.perf_counter() - t0:6.1f}"
+        )
+    t0 = time.perf_counter()
+    r = pixelsift.train(root, search=True)
+    label = f"--search (chose {r.model.classifier})"
+    print(f"   {label:<34} {r.train_score:6.3f} {r.valid_score:6.3f} {time.perf_counter() - t0:6.1f}")
+    if not skip_finetune:
+        for label, options in (
+            ("--finetune", FinetuneOptions()),
+            ("--finetune --layers 2", FinetuneOptions(layers=2)),
+        ):
+            t0 = time.perf_counter()
+            r = pixelsift.finetune(root, options=options)
+            seconds = time.perf_counter() - t0
+            print(f"   {label:<34} {r.train_score:6.3f} {r.valid_score:6.3f} {seconds:6.1f}")
+
+
+if __name__ == "__main__":
+    main()

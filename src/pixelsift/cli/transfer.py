@@ -1,0 +1,381 @@
+"""`pixelsift train`, `pixelsift predict`, `pixelsift evaluate`: your own classes on a pretrained network."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..models.registry import DEFAULT_CLASSIFIER
+from .common import add_format_option, add_inputs_argument, add_runner_options, collect_inputs
+from .output import error_line, format_score, format_table, to_json
+
+if TYPE_CHECKING:
+    from ..transfer import Evaluation, TrainResult
+
+CLASSIFIER_NAMES = ("logreg", "svm", "knn", "forest", "mlp")
+
+TRAIN_EXAMPLES = """examples:
+  pixelsift train birds/                          logistic regression on efficientnet_lite0 features
+  pixelsift train birds/ -c svm -o birds-svm.safetensors
+  pixelsift train birds/ --search --format json   cross-validated choice of classifier and strength
+  pixelsift train birds/ --finetune --epochs 20 --hidden 256 --layers 2
+
+The data set is ROOT/train/<class>/*.jpg and ROOT/valid/<class>/*.jpg; without valid/, a stratified
+hold-out of each class validates. Writes the model (one .safetensors file) and a report folder beside
+it: confusion_matrix.png, predictions.png, metrics.json. Features are cached, so training another
+classifier on the same photos does not run the network again.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    _add_train(subparsers)
+    _add_predict(subparsers)
+    _add_evaluate(subparsers)
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a classifier for your own classes (transfer learning)",
+        description="Train a classifier for the classes of a labelled photo folder on a pretrained "
+        "network's features (or fine-tune a new head with --finetune), print its scores, save it.",
+        epilog=TRAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("root", metavar="ROOT", help="the data-set folder")
+    p.add_argument(
+        "-c",
+        "--classifier",
+        default="logreg",
+        choices=CLASSIFIER_NAMES,
+        help="logreg (default), svm (linear, calibrated), knn, forest, mlp",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="model file to write (default: ROOTNAME-CLASSIFIER.safetensors in the current folder)",
+    )
+    p.add_argument(
+        "--search",
+        action="store_true",
+        help="cross-validate a small grid of classifiers and strengths on the training split; keep the best",
+    )
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=0.2,
+        metavar="FRACTION",
+        help="without a valid/ split: share of each class held out (default: 0.2)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (hold-out, classifiers, fine-tuning)")
+    p.add_argument("--no-report", action="store_true", help="do not write the report folder")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    add_format_option(p, ("table", "json"))
+    ft = p.add_argument_group("fine-tuning (--finetune)")
+    ft.add_argument("--finetune", action="store_true", help="train a torch head (and blocks) instead")
+    ft.add_argument("--epochs", type=int, default=30, metavar="N", help="head epochs, at most (default: 30)")
+    ft.add_argument(
+        "--layers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also fine-tune the last N backbone blocks (default: 0)",
+    )
+    ft.add_argument(
+        "--layer-epochs", type=int, default=5, metavar="N", help="epochs with unfrozen blocks (default: 5)"
+    )
+    ft.add_argument(
+        "--hidden", type=int, default=0, metavar="N", help="hidden layer units (default: 0, none)"
+    )
+    ft.add_argument("--dropout", type=float, default=0.2, help="dropout before each layer (default: 0.2)")
+    ft.add_argument("--lr", type=float, default=3e-3, help="learning rate (default: 0.003; blocks get 1/10)")
+    ft.add_argument(
+        "--augment-views",
+        type=int,
+        default=2,
+        metavar="N",
+        help="augmented copies of each photo for the head stage (default: 2)",
+    )
+    ft.add_argument(
+        "--patience", type=int, default=5, metavar="N", help="early stopping patience in epochs (default: 5)"
+    )
+    add_runner_options(p, DEFAULT_CLASSIFIER)
+    p.set_defaults(func=run_train)
+
+
+def _add_predict(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="classify photos with a model from `pixelsift train`",
+        description="Top-k classes of a trained model (from `pixelsift train`) for photos.",
+        epilog="examples:\n  pixelsift predict birds-logreg.safetensors new_photos/ -k 2\n"
+        "  pixelsift predict birds-logreg.safetensors a.jpg --format json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model_file", metavar="FILE", help="a model file written by `pixelsift train`")
+    add_inputs_argument(p)
+    p.add_argument("-k", "--top-k", type=int, default=3, metavar="K", help="classes per image (default: 3)")
+    add_format_option(p)
+    add_runner_options(p, None)
+    p.set_defaults(func=run_predict)
+
+
+def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a trained model on labelled photos",
+        description="Accuracy, per-class precision / recall and the confusion matrix of a trained model "
+        "on a data set's valid/ split (or another --split), or on a folder of class folders.",
+        epilog="examples:\n  pixelsift evaluate birds-logreg.safetensors birds/\n"
+        "  pixelsift evaluate birds-logreg.safetensors birds/ --split test --report test-report/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model_file", metavar="FILE", help="a model file written by `pixelsift train`")
+    p.add_argument("root", metavar="ROOT_OR_SPLIT", help="a data-set folder, or one split / class-folder set")
+    p.add_argument("--split", default="valid", help="the split of a data-set folder (default: valid)")
+    p.add_argument("--report", metavar="DIR", help="also write a report folder (images and metrics.json)")
+    add_format_option(p, ("table", "json"))
+    add_runner_options(p, None)
+    p.set_defaults(func=run_evaluate)
+
+
+def _runner_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "device": args.device,
+        "precision": args.precision,
+        "threads": args.threads,
+        "engine": args.engine,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+    }
+
+
+def _per_class_rows(evaluation: Evaluation) -> list[list[Any]]:
+    frame = evaluation.per_class()
+    return [
+        [name, format_score(row["precision"]), format_score(row["recall"]), int(row["support"])]
+        for name, row in frame.iterrows()
+    ]
+
+
+def _print_per_class(evaluation: Evaluation) -> None:
+    print(
+        format_table(
+            ["class", "precision", "recall", "support"], _per_class_rows(evaluation), right=(1, 2, 3)
+        )
+    )
+
+
+def _report_failures(failures: list[tuple[str, str]], total: int) -> None:
+    for path, reason in failures:
+        error_line(path, f"{reason} (skipped)")
+    if failures:
+        print(
+            f"pixelsift: {len(failures)} of {total} photos could not be read and were skipped",
+            file=sys.stderr,
+        )
+
+
+def _default_output(root: str, name: str) -> Path:
+    return Path(f"{Path(root).resolve().name}-{name}.safetensors")
+
+
+def _train_result(args: argparse.Namespace) -> TrainResult:
+    if args.finetune:
+        from ..finetune import FinetuneOptions, finetune
+
+        if args.search:
+            from ..errors import UsageError
+
+            raise UsageError(
+                "--search chooses among scikit-learn classifiers; it does not combine with --finetune"
+            )
+        options = FinetuneOptions(
+            epochs=args.epochs,
+            layers=args.layers,
+            backbone_epochs=args.layer_epochs,
+            hidden=args.hidden,
+            dropout=args.dropout,
+            lr=args.lr,
+            augment_views=args.augment_views,
+            patience=args.patience,
+            seed=args.seed,
+        )
+        return finetune(
+            args.root,
+            model=args.model,
+            options=options,
+            holdout=args.holdout,
+            cache=not args.no_cache,
+            progress=args.progress,
+            **_runner_options(args),
+        )
+    from ..transfer import train
+
+    return train(
+        args.root,
+        model=args.model,
+        classifier=args.classifier,
+        search=args.search,
+        holdout=args.holdout,
+        seed=args.seed,
+        cache=not args.no_cache,
+        progress=args.progress,
+        **_runner_options(args),
+    )
+
+
+def _describe_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..reports import report_folder
+
+    result = _train_result(args)
+    model = result.model
+    output = Path(args.output) if args.output else _default_output(args.root, model.classifier)
+    written = model.save(output)
+    report_dir = None if args.no_report else report_folder(written)
+    report_note = _write_report(result, report_dir) if report_dir else None
+    for problem in result.data.dataset.structure_problems():
+        print(f"pixelsift: warning: {problem.message}", file=sys.stderr)
+    total = len(result.train.paths) + len(result.valid.paths) + len(result.failures)
+    _report_failures(result.failures, total)
+    if args.format == "json":
+        data = result.to_dict()
+        data.update(
+            output=str(written),
+            report=str(report_dir) if report_dir else None,
+            note=result.data.note,
+            images_embedded=result.images_run,
+        )
+        print(to_json(data))
+    else:
+        _print_train(result, written, report_dir, report_note)
+    if result.interrupted:
+        best = min((h for h in result.history), key=lambda h: h["val_loss"])
+        print(
+            f"pixelsift: interrupted; saved the best model so far ({best['stage']} epoch {best['epoch']}, "
+            f"validation loss {best['val_loss']:.3f}) to {written}",
+            file=sys.stderr,
+        )
+        return 130
+    return 1 if result.failures else 0
+
+
+def _write_report(result: TrainResult, folder: Path) -> str | None:
+    """Write the report; a missing matplotlib leaves metrics.json only and says how to get the images."""
+    from ..errors import MissingDependencyError
+    from ..reports import write_report
+
+    title = f"{result.model.backbone} + {result.model.classifier}"
+    try:
+        write_report(folder, result.valid, title=title, extra=result.to_dict())
+    except MissingDependencyError as exc:
+        print(f"pixelsift: report images skipped: {exc}", file=sys.stderr)
+        return "metrics.json only"
+    return None
+
+
+def _print_train(
+    result: TrainResult, written: Path, report_dir: Path | None, report_note: str | None
+) -> None:
+    model = result.model
+    if result.search is not None:
+        table = result.search.sort_values("cv_score", ascending=False, kind="stable")
+        print("Search (cross-validation on the training split):")
+        rows = [
+            [
+                r["classifier"],
+                _describe_params(r["params"]),
+                format_score(r["cv_score"]),
+                format_score(r["cv_std"]),
+            ]
+            for r in table.to_dict(orient="records")
+        ]
+        print(format_table(["classifier", "parameters", "cv score", "std"], rows, right=(2, 3)))
+        print()
+    dim = model.head.n_features
+    params = (
+        _describe_params(model.params) if model.classifier != "finetune" else _finetune_summary(model.params)
+    )
+    print(f"Model: {model.backbone} ({dim} features) + {model.classifier} ({params})")
+    print(
+        f"Data: {len(result.train.paths)} training and {len(result.valid.paths)} validation images, "
+        f"{len(model.classes)} classes"
+    )
+    if result.data.note:
+        print(f"Note: {result.data.note}")
+    if result.history:
+        last = result.history[-1]
+        print(f"Epochs: {len(result.history)} (last: {last['stage']} stage, epoch {last['epoch']})")
+    print(f"Training score {format_score(result.train_score)}")
+    print(f"Validation score {format_score(result.valid_score)}")
+    print()
+    _print_per_class(result.valid)
+    print()
+    where = f"; report in {report_dir}/" if report_dir else ""
+    if report_note:
+        where += f" ({report_note})"
+    print(f"Saved {written}{where}")
+
+
+def _finetune_summary(params: dict[str, Any]) -> str:
+    keys = ("epochs", "layers", "hidden", "dropout", "lr", "augment_views")
+    return ", ".join(f"{k}={params[k]}" for k in keys if k in params)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ..transfer import load_trained
+    from .classify import write_classifications
+
+    model = load_trained(args.model_file)
+    sources = collect_inputs(args.inputs)
+    results = model.iter_predict(
+        sources, top_k=args.top_k, progress=args.progress, total=len(sources), **_runner_options(args)
+    )
+    failed = write_classifications(results, args.format)
+    if failed:
+        print(f"pixelsift: {failed} of {len(sources)} inputs failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ..transfer import load_trained
+
+    model = load_trained(args.model_file)
+    evaluation = model.evaluate(args.root, split=args.split, progress=args.progress, **_runner_options(args))
+    _report_failures(evaluation.failures, len(evaluation.paths) + len(evaluation.failures))
+    if args.report:
+        from ..reports import write_report
+
+        write_report(args.report, evaluation, title=f"{Path(args.model_file).name} on {args.root}")
+    unknown = evaluation.unknown_labels
+    if unknown:
+        print(
+            f"pixelsift: classes the model does not know count as mistakes: {', '.join(unknown)}",
+            file=sys.stderr,
+        )
+    if args.format == "json":
+        data = {"model_file": args.model_file, "root": args.root, **evaluation.to_dict()}
+        data["failures"] = [{"path": p, "error": e} for p, e in evaluation.failures]
+        print(to_json(data))
+    else:
+        print(f"Model: {model.backbone} + {model.classifier}, {len(model.classes)} classes")
+        print(f"Data: {len(evaluation.paths)} images in {args.root}")
+        print(f"Score {format_score(evaluation.accuracy)}")
+        print()
+        _print_per_class(evaluation)
+        print()
+        confusion = evaluation.confusion()
+        print("Confusion matrix (rows: true class, columns: predicted):")
+        rows = [
+            [name, *map(int, counts)]
+            for name, counts in zip(confusion.index, confusion.to_numpy(), strict=True)
+        ]
+        print(format_table(["", *confusion.columns], rows, right=tuple(range(1, len(confusion.columns) + 1))))
+    return 1 if evaluation.failures else 0
