@@ -11,6 +11,8 @@
    `Classifier.iter_classify` per setting against the foundation benchmark's plain fp32 loop.
 4. Agreement: top-1 of every faster setting against fp32, on real photos with real weights.
 5. Large photos: 4000x3000 JPEGs decoded + preprocessed with and without JPEG draft mode.
+6. Transfer learning on the birds set (when ../shared is present): logistic-regression validation
+   accuracy on features computed in fp32, bf16 and with the ONNX Runtime engine.
 """
 
 from __future__ import annotations
@@ -194,6 +196,27 @@ def large_photos(seconds: float) -> None:
     print(f"same top-1 with and without draft: {sum(same)}/{len(same)}")
 
 
+def transfer_accuracy() -> None:
+    if not BIRDS.is_dir():
+        print("\n## Transfer accuracy: skipped (no ../shared/datasets/birds)")
+        return
+    import pixelsift
+
+    print("\n## Transfer learning on the birds set: logreg on efficientnet_lite0 features")
+    print(f"{'features':<22} {'valid':>6} {'vs fp32':>8} {'seconds':>8}")
+    reference = None
+    for label, engine, precision in (
+        ("torch fp32", "torch", "fp32"),
+        ("torch bf16 autocast", "torch", "bf16"),
+        ("onnxruntime fp32", "onnxruntime", "fp32"),
+    ):
+        start = time.perf_counter()
+        result = pixelsift.train(BIRDS, precision=precision, engine=engine, cache=False)
+        seconds = time.perf_counter() - start
+        reference = result.valid_score if reference is None else reference
+        print(f"{label:<22} {result.valid_score:6.3f} {result.valid_score - reference:+8.3f} {seconds:8.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -201,6 +224,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="timing window per measurement")
     parser.add_argument("--models", default="efficientnet_lite0,resnet50,densenet121,mobilenet_v3_large")
     parser.add_argument("--photos", type=int, default=180)
+    parser.add_argument("--sections", default="123456", help="which sections to run, e.g. 46")
     args = parser.parse_args()
     # Random timing weights and ONNX exports go to a throwaway cache, never the user's.
     os.environ["PIXELSIFT_HOME"] = tempfile.mkdtemp(prefix="pixelsift-bench-home-")
@@ -210,13 +234,18 @@ def main() -> None:
     print(f"auto precision here: {ModelRunner(torch.nn.Conv2d(3, 3, 1), device='cpu').precision}")
     peak = matmul_peak(args.seconds)
     print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
-    for name in models:
-        ensure_random_weights(name)
-    model_only(models, args.seconds, peak)
-    files = photos(args.photos)
-    labels = end_to_end(files, "decode + preprocess + model, model load excluded")
-    agreement(labels)
-    large_photos(args.seconds)
+    if "2" in args.sections:
+        for name in models:
+            ensure_random_weights(name)
+        model_only(models, args.seconds, peak)
+    if "3" in args.sections or "4" in args.sections:
+        files = photos(args.photos)
+        labels = end_to_end(files, "decode + preprocess + model, model load excluded")
+        agreement(labels)
+    if "5" in args.sections:
+        large_photos(args.seconds)
+    if "6" in args.sections:
+        transfer_accuracy()
 
 
 if __name__ == "__main__":

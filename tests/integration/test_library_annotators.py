@@ -1,14 +1,13 @@
-"""Detections and custom labels in the index, with stand-ins for pixelsift.detect and pixelsift.transfer.
+"""Detections and custom labels in the index, with stand-in detectors and trained models.
 
-The stand-ins implement the interfaces those modules publish (`load_detector` / `default_detector_name`
-and `load_trained`), so these tests check the library's side of the contract: what it calls, with
-which inputs, and what it stores and finds.
+The stand-ins replace what pixelsift.detect and pixelsift.transfer publish (`load_detector` /
+`default_detector_name` and `load_trained`), so these tests check the library's side of the contract:
+what it calls, with which inputs, and what it stores and finds. tests/integration/test_library_real_labeler.py
+does the same with a real trained model.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from torch import nn
 
 from helpers import write_image
 from pixelsift import PhotoIndex
-from pixelsift.errors import UsageError
+from pixelsift.errors import UsageError, WeightsMissingError
 from pixelsift.library.db import blob_to_vector
 from pixelsift.models import registry
 from pixelsift.models.loaded import ImageModel
@@ -56,22 +55,24 @@ class FakeDetector:
 
 @pytest.fixture
 def detector(monkeypatch: pytest.MonkeyPatch) -> FakeDetector:
+    import pixelsift.detect
+
     fake = FakeDetector()
-    module = types.ModuleType("pixelsift.detect")
 
     def load_detector(model: str | None = None, device: Any = None, precision: Any = None, **kw: Any) -> Any:
         if model not in (None, fake.name):
             raise UsageError(f"unknown detector {model!r}")
         return fake
 
-    module.load_detector = load_detector  # type: ignore[attr-defined]
-    module.default_detector_name = lambda: fake.name  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pixelsift.detect", module)
+    monkeypatch.setattr(pixelsift.detect, "load_detector", load_detector)
+    monkeypatch.setattr(pixelsift.detect, "default_detector_name", lambda: fake.name)
     return fake
 
 
 class FakeTrained:
     """A trained labeler: a fixed linear layer on the backbone's raw features."""
+
+    backbone_modified = False
 
     def __init__(self, backbone: str, dim: int, classes: list[str]):
         self.backbone = backbone
@@ -89,14 +90,14 @@ class FakeTrained:
 @pytest.fixture
 def labelers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, FakeTrained]:
     """Files `<name>.model` in tmp_path load as FakeTrained models registered here by name."""
+    import pixelsift.transfer
+
     made: dict[str, FakeTrained] = {}
-    module = types.ModuleType("pixelsift.transfer")
 
     def load_trained(path: str | Path) -> FakeTrained:
         return made[Path(path).name.split(".")[0]]
 
-    module.load_trained = load_trained  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pixelsift.transfer", module)
+    monkeypatch.setattr(pixelsift.transfer, "load_trained", load_trained)
     return made
 
 
@@ -150,10 +151,12 @@ def test_a_detector_that_arrives_later_catches_up_on_older_photos(
     assert "red3.jpg" in {r.relative_path for r in index.search("stop sign")}
 
 
-def test_without_a_detection_module_auto_means_none_and_a_named_detector_is_an_error(
+def test_with_no_detector_ready_auto_means_none_and_a_named_detector_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setitem(sys.modules, "pixelsift.detect", None)  # import fails like a missing module
+    import pixelsift.detect
+
+    monkeypatch.setattr(pixelsift.detect, "default_detector_name", lambda: None)
     root = tmp_path / "photos"
     colour_library(root)
     index = PhotoIndex(tmp_path / "i.db")
@@ -161,7 +164,7 @@ def test_without_a_detection_module_auto_means_none_and_a_named_detector_is_an_e
         report = index.update(root)
     assert report.added == 4 and index.conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == 0
     assert sum("no object detector" in r.message for r in caplog.records) == 1
-    with pytest.raises(UsageError, match="--detector yolov8n: object detection is not available"):
+    with pytest.raises(WeightsMissingError, match="weights for model 'yolov8n' are missing"):
         index.update(root, detector="yolov8n")
 
 

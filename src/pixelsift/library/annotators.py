@@ -54,14 +54,15 @@ def load_labeler(path: str | Path) -> Labeler:
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(f"--labeler {path}: no such file (give a model saved by `pixelsift train`)")
-    try:
-        from ..transfer import load_trained  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        raise UsageError(
-            "--labeler needs pixelsift's transfer-learning module (pixelsift.transfer), which this "
-            "installation does not have; upgrade pixelsift"
-        ) from None
+    from ..transfer import load_trained
+
     model = load_trained(path)
+    if model.backbone_modified:
+        raise UsageError(
+            f"--labeler {path}: this model fine-tuned layers of {model.backbone}, so the library's stored "
+            "features do not fit it; label with a model trained on features (pixelsift train, or "
+            "--finetune with --layers 0)"
+        )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     name = path.name.split(".")[0] or path.name
     return Labeler(name=name, path=str(path.resolve()), sha256=digest, model=model)
@@ -72,17 +73,9 @@ def load_detector(name: str | None) -> Any:
     detection, anything else = that detector model (an error when it cannot be loaded)."""
     if name is None or name == NONE:
         return None
-    try:
-        from ..detect import default_detector_name  # type: ignore[attr-defined,unused-ignore]
-        from ..detect import load_detector as load  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        if name == AUTO:
-            log.info("no object detector: this installation has no pixelsift.detect; indexing without")
-            return None
-        raise UsageError(
-            f"--detector {name}: object detection is not available in this pixelsift installation "
-            "(no pixelsift.detect); use --detector none"
-        ) from None
+    from ..detect import default_detector_name
+    from ..detect import load_detector as load
+
     if name == AUTO:
         default = default_detector_name()
         if default is None:

@@ -182,7 +182,9 @@ class Searcher:
         if not text:
             return None
         forms = list(dict.fromkeys([self.vocab.irregular.get(text, text), *base_forms(text)]))
-        labels = {f for f in forms if self._has_label(f)}
+        # Custom class names are folder names: "blue_triangle" is found as "blue triangle(s)" too.
+        spellings = dict.fromkeys(c for f in forms for c in (f, f.replace(" ", "_")))
+        labels = {c for c in spellings if self._has_label(c)}
         detections = {f: 1.0 for f in forms if self._has_detection(f)}
         meaning = self.vocab.lookup(text)
         concepts: dict[str, float] = {}
