@@ -129,3 +129,31 @@ def test_commands_are_listed_and_load_no_heavy_libraries() -> None:
         [sys.executable, "-m", "pixelsift", "--help"], capture_output=True, text=True, timeout=120
     ).stdout
     assert all(command in helptext for command in ("index", "search", "similar"))
+
+
+def test_index_with_the_onnxruntime_engine_gives_the_same_labels(
+    library: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from pixelsift.library import PhotoIndex
+
+    root, torch_db, _ = library
+    ort_db = tmp_path / "ort.db"
+    args = ["index", str(root), "--db", str(ort_db), "--detector", "none", "-q", "--engine", "onnxruntime"]
+    assert main(args) == 0
+    capsys.readouterr()
+
+    def top_labels(db: Path) -> dict[str, str]:
+        with PhotoIndex(db) as index:
+            rows = index.conn.execute(
+                "SELECT p.path, l.label FROM photos p JOIN labels l ON l.photo_id = p.id "
+                "WHERE l.kind = 'class' ORDER BY p.path, l.score DESC"
+            ).fetchall()
+        top: dict[str, str] = {}
+        for path, label in rows:
+            top.setdefault(path, label)
+        return top
+
+    torch_top, ort_top = top_labels(torch_db), top_labels(ort_db)
+    assert len(ort_top) == 6 and ort_top == torch_top
+    assert list((tmp_path / "home").rglob("*.onnx")), "the exported model is cached in PIXELSIFT_HOME"

@@ -11,9 +11,10 @@ from ..images import expand_inputs
 
 
 def add_runner_options(
-    parser: argparse.ArgumentParser, model_default: str | None, batch: bool = True
+    parser: argparse.ArgumentParser, model_default: str | None, batch: bool = True, engine: bool = True
 ) -> None:
-    """-m/--model, --device, --precision, --threads, --engine (and --batch-size)."""
+    """-m/--model, --device, --precision, --threads, --engine (when the command offers engines) and
+    --batch-size / --workers."""
     if model_default is not None:
         parser.add_argument(
             "-m",
@@ -34,7 +35,10 @@ def add_runner_options(
     group.add_argument(
         "--threads", type=int, default=None, help="compute threads (default: the CPUs available)"
     )
-    group.add_argument("--engine", default="torch", choices=ENGINES, help="inference engine (default: torch)")
+    if engine:
+        group.add_argument(
+            "--engine", default="torch", choices=ENGINES, help="inference engine (default: torch)"
+        )
     if batch:
         group.add_argument(
             "--batch-size",

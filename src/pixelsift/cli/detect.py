@@ -93,7 +93,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--imgsz", type=int, default=None, metavar="N", help="input size of YOLO / ONNX models (default: 640)"
     )
     add_format_option(p, FORMATS)
-    add_runner_options(p, None)
+    add_runner_options(p, None, engine=False)  # detectors run in torch or OpenCV DNN
     for action in p._actions:
         if action.dest == "batch_size":
             action.help = "images per forward pass (default: 1 on CPUs; 16 on GPUs for YOLO)"

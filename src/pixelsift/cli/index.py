@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             precision=args.precision,
             threads=args.threads,
+            engine=args.engine,
             batch_size=args.batch_size,
             workers=args.workers,
         )

@@ -57,6 +57,7 @@ class IndexOptions:
     device: str | None = None
     precision: str | None = None
     threads: int | None = None
+    engine: str = "torch"  # or "onnxruntime" (the classifier and labelers' backbones)
     batch_size: int | None = None
     workers: int | None = None
     progress: bool | None = False
@@ -287,6 +288,7 @@ class Indexer:
                 device=self.options.device,
                 precision=self.options.precision,
                 threads=self.options.threads,
+                engine=self.options.engine,
             )
             with transaction(self.conn):
                 set_meta(self.conn, "model", self.model_name)
@@ -648,6 +650,7 @@ class Indexer:
             device=self.options.device,
             precision=self.options.precision,
             threads=self.options.threads,
+            engine=self.options.engine,
         )
         ids = {str(self.root / p): i for i, p in photos}
         done = 0

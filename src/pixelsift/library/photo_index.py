@@ -149,7 +149,7 @@ class PhotoIndex:
 
         `detector`: "auto" (default detector when available), "none", or a detector name;
         `labelers`: models saved by `pixelsift train`, remembered for later runs; `runner`: device,
-        precision, threads, batch_size, workers.
+        precision, threads, engine, batch_size, workers.
         """
         root = self._settle_root(folder)
         options = IndexOptions(
