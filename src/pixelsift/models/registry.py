@@ -8,10 +8,11 @@ and `pixelsift models`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +79,9 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 _dynamic: list[tuple[str, Callable[[str], ModelSpec]]] = []  # (prefix, factory) e.g. ("timm/", ...)
 _lock = threading.RLock()
-_populated = False
+_stage = 0  # 0: nothing registered yet, 1: families that need no torchvision, 2: all of them
+_rank: dict[str, tuple[int, int]] = {}  # name -> (family, registration order): the listing order
+_family = 1_000  # records registered outside the catalog (plugins, tests) list after the built-in ones
 
 DEFAULT_CLASSIFIER = "efficientnet_lite0"
 
@@ -89,7 +92,20 @@ def register(spec: ModelSpec) -> ModelSpec:
         if spec.name in _REGISTRY:
             raise ValueError(f"model {spec.name!r} is already registered")
         _REGISTRY[spec.name] = spec
+        _rank[spec.name] = (_family, len(_rank))
     return spec
+
+
+@contextlib.contextmanager
+def registering_family(rank: int) -> Iterator[None]:
+    """Records registered inside this block belong to the catalog's family number `rank`."""
+    global _family
+    with _lock:
+        previous, _family = _family, rank
+        try:
+            yield
+        finally:
+            _family = previous
 
 
 def register_prefix(prefix: str, factory: Callable[[str], ModelSpec]) -> None:
@@ -98,20 +114,24 @@ def register_prefix(prefix: str, factory: Callable[[str], ModelSpec]) -> None:
         _dynamic.append((prefix, factory))
 
 
-def _populate() -> None:
-    global _populated
+def _populate(full: bool = True) -> None:
+    """Register the built-in families: those that need no torchvision, and with `full` all of them."""
+    global _stage
     with _lock:
-        if _populated:
+        target = 2 if full else 1
+        if _stage >= target:
             return
-        _populated = True
         from . import catalog
 
-        catalog.register_all()
+        if _stage < 1:
+            _stage = 1
+            catalog.register_families(heavy=False)
+        if target == 2:
+            _stage = 2
+            catalog.register_families(heavy=True)
 
 
-def get_model_spec(name: str) -> ModelSpec:
-    """The record for `name`; raises `UnknownModelError` with close matches when there is none."""
-    _populate()
+def _lookup(name: str) -> ModelSpec | None:
     with _lock:
         if name in _REGISTRY:
             return _REGISTRY[name]
@@ -119,7 +139,21 @@ def get_model_spec(name: str) -> ModelSpec:
             if name.startswith(prefix) and len(name) > len(prefix):
                 spec = factory(name)
                 _REGISTRY[name] = spec
+                _rank[name] = (_family, len(_rank))
                 return spec
+    return None
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The record for `name`; raises `UnknownModelError` with close matches when there is none."""
+    _populate(full=False)
+    spec = _lookup(name)
+    if spec is None:
+        _populate(full=True)
+        spec = _lookup(name)
+    if spec is not None:
+        return spec
+    with _lock:
         names = list(_REGISTRY)
     raise UnknownModelError(name, difflib.get_close_matches(name, names, n=3, cutoff=0.5))
 
@@ -132,7 +166,7 @@ def list_models(pattern: str = "*", task: str | None = None) -> list[ModelSpec]:
     """
     _populate()
     with _lock:
-        specs = list(_REGISTRY.values())
+        specs = sorted(_REGISTRY.values(), key=lambda spec: _rank.get(spec.name, (_family, 0)))
     return [
         s
         for s in specs
