@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -149,3 +150,10 @@ def test_search_results_never_list_a_photo_outside_the_library(client: TestClien
         assert escape not in [r["id"] for r in client.get("/api/search", params={"q": query, "n": 50}).json()]
     cat = photo_id(client, "cat.png")
     assert escape not in [r["id"] for r in client.get(f"/api/similar/{cat}", params={"n": 50}).json()]
+
+
+@pytest.mark.parametrize("photo_id", ["²", "١٢", "1e3", "-1", " 1"])
+def test_ids_that_are_not_plain_ascii_numbers_are_404(client: TestClient, photo_id: str) -> None:
+    for path in ("/api/photos/{}", "/api/photos/{}/thumbnail", "/api/photos/{}/info", "/api/similar/{}"):
+        response = client.get(path.format(quote(photo_id)))
+        assert response.status_code == 404, (photo_id, path, response.text)

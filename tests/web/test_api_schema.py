@@ -35,10 +35,16 @@ def test_no_request_makes_a_server_error(web_schema: object) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=25,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            derandomize=True,  # the same cases on every run: a failure in CI reproduces here
+        )
         def no_server_error(case: schemathesis.Case) -> None:
             response = case.call()
-            where = (case.method, case.formatted_path, response.status_code, response.text[:300])
+            where = (case.method, case.formatted_path, response.status_code, response.content[:300])
             assert response.status_code < 500, where
             assert response.status_code != 422, "validation errors are answered 400, as documented"
 

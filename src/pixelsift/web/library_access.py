@@ -38,7 +38,7 @@ class LibraryAccess:
         return self._index
 
     def _record(self, photo_id: str) -> dict[str, Any]:
-        if not photo_id.isdigit() or len(photo_id) > 18:
+        if not (photo_id.isascii() and photo_id.isdigit()) or len(photo_id) > 18:  # not "²" nor "١"
             raise ApiError(404, "no such photo")
         try:
             info: dict[str, Any] = self.index().photo(int(photo_id))
