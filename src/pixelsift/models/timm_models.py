@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError, UnknownModelError
-from .network import SplitNetwork
 from .preprocess import Preprocessing
 from .registry import ModelSpec, WeightsFile, register_prefix
+
+if TYPE_CHECKING:
+    from .network import SplitNetwork
 
 PREFIX = "timm/"
 
@@ -39,6 +41,8 @@ def _categories(timm: Any, cfg: dict[str, Any], num_classes: int) -> tuple[str, 
 
 def split_timm(net: Any) -> SplitNetwork:
     """timm's own API: `get_classifier()` is the head, `reset_classifier(0)` leaves pooled features."""
+    from .network import SplitNetwork
+
     head = net.get_classifier()
     net.reset_classifier(0)
     return SplitNetwork(net, head)
