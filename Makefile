@@ -1,5 +1,6 @@
 # The two commands of the README's quick start:
-#   make demo   set up .venv and run pixelsift on the bundled sample photos, offline (classify, detect)
+#   make demo   set up .venv and run pixelsift offline: classify and detect the bundled sample photos,
+#               train a classifier on a generated data set, index the samples and search them
 #   make test   set up .venv with the test extras; ruff, mypy and the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -30,6 +31,8 @@ demo: $(VENV)/.demo-installed
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift models --task classify
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift classify samples/
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift detect samples/astronaut.png --save $(PIXELSIFT_DEMO_OUT)
+	$(BIN)/python -c "import pixelsift; pixelsift.make_shapes_dataset('$(PIXELSIFT_DEMO_OUT)/shapes')"
+	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift train $(PIXELSIFT_DEMO_OUT)/shapes -o $(PIXELSIFT_DEMO_OUT)/shapes.safetensors
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift index samples/ --db $(PIXELSIFT_DEMO_OUT)/library.db
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift search cat --db $(PIXELSIFT_DEMO_OUT)/library.db
 

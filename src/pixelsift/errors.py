@@ -27,7 +27,15 @@ class UnknownModelError(UsageError):
 class WeightsMissingError(PixelsiftError):
     """A model's weights are not on this machine and could not (or may not) be downloaded."""
 
-    def __init__(self, model: str, filename: str, cache_path: Path, reason: str, url: str | None = None):
+    def __init__(
+        self,
+        model: str,
+        filename: str,
+        cache_path: Path,
+        reason: str,
+        url: str | None = None,
+        hash_published: bool = True,
+    ):
         self.model, self.filename, self.cache_path, self.url = model, filename, cache_path, url
         lines = [
             f"weights for model {model!r} are missing: {reason}.",
@@ -37,7 +45,8 @@ class WeightsMissingError(PixelsiftError):
         if url:
             lines.append(f"  download from: {url}")
         lines += [
-            f"  then either:   pixelsift models fetch {model}          (downloads and verifies it)",
+            f"  then either:   pixelsift models fetch {model}          "
+            + ("(downloads and verifies it)" if hash_published else "(downloads it; no hash is published)"),
             f"  or:            pixelsift models add {model} PATH/TO/{filename}   (imports a file you have)",
         ]
         super().__init__("\n".join(lines))

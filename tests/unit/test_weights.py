@@ -39,6 +39,16 @@ def test_missing_weights_offline_error_names_everything(home: Path) -> None:
     assert str(home / "weights" / "torchvision" / "resnet18-f37072fd.pth") in message
     assert "pixelsift models fetch resnet18" in message and "pixelsift models add resnet18" in message
     assert "PIXELSIFT_OFFLINE=1" in message
+    assert "(downloads and verifies it)" in message, "torchvision publishes a hash prefix"
+
+
+def test_the_fix_does_not_promise_a_check_where_no_hash_is_published(home: Path) -> None:
+    spec = get_model_spec("yolov8n")
+    assert spec.weights is not None and not (spec.weights.sha256 or spec.weights.hash_prefix)
+    with pytest.raises(WeightsMissingError) as info:
+        weights.resolve(spec)
+    assert "pixelsift models fetch yolov8n" in str(info.value)
+    assert "(downloads it; no hash is published)" in str(info.value) and "verifies" not in str(info.value)
 
 
 def test_failed_download_gives_the_same_clear_error(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -85,7 +85,10 @@ def matches_published_hash(spec: ModelSpec, sha256: str) -> bool | None:
 
 def missing_error(spec: ModelSpec, reason: str) -> WeightsMissingError:
     assert spec.weights is not None
-    return WeightsMissingError(spec.name, spec.weights.filename, cache_path(spec), reason, spec.weights.url)
+    published = bool(spec.weights.sha256 or spec.weights.hash_prefix)
+    return WeightsMissingError(
+        spec.name, spec.weights.filename, cache_path(spec), reason, spec.weights.url, hash_published=published
+    )
 
 
 def resolve(spec: ModelSpec, download: bool = True) -> Path:
