@@ -43,7 +43,7 @@ from .transfer import (
     TrainResult,
     backbone_info,
     extract_labelled,
-    training_data,
+    labelled_splits,
 )
 
 if TYPE_CHECKING:
@@ -317,10 +317,13 @@ def finetune(
 
     opts = options or FinetuneOptions()
     opts.check()
-    data = training_data(root, holdout, opts.seed)
-    extractor = FeatureExtractor(
+    splits = labelled_splits(
+        root,
         model,
-        cache=cache,
+        holdout,
+        opts.seed,
+        cache,
+        progress,
         device=device,
         precision=precision,
         threads=threads,
@@ -328,12 +331,8 @@ def finetune(
         batch_size=batch_size,
         workers=workers,
     )
-    failures: list[tuple[str, str]] = []
-    train_set = extract_labelled(extractor, data.train, failures, progress, "train features")
-    valid_set = extract_labelled(extractor, data.valid, failures, progress, "valid features")
-    classes = sorted(set(train_set.labels))
-    if len(classes) < 2:
-        raise UsageError(f"{data.dataset.root}: training needs readable photos of at least 2 classes")
+    data, extractor, failures = splits.data, splits.extractor, splits.failures
+    train_set, valid_set, classes = splits.train, splits.valid, splits.classes
     index = {c: i for i, c in enumerate(classes)}
     y_train = torch.tensor([index[label] for label in train_set.labels])
     known = [i for i, label in enumerate(valid_set.labels) if label in index]

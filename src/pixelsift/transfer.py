@@ -241,6 +241,43 @@ def extract_labelled(
     return LabelledFeatures(paths, labels, raw)
 
 
+@dataclass
+class LabelledSplits:
+    """A data-set folder's train and validation features (what `train` and `finetune` start from)."""
+
+    data: TrainingData
+    extractor: FeatureExtractor
+    train: LabelledFeatures
+    valid: LabelledFeatures
+    classes: list[str]
+    failures: list[tuple[str, str]]
+
+
+def labelled_splits(
+    root: str | os.PathLike[str],
+    model: str,
+    holdout: float,
+    seed: int,
+    cache: bool,
+    progress: bool | None,
+    **runner: Any,
+) -> LabelledSplits:
+    """Read the splits of `root` and compute (or read from the cache) the features of every photo;
+    unreadable photos are listed in `failures`. `runner`: device, precision, threads, engine,
+    batch_size, workers."""
+    data = training_data(root, holdout, seed)
+    extractor = FeatureExtractor(model, cache=cache, **runner)
+    failures: list[tuple[str, str]] = []
+    train_set = extract_labelled(extractor, data.train, failures, progress, "train features")
+    valid_set = extract_labelled(extractor, data.valid, failures, progress, "valid features")
+    classes = sorted(set(train_set.labels))
+    if len(classes) < 2:
+        raise UsageError(
+            f"{data.dataset.root}: training needs readable photos of at least 2 classes, found {len(classes)}"
+        )
+    return LabelledSplits(data, extractor, train_set, valid_set, classes, failures)
+
+
 # -- results -----------------------------------------------------------------------------------------
 
 
@@ -791,10 +828,13 @@ def train(
     >>> r.valid_score, r.per_class()                   # doctest: +SKIP
     """
     choice = get_classifier(classifier)
-    data = training_data(root, holdout, seed)
-    extractor = FeatureExtractor(
+    splits = labelled_splits(
+        root,
         model,
-        cache=cache,
+        holdout,
+        seed,
+        cache,
+        progress,
         device=device,
         precision=precision,
         threads=threads,
@@ -802,14 +842,8 @@ def train(
         batch_size=batch_size,
         workers=workers,
     )
-    failures: list[tuple[str, str]] = []
-    train_set = extract_labelled(extractor, data.train, failures, progress, "train features")
-    valid_set = extract_labelled(extractor, data.valid, failures, progress, "valid features")
-    classes = sorted(set(train_set.labels))
-    if len(classes) < 2:
-        raise UsageError(
-            f"{data.dataset.root}: training needs readable photos of at least 2 classes, found {len(classes)}"
-        )
+    data, extractor, failures = splits.data, splits.extractor, splits.failures
+    train_set, valid_set, classes = splits.train, splits.valid, splits.classes
     X = l2_normalize(train_set.raw)
     y = _encode(train_set.labels, classes)
     table = None
