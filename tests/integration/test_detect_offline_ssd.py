@@ -11,6 +11,8 @@ import importlib.util
 import io
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +322,18 @@ def test_the_tensorflow_graph_as_a_local_model_file(ssd, samples: Path, tmp_path
 def test_dev_photo_with_bicycle_dog_and_car(ssd, shared: Path) -> None:  # type: ignore[no-untyped-def]
     [result] = ssd.detect(shared / "photos" / "dev-only" / "dog.jpg")
     assert {"bicycle", "dog", "car"} <= set(result.detections.class_names)
+
+
+def test_loading_a_detector_imports_what_postprocessing_needs() -> None:
+    """The first image's postprocess time must not include importing torch/torchvision (~2 s here):
+    those imports happen while the detector loads."""
+    code = (
+        "import sys\n"
+        "from pixelsift.detect import load_detector\n"
+        "assert 'torchvision.ops' not in sys.modules\n"
+        f"load_detector({MODEL!r})\n"
+        "assert 'torchvision.ops' in sys.modules, 'nms imports are paid at load time'\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

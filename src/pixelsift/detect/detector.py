@@ -47,6 +47,13 @@ def check_thresholds(conf: float, iou: float) -> None:
         raise UsageError(f"--iou must be above 0 and at most 1, not {iou}")
 
 
+def prepare_nms() -> None:
+    """Import what `nms` uses (torch and torchvision, seconds on a small CPU) when a detector loads,
+    so that the first image's post-processing time is its own."""
+    import torch  # noqa: F401
+    from torchvision.ops import batched_nms  # noqa: F401
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float, max_det: int) -> np.ndarray:
     """Indices kept by per-class non-maximum suppression, best score first, at most `max_det`."""
     if len(boxes) == 0:
@@ -408,7 +415,9 @@ def load_detector(
     if local.suffix.lower() in LOCAL_MODEL_SUFFIXES and (local.is_file() or os.sep in model):
         from .opencv_dnn import load_model_file
 
-        return load_model_file(local, imgsz=imgsz, **options)
+        local_detector = load_model_file(local, imgsz=imgsz, **options)
+        prepare_nms()
+        return local_detector
     spec = get_model_spec(model)
     if spec.task != "detect":
         raise UsageError(
@@ -417,6 +426,7 @@ def load_detector(
         )
     loader = spec.extra["load"]
     detector: Detector = loader(spec, imgsz=imgsz, **options)
+    prepare_nms()
     log.info("detect: %s", detector.describe())
     return detector
 
