@@ -111,3 +111,20 @@ def test_cors_is_off_by_default_and_on_when_asked(samples: Path) -> None:
     on = TestClient(create_app(WebConfig(cors_origins=["http://app.example"])))
     response = on.options("/api/classify", headers={**headers, "Origin": "http://app.example"})
     assert response.headers.get("access-control-allow-origin") == "http://app.example"
+
+
+def test_the_server_classifies_with_the_engine_it_was_started_with(samples: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from pixelsift.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--engine", "onnxruntime", "--threads", "1"])
+    assert (args.engine, args.threads, args.model) == ("onnxruntime", 1, "efficientnet_lite0")
+    from pixelsift.models import loaded
+
+    loaded.clear_model_cache()
+    client = TestClient(create_app(WebConfig(engine=args.engine, threads=args.threads)))
+    data = (samples / "coffee.png").read_bytes()
+    response = client.post("/api/classify?k=1", files={"file": ("coffee.png", data, "image/png")})
+    assert response.status_code == 200 and response.json()["predictions"][0]["label"] == "espresso"
+    [(key, model)] = loaded._cache.items()  # the one classifier that answered
+    assert key[3:] == (1, "onnxruntime") and "onnxruntime" in model.runner.describe()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import MissingDependencyError, UsageError
 from ..models.registry import DEFAULT_CLASSIFIER
+from .common import add_runner_options
 
 EXAMPLES = """examples:
   pixelsift serve                          classify and detect from a browser at http://127.0.0.1:8000
@@ -29,10 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default: 25)")
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow this origin (CORS)")
-    p.add_argument("-m", "--model", default=DEFAULT_CLASSIFIER, help=f"classifier ({DEFAULT_CLASSIFIER})")
     p.add_argument("--detector", default=None, help="detector (default: the best available)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
-    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"))
+    add_runner_options(p, DEFAULT_CLASSIFIER, batch=False)  # -m, --device, --precision, --threads, --engine
     p.set_defaults(func=run)
 
 
@@ -67,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         detector=args.detector,
         device=args.device,
         precision=args.precision,
+        threads=args.threads,
+        engine=args.engine,
     )
     app = create_app(config)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -54,6 +54,8 @@ class WebConfig:
     detector: str | None = None
     device: str | None = None
     precision: str | None = None
+    threads: int | None = None
+    engine: str = "torch"  # classifiers: torch or onnxruntime (detectors run in torch or OpenCV DNN)
 
 
 class BodySizeLimit:

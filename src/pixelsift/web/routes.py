@@ -53,7 +53,13 @@ def add_routes(app: FastAPI) -> None:
         config = _config(request)
         image = read_upload(file, config)
         with request.app.state.inference_lock:
-            clf = Classifier(model or config.model, device=config.device, precision=config.precision)
+            clf = Classifier(
+                model or config.model,
+                device=config.device,
+                precision=config.precision,
+                threads=config.threads,
+                engine=config.engine,
+            )
             result = clf.classify_image(image, top_k=k, name=file.filename or "upload")
         return result.to_dict()
 
@@ -94,7 +100,9 @@ def add_routes(app: FastAPI) -> None:
         with request.app.state.inference_lock:
             detector = detectors.get(name)
             if detector is None:  # load each detector once; later requests reuse it
-                detector = load_detector(name, device=config.device, precision=config.precision, conf=conf)
+                detector = load_detector(
+                    name, device=config.device, precision=config.precision, conf=conf, threads=config.threads
+                )
                 detectors[name] = detector
             detector.conf = conf  # read at post-processing time, so one loaded detector serves every conf
             result = detector.detect_result(image, path=file.filename or "upload")
