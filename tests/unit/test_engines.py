@@ -81,6 +81,15 @@ def test_onnx_export_is_redone_when_the_weights_change(random_resnet18: str, tmp
     assert json.loads(note.read_text())["source"] != first["source"]
 
 
+def test_onnxruntime_batches_at_least_8_images_on_a_cpu() -> None:
+    """Its CPU kernels gain from batches of 8 where torch's prefer 4 on small CPUs (bench_inference)."""
+    from pixelsift.models.loaded import ImageModel
+
+    ort_model = ImageModel.load(engine="onnxruntime", device="cpu", cached=False)
+    assert ort_model.runner.batch_size >= 8
+    assert ImageModel.load(device="cpu", cached=False).runner.batch_size <= ort_model.runner.batch_size
+
+
 def test_onnxruntime_refuses_reduced_precision() -> None:
     with pytest.raises(UsageError, match="runs fp32"):
         ImageModel.load("efficientnet_lite0", engine="onnxruntime", precision="bf16", cached=False)

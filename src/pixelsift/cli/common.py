@@ -45,7 +45,7 @@ def add_runner_options(
             type=int,
             default=None,
             metavar="N",
-            help="images per batch (default: 4 on small CPUs, 8 on larger ones, 64 on CUDA)",
+            help="images per batch (default 4 on small CPUs; 8 on big ones or with onnxruntime; 64 on CUDA)",
         )
         group.add_argument("--workers", type=int, default=None, metavar="N", help="image decoding threads")
 
