@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -106,6 +107,13 @@ def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) 
         assert "cat" in objects, objects
         caption = page.inner_text("#preview-caption")
         assert "1 cat" in caption, caption  # the server's summary, with its plurals
+        labels = json.loads(page.get_attribute("#preview-canvas", "data-labels") or "[]")
+        assert len(labels) == objects.count("\n") + 1 >= 2, (labels, objects)
+        for i, a in enumerate(labels):  # no box label hides another, and each stays in the image
+            assert a["x"] >= 0 and a["y"] >= 0
+            for b in labels[i + 1 :]:
+                apart = a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"]
+                assert apart or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"], (a, b)
 
     page.fill("#search-input", "cat")
     page.press("#search-input", "Enter")

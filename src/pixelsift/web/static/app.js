@@ -33,7 +33,8 @@ function loadImage(src) {
   });
 }
 
-// Draw the photo and its boxes; boxes are in the photo's pixel coordinates.
+// Draw the photo and its boxes; boxes are in the photo's pixel coordinates. Boxes first, then labels,
+// best score first, each moved down until it covers no label already placed and stays in the image.
 function drawDetections(canvas, img, detections) {
   canvas.width = img.naturalWidth;
   canvas.height = img.naturalHeight;
@@ -41,21 +42,30 @@ function drawDetections(canvas, img, detections) {
   ctx.drawImage(img, 0, 0);
   const line = Math.max(2, Math.round(Math.min(canvas.width, canvas.height) / 200));
   ctx.font = `${Math.max(12, line * 6)}px system-ui, sans-serif`;
-  for (const det of detections || []) {
+  const ordered = [...(detections || [])].sort((a, b) => b.score - a.score);
+  ctx.lineWidth = line;
+  for (const det of ordered) {
     const [x1, y1, x2, y2] = det.box;
-    const colour = colourFor(det.label);
-    ctx.lineWidth = line;
-    ctx.strokeStyle = colour;
+    ctx.strokeStyle = colourFor(det.label);
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const text = `${det.label} ${det.score.toFixed(2)}`;
-    const height = parseInt(ctx.font, 10) + 4;
-    const width = ctx.measureText(text).width + 8;
-    const top = y1 - height >= 0 ? y1 - height : y1;
-    ctx.fillStyle = colour;
-    ctx.fillRect(x1, top, width, height);
-    ctx.fillStyle = "#fff";
-    ctx.fillText(text, x1 + 4, top + height - 5);
   }
+  const height = parseInt(ctx.font, 10) + 4;
+  const placed = [];
+  const overlaps = (r) => placed.some((p) => r.x < p.x + p.w && p.x < r.x + r.w && r.y < p.y + p.h && p.y < r.y + r.h);
+  for (const det of ordered) {
+    const [x1, y1] = det.box;
+    const text = `${det.label} ${det.score.toFixed(2)}`;
+    const w = ctx.measureText(text).width + 8;
+    const rect = { x: Math.max(0, Math.min(x1, canvas.width - w)), y: y1 - height >= 0 ? y1 - height : y1, w, h: height };
+    for (let tries = 0; overlaps(rect) && tries < 50; tries++) rect.y += height;
+    rect.y = Math.min(rect.y, canvas.height - height);
+    placed.push(rect);
+    ctx.fillStyle = colourFor(det.label);
+    ctx.fillRect(rect.x, rect.y, rect.w, rect.h);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(text, rect.x + 4, rect.y + height - 5);
+  }
+  canvas.dataset.labels = JSON.stringify(placed); // where the labels went (the browser test reads it)
 }
 
 // "cat, bed ×2": the server words uploads' summaries with English plurals; stored photos use this.
