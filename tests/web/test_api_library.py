@@ -157,3 +157,18 @@ def test_ids_that_are_not_plain_ascii_numbers_are_404(client: TestClient, photo_
     for path in ("/api/photos/{}", "/api/photos/{}/thumbnail", "/api/photos/{}/info", "/api/similar/{}"):
         response = client.get(path.format(quote(photo_id)))
         assert response.status_code == 404, (photo_id, path, response.text)
+
+
+def test_search_takes_the_cli_filters(client: TestClient) -> None:
+    def paths(**params: object) -> list[str]:
+        response = client.get("/api/search", params={"q": "cat", **params})
+        assert response.status_code == 200, response.text
+        return [r["path"] for r in response.json()]
+
+    assert paths()[0] == "cat.png"
+    assert paths(before="2999") == paths() and paths(after="2999") == []  # file times, no EXIF date
+    assert paths(camera="Nikon") == [], "no photo here has EXIF camera data"
+    best = client.get("/api/search", params={"q": "cat"}).json()[0]["score"]
+    assert paths(min_score=best - 0.01)[0] == "cat.png" and paths(min_score=min(1.0, best + 0.01)) == []
+    bad = client.get("/api/search", params={"q": "cat", "after": "last tuesday"})
+    assert bad.status_code == 400 and "last tuesday" in bad.json()["error"]

@@ -163,12 +163,19 @@ def add_library_routes(app: FastAPI) -> None:
             str, Query(min_length=1, max_length=500, description="a word, several words, or free text")
         ],
         n: Annotated[int, Query(ge=1, le=500, description="how many photos")] = 20,
+        after: Annotated[str | None, Query(max_length=40, description="taken on or after (2021-07)")] = None,
+        before: Annotated[str | None, Query(max_length=40, description="taken before this date")] = None,
+        camera: Annotated[str | None, Query(max_length=200, description="EXIF make or model")] = None,
+        min_score: Annotated[float | None, Query(ge=0.0, le=1.0, description="lowest score shown")] = None,
     ) -> list[dict[str, Any]]:
-        """Photos of the index matching the query, best first (as `pixelsift search --format json`)."""
+        """Photos of the index matching the query, best first (as `pixelsift search --format json`), with
+        the CLI's filters."""
         if not q.strip():
             raise ApiError(400, "bad parameters: the query is empty")
         with library.lock:
-            results = library.index().search(q, n=n)
+            results = library.index().search(
+                q, n=n, after=after, before=before, camera=camera, min_score=min_score
+            )
             if results.message:
                 response.headers["X-Pixelsift-Message"] = results.message.encode("ascii", "replace").decode()
             return _photo_results(library.servable(results))
