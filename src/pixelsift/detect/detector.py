@@ -48,7 +48,7 @@ def check_thresholds(conf: float, iou: float) -> None:
 
 
 def prepare_nms() -> None:
-    """Import what `nms` uses (torch and torchvision, seconds on a small CPU) when a detector loads,
+    """Import what `nms` uses (torch and torchvision, seconds on a small CPU) when a detector is made,
     so that the first image's post-processing time is its own."""
     import torch  # noqa: F401
     from torchvision.ops import batched_nms  # noqa: F401
@@ -103,6 +103,7 @@ class Detector:
         decode_fit: int | None = None,
     ):
         check_thresholds(conf, iou)
+        prepare_nms()
         self.spec = spec
         self.categories = tuple(categories)
         self.conf = float(conf)
@@ -415,9 +416,7 @@ def load_detector(
     if local.suffix.lower() in LOCAL_MODEL_SUFFIXES and (local.is_file() or os.sep in model):
         from .opencv_dnn import load_model_file
 
-        local_detector = load_model_file(local, imgsz=imgsz, **options)
-        prepare_nms()
-        return local_detector
+        return load_model_file(local, imgsz=imgsz, **options)
     spec = get_model_spec(model)
     if spec.task != "detect":
         raise UsageError(
@@ -426,7 +425,6 @@ def load_detector(
         )
     loader = spec.extra["load"]
     detector: Detector = loader(spec, imgsz=imgsz, **options)
-    prepare_nms()
     log.info("detect: %s", detector.describe())
     return detector
 

@@ -229,17 +229,13 @@ class Indexer:
                 from ..detect import default_detector_name
 
                 name = default_detector_name() or NONE
-            if name == NONE or not self._any_photo_where("p.detector IS NOT ?", (name,)):
+            if name == NONE or not self._photos_where("p.detector IS NOT ?", (name,)):
                 return None  # every photo has been seen by this detector (or there is none)
         try:
             return load_detector(choice)
         except Exception as exc:
             log.warning("the detector this library used (%s) is not available (%s); skipping", choice, exc)
             return None
-
-    def _any_photo_where(self, condition: str, params: tuple) -> bool:
-        sql = f"SELECT 1 FROM photos p WHERE p.status = 'ok' AND {condition} LIMIT 1"
-        return self.conn.execute(sql, params).fetchone() is not None
 
     def _settle_labelers(self) -> list[Labeler]:
         remembered = json.loads(get_meta(self.conn, "labelers", "[]") or "[]")
