@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from pixelsift.cli import main as cli_main
-from pixelsift.images import walk_images
+from pixelsift.imaging.images import walk_images
 from pixelsift.models.registry import get_model_spec
 from pixelsift.models.weights import load_network
 

@@ -111,7 +111,7 @@ def speed(images: int, size: tuple[int, int], work: Path, rounds: int) -> None:
     import torch
 
     from pixelsift.detect import load_detector
-    from pixelsift.runner import resolve_device
+    from pixelsift.runtime.device import resolve_device
 
     label = f"{size[0]}x{size[1]}"
     per_round = -(-images // rounds)

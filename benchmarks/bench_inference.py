@@ -27,13 +27,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pixelsift.classify import Classifier
-from pixelsift.images import open_image, walk_images
-from pixelsift.models.loaded import ImageModel
+from pixelsift.imaging.images import open_image, walk_images
 from pixelsift.models.network import split_at_last_linear
 from pixelsift.models.registry import get_model_spec
 from pixelsift.models.weights import load_network
-from pixelsift.runner import ModelRunner, detect_cpu_features
+from pixelsift.runtime.classify import Classifier
+from pixelsift.runtime.device import detect_cpu_features
+from pixelsift.runtime.loaded import ImageModel
+from pixelsift.runtime.options import RunOptions
+from pixelsift.runtime.torch_runner import ModelRunner
 
 REPO = Path(__file__).resolve().parents[1]
 BIRDS = REPO.parent / "shared" / "datasets" / "birds"
@@ -235,7 +237,7 @@ def main() -> None:
     models = args.models.split(",")
     cpu = detect_cpu_features()
     print(f"CPU features: {cpu.describe()}; torch {torch.__version__}; threads {torch.get_num_threads()}")
-    print(f"auto precision here: {ModelRunner(torch.nn.Conv2d(3, 3, 1), device='cpu').precision}")
+    print(f"auto precision here: {ModelRunner(torch.nn.Conv2d(3, 3, 1), RunOptions(device='cpu')).precision}")
     peak = matmul_peak(args.seconds)
     print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
     if "2" in args.sections:

@@ -26,7 +26,7 @@ from PIL import Image
 from pixelsift.library import PhotoIndex
 from pixelsift.library import vectors as vector_search
 from pixelsift.library.db import connect, next_seq, transaction, vector_to_blob
-from pixelsift.models.loaded import ImageModel
+from pixelsift.runtime.loaded import ImageModel
 
 REPO = Path(__file__).resolve().parents[1]
 BIRDS = REPO.parent / "shared" / "datasets" / "birds"
@@ -37,7 +37,7 @@ def photo_folder(count: int, into: Path) -> Path:
     """`count` photos: from the birds set when present, else generated 500x375 JPEGs."""
     into.mkdir(parents=True, exist_ok=True)
     if BIRDS.is_dir():
-        from pixelsift.images import walk_images
+        from pixelsift.imaging.images import walk_images
 
         for i, path in enumerate(list(walk_images(BIRDS))[:count]):
             shutil.copy(path, into / f"{i:05d}{path.suffix.lower()}")

@@ -76,7 +76,7 @@ def main() -> None:
     os.environ["PIXELSIFT_OFFLINE"] = "1"
     import torch
 
-    from pixelsift.datasets import read_dataset
+    from pixelsift.imaging.datasets import read_dataset
 
     paths = [s.path for s in read_dataset(root).samples]
     print(f"{len(paths)} photos in {root}; torch threads {torch.get_num_threads()}; PIXELSIFT_HOME={home}\n")
@@ -91,7 +91,7 @@ def main() -> None:
 
 def throughput(photos: list[Path]) -> None:
     import pixelsift
-    from pixelsift.models.loaded import ImageModel
+    from pixelsift.runtime.loaded import ImageModel
 
     ImageModel.load()  # model load is not part of any throughput figure
     plain_loop(photos[:4])
@@ -122,7 +122,7 @@ def throughput(photos: list[Path]) -> None:
 
 def cache_speedup(root: Path, home: str) -> None:
     import pixelsift
-    from pixelsift.featurecache import FeatureCache
+    from pixelsift.features.cache import FeatureCache
 
     FeatureCache().clear()
     out = Path(home) / "m"
@@ -142,7 +142,7 @@ def cache_speedup(root: Path, home: str) -> None:
     )
     t_imports = time.perf_counter() - start
     FeatureCache().clear()
-    from pixelsift.models.loaded import clear_model_cache
+    from pixelsift.runtime.loaded import clear_model_cache
 
     clear_model_cache()
     t0 = time.perf_counter()
@@ -170,7 +170,7 @@ def cache_speedup(root: Path, home: str) -> None:
 
 def accuracy(root: Path, skip_finetune: bool) -> None:
     import pixelsift
-    from pixelsift.finetune import FinetuneOptions
+    from pixelsift.transfer.finetune import FinetuneOptions
 
     print("3. validation accuracy on the birds set")
     print(f"   {'classifier':<34} {'train':>6} {'valid':>6} {'fit s':>6}")

@@ -64,7 +64,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "home"
     path.mkdir()
     monkeypatch.setenv("PIXELSIFT_HOME", str(path))
-    from pixelsift.models.loaded import clear_model_cache
+    from pixelsift.runtime.loaded import clear_model_cache
 
     clear_model_cache()
     yield path

@@ -9,24 +9,22 @@ Heavy libraries (torch, torchvision, ultralytics ...) load on first use, so `imp
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
-__version__ = "0.1.0"
+from pixelsift.version import __version__
 
 # public name -> module that defines it (imported on first access, PEP 562)
 _LAZY = {
-    "classify": "classify",
-    "Classifier": "classify",
-    "Classification": "classify",
-    "ClassificationResults": "classify",
-    "ImageModel": "models.loaded",
+    "classify": "runtime.classify",
+    "Classifier": "runtime.classify",
+    "Classification": "runtime.classify",
+    "ClassificationResults": "runtime.classify",
+    "ImageModel": "runtime.loaded",
     "ModelSpec": "models.registry",
     "get_model_spec": "models.registry",
     "list_models": "models.registry",
-    "ModelRunner": "runner",
-    "open_image": "images",
+    "ModelRunner": "runtime.runner",
+    "open_image": "imaging.images",
     "Settings": "config",
     "get_settings": "config",
     "PixelsiftError": "errors",
@@ -34,21 +32,21 @@ _LAZY = {
     "load_detector": "detect",
     "PhotoIndex": "library",
     "SearchResults": "library",
-    "read_dataset": "datasets",
-    "Dataset": "datasets",
-    "make_shapes_dataset": "datasets",
-    "embed": "embed",
-    "Embedder": "embed",
-    "Embeddings": "embed",
-    "FeatureCache": "featurecache",
-    "train": "transfer",
-    "evaluate": "transfer",
-    "load_trained": "transfer",
-    "TrainedModel": "transfer",
-    "TrainResult": "transfer",
-    "finetune": "finetune",
-    "FinetuneOptions": "finetune",
-    "write_report": "reports",
+    "read_dataset": "imaging.datasets",
+    "Dataset": "imaging.datasets",
+    "make_shapes_dataset": "imaging.datasets",
+    "embed": "features.embed",
+    "Embedder": "features.embed",
+    "Embeddings": "features.embed",
+    "FeatureCache": "features.cache",
+    "train": "transfer.training",
+    "evaluate": "transfer.training",
+    "load_trained": "transfer.training",
+    "TrainedModel": "transfer.training",
+    "TrainResult": "transfer.training",
+    "finetune": "transfer.finetune",
+    "FinetuneOptions": "transfer.finetune",
+    "write_report": "transfer.reports",
 }
 # Subpackages that are also callables: `pixelsift.detect(paths)` and `pixelsift.detect.load_detector`.
 _CALLABLE_PACKAGES = ("detect",)
@@ -68,18 +66,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
-
-
-class _Package(types.ModuleType):
-    """`pixelsift.classify`, `pixelsift.embed` and `pixelsift.finetune` are functions that live in
-    submodules of the same name. Importing such a submodule would rebind the package attribute to the
-    module (so `pixelsift.embed(...)` would fail after `pixelsift.train(...)`); this keeps the function.
-    The modules stay importable (`from pixelsift.embed import Embedder`, `sys.modules`)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

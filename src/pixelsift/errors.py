@@ -1,4 +1,8 @@
-"""The exception types pixelsift raises. Every message says what went wrong and what to do next."""
+"""Every exception type pixelsift raises, each with its CLI exit code and its HTTP status.
+
+Every message says what went wrong and what to do next. The CLI prints it (no traceback) and exits
+with `exit_code`; the web app answers with `http_status` and the message (never a 500 for these).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,18 @@ from pathlib import Path
 
 
 class PixelsiftError(Exception):
-    """Base class: the CLI prints the message (no traceback) and exits with `exit_code`."""
+    """Base class: the CLI prints the message (no traceback) and exits with `exit_code`; the web app
+    answers `http_status` (503: the server cannot do this now, e.g. a failed export)."""
 
     exit_code = 1
+    http_status = 503
 
 
 class UsageError(PixelsiftError):
     """A bad argument or option value."""
 
     exit_code = 2
+    http_status = 400
 
 
 class UnknownModelError(UsageError):
@@ -68,6 +75,8 @@ class MissingDependencyError(PixelsiftError):
 class ImageError(PixelsiftError):
     """One input image could not be used; `reason` is a short human phrase."""
 
+    http_status = 415
+
     def __init__(self, path: str | Path, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = str(path), reason
@@ -76,6 +85,8 @@ class ImageError(PixelsiftError):
 class PixelLimitError(ImageError):
     """The image has more pixels than allowed (decompression-bomb guard)."""
 
+    http_status = 413
+
 
 class ModelFileError(PixelsiftError):
     """A saved pixelsift model file is corrupt, tampered with, or from an unsupported version."""
@@ -83,3 +94,30 @@ class ModelFileError(PixelsiftError):
 
 class DetectorUnavailableError(PixelsiftError):
     """No object detector can run here yet: none is named, and none has its weights and packages."""
+
+
+class EmbeddingError(PixelsiftError):
+    """Some images could not be embedded; `failures` lists (path, reason)."""
+
+    http_status = 422
+
+    def __init__(self, failures: list[tuple[str, str]]):
+        self.failures = failures
+        shown = "\n".join(f"  {path}: {reason}" for path, reason in failures[:20])
+        more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
+        super().__init__(
+            f"{len(failures)} image(s) could not be read:\n{shown}{more}\n"
+            "Fix or remove them, or use Embedder(on_error='nan') to get NaN rows for them instead."
+        )
+
+
+class LibraryFileError(PixelsiftError):
+    """The index file is not a pixelsift library, or it is from a newer pixelsift."""
+
+
+class ApiError(PixelsiftError):
+    """A web request that cannot be answered, with the HTTP status that says why (404, 413 ...)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.http_status, self.message = status, message

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pixelsift.datasets import make_shapes_dataset
-from pixelsift.models.loaded import ImageModel
+from pixelsift.imaging.datasets import make_shapes_dataset
+from pixelsift.runtime.loaded import ImageModel
 
 
 @pytest.fixture(scope="session")

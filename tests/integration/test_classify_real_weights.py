@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelsift.classify import classify
+from pixelsift.runtime.classify import classify
 
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 

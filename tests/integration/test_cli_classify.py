@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from helpers import as_unprivileged_user, make_bad_inputs, run_cli, shared_tmp_dir
-from pixelsift.classify import classify
 from pixelsift.cli import main
+from pixelsift.runtime.classify import classify
 
 
 def test_table_output_like_the_seed(samples: Path, capsys: pytest.CaptureFixture[str]) -> None:

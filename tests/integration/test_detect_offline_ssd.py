@@ -94,7 +94,7 @@ def test_large_jpeg_decoded_in_draft_mode_reports_boxes_in_the_full_photo(
 
 
 def test_detect_image_reports_boxes_in_the_pixels_it_was_given(ssd, samples: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from pixelsift.images import open_image
+    from pixelsift.imaging.images import open_image
 
     big = tmp_path / "astronaut-big.jpg"
     Image.open(samples / "astronaut.png").convert("RGB").resize((2048, 2048)).save(big, quality=95)
@@ -147,9 +147,9 @@ def test_default_detector_is_the_offline_ssd_and_models_marks_it(
 def test_no_detector_ready_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, samples: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pixelsift.detect import detector
+    from pixelsift.detect import api
 
-    monkeypatch.setattr(detector, "is_available", lambda spec: False)
+    monkeypatch.setattr(api, "is_available", lambda spec: False)
     with pytest.raises(DetectorUnavailableError) as info:
         load_detector()
     message = str(info.value)

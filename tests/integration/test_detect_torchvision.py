@@ -88,8 +88,9 @@ def test_random_weight_detector_through_the_full_path(
 
 
 def test_torchvision_detectors_refuse_an_input_size(home: Path) -> None:
-    from pixelsift.detect.torchvision_detectors import load
+    from pixelsift.detect.backends.torchvision_detectors import load
     from pixelsift.errors import UsageError
+    from pixelsift.runtime.options import RunOptions
 
     with pytest.raises(UsageError, match="imgsz"):
-        load(get_model_spec("ssdlite320_mobilenet_v3_large"), imgsz=320)
+        load(get_model_spec("ssdlite320_mobilenet_v3_large"), RunOptions(), imgsz=320)

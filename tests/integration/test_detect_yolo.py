@@ -36,7 +36,7 @@ def forced_network(class_id: int = CAR, seed: int = 0):  # type: ignore[no-untyp
     """yolov8n with random weights whose class head strongly prefers `class_id` everywhere."""
     import torch
 
-    from pixelsift.detect.yolo import build_network
+    from pixelsift.models.families.yolo import build_network
 
     torch.manual_seed(seed)
     net = build_network("yolov8n")
@@ -128,7 +128,7 @@ def test_same_objects_as_ultralytics_own_predict(yolo, weights_file: Path, sampl
 def test_letterbox_is_ultralytics_letterbox(size: tuple[int, int]) -> None:
     from ultralytics.data.augment import LetterBox
 
-    from pixelsift.detect.yolo import letterbox
+    from pixelsift.detect.backends.yolo import letterbox
 
     width, height = size
     arr = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
@@ -145,8 +145,8 @@ def test_postprocess_is_ultralytics_nms_and_scale_boxes() -> None:
     from ultralytics.utils.nms import non_max_suppression
     from ultralytics.utils.ops import scale_boxes
 
-    from pixelsift.detect.labels import coco80
-    from pixelsift.detect.yolo import decode_predictions
+    from pixelsift.detect.backends.yolo import decode_predictions
+    from pixelsift.models.categories import coco80
 
     rng = np.random.default_rng(1)
     anchors, shape, photo = 4000, (448, 640), (427, 640)  # letterboxed (h, w) and the photo's (h, w)
@@ -204,7 +204,7 @@ def test_a_pickle_that_would_run_code_is_refused(
 ) -> None:
     import torch
 
-    from pixelsift.detect.yolo import read_checkpoint
+    from pixelsift.models.families.yolo import read_checkpoint
 
     marker = tmp_path / "it-ran"
     evil = tmp_path / "yolov8n.pt"
@@ -237,7 +237,7 @@ def refuse(*args, **kwargs):
 socket.getaddrinfo = refuse
 socket.create_connection = refuse
 socket.socket.connect = lambda self, address: refuse(address)
-from pixelsift.detect.yolo import build_network, import_ultralytics
+from pixelsift.models.families.yolo import build_network, import_ultralytics
 import_ultralytics()
 build_network("yolov8n")
 from ultralytics.utils import ONLINE
@@ -259,9 +259,9 @@ def test_unreadable_files_are_still_reported_after_ultralytics_is_imported(tmp_p
     """ultralytics replaces PIL.Image.open with a wrapper that pip-installs pi-heif on unknown files."""
     from PIL import Image as PILImage
 
-    from pixelsift.detect.yolo import import_ultralytics
+    from pixelsift.detect.backends.yolo import import_ultralytics
     from pixelsift.errors import ImageError
-    from pixelsift.images import open_image
+    from pixelsift.imaging.images import open_image
 
     import_ultralytics()
     assert getattr(PILImage.open, "__module__", "") == "PIL.Image"
@@ -277,7 +277,7 @@ def test_onnx_export_runs_through_opencv_dnn_with_the_same_results(
 ) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from pixelsift.detect.yolo import predictions_only
+    from pixelsift.detect.backends.yolo import predictions_only
 
     net = forced_network()
     net.fuse(verbose=False)
@@ -289,7 +289,8 @@ def test_onnx_export_runs_through_opencv_dnn_with_the_same_results(
     assert from_onnx.categories[CAR] == "car"
     [onnx_result] = from_onnx.detect(samples / "coffee.png")
     # the torch path letterboxes to the same 640 x 640 square when it batches
-    [torch_result] = yolo.iter_detect(samples / "coffee.png", batch_size=2)
+    batched = load_detector("yolov8n", batch_size=2)
+    [torch_result] = batched.iter_detect(samples / "coffee.png")
     assert onnx_result.detections.class_names == torch_result.detections.class_names
     assert onnx_result.detections.boxes == pytest.approx(torch_result.detections.boxes, abs=1.0)
 

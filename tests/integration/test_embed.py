@@ -17,8 +17,8 @@ from sklearn.utils import estimator_checks
 
 from helpers import write_image
 from pixelsift.cli import main
-from pixelsift.datasets import read_dataset
-from pixelsift.embed import Embedder, EmbeddingError, embed
+from pixelsift.features.embed import Embedder, EmbeddingError, embed
+from pixelsift.imaging.datasets import read_dataset
 
 CHECKS = [
     "check_estimator_cloneable",

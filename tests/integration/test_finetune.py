@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 
 from pixelsift.cli import main
-from pixelsift.datasets import read_dataset
 from pixelsift.errors import UsageError
-from pixelsift.finetune import FinetuneOptions, augmenting_decoder, backbone_blocks, finetune
-from pixelsift.modelfile import read_model_file
-from pixelsift.models.loaded import ImageModel
-from pixelsift.transfer import TrainedModel, load_trained
+from pixelsift.imaging.datasets import read_dataset
+from pixelsift.runtime.loaded import ImageModel
+from pixelsift.transfer.backbone import backbone_blocks
+from pixelsift.transfer.finetune import FinetuneOptions, augmenting_decoder, finetune
+from pixelsift.transfer.modelfile import read_model_file
+from pixelsift.transfer.training import TrainedModel, load_trained
 
 # `pixelsift.finetune` is the function; the module is reached through the import system.
-finetune_module = importlib.import_module("pixelsift.finetune")
+finetune_module = importlib.import_module("pixelsift.transfer.finetune")
 
 FAST = FinetuneOptions(epochs=12, augment_views=1, patience=4)
 
@@ -124,7 +125,7 @@ def test_fine_tuned_backbone_weights_are_used_after_reloading(
 
 
 def _random_head() -> Any:
-    from pixelsift.heads import DenseHead
+    from pixelsift.transfer.heads import DenseHead
 
     rng = np.random.default_rng(0)
     return DenseHead([rng.normal(size=(2, 1280)) * 10], [np.zeros(2)])

@@ -204,7 +204,7 @@ def test_unreadable_photos_are_recorded_reported_once_and_indexing_goes_on(
         shutil.copy(samples / "coffee.png", root / "z_coffee.png")
         db = tmp / "i.db"
         # Warm the model up as root: `nobody` cannot read the Python installation's caches.
-        from pixelsift.models.loaded import ImageModel
+        from pixelsift.runtime.loaded import ImageModel
 
         ImageModel.load("efficientnet_lite0")
         index = PhotoIndex(db)
@@ -264,7 +264,7 @@ def test_a_database_of_the_previous_schema_is_migrated_on_open(tmp_path: Path, s
 
 
 def test_an_index_from_a_newer_pixelsift_or_another_sqlite_file_is_refused(tmp_path: Path) -> None:
-    from pixelsift.library.db import LibraryFileError
+    from pixelsift.errors import LibraryFileError
 
     newer = tmp_path / "newer.db"
     PhotoIndex(newer).close()
@@ -338,10 +338,11 @@ def test_dog_finds_photos_of_dog_breeds_through_the_hierarchy(shared: Path, tmp_
     index = PhotoIndex(tmp_path / "i.db")
     index.update(shared / "photos" / "dev-only", detector="none")
     dogs = index.search("dog")
-    assert {r.relative_path for r in dogs[:2]} == {"dog.jpg", "person.jpg"}
+    # the development set's three photos with dogs in them come first
+    assert {r.relative_path for r in dogs[:3]} == {"dog.jpg", "chicky.png", "person.jpg"}
     assert not {"dog", "dogs"} & {label.lower() for r in dogs for label in r.labels}, "no label says dog"
     assert [r.relative_path for r in index.search("dogs")] == [r.relative_path for r in dogs]
-    assert index.search("bird")[0].relative_path == "eagle.jpg"
+    assert {r.relative_path for r in index.search("bird")[:2]} == {"eagle.jpg", "robin.jpg"}
     assert {"eagle.jpg", "dog.jpg"} <= {r.relative_path for r in index.search("animals")}
 
 

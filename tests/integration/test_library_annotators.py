@@ -22,9 +22,10 @@ from pixelsift import PhotoIndex
 from pixelsift.errors import UsageError, WeightsMissingError
 from pixelsift.library.db import blob_to_vector
 from pixelsift.models import registry
-from pixelsift.models.loaded import ImageModel
 from pixelsift.models.preprocess import Preprocessing
-from pixelsift.models.registry import ModelSpec, WeightsFile, get_model_spec
+from pixelsift.models.records import ClassifierSpec, WeightsFile
+from pixelsift.models.registry import get_model_spec
+from pixelsift.runtime.loaded import ImageModel
 
 
 @dataclass
@@ -59,7 +60,7 @@ def detector(monkeypatch: pytest.MonkeyPatch) -> FakeDetector:
 
     fake = FakeDetector()
 
-    def load_detector(model: str | None = None, device: Any = None, precision: Any = None, **kw: Any) -> Any:
+    def load_detector(model: str | None = None, run_options: Any = None, **kw: Any) -> Any:
         if model not in (None, fake.name):
             raise UsageError(f"unknown detector {model!r}")
         return fake
@@ -90,14 +91,14 @@ class FakeTrained:
 @pytest.fixture
 def labelers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, FakeTrained]:
     """Files `<name>.model` in tmp_path load as FakeTrained models registered here by name."""
-    import pixelsift.transfer
+    import pixelsift.transfer.training
 
     made: dict[str, FakeTrained] = {}
 
     def load_trained(path: str | Path) -> FakeTrained:
         return made[Path(path).name.split(".")[0]]
 
-    monkeypatch.setattr(pixelsift.transfer, "load_trained", load_trained)
+    monkeypatch.setattr(pixelsift.transfer.training, "load_trained", load_trained)
     return made
 
 
@@ -180,7 +181,7 @@ def test_custom_labels_come_from_the_same_forward_pass(
     monkeypatch.setattr(
         ImageModel,
         "load",
-        classmethod(lambda cls, name, **kw: loads.append(name) or real_load(cls, name, **kw)),
+        classmethod(lambda cls, name, *args, **kw: loads.append(name) or real_load(cls, name, *args, **kw)),
     )
     index = PhotoIndex(tmp_path / "i.db")
     index.update(root, detector="none", labelers=[tmp_path / "moods.model"])
@@ -243,9 +244,8 @@ class TinyNet(nn.Module):
 def test_a_labeler_on_another_backbone_gets_that_backbones_features(
     tmp_path: Path, labelers: dict[str, FakeTrained], monkeypatch: pytest.MonkeyPatch, home: Path
 ) -> None:
-    spec = ModelSpec(
+    spec = ClassifierSpec(
         name="tiny_test_backbone",
-        task="classify",
         source="test",
         description="tiny random network",
         licence="MIT",

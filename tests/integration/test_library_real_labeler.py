@@ -12,7 +12,7 @@ import pytest
 import pixelsift
 from pixelsift.errors import UsageError
 from pixelsift.library import PhotoIndex
-from pixelsift.library.annotators import load_labeler
+from pixelsift.library.labelers import load_labeler
 
 CLASSES = ("red_circle", "green_square", "blue_triangle")
 
@@ -50,7 +50,7 @@ def test_trained_labels_are_stored_and_searchable(shapes: Path, tmp_path: Path) 
 
 
 def test_a_model_with_finetuned_backbone_layers_is_refused_as_labeler(shapes: Path, tmp_path: Path) -> None:
-    from pixelsift.finetune import FinetuneOptions
+    from pixelsift.transfer.finetune import FinetuneOptions
 
     options = FinetuneOptions(epochs=2, layers=1, backbone_epochs=1, augment_views=0)
     result = pixelsift.finetune(shapes, options=options)

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from pixelsift import PhotoIndex
-from pixelsift.images import open_image
+from pixelsift.imaging.images import open_image
 from pixelsift.library.db import blob_to_vector
 from pixelsift.models import registry, weights
-from pixelsift.models.open_clip_models import load_text_image_model, text_image_spec
+from pixelsift.models.families.open_clip_models import text_image_spec
+from pixelsift.runtime.text_image import load_text_image_model
 
 open_clip = pytest.importorskip("open_clip")  # the `clip` extra, part of the test extras
 

@@ -4,7 +4,7 @@ import tracemalloc
 from pathlib import Path
 
 from helpers import write_image
-from pixelsift.classify import Classifier
+from pixelsift.runtime.classify import Classifier
 
 
 def test_memory_stays_flat_over_a_long_folder(tmp_path: Path) -> None:

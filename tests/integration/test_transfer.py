@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from helpers import run_cli
-from pixelsift import transfer
 from pixelsift.cli import main
-from pixelsift.datasets import read_dataset
 from pixelsift.errors import ModelFileError, WeightsInvalidError, WeightsMissingError
-from pixelsift.heads import DenseHead
-from pixelsift.models.loaded import ImageModel
-from pixelsift.transfer import TrainedModel, load_trained, train
+from pixelsift.imaging.datasets import read_dataset
+from pixelsift.runtime.loaded import ImageModel
+from pixelsift.transfer import training as transfer
+from pixelsift.transfer.heads import DenseHead
+from pixelsift.transfer.training import TrainedModel, load_trained, train
 
 
 def valid_paths(root: Path) -> list[str]:
@@ -258,7 +258,7 @@ def test_birds_logistic_regression_reaches_0_95(shared: Path) -> None:
 def test_linear_classifiers_are_not_over_regularised_on_unit_vectors(tmp_path: Path) -> None:
     """Shapes that differ only in outline, under heavy noise: on plain unit-length vectors the default
     logistic regression reached 0.83 here; scaled to unit RMS per feature it reaches 0.97."""
-    from pixelsift.datasets import make_shapes_dataset
+    from pixelsift.imaging.datasets import make_shapes_dataset
 
     classes = (
         "red_circle",

@@ -10,8 +10,8 @@ import pytest
 
 from helpers import write_image
 from pixelsift.cli import main
-from pixelsift.datasets import holdout_split, looks_like_dataset, read_dataset
 from pixelsift.errors import UsageError
+from pixelsift.imaging.datasets import holdout_split, looks_like_dataset, read_dataset
 
 
 def make_layout(root: Path, counts: dict[str, dict[str, int]]) -> Path:

@@ -24,7 +24,7 @@ def test_detect_package_and_cli_import_no_heavy_library() -> None:
 
 def test_pixelsift_detect_is_callable_and_holds_the_api() -> None:
     import pixelsift.detect as package
-    from pixelsift.detect.detector import detect, load_detector
+    from pixelsift.detect.api import detect, load_detector
 
     assert pixelsift.detect is package, "the package, not a function shadowing it"
     assert callable(pixelsift.detect)

@@ -7,7 +7,8 @@ import importlib.util
 import pytest
 import torch
 
-from pixelsift.models import get_model_spec, list_models
+from pixelsift.detect.api import backend_loader
+from pixelsift.models import DetectorSpec, get_model_spec, list_models
 from pixelsift.models.registry import ModelSpec
 
 REQUIRED = [
@@ -41,8 +42,8 @@ def test_every_detector_record_is_complete(spec: ModelSpec) -> None:
     assert spec.weights.url or spec.weights.package, "a record must say where its weights come from"
     assert len(spec.categories) in (80, 91) and "person" in spec.categories
     assert isinstance(spec.input_size, int) and spec.input_size >= 300
-    assert 15 < float(spec.extra["coco_map"]) < 60
-    assert callable(spec.extra["load"])
+    assert isinstance(spec, DetectorSpec) and spec.coco_map is not None and 15 < spec.coco_map < 60
+    assert callable(backend_loader(spec.backend))
     if spec.source == "ultralytics":
         assert "AGPL-3.0" in spec.licence
         assert (
@@ -52,7 +53,7 @@ def test_every_detector_record_is_complete(spec: ModelSpec) -> None:
 
 
 def _torchvision_detectors() -> list[str]:
-    from pixelsift.detect.torchvision_detectors import DETECTORS
+    from pixelsift.models.families.torchvision_detectors import DETECTORS
 
     return list(DETECTORS)
 

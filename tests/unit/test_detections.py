@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pixelsift.detect import DetectionResult, Detections, plural
-from pixelsift.detect.labels import coco80, coco91
+from pixelsift.models.categories import coco80, coco91
 
 
 def make(names: list[str], scores: list[float] | None = None) -> Detections:
@@ -151,7 +151,7 @@ def test_from_torchvision_uses_the_91_id_numbering() -> None:
 def test_from_ultralytics_results() -> None:
     if importlib.util.find_spec("ultralytics") is None:
         pytest.skip("needs pip install 'pixelsift[yolo]'")
-    from pixelsift.detect.yolo import import_ultralytics
+    from pixelsift.detect.backends.yolo import import_ultralytics
 
     import_ultralytics()  # the way pixelsift imports it: offline, quiet, Pillow left alone
     from ultralytics.engine.results import Results

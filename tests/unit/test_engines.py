@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from pixelsift.classify import Classifier
+from pixelsift.core.arrays import softmax
 from pixelsift.errors import UsageError
 from pixelsift.models import weights
-from pixelsift.models.loaded import ImageModel, softmax
 from pixelsift.models.registry import get_model_spec
-from pixelsift.onnxrt import check_inputs, onnx_cache_path
+from pixelsift.runtime.classify import Classifier
+from pixelsift.runtime.loaded import ImageModel
+from pixelsift.runtime.onnx_runner import check_inputs, onnx_cache_path
 
 TOLERANCE = {("torch", "bf16"): 0.05, ("torch", "fp16"): 0.01, ("onnxruntime", "fp32"): 1e-4}
 
@@ -45,7 +46,7 @@ def test_outputs_close_to_fp32(
 ) -> None:
     model = "efficientnet_lite0" if which == "real" else random_resnet18
     spec = get_model_spec(model)
-    from pixelsift.images import open_image
+    from pixelsift.imaging.images import open_image
 
     photos = [spec.preprocessing(open_image(p)) for p in sorted(samples.glob("*.*g"))]  # type: ignore[misc]
     inputs = np.concatenate([check_inputs(spec, count=3), np.stack(photos)])
@@ -74,7 +75,7 @@ def test_onnx_export_is_redone_when_the_weights_change(random_resnet18: str, tmp
     torch.manual_seed(1)
     torch.save(spec.build().state_dict(), tmp_path / "other.pth")  # type: ignore[misc]
     weights.add(spec, tmp_path / "other.pth")
-    from pixelsift.models.loaded import clear_model_cache
+    from pixelsift.runtime.loaded import clear_model_cache
 
     clear_model_cache()
     Classifier(random_resnet18, engine="onnxruntime")
@@ -83,7 +84,7 @@ def test_onnx_export_is_redone_when_the_weights_change(random_resnet18: str, tmp
 
 def test_onnxruntime_batches_at_least_8_images_on_a_cpu() -> None:
     """Its CPU kernels gain from batches of 8 where torch's prefer 4 on small CPUs (bench_inference)."""
-    from pixelsift.models.loaded import ImageModel
+    from pixelsift.runtime.loaded import ImageModel
 
     ort_model = ImageModel.load(engine="onnxruntime", device="cpu", cached=False)
     assert ort_model.runner.batch_size >= 8

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from helpers import write_image
-from pixelsift import featurecache
 from pixelsift.errors import ImageError
-from pixelsift.featurecache import FeatureCache, feature_key
+from pixelsift.features import cache as featurecache
+from pixelsift.features.cache import FeatureCache, feature_key
 
 
 def test_unchanged_files_are_not_read_again_and_changed_ones_are(
@@ -20,8 +20,8 @@ def test_unchanged_files_are_not_read_again_and_changed_ones_are(
 ) -> None:
     photo = write_image(tmp_path / "a.png", seed=1)
     reads: list[str] = []
-    real = featurecache.sha256_of
-    monkeypatch.setattr(featurecache, "sha256_of", lambda p: reads.append(str(p)) or real(p))
+    real = featurecache.file_sha256
+    monkeypatch.setattr(featurecache, "file_sha256", lambda p: reads.append(str(p)) or real(p))
     with FeatureCache(tmp_path / "cache") as cache:
         first = cache.file_digest(photo)
         assert first == hashlib.sha256(photo.read_bytes()).hexdigest()

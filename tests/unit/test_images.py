@@ -9,7 +9,7 @@ from PIL import Image
 
 from helpers import as_unprivileged_user, make_bad_inputs, shared_tmp_dir, write_image
 from pixelsift.errors import ImageError
-from pixelsift.images import expand_inputs, open_image, walk_images
+from pixelsift.imaging.images import expand_inputs, open_image, walk_images
 
 
 def test_rgba_transparency_is_composited_on_white(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image
 
 from helpers import write_image
-from pixelsift.images import open_image
+from pixelsift.imaging.images import open_image
 
 
 def test_fit_keeps_the_longer_side_and_remembers_the_full_size(tmp_path: Path) -> None:

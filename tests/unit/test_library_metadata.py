@@ -6,7 +6,8 @@ import io
 
 from PIL import Image
 
-from pixelsift.library.metadata import read_metadata, sha256_bytes
+from pixelsift.core.hashing import sha256_bytes
+from pixelsift.library.metadata import read_exif as read_metadata
 
 
 def jpeg_with_exif(size: tuple[int, int] = (40, 30), **tags: object) -> bytes:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pixelsift.errors import ModelFileError, UsageError
-from pixelsift.modelfile import FORMAT_VERSION, read_metadata, read_model_file, write_model_file
+from pixelsift.transfer.modelfile import FORMAT_VERSION, read_metadata, read_model_file, write_model_file
 
 TENSORS = {"head.w": np.arange(6, dtype=np.float64).reshape(2, 3), "count": np.array(7, dtype=np.int64)}
 META = {"classes": ["a", "b"], "note": "ünïcode"}

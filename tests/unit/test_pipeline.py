@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pixelsift.errors import ImageError
-from pixelsift.pipeline import iter_batches
+from pixelsift.imaging.pipeline import iter_batches
 
 
 def fake_decode(path: str) -> tuple[np.ndarray, Any]:

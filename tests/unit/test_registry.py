@@ -13,9 +13,11 @@ from PIL import Image
 
 from pixelsift.errors import UnknownModelError
 from pixelsift.models import registry
+from pixelsift.models.families.torchvision_classifiers import CLASSIFIERS
 from pixelsift.models.network import split_at_last_linear
-from pixelsift.models.registry import ModelSpec, get_model_spec, list_models, register
-from pixelsift.models.torchvision_models import CLASSIFIERS
+from pixelsift.models.preprocess import Preprocessing
+from pixelsift.models.records import ClassifierSpec, ModelSpec
+from pixelsift.models.registry import get_model_spec, list_models, register
 
 REQUIRED = [
     "efficientnet_lite0",
@@ -104,7 +106,9 @@ def test_dynamic_prefix_factories_are_used(monkeypatch: pytest.MonkeyPatch) -> N
 
     def factory(name: str) -> ModelSpec:
         made.append(name)
-        return ModelSpec(name=name, task="classify", source="test", description="x", licence="MIT")
+        return ClassifierSpec(
+            name=name, source="test", description="x", licence="MIT", preprocessing=Preprocessing(256, 224)
+        )
 
     monkeypatch.setattr(registry, "_dynamic", [*registry._dynamic, ("fake/", factory)])
     assert get_model_spec("fake/one").source == "test"
@@ -115,8 +119,7 @@ def test_dynamic_prefix_factories_are_used(monkeypatch: pytest.MonkeyPatch) -> N
 def test_packaged_class_lists_are_torchvisions() -> None:
     from torchvision.models._meta import _COCO_CATEGORIES, _IMAGENET_CATEGORIES
 
-    from pixelsift.detect.labels import coco91
-    from pixelsift.models.efficientnet_lite import imagenet_categories
+    from pixelsift.models.categories import coco91, imagenet_categories
 
     assert imagenet_categories() == tuple(_IMAGENET_CATEGORIES)
     assert coco91() == tuple(_COCO_CATEGORIES)
@@ -126,7 +129,7 @@ def test_the_default_model_runs_without_importing_torchvision(samples: Path) -> 
     """torchvision costs ~2 s of every command's start on a small CPU; only its own models need it."""
     code = (
         "import sys\n"
-        "from pixelsift.classify import classify\n"
+        "from pixelsift.runtime.classify import classify\n"
         f"assert classify({str(samples / 'coffee.png')!r})[0].labels[0] == 'espresso'\n"
         "assert 'torchvision' not in sys.modules, 'the default model imported torchvision'\n"
         "from pixelsift.models.registry import get_model_spec\n"

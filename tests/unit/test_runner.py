@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 from pixelsift.errors import UsageError
-from pixelsift.runner import CpuFeatures, ModelRunner, choose_precision, resolve_device
+from pixelsift.runtime.device import CpuFeatures, choose_precision, resolve_device
+from pixelsift.runtime.options import RunOptions
+from pixelsift.runtime.torch_runner import ModelRunner
 
 CPU = torch.device("cpu")
 AMX = CpuFeatures(amx_bf16=True, avx512_bf16=True, avx512f=True, avx2=True)
@@ -70,7 +72,7 @@ def test_runner_fp32_matches_plain_torch_and_uses_channels_last() -> None:
     x = np.random.default_rng(0).normal(size=(4, 3, 16, 16)).astype(np.float32)
     with torch.inference_mode():
         expected = net(torch.from_numpy(x)).numpy()
-    runner = ModelRunner(net, device="cpu", precision="fp32")
+    runner = ModelRunner(net, RunOptions(device="cpu", precision="fp32"))
     assert runner.channels_last
     (out,) = runner(x)
     assert out.dtype == np.float32
@@ -82,8 +84,8 @@ def test_runner_bf16_is_close_to_fp32() -> None:
     """bf16 keeps 8 bits of mantissa: outputs agree with fp32 to about 2 decimal places."""
     net = _convnet()
     x = np.random.default_rng(1).normal(size=(4, 3, 16, 16)).astype(np.float32)
-    (ref,) = ModelRunner(net, device="cpu", precision="fp32")(x)
-    (out,) = ModelRunner(net, device="cpu", precision="bf16")(x)
+    (ref,) = ModelRunner(net, RunOptions(device="cpu", precision="fp32"))(x)
+    (out,) = ModelRunner(net, RunOptions(device="cpu", precision="bf16"))(x)
     np.testing.assert_allclose(out, ref, rtol=0.05, atol=0.05)
 
 
@@ -92,20 +94,20 @@ def test_runner_returns_every_output_of_a_tuple_network() -> None:
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return x.mean((2, 3)), x.amax((2, 3))
 
-    a, b = ModelRunner(Two(), device="cpu", precision="fp32")(np.ones((2, 3, 4, 4), np.float32))
+    a, b = ModelRunner(Two(), RunOptions(device="cpu", precision="fp32"))(np.ones((2, 3, 4, 4), np.float32))
     assert a.shape == b.shape == (2, 3)
 
 
 def test_bad_thread_count_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
-        ModelRunner(_convnet(), device="cpu", precision="fp32", threads=0)
+        ModelRunner(_convnet(), RunOptions(device="cpu", precision="fp32", threads=0))
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18", "densenet121", "mobilenet_v3_small"])
 def test_batchnorm_folding_removes_batchnorm_and_keeps_outputs(name: str) -> None:
     from pixelsift.models.network import split_at_last_linear
     from pixelsift.models.registry import get_model_spec
-    from pixelsift.runner import fold_batchnorm
+    from pixelsift.runtime.torch_runner import fold_batchnorm
 
     spec = get_model_spec(name)
     torch.manual_seed(0)

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from helpers import write_image
-from pixelsift.classify import classify
 from pixelsift.cli import main
 from pixelsift.errors import WeightsInvalidError, WeightsMissingError
 from pixelsift.models import weights
 from pixelsift.models.network import split_at_last_linear
 from pixelsift.models.registry import get_model_spec
+from pixelsift.runtime.classify import classify
 
 
 def save_random_resnet18(path: Path, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -78,7 +78,7 @@ def test_add_then_classify_uses_the_imported_weights(home: Path, tmp_path: Path)
     net = spec.build()  # type: ignore[misc]
     net.load_state_dict(state)
     net.eval()
-    from pixelsift.images import open_image
+    from pixelsift.imaging.images import open_image
 
     x = torch.from_numpy(spec.preprocessing(open_image(img)))[None]  # type: ignore[misc]
     with torch.inference_mode():
@@ -176,7 +176,7 @@ def test_timm_model_add_then_classify_offline(home: Path, tmp_path: Path) -> Non
     assert weights.cache_path(spec).parent.name == "timm"
     img = write_image(tmp_path / "x.jpg", size=(300, 200))
     (result,) = classify([img], model=name, top_k=1, precision="fp32")
-    from pixelsift.images import open_image
+    from pixelsift.imaging.images import open_image
 
     x = torch.from_numpy(spec.preprocessing(open_image(img)))[None]  # type: ignore[misc]
     with torch.inference_mode():

@@ -31,7 +31,7 @@ def test_classify_returns_the_cli_json_object(client: TestClient, samples: Path)
     assert body["path"] == "coffee.png"
     assert body["predictions"][0]["label"] == "espresso"
     assert len(body["predictions"]) == 3
-    from pixelsift.classify import classify
+    from pixelsift.runtime.classify import classify
 
     cli_like = classify(samples / "coffee.png", top_k=3)[0].to_dict()
     assert [p["label"] for p in body["predictions"]] == [p["label"] for p in cli_like["predictions"]]
@@ -119,12 +119,15 @@ def test_the_server_classifies_with_the_engine_it_was_started_with(samples: Path
 
     args = build_parser().parse_args(["serve", "--engine", "onnxruntime", "--threads", "1"])
     assert (args.engine, args.threads, args.model) == ("onnxruntime", 1, "efficientnet_lite0")
-    from pixelsift.models import loaded
+    from pixelsift.runtime import loaded
+    from pixelsift.runtime.options import RunOptions
 
     loaded.clear_model_cache()
-    client = TestClient(create_app(WebConfig(engine=args.engine, threads=args.threads)))
+    client = TestClient(
+        create_app(WebConfig(run_options=RunOptions(engine=args.engine, threads=args.threads)))
+    )
     data = (samples / "coffee.png").read_bytes()
     response = client.post("/api/classify?k=1", files={"file": ("coffee.png", data, "image/png")})
     assert response.status_code == 200 and response.json()["predictions"][0]["label"] == "espresso"
     [(key, model)] = loaded._cache.items()  # the one classifier that answered
-    assert key[3:] == (1, "onnxruntime") and "onnxruntime" in model.runner.describe()
+    assert (key[1].threads, key[1].engine) == (1, "onnxruntime") and "onnxruntime" in model.runner.describe()

@@ -89,7 +89,7 @@ def test_missing_detector_weights_are_503_with_the_fix(samples: Path) -> None:
 
 
 def test_no_detector_installed_is_503(samples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pixelsift.detect.detector as detector_module
+    import pixelsift.detect.api as detector_module
 
     monkeypatch.setattr(detector_module, "default_detector_name", lambda: None)
     client = TestClient(create_app(WebConfig(detector=None)))

@@ -13,8 +13,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from .. import __version__
-from ..errors import PixelsiftError
+from pixelsift.errors import PixelsiftError
+from pixelsift.version import __version__
 
 # Each module adds its subcommand; a new command is one new module and one line here.
 COMMAND_MODULES = (

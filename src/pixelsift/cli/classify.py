@@ -7,12 +7,18 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..models.registry import DEFAULT_CLASSIFIER
-from .common import add_format_option, add_inputs_argument, add_runner_options, collect_inputs
-from .output import JsonArrayWriter, csv_writer, error_line, format_score, format_table
+from pixelsift.cli.common import (
+    add_format_option,
+    add_inputs_argument,
+    add_runner_options,
+    collect_inputs,
+    run_options,
+)
+from pixelsift.cli.output import JsonArrayWriter, csv_writer, error_line, format_score, format_table
+from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
 if TYPE_CHECKING:
-    from ..classify import Classification
+    from pixelsift.runtime.classify import Classification
 
 EXAMPLES = """examples:
   pixelsift classify samples/chelsea.png
@@ -45,18 +51,10 @@ def print_table(result: Classification) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..classify import Classifier
+    from pixelsift.runtime.classify import Classifier
 
     sources = collect_inputs(args.inputs)
-    classifier = Classifier(
-        args.model,
-        device=args.device,
-        precision=args.precision,
-        threads=args.threads,
-        engine=args.engine,
-        batch_size=args.batch_size,
-        workers=args.workers,
-    )
+    classifier = Classifier(args.model, run_options(args))
     results = classifier.iter_classify(sources, top_k=args.top_k, progress=args.progress, total=len(sources))
     failed = write_classifications(results, args.format)
     if failed:

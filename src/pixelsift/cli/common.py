@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import DEVICES_HELP, ENGINES, PRECISIONS
-from ..errors import ImageError
-from ..images import expand_inputs
+from pixelsift.config import DEVICES_HELP, ENGINES, PRECISIONS
+from pixelsift.errors import ImageError
+from pixelsift.imaging.images import expand_inputs
+from pixelsift.runtime.options import RunOptions
 
 
 def add_runner_options(
@@ -48,6 +49,18 @@ def add_runner_options(
             help="images per batch (default 4 on small CPUs; 8 on big ones or with onnxruntime; 64 on CUDA)",
         )
         group.add_argument("--workers", type=int, default=None, metavar="N", help="image decoding threads")
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The one `RunOptions` of a command, from the options `add_runner_options` added."""
+    return RunOptions(
+        device=args.device,
+        precision=args.precision,
+        engine=getattr(args, "engine", None) or "torch",
+        threads=args.threads,
+        batch_size=getattr(args, "batch_size", None),
+        workers=getattr(args, "workers", None),
+    )
 
 
 def add_format_option(

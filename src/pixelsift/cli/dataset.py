@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from .common import add_format_option
-from .output import format_table, to_json
+from pixelsift.cli.common import add_format_option
+from pixelsift.cli.output import format_table, to_json
 
 if TYPE_CHECKING:
-    from ..datasets import Dataset, Problems
+    from pixelsift.imaging.datasets import Dataset, Problems
 
 EXAMPLES = """examples:
   pixelsift dataset birds/                 classes, images per split, first sample, problems
@@ -74,7 +74,7 @@ def print_dataset(dataset: Dataset, problems: Problems) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..datasets import read_dataset
+    from pixelsift.imaging.datasets import read_dataset
 
     dataset = read_dataset(args.root)
     problems = dataset.check(read_files=not args.no_read, progress=args.progress)

@@ -9,12 +9,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ImageError, UsageError
-from .common import add_format_option, add_inputs_argument, add_runner_options, collect_inputs
-from .output import JsonArrayWriter, csv_writer, error_line, to_json
+from pixelsift.cli.common import (
+    add_format_option,
+    add_inputs_argument,
+    add_runner_options,
+    collect_inputs,
+    run_options,
+)
+from pixelsift.cli.output import JsonArrayWriter, csv_writer, error_line, to_json
+from pixelsift.errors import ImageError, UsageError
 
 if TYPE_CHECKING:
-    from ..detect import DetectionResult, Detector
+    from pixelsift.detect import DetectionResult, Detector
 
 EXAMPLES = """examples:
   pixelsift detect samples/astronaut.png
@@ -198,7 +204,7 @@ class Printer:
 
 
 def _save_image(result: DetectionResult, names: OutputNames) -> None:
-    from ..detect import draw_detections
+    from pixelsift.detect import draw_detections
 
     if result.image is None or result.detections is None:
         return
@@ -219,8 +225,8 @@ def _run_video(
     index: int,
 ) -> int:
     """Detect in one video's sampled frames; returns how many frames were annotated."""
-    from ..detect import draw_detections
-    from ..detect.video import AnnotatedVideo, video_info
+    from pixelsift.detect import draw_detections
+    from pixelsift.detect.video import AnnotatedVideo, video_info
 
     fps, frames = video_info(path)
     results = detector.iter_detect_video(path, args.vid_stride, args.classes, keep_images=names is not None)
@@ -248,8 +254,8 @@ def _run_video(
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..detect import load_detector
-    from ..detect.video import is_video
+    from pixelsift.detect import load_detector
+    from pixelsift.detect.video import is_video
 
     if args.vid_stride < 1:
         raise UsageError("--vid-stride must be at least 1")
@@ -262,15 +268,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--save {args.save}: exists and is not a folder")
         args.save.mkdir(parents=True, exist_ok=True)
         names = OutputNames(args.save)
-    detector = load_detector(
-        args.model,
-        device=args.device,
-        precision=args.precision,
-        conf=args.conf,
-        iou=args.iou,
-        threads=args.threads,
-        imgsz=args.imgsz,
-    )
+    detector = load_detector(args.model, run_options(args), conf=args.conf, iou=args.iou, imgsz=args.imgsz)
     detector.check_classes(args.classes)  # a misspelt class is bad usage, before any work
     detector.warmup()  # first-call costs stay out of the Speed line, as ultralytics does
     saved_images = saved_videos = saved_frames = 0
@@ -280,8 +278,6 @@ def run(args: argparse.Namespace) -> int:
             classes=args.classes,
             progress=args.progress,
             total=len(images),
-            batch_size=args.batch_size,
-            workers=args.workers,
             keep_images=names is not None,
         )
         for index, r in enumerate(results, start=1):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..models.registry import DEFAULT_CLASSIFIER
-from .common import add_runner_options
-from .output import error_line
+from pixelsift.cli.common import add_runner_options, run_options
+from pixelsift.cli.output import error_line
+from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
 EXAMPLES = """examples:
   pixelsift embed birds/ -o birds.parquet          a data set: rows get their split and class
@@ -51,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..embed import embed
+    from pixelsift.features.embed import embed
 
     output = Path(args.output)
     if output.suffix.lower() not in (".parquet", ".npz", ".csv"):
@@ -61,13 +61,8 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         normalize=args.normalize,
         cache=not args.no_cache,
-        batch_size=args.batch_size,
-        device=args.device,
-        precision=args.precision,
-        threads=args.threads,
-        engine=args.engine,
-        workers=args.workers,
         progress=args.progress,
+        run_options=run_options(args),
     )
     for path, reason in result.failures:
         error_line(path, reason)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_runner_options
-from .output import error_line, to_json
+from pixelsift.cli.common import add_runner_options, run_options
+from pixelsift.cli.output import error_line, to_json
 
 EXAMPLES = """examples:
   pixelsift index ~/Photos                       index (or update) a folder; later runs only do what changed
@@ -67,8 +67,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..library import PhotoIndex
-    from ..library.photo_index import default_db_path
+    from pixelsift.library import PhotoIndex
+    from pixelsift.library.photo_index import default_db_path
 
     db = args.db or default_db_path(args.folder)
     with PhotoIndex(db) as index:
@@ -80,12 +80,7 @@ def run(args: argparse.Namespace) -> int:
             text_image=args.text_image,
             exclude=args.exclude,
             progress=args.progress,
-            device=args.device,
-            precision=args.precision,
-            threads=args.threads,
-            engine=args.engine,
-            batch_size=args.batch_size,
-            workers=args.workers,
+            run_options=run_options(args),
         )
     if args.format == "json":
         print(to_json({**report.to_dict(), "db": str(db)}))

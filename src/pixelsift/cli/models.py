@@ -6,11 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-from ..errors import UsageError
-from ..models import weights
-from ..models.registry import DEFAULT_CLASSIFIER, TASKS, ModelSpec, get_model_spec, list_models
-from .common import add_format_option
-from .output import format_table, to_json
+from pixelsift.cli.common import add_format_option
+from pixelsift.cli.output import format_table, to_json
+from pixelsift.detect.api import default_model_names
+from pixelsift.errors import UsageError
+from pixelsift.models import weights
+from pixelsift.models.listing import model_record
+from pixelsift.models.records import TASKS, ClassifierSpec
+from pixelsift.models.registry import get_model_spec, list_models
 
 EXAMPLES = """examples:
   pixelsift models                        all registered models and whether their weights are here
@@ -72,45 +75,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     info.set_defaults(func=run_info)
 
 
-def default_names() -> dict[str, str]:
-    """task -> the model used when none is named: the classifier, and the best detector ready here."""
-    from ..detect import default_detector_name
-
-    defaults = {"classify": DEFAULT_CLASSIFIER}
-    detector = default_detector_name()
-    if detector:
-        defaults["detect"] = detector
-    return defaults
-
-
-def describe(spec: ModelSpec, defaults: dict[str, str] | None = None) -> dict[str, Any]:
-    """The JSON record of one model (what `models --format json` prints)."""
-    defaults = default_names() if defaults is None else defaults
-    pre = spec.preprocessing
-    return {
-        "name": spec.name,
-        "task": spec.task,
-        "source": spec.source,
-        "description": spec.description,
-        "licence": spec.licence,
-        "input_size": spec.input_size,
-        "preprocessing": pre.to_dict() if pre else None,
-        "embed_dim": spec.embed_dim,
-        "imagenet_top1": spec.imagenet_top1,
-        "num_classes": len(spec.categories) or None,
-        "weights": weights.weights_status(spec) if spec.weights else "none",
-        "weights_file": spec.weights.filename if spec.weights else None,
-        "weights_url": spec.weights.url if spec.weights else None,
-        "weights_path": str(_weights_path(spec)) if spec.weights else None,
-        "default": defaults.get(spec.task) == spec.name,
-        **{k: v for k, v in spec.extra.items() if isinstance(v, str | int | float | bool) or v is None},
-    }
-
-
-def _weights_path(spec: ModelSpec) -> Any:
-    return weights.packaged_path(spec) or weights.cache_path(spec)
-
-
 def _timm_listing(pattern: str) -> list[dict[str, Any]]:
     try:
         import timm
@@ -130,8 +94,8 @@ def run_list(args: argparse.Namespace) -> int:
             print("\n".join(r["name"] for r in records))
         return 0
     specs = list_models(pattern, task=args.task)
-    defaults = default_names()
-    records = [describe(s, defaults) for s in specs]
+    defaults = default_model_names()
+    records = [model_record(s, defaults) for s in specs]
     if args.format == "json":
         print(to_json(records))
         return 0
@@ -183,7 +147,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 def run_add(args: argparse.Namespace) -> int:
     spec = get_model_spec(args.name)
     path, verified = weights.add(spec, args.file)
-    from ..models.loaded import clear_model_cache
+    from pixelsift.runtime.loaded import clear_model_cache
 
     clear_model_cache()
     if verified is False:
@@ -200,14 +164,13 @@ def run_add(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..models.network import split_at_last_linear
-    from ..onnxrt import export_onnx, export_to_cache
+    from pixelsift.runtime.loaded import load_split_network
+    from pixelsift.runtime.onnx_runner import export_onnx, export_to_cache
 
     spec = get_model_spec(args.name)
-    if spec.task != "classify":
+    if not isinstance(spec, ClassifierSpec):
         raise UsageError(f"export supports classifiers; {spec.name!r} is a {spec.task} model")
-    split = spec.extra.get("split", split_at_last_linear)
-    network = split(weights.load_network(spec))
+    network = load_split_network(spec)
     report = export_onnx(spec, network, Path(args.output)) if args.output else export_to_cache(spec, network)
     print(f"{spec.name}: exported to {report.path}")
     print(f"  largest |onnxruntime - torch| on the logits of 4 check images: {report.max_abs_diff:.3g}")
@@ -219,5 +182,5 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    print(to_json(describe(get_model_spec(args.name))))
+    print(to_json(model_record(get_model_spec(args.name), default_model_names())))
     return 0

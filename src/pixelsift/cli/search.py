@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .common import add_format_option
-from .output import JsonArrayWriter, csv_writer, format_score, format_table
+from pixelsift.cli.common import add_format_option
+from pixelsift.cli.output import JsonArrayWriter, csv_writer, format_score, format_table
 
 if TYPE_CHECKING:
-    from ..library import PhotoIndex, SearchResults
+    from pixelsift.library import PhotoIndex, SearchResults
 
 EXAMPLES = """examples:
   pixelsift search cat                      photos of cats (tabby, Persian, Siamese ... and detected cats)
@@ -72,8 +72,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def open_index(db: str | None, near: str | None = None) -> PhotoIndex:
     from pathlib import Path
 
-    from ..library import PhotoIndex
-    from ..library.photo_index import find_db
+    from pixelsift.library import PhotoIndex
+    from pixelsift.library.photo_index import find_db
 
     if db:
         return PhotoIndex(db, create=False)

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import MissingDependencyError, UsageError
-from ..models.registry import DEFAULT_CLASSIFIER
-from .common import add_runner_options
+from pixelsift.cli.common import add_runner_options, run_options
+from pixelsift.errors import MissingDependencyError, UsageError
+from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
 EXAMPLES = """examples:
   pixelsift serve                          classify and detect from a browser at http://127.0.0.1:8000
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _default_index() -> Path | None:
     """The index `pixelsift search` would use here (the folder's library, or the only one), if any."""
-    from ..library.photo_index import find_db
+    from pixelsift.library.photo_index import find_db
 
     try:
         return find_db()
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ..web import WebConfig, create_app
+        from pixelsift.web import WebConfig, create_app
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "fastapi", "web", "pixelsift serve") from None
     if args.max_upload_mb <= 0:
@@ -64,10 +64,7 @@ def run(args: argparse.Namespace) -> int:
         cors_origins=args.cors,
         model=args.model,
         detector=args.detector,
-        device=args.device,
-        precision=args.precision,
-        threads=args.threads,
-        engine=args.engine,
+        run_options=run_options(args),
     )
     app = create_app(config)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -7,12 +7,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..models.registry import DEFAULT_CLASSIFIER
-from .common import add_format_option, add_inputs_argument, add_runner_options, collect_inputs
-from .output import error_line, format_score, format_table, to_json
+from pixelsift.cli.common import (
+    add_format_option,
+    add_inputs_argument,
+    add_runner_options,
+    collect_inputs,
+    run_options,
+)
+from pixelsift.cli.output import error_line, format_score, format_table, to_json
+from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
 if TYPE_CHECKING:
-    from ..transfer import Evaluation, TrainResult
+    from pixelsift.transfer.training import Evaluation, TrainResult
 
 CLASSIFIER_NAMES = ("logreg", "svm", "knn", "forest", "mlp")
 
@@ -142,17 +148,6 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
-def _runner_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "device": args.device,
-        "precision": args.precision,
-        "threads": args.threads,
-        "engine": args.engine,
-        "batch_size": args.batch_size,
-        "workers": args.workers,
-    }
-
-
 def _per_class_rows(evaluation: Evaluation) -> list[list[Any]]:
     frame = evaluation.per_class()
     return [
@@ -185,10 +180,10 @@ def _default_output(root: str, name: str) -> Path:
 
 def _train_result(args: argparse.Namespace) -> TrainResult:
     if args.finetune:
-        from ..finetune import FinetuneOptions, finetune
+        from pixelsift.transfer.finetune import FinetuneOptions, finetune
 
         if args.search:
-            from ..errors import UsageError
+            from pixelsift.errors import UsageError
 
             raise UsageError(
                 "--search chooses among scikit-learn classifiers; it does not combine with --finetune"
@@ -211,9 +206,9 @@ def _train_result(args: argparse.Namespace) -> TrainResult:
             holdout=args.holdout,
             cache=not args.no_cache,
             progress=args.progress,
-            **_runner_options(args),
+            run_options=run_options(args),
         )
-    from ..transfer import train
+    from pixelsift.transfer.training import train
 
     return train(
         args.root,
@@ -224,7 +219,7 @@ def _train_result(args: argparse.Namespace) -> TrainResult:
         seed=args.seed,
         cache=not args.no_cache,
         progress=args.progress,
-        **_runner_options(args),
+        run_options=run_options(args),
     )
 
 
@@ -233,7 +228,7 @@ def _describe_params(params: dict[str, Any]) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..reports import report_folder
+    from pixelsift.transfer.reports import report_folder
 
     result = _train_result(args)
     model = result.model
@@ -269,8 +264,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _write_report(result: TrainResult, folder: Path) -> str | None:
     """Write the report; a missing matplotlib leaves metrics.json only and says how to get the images."""
-    from ..errors import MissingDependencyError
-    from ..reports import write_report
+    from pixelsift.errors import MissingDependencyError
+    from pixelsift.transfer.reports import write_report
 
     title = f"{result.model.backbone} + {result.model.classifier}"
     try:
@@ -330,13 +325,13 @@ def _finetune_summary(params: dict[str, Any]) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from ..transfer import load_trained
-    from .classify import write_classifications
+    from pixelsift.cli.classify import write_classifications
+    from pixelsift.transfer.training import load_trained
 
     model = load_trained(args.model_file)
     sources = collect_inputs(args.inputs)
     results = model.iter_predict(
-        sources, top_k=args.top_k, progress=args.progress, total=len(sources), **_runner_options(args)
+        sources, top_k=args.top_k, progress=args.progress, total=len(sources), run_options=run_options(args)
     )
     failed = write_classifications(results, args.format)
     if failed:
@@ -345,13 +340,15 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..transfer import load_trained
+    from pixelsift.transfer.training import load_trained
 
     model = load_trained(args.model_file)
-    evaluation = model.evaluate(args.root, split=args.split, progress=args.progress, **_runner_options(args))
+    evaluation = model.evaluate(
+        args.root, split=args.split, progress=args.progress, run_options=run_options(args)
+    )
     _report_failures(evaluation.failures, len(evaluation.paths) + len(evaluation.failures))
     if args.report:
-        from ..reports import write_report
+        from pixelsift.transfer.reports import write_report
 
         write_report(args.report, evaluation, title=f"{Path(args.model_file).name} on {args.root}")
     unknown = evaluation.unknown_labels

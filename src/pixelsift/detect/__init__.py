@@ -17,10 +17,11 @@ import sys
 import types
 from typing import Any
 
-from .detections import DetectionResult, Detections
-from .detector import Detector, default_detector_name, detect, load_detector
-from .draw import draw_detections
-from .labels import plural
+from pixelsift.detect.api import default_detector_name, detect, load_detector
+from pixelsift.detect.detections import DetectionResult, Detections
+from pixelsift.detect.detector import Detector
+from pixelsift.detect.draw import draw_detections
+from pixelsift.detect.labels import plural
 
 __all__ = [
     "DetectionResult",

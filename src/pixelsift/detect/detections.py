@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .labels import count_phrase
+from pixelsift.detect.labels import count_phrase
 
 if TYPE_CHECKING:
     import pandas as pd

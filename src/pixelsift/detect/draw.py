@@ -13,8 +13,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..images import _to_rgb
-from .detections import Detections
+from pixelsift.detect.detections import Detections
+from pixelsift.imaging.images import _to_rgb
 
 GOLDEN_RATIO = 0.618033988749895
 BLACK, WHITE = (0, 0, 0), (255, 255, 255)

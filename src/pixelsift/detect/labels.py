@@ -1,38 +1,6 @@
-"""COCO class names, in the two numberings detectors use, and English plurals for summaries.
-
-COCO's 80 object classes carry ids 1-90 in the original annotations (ten ids are unused). torchvision's
-detectors and TensorFlow's detection-zoo models number them that way (index 0 = background);
-ultralytics' YOLO models number the 80 names 0-79. Both lists come from torchvision's own record
-(packaged as `data/coco_categories.txt`, so no backend needs torchvision imported to name a class), so
-every backend spells a class the same way.
-"""
+"""English plurals for detection summaries ("2 persons, 1 dog"), as ultralytics prints them."""
 
 from __future__ import annotations
-
-from functools import lru_cache
-
-UNUSED = "N/A"
-BACKGROUND = "__background__"
-
-
-@lru_cache(maxsize=1)
-def coco91() -> tuple[str, ...]:
-    """Names indexed by original COCO category id (0 = background, "N/A" for the ten unused ids)."""
-    from importlib.resources import files
-
-    text = files("pixelsift").joinpath("data/coco_categories.txt").read_text(encoding="utf-8")
-    return tuple(text.splitlines())
-
-
-@lru_cache(maxsize=1)
-def coco80() -> tuple[str, ...]:
-    """The 80 COCO class names in YOLO's 0-79 order.
-
-    >>> coco80()[:3], len(coco80())
-    (('person', 'bicycle', 'car'), 80)
-    """
-    return tuple(name for name in coco91() if name not in (UNUSED, BACKGROUND))
-
 
 # Nouns whose plural is not "+s" / "+es" / "y -> ies"; the keys are last words of class names.
 # "person" stays "persons", as ultralytics prints it.

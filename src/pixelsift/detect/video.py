@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageError, UsageError
+from pixelsift.core.optional import import_cv2
+from pixelsift.errors import ImageError, UsageError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 
@@ -24,15 +25,9 @@ def is_video(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def _cv2() -> Any:
-    from .opencv_dnn import import_cv2
-
-    return import_cv2()
-
-
 def video_info(path: str | os.PathLike[str]) -> tuple[float, int]:
     """(frames per second, frame count) as the container states them (0 when it does not)."""
-    cv2 = _cv2()
+    cv2 = import_cv2()
     capture = cv2.VideoCapture(str(path))
     try:
         return float(capture.get(cv2.CAP_PROP_FPS) or 0.0), int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -44,7 +39,7 @@ def iter_frames(path: str | os.PathLike[str], vid_stride: int = 1) -> Iterator[t
     """(frame index, RGB frame) for frames 0, N, 2N ...; skipped frames are grabbed, not decoded."""
     if vid_stride < 1:
         raise UsageError("--vid-stride must be at least 1")
-    cv2 = _cv2()
+    cv2 = import_cv2()
     if not os.path.isfile(path):
         raise ImageError(os.fspath(path), "no such file")
     capture = cv2.VideoCapture(str(path))
@@ -76,7 +71,7 @@ class AnnotatedVideo:
         self._writer: Any = None
 
     def write(self, frame: Image.Image) -> None:
-        cv2 = _cv2()
+        cv2 = import_cv2()
         if self._writer is None:
             fourcc = cv2.VideoWriter_fourcc(*"mp4v")
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, frame.size)

@@ -12,8 +12,8 @@ Modules: `db` (SQLite schema and migrations), `indexer` (incremental, crash-safe
 
 from __future__ import annotations
 
-from .indexer import IndexReport
-from .photo_index import PhotoIndex, default_db_path, find_db
-from .search import SearchResult, SearchResults
+from pixelsift.library.indexer import IndexReport
+from pixelsift.library.photo_index import PhotoIndex, default_db_path, find_db
+from pixelsift.library.search import SearchResult, SearchResults
 
 __all__ = ["IndexReport", "PhotoIndex", "SearchResult", "SearchResults", "default_db_path", "find_db"]

@@ -20,11 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PixelsiftError
-
-
-class LibraryFileError(PixelsiftError):
-    """The index file is not a pixelsift library, or it is from a newer pixelsift."""
+from pixelsift.errors import LibraryFileError
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:

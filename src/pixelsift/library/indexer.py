@@ -21,7 +21,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ImageError, UsageError
-from ..images import open_image, walk_images
-from .annotators import AUTO, NONE, Labeler, load_detector, load_labeler
-from .db import get_meta, next_seq, set_meta, transaction, vector_to_blob
-from .metadata import PhotoMetadata, read_metadata, sha256_bytes, sha256_file
+from pixelsift.core.arrays import softmax
+from pixelsift.core.hashing import sha256_bytes, sha256_file
+from pixelsift.core.sequences import chunks
+from pixelsift.errors import UsageError
+from pixelsift.imaging.images import open_image, read_file, walk_images
+from pixelsift.library.db import get_meta, next_seq, set_meta, transaction, vector_to_blob
+from pixelsift.library.labelers import AUTO, NONE, Labeler, choose_detector, load_labeler
+from pixelsift.library.metadata import PhotoMetadata, read_exif
+from pixelsift.runtime.options import RunOptions
 
 log = logging.getLogger("pixelsift")
 
@@ -54,12 +58,7 @@ class IndexOptions:
     labelers: Sequence[str | os.PathLike[str]] = ()
     text_image: str | None = None  # "auto", "none" or a model name; None = last time's (else "auto")
     exclude: Sequence[str] = ()
-    device: str | None = None
-    precision: str | None = None
-    threads: int | None = None
-    engine: str = "torch"  # or "onnxruntime" (the classifier and labelers' backbones)
-    batch_size: int | None = None
-    workers: int | None = None
+    run_options: RunOptions = field(default_factory=RunOptions)  # the classifier's, detector's, labelers'
     progress: bool | None = False
 
 
@@ -126,22 +125,6 @@ class Decoded:
     clip_pixels: np.ndarray | None = None
 
 
-def read_photo(path: str) -> tuple[bytes, int, int]:
-    """(bytes, size, mtime_ns) of a file, or ImageError saying why it cannot be read."""
-    try:
-        with open(path, "rb") as fh:
-            stat = os.fstat(fh.fileno())
-            return fh.read(), stat.st_size, stat.st_mtime_ns
-    except FileNotFoundError:
-        raise ImageError(path, "no such file") from None
-    except PermissionError:
-        raise ImageError(path, "permission denied") from None
-    except IsADirectoryError:
-        raise ImageError(path, "is a folder, not an image file") from None
-    except OSError as exc:
-        raise ImageError(path, f"cannot read the file ({exc.strerror or exc})") from None
-
-
 def photo_decoder(
     preprocess: Callable[[Any], np.ndarray] | None,
     min_size: int | None,
@@ -151,9 +134,9 @@ def photo_decoder(
     """A pipeline decoder that reads each file once: pixels for the model, plus hash, EXIF and size."""
 
     def decode(path: str) -> tuple[np.ndarray, Decoded]:
-        data, size, mtime_ns = read_photo(path)
+        data, size, mtime_ns = read_file(path)
         img = open_image(data, min_size=min_size, name=path)
-        metadata = read_metadata(data)
+        metadata = read_exif(data)
         scale = (metadata.width / img.width) if metadata.width and img.width else 1.0
         info = Decoded(size, mtime_ns, sha256_bytes(data), metadata, img if keep_image else None, scale)
         if clip_preprocess is not None:
@@ -178,11 +161,6 @@ def scan_folder(root: Path, exclude: Sequence[str] = ()) -> dict[str, tuple[int,
     return found
 
 
-def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class Indexer:
     """One `update` of one library. Use through `PhotoIndex.update`."""
 
@@ -198,7 +176,7 @@ class Indexer:
 
     # ----------------------------------------------------------------- settings remembered in the index
     def _settle_model(self) -> str:
-        from ..models.registry import DEFAULT_CLASSIFIER
+        from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
         stored = get_meta(self.conn, "model")
         wanted = self.options.model or stored or DEFAULT_CLASSIFIER
@@ -217,7 +195,9 @@ class Indexer:
         """
         choice = self.options.detector or get_meta(self.conn, "detector") or AUTO
         if self.options.detector:
-            detector = load_detector(choice)  # asked for on this command line: an error stops the run
+            detector = choose_detector(
+                choice, self.options.run_options
+            )  # asked for on this command line: an error stops the run
             with transaction(self.conn):
                 set_meta(self.conn, "detector", choice)
             return detector
@@ -226,13 +206,13 @@ class Indexer:
         if not photos_to_compute:
             name = choice
             if choice == AUTO:
-                from ..detect import default_detector_name
+                from pixelsift.detect import default_detector_name
 
                 name = default_detector_name() or NONE
             if name == NONE or not self._photos_where("p.detector IS NOT ?", (name,)):
                 return None  # every photo has been seen by this detector (or there is none)
         try:
-            return load_detector(choice)
+            return choose_detector(choice, self.options.run_options)
         except Exception as exc:
             log.warning("the detector this library used (%s) is not available (%s); skipping", choice, exc)
             return None
@@ -276,10 +256,10 @@ class Indexer:
         return labelers
 
     def _settle_text_image(self) -> Any:
-        from ..models.open_clip_models import load_text_image_model
+        from pixelsift.runtime.text_image import load_text_image_model
 
         choice = self.options.text_image or get_meta(self.conn, "text_image") or AUTO
-        model = load_text_image_model(choice, device=self.options.device, precision=self.options.precision)
+        model = load_text_image_model(choice, self.options.run_options)
         if self.options.text_image:
             with transaction(self.conn):
                 set_meta(self.conn, "text_image", self.options.text_image)
@@ -295,15 +275,9 @@ class Indexer:
     def model(self) -> Any:
         """The classifier, loaded on first need (an unchanged library never loads it)."""
         if self._model is None:
-            from ..models.loaded import ImageModel
+            from pixelsift.runtime.loaded import ImageModel
 
-            self._model = ImageModel.load(
-                self.model_name,
-                device=self.options.device,
-                precision=self.options.precision,
-                threads=self.options.threads,
-                engine=self.options.engine,
-            )
+            self._model = ImageModel.load(self.model_name, self.options.run_options)
             with transaction(self.conn):
                 set_meta(self.conn, "model", self.model_name)
                 set_meta(self.conn, "embed_dim", str(self._model.embed_dim))
@@ -311,7 +285,7 @@ class Indexer:
 
     def vocab(self) -> Any:
         if self._vocab is None:
-            from .vocabulary import Vocabulary
+            from pixelsift.library.vocabulary import Vocabulary
 
             self._vocab = Vocabulary.load()
         return self._vocab
@@ -446,11 +420,8 @@ class Indexer:
             keep_image=self.detector is not None,
             clip_preprocess=self.text_image.preprocessing if self.text_image else None,
         )
-        batch_size = self.options.batch_size or model.runner.batch_size
         outputs = model.iter_outputs(
             (self.root / p for p in paths),
-            batch_size=batch_size,
-            workers=self.options.workers,
             progress=self.options.progress,
             total=len(paths),
             desc="index",
@@ -459,7 +430,7 @@ class Indexer:
         pending: list[tuple[Any, Any, Any]] = []
         for result in outputs:
             pending.append(result)
-            if len(pending) >= batch_size:
+            if len(pending) >= model.batch_size:
                 self._write_batch(pending, on_disk, same_backbone)
                 pending = []
         if pending:
@@ -471,7 +442,6 @@ class Indexer:
         on_disk: dict[str, tuple[int, int]],
         labelers: list[Labeler],
     ) -> None:
-        from ..models.loaded import softmax
 
         model = self.model()
         ok = [(item, feats, logits) for item, feats, logits in results if feats is not None]
@@ -657,15 +627,9 @@ class Indexer:
 
     def _label_with_backbone(self, labeler: Labeler, photos: list[tuple[int, str]]) -> int:
         """A labeler trained on another backbone needs that backbone's features: one more pass."""
-        from ..models.loaded import ImageModel
+        from pixelsift.runtime.loaded import ImageModel
 
-        backbone = ImageModel.load(
-            labeler.backbone,
-            device=self.options.device,
-            precision=self.options.precision,
-            threads=self.options.threads,
-            engine=self.options.engine,
-        )
+        backbone = ImageModel.load(labeler.backbone, self.options.run_options)
         ids = {str(self.root / p): i for i, p in photos}
         done = 0
         pending: list[tuple[int, np.ndarray]] = []
@@ -679,7 +643,6 @@ class Indexer:
 
         for item, features, _ in backbone.iter_outputs(
             list(ids),
-            workers=self.options.workers,
             progress=self.options.progress,
             total=len(ids),
             desc=labeler.name,
@@ -708,13 +671,15 @@ class Indexer:
             keep_image=bool(detect_ids),
             clip_preprocess=self.text_image.preprocessing if clip_ids else None,
         )
-        from ..pipeline import iter_batches
-        from ..progress import progress_bar
+        from pixelsift.core.progress import progress_bar
+        from pixelsift.imaging.pipeline import iter_batches
 
         by_path = {str(self.root / p): i for i, p in photos}
         detected = encoded = 0
         with progress_bar(total=len(photos), desc="catch up", enabled=self.options.progress) as bar:
-            for batch in iter_batches(list(by_path), decode, batch_size=16, workers=self.options.workers):
+            for batch in iter_batches(
+                list(by_path), decode, batch_size=16, workers=self.options.run_options.workers
+            ):
                 ok = batch.ok_items
                 clip_rows = [it for it in ok if by_path[it.path] in clip_ids]
                 vectors = (

@@ -6,7 +6,6 @@ Reads headers only (Pillow's `Image.open` does not decode pixels); the pixels th
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,19 +28,7 @@ class PhotoMetadata:
     longitude: float | None = None
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_metadata(data: bytes) -> PhotoMetadata:
+def read_exif(data: bytes) -> PhotoMetadata:
     """Size, date, camera and position from an encoded image's headers; None for what is absent.
 
     >>> read_metadata(open("samples/chelsea.png", "rb").read()).width

@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import Unpack
 
-from ..config import get_settings
-from ..errors import ImageError, UsageError
-from .db import LibraryFileError, connect, get_meta, set_meta, transaction
-from .indexer import CLIP, FEATURES, Indexer, IndexOptions, IndexReport
-from .search import Filters, Searcher, SearchResults
-from .vectors import VectorCache
+from pixelsift.config import get_settings
+from pixelsift.errors import ImageError, LibraryFileError, UsageError
+from pixelsift.library.db import connect, get_meta, set_meta, transaction
+from pixelsift.library.indexer import CLIP, FEATURES, Indexer, IndexOptions, IndexReport
+from pixelsift.library.search import Filters, Searcher, SearchResults
+from pixelsift.library.vectors import VectorCache
+from pixelsift.runtime.options import RunKwargs, RunOptions
 
 PathLike = str | os.PathLike[str]
 
@@ -143,13 +145,14 @@ class PhotoIndex:
         text_image: str | None = None,
         exclude: Sequence[str] = (),
         progress: bool | None = False,
-        **runner: Any,
+        run_options: RunOptions | None = None,
+        **run: Unpack[RunKwargs],
     ) -> IndexReport:
         """Index new and changed photos of `folder` (default: the library's folder), drop deleted ones.
 
         `detector`: "auto" (default detector when available), "none", or a detector name;
-        `labelers`: models saved by `pixelsift train`, remembered for later runs; `runner`: device,
-        precision, threads, engine, batch_size, workers.
+        `labelers`: models saved by `pixelsift train`, remembered for later runs. How the networks run:
+        `run_options`, or the keywords device, precision, engine, threads, batch_size, workers.
         """
         root = self._settle_root(folder)
         options = IndexOptions(
@@ -159,7 +162,7 @@ class PhotoIndex:
             text_image=text_image,
             exclude=list(exclude),
             progress=progress,
-            **runner,
+            run_options=RunOptions.of(run_options, **run),
         )
         report = Indexer(self.conn, root, options).run()
         for space in (FEATURES, CLIP):  # bring the search caches up to date now, not at the first search
@@ -245,7 +248,7 @@ class PhotoIndex:
             or not self.conn.execute("SELECT 1 FROM embeddings WHERE space = ? LIMIT 1", (CLIP,)).fetchone()
         ):
             return None
-        from ..models.open_clip_models import load_text_image_model
+        from pixelsift.runtime.text_image import load_text_image_model
 
         try:
             return load_text_image_model(name)
@@ -279,7 +282,7 @@ class PhotoIndex:
     def _vector_of(self, photo: Path) -> tuple[np.ndarray, int | None]:
         """The photo's feature vector: stored when it is in the library (by path or content), else
         computed."""
-        from .metadata import sha256_file
+        from pixelsift.core.hashing import sha256_file
 
         root = self._require_root()
         row = None
@@ -309,7 +312,7 @@ class PhotoIndex:
         return self._compute_vector(photo), None
 
     def _compute_vector(self, photo: Path) -> np.ndarray:
-        from ..models.loaded import ImageModel
+        from pixelsift.runtime.loaded import ImageModel
 
         name = get_meta(self.conn, "model")
         if not name:

@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
-from .vocabulary import Vocabulary, base_forms, normalise
+from pixelsift.errors import UsageError
+from pixelsift.library.vocabulary import Vocabulary, base_forms, normalise
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import get_settings
-from .db import blob_to_vector, get_meta
+from pixelsift.config import get_settings
+from pixelsift.core.arrays import l2_normalize, top_k_indices
+from pixelsift.library.db import blob_to_vector, get_meta
 
 log = logging.getLogger("pixelsift")
 
@@ -37,21 +38,6 @@ ANN_MIN_VECTORS = 50_000
 # A cache this far behind the database is rebuilt rather than topped up at every search.
 STALE_REBUILD_FRACTION = 0.05
 STALE_REBUILD_MIN = 2_000
-
-
-def normalise_rows(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest scores, best first (ties by index)."""
-    k = min(k, len(scores))
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    return part[np.lexsort((part, -scores[part]))]
 
 
 @dataclass
@@ -161,7 +147,7 @@ class VectorCache:
         finally:
             self.conn.execute("COMMIT")
         ids = np.array([r[0] for r in rows], np.int64)
-        vectors = normalise_rows(np.stack([blob_to_vector(r[1]) for r in rows])) if rows else None
+        vectors = l2_normalize(np.stack([blob_to_vector(r[1]) for r in rows])) if rows else None
         return seq, ids, vectors, len(rows)
 
     def _load_in_memory(self) -> None:
@@ -191,7 +177,7 @@ class VectorCache:
                 if matrix is None:
                     dim = block.shape[1]
                     matrix = np.lib.format.open_memmap(tmp / "vectors.npy", "w+", np.float32, (count, dim))
-                matrix[row : row + len(rows)] = normalise_rows(block)
+                matrix[row : row + len(rows)] = l2_normalize(block)
                 ids[row : row + len(rows)] = [photo_id for photo_id, _ in rows]
                 row += len(rows)
         finally:
@@ -224,13 +210,13 @@ class VectorCache:
         if self.state is None:
             self.load()
         assert self.state is not None
-        q = normalise_rows(np.asarray(query, np.float32).reshape(-1))
+        q = l2_normalize(np.asarray(query, np.float32).reshape(-1))
         changed_ids, changed_vectors = self._changed_since(self.state.seq)
         skip = set(exclude) | set(changed_ids.tolist())
         found: dict[int, float] = {}
         if len(changed_ids):
             scores = changed_vectors @ q
-            for i in top_k(scores, k + len(exclude)):
+            for i in top_k_indices(scores, k + len(exclude)):
                 found[int(changed_ids[i])] = float(scores[i])
         found.update(self._search_cache(q, k, allowed, skip))
         alive = self._alive(list(found), allowed)
@@ -250,7 +236,7 @@ class VectorCache:
             rows = rows[np.isin(self.ids[rows], np.fromiter(allowed, np.int64))]
             scores = self.vectors[np.sort(rows)] @ q
             order = np.sort(rows)
-            best = top_k(scores, k + len(skip))
+            best = top_k_indices(scores, k + len(skip))
             return {
                 int(self.ids[order[i]]): float(scores[i]) for i in best if int(self.ids[order[i]]) not in skip
             }
@@ -270,10 +256,10 @@ class VectorCache:
             rows = _ann_search(self.ann, q, max(k * RERANK_FACTOR, 100))
             scores = np.asarray(self.vectors[np.sort(rows)] @ q)
             rows = np.sort(rows)
-            best = top_k(scores, k)
+            best = top_k_indices(scores, k)
             return self.ids[rows[best]], scores[best]
         scores = np.asarray(self.vectors @ q)
-        best = top_k(scores, k)
+        best = top_k_indices(scores, k)
         return self.ids[best], scores[best]
 
     def _changed_since(self, seq: int) -> tuple[np.ndarray, np.ndarray]:
@@ -286,7 +272,7 @@ class VectorCache:
         ).fetchall()
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 1), np.float32)
-        return np.array([r[0] for r in rows], np.int64), normalise_rows(
+        return np.array([r[0] for r in rows], np.int64), l2_normalize(
             np.stack([blob_to_vector(r[1]) for r in rows])
         )
 

@@ -1,14 +1,19 @@
-"""The only package that knows which models exist, where their weights are, and how to build them."""
+"""What models exist: typed records, preprocessing, the weights cache, one module per family (families/)."""
 
-from .preprocess import Preprocessing
-from .registry import DEFAULT_CLASSIFIER, ModelSpec, WeightsFile, get_model_spec, list_models, register
+from pixelsift.models.preprocess import Preprocessing
+from pixelsift.models.records import ClassifierSpec, DetectorSpec, ModelSpec, TextImageSpec, WeightsFile
+from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec, get_spec_of, list_models, register
 
 __all__ = [
     "DEFAULT_CLASSIFIER",
+    "ClassifierSpec",
+    "DetectorSpec",
     "ModelSpec",
     "Preprocessing",
+    "TextImageSpec",
     "WeightsFile",
     "get_model_spec",
+    "get_spec_of",
     "list_models",
     "register",
 ]

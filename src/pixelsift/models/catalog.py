@@ -1,37 +1,21 @@
-"""Registers every built-in model family. Add a backend here with one line.
+"""The built-in model families, in the order `pixelsift models` lists them. Add a family here with one line.
 
-Families that need torchvision imported to describe their models (its weights records hold the
-preprocessing, class names and file names) are registered only when a name is not found among the
-others, or when all models are listed: importing torchvision costs about 2 s on a small CPU, and the
-default model does not need it.
+Each module in `models/families/` has a `register_models()` that registers its records. Families that
+need torchvision imported to describe their models (its weights records hold the preprocessing,
+class names and file names) are registered only when a name is not found among the others, or when
+all models are listed: importing torchvision costs about 2 s on a small CPU, and the default model
+does not need it.
 """
 
 from __future__ import annotations
 
-import importlib
-
-# (module, needs torchvision), in the order `pixelsift models` lists them.
+# (module, needs torchvision)
 FAMILIES: tuple[tuple[str, bool], ...] = (
-    ("pixelsift.models.efficientnet_lite", False),
-    ("pixelsift.models.torchvision_models", True),
-    ("pixelsift.models.timm_models", False),
-    ("pixelsift.models.open_clip_models", False),
-    ("pixelsift.detect.opencv_dnn", False),
-    ("pixelsift.detect.torchvision_detectors", True),
-    ("pixelsift.detect.yolo", False),
+    ("pixelsift.models.families.efficientnet_lite", False),
+    ("pixelsift.models.families.torchvision_classifiers", True),
+    ("pixelsift.models.families.timm_models", False),
+    ("pixelsift.models.families.open_clip_models", False),
+    ("pixelsift.models.families.ssd", False),
+    ("pixelsift.models.families.torchvision_detectors", True),
+    ("pixelsift.models.families.yolo", False),
 )
-
-
-def register_families(heavy: bool) -> None:
-    """Register the families that need torchvision (`heavy`) or the others."""
-    from .registry import registering_family
-
-    for rank, (module, needs_torchvision) in enumerate(FAMILIES):
-        if needs_torchvision == heavy:
-            with registering_family(rank):
-                importlib.import_module(module).register_models()
-
-
-def register_all() -> None:
-    register_families(heavy=False)
-    register_families(heavy=True)

@@ -1,7 +1,7 @@
 """The model registry: every model pixelsift can run is a `ModelSpec` record, looked up by name.
 
-A record says what the model is (task, source, licence, published accuracy), how its inputs are
-prepared (`Preprocessing`), which weights file it needs (`WeightsFile`), and how to build its network.
+A record (`models/records.py`) says what the model is, how its inputs are prepared, which weights file
+it needs and how to build its network.
 Backends register records with `register`; users see them through `list_models` / `get_model_spec`
 and `pixelsift models`.
 """
@@ -11,70 +11,14 @@ from __future__ import annotations
 import contextlib
 import difflib
 import fnmatch
+import importlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-from ..errors import UnknownModelError
-from .preprocess import Preprocessing
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    import torch.nn as nn
-
-TASKS = ("classify", "detect", "text-image")
-
-
-@dataclass(frozen=True)
-class WeightsFile:
-    """Where a model's weights come from and how to check them.
-
-    `sha256`: the full hash when the source publishes it; `hash_prefix`: the sha256 prefix that
-    torchvision puts in its file names; `package` / `package_path`: an installed Python package that
-    ships the file (then no download is ever needed).
-    """
-
-    filename: str
-    url: str | None = None
-    sha256: str | None = None
-    hash_prefix: str | None = None
-    package: str | None = None
-    package_path: str | None = None
-    size_mb: float | None = None
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    task: str
-    source: str
-    description: str
-    licence: str
-    preprocessing: Preprocessing | None = None
-    weights: WeightsFile | None = None
-    embed_dim: int | None = None
-    imagenet_top1: float | None = None
-    categories: tuple[str, ...] = field(default=(), repr=False)
-    # Builds the network with random weights, in the layout its weights file expects.
-    build: Callable[[], nn.Module] | None = field(default=None, repr=False, compare=False)
-    # Renames / reshapes a loaded state_dict into `build()`'s layout (e.g. old DenseNet keys).
-    convert_state: Callable[[dict[str, Any]], dict[str, Any]] | None = field(
-        default=None, repr=False, compare=False
-    )
-    # Downloads the weights into `path` when the source has its own hub (timm); default: `weights.url`.
-    download: Callable[[Path], None] | None = field(default=None, repr=False, compare=False)
-    extra: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"{self.name}: task must be one of {TASKS}, not {self.task!r}")
-
-    @property
-    def input_size(self) -> int | None:
-        return self.preprocessing.crop if self.preprocessing else self.extra.get("input_size")
-
+from pixelsift.errors import UnknownModelError, UsageError
+from pixelsift.models import catalog
+from pixelsift.models.records import ClassifierSpec, DetectorSpec, ModelSpec, TextImageSpec
 
 _REGISTRY: dict[str, ModelSpec] = {}
 _dynamic: list[tuple[str, Callable[[str], ModelSpec]]] = []  # (prefix, factory) e.g. ("timm/", ...)
@@ -121,14 +65,21 @@ def _populate(full: bool = True) -> None:
         target = 2 if full else 1
         if _stage >= target:
             return
-        from . import catalog
-
         if _stage < 1:
             _stage = 1
-            catalog.register_families(heavy=False)
+            _register_families(heavy=False)
         if target == 2:
             _stage = 2
-            catalog.register_families(heavy=True)
+            _register_families(heavy=True)
+
+
+def _register_families(heavy: bool) -> None:
+    """Register the catalog's families that need torchvision (`heavy`) or the others."""
+    for rank, (module, needs_torchvision) in enumerate(catalog.FAMILIES):
+        if needs_torchvision == heavy:
+            with registering_family(rank):
+                # the family modules import heavy packages only when their models are built
+                importlib.import_module(module).register_models()
 
 
 def _lookup(name: str) -> ModelSpec | None:
@@ -175,3 +126,27 @@ def list_models(pattern: str = "*", task: str | None = None, complete: bool = Tr
         for s in specs
         if fnmatch.fnmatchcase(s.name, pattern) and (task is None or s.task == task) and "/" not in s.name
     ]
+
+
+_Spec = TypeVar("_Spec", bound=ModelSpec)
+_PURPOSE = {
+    ClassifierSpec: "an image classifier",
+    DetectorSpec: "a detector",
+    TextImageSpec: "a text-image model",
+}
+_LISTING = {ClassifierSpec: "classify", DetectorSpec: "detect", TextImageSpec: "text-image"}
+
+
+def get_spec_of(name: str, kind: type[_Spec], needed_for: str = "this") -> _Spec:
+    """The record for `name` when it is of record type `kind`, else a usage error that says so.
+
+    >>> get_spec_of("efficientnet_lite0", ClassifierSpec).input_size
+    224
+    """
+    spec = get_model_spec(name)
+    if not isinstance(spec, kind):
+        raise UsageError(
+            f"model {name!r} is a {spec.task} model; {needed_for} needs {_PURPOSE[kind]} "
+            f"(list them: pixelsift models --task {_LISTING[kind]})"
+        )
+    return spec

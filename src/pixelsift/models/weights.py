@@ -8,7 +8,6 @@ message names the file, the folder, and the two commands that fix it.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -17,9 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import get_settings
-from ..errors import UsageError, WeightsInvalidError, WeightsMissingError
-from .registry import ModelSpec
+from pixelsift.config import get_settings
+from pixelsift.core.hashing import sha256_file
+from pixelsift.errors import UsageError, WeightsInvalidError, WeightsMissingError
+from pixelsift.models.records import ModelSpec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -63,14 +63,6 @@ def weights_status(spec: ModelSpec) -> str:
     if packaged_path(spec):
         return PACKAGED
     return CACHED if cache_path(spec).is_file() else MISSING
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def matches_published_hash(spec: ModelSpec, sha256: str) -> bool | None:
@@ -183,8 +175,8 @@ def read_state_dict(path: Path) -> dict[str, Any]:
 
 def read_weights(spec: ModelSpec, path: Path) -> dict[str, Any]:
     """The state_dict in `path`, read by the model's own safe reader when its source has a file format
-    of its own (`extra["read_weights"]`, e.g. ultralytics checkpoints), else by `read_state_dict`."""
-    reader = spec.extra.get("read_weights")
+    of its own (`spec.read_weights`, e.g. ultralytics checkpoints), else by `read_state_dict`."""
+    reader = spec.read_weights
     return dict(reader(path)) if reader is not None else read_state_dict(path)
 
 

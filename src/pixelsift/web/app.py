@@ -8,54 +8,23 @@ Starlette's self-deleting spool files; CORS is off unless origins are given.
 
 from __future__ import annotations
 
-import io
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request, UploadFile
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
-from ..errors import (
-    DetectorUnavailableError,
-    ImageError,
-    MissingDependencyError,
-    PixelLimitError,
-    PixelsiftError,
-    UnknownModelError,
-    UsageError,
-    WeightsMissingError,
-)
-from ..models.registry import DEFAULT_CLASSIFIER
+from pixelsift.errors import PixelsiftError
+from pixelsift.version import __version__
+from pixelsift.web import routes
+from pixelsift.web.config import WebConfig
+from pixelsift.web.library_access import LibraryAccess
 
 STATIC = Path(__file__).parent / "static"
-DEFAULT_MAX_UPLOAD_MB = 25.0
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-@dataclass
-class WebConfig:
-    db: Path | None = None
-    max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
-    max_pixels: int | None = None
-    cors_origins: list[str] = field(default_factory=list)
-    model: str = DEFAULT_CLASSIFIER
-    detector: str | None = None
-    device: str | None = None
-    precision: str | None = None
-    threads: int | None = None
-    engine: str = "torch"  # classifiers: torch or onnxruntime (detectors run in torch or OpenCV DNN)
 
 
 class BodySizeLimit:
@@ -118,16 +87,9 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
-def _status_for(exc: Exception) -> int:
-    if isinstance(exc, PixelLimitError):
-        return 413
-    if isinstance(exc, ImageError):
-        return 415
-    if isinstance(exc, WeightsMissingError | MissingDependencyError | DetectorUnavailableError):
-        return 503
-    if isinstance(exc, UnknownModelError | UsageError):
-        return 400
-    return 500
+def status_for(exc: PixelsiftError) -> int:
+    """The HTTP status of a pixelsift error: each error type declares its own (errors.py)."""
+    return int(exc.http_status)
 
 
 def create_app(config: WebConfig | None = None) -> FastAPI:
@@ -148,13 +110,9 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"])
     app.add_middleware(BodySizeLimit, limit=config.max_upload_bytes)
 
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.message)
-
     @app.exception_handler(PixelsiftError)
     async def pixelsift_error(_: Request, exc: PixelsiftError) -> JSONResponse:
-        return _error(_status_for(exc), str(exc))
+        return _error(status_for(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameters(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -171,31 +129,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC, html=False), name="static")
 
-    from . import routes
-    from .library_access import LibraryAccess
-
     app.state.library = LibraryAccess(config.db)
     routes.add_routes(app)
     routes.add_library_routes(app)
     return app
-
-
-def read_upload(file: UploadFile, config: WebConfig, name: str | None = None) -> Any:
-    """The uploaded image as RGB, or an ApiError (415 not an image, 413 too many pixels)."""
-    from ..images import open_image
-
-    data = file.file.read(config.max_upload_bytes + 1)
-    if len(data) > config.max_upload_bytes:
-        raise ApiError(413, f"upload is over the limit of {config.max_upload_bytes / 1024 / 1024:.0f} MB")
-    try:
-        return open_image(data, max_pixels=config.max_pixels, name=name or file.filename or "upload")
-    except PixelLimitError as exc:
-        raise ApiError(413, f"image too large: {exc.reason}") from None
-    except ImageError as exc:
-        raise ApiError(415, f"not a usable image: {exc.reason}") from None
-
-
-def jpeg_bytes(image: Any, quality: int = 90) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()

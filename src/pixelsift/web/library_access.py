@@ -13,9 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..config import get_settings
-from ..errors import ImageError, UsageError
-from .app import ApiError
+from pixelsift.config import get_settings
+from pixelsift.errors import ApiError, ImageError, UsageError
 
 
 class LibraryAccess:
@@ -32,7 +31,7 @@ class LibraryAccess:
                     "no photo index is loaded: start `pixelsift serve --db FILE` "
                     "(make one with `pixelsift index PHOTOS_DIR`)",
                 )
-            from ..library import PhotoIndex
+            from pixelsift.library import PhotoIndex
 
             self._index = PhotoIndex(self.db, create=False)
         return self._index
@@ -81,7 +80,7 @@ class LibraryAccess:
         cache = get_settings().home / "thumbnails" / _library_key(self.db) / f"{int(photo_id)}-{key}.jpg"
         if cache.is_file():
             return cache.read_bytes()
-        from ..images import open_image
+        from pixelsift.imaging.images import open_image
 
         try:
             image = open_image(path, min_size=size)

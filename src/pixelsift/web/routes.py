@@ -8,8 +8,10 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
-from .app import ApiError, WebConfig, jpeg_bytes, read_upload
-from .library_access import LibraryAccess
+from pixelsift.errors import ApiError
+from pixelsift.web.config import WebConfig
+from pixelsift.web.library_access import LibraryAccess
+from pixelsift.web.uploads import jpeg_bytes, read_upload
 
 
 class Prediction(BaseModel):
@@ -48,28 +50,24 @@ def add_routes(app: FastAPI) -> None:
         k: Annotated[int, Query(ge=1, le=1000, description="classes to return")] = 5,
     ) -> dict[str, Any]:
         """Top-k classes of one uploaded photo: one element of `pixelsift classify --format json`."""
-        from ..classify import Classifier
+        from pixelsift.runtime.classify import Classifier
 
         config = _config(request)
         image = read_upload(file, config)
         with request.app.state.inference_lock:
-            clf = Classifier(
-                model or config.model,
-                device=config.device,
-                precision=config.precision,
-                threads=config.threads,
-                engine=config.engine,
-            )
+            clf = Classifier(model or config.model, config.run_options)
             result = clf.classify_image(image, top_k=k, name=file.filename or "upload")
         return result.to_dict()
 
     @app.get("/api/models", response_model=list[ModelRecord], tags=["models"])
     def models() -> list[dict[str, Any]]:
         """The model registry, as `pixelsift models --format json`."""
-        from ..cli.models import describe
-        from ..models.registry import list_models
+        from pixelsift.detect.api import default_model_names
+        from pixelsift.models.listing import model_record
+        from pixelsift.models.registry import list_models
 
-        return [describe(spec) for spec in list_models()]
+        defaults = default_model_names()
+        return [model_record(spec, defaults) for spec in list_models()]
 
     @app.post(
         "/api/detect",
@@ -88,11 +86,11 @@ def add_routes(app: FastAPI) -> None:
         config = _config(request)
         image = read_upload(file, config)
         try:
-            from ..detect import draw_detections, load_detector
+            from pixelsift.detect import draw_detections, load_detector
         except ImportError:
             raise ApiError(503, "object detection is not available in this installation") from None
         if model is not None:
-            from ..models.registry import get_model_spec
+            from pixelsift.models.registry import get_model_spec
 
             get_model_spec(model)  # registry names only: a client never makes the server open a path
         name = model or config.detector
@@ -100,9 +98,8 @@ def add_routes(app: FastAPI) -> None:
         with request.app.state.inference_lock:
             detector = detectors.get(name)
             if detector is None:  # load each detector once; later requests reuse it
-                detector = load_detector(
-                    name, device=config.device, precision=config.precision, conf=conf, threads=config.threads
-                )
+                # detectors run in torch or OpenCV DNN whatever the classifiers' engine
+                detector = load_detector(name, config.run_options.replace(engine="torch"), conf=conf)
                 detectors[name] = detector
             detector.conf = conf  # read at post-processing time, so one loaded detector serves every conf
             result = detector.detect_result(image, path=file.filename or "upload")

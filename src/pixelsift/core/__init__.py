@@ -1,0 +1,1 @@
+"""Small helpers every layer shares: progress bars, hashing, array maths, sequences, optional imports."""

@@ -1,0 +1,32 @@
+"""Optional packages, imported only by the code that needs them (never at `import pixelsift`).
+
+A missing one is a `MissingDependencyError` that names the pixelsift extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+from pixelsift.errors import MissingDependencyError
+
+
+def optional_import(module: str, package: str, extra: str, purpose: str) -> ModuleType:
+    """`importlib.import_module(module)`, or the error that says `pip install 'pixelsift[extra]'`."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(package, extra, purpose) from None
+
+
+def is_installed(module: str) -> bool:
+    """Whether `module` could be imported, without importing it (importing some takes seconds)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def import_cv2() -> ModuleType:
+    return optional_import("cv2", "opencv-python-headless", "opencv", "OpenCV DNN detection and video")

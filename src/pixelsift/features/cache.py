@@ -1,0 +1,224 @@
+"""The on-disk feature cache: penultimate vectors keyed by file content, model and preprocessing.
+
+Training a second classifier on the same photos, predicting photos already seen, or running a grid
+search reads vectors from here instead of running the network. One SQLite file in
+`$PIXELSIFT_HOME/features/` (WAL, one transaction per batch) holds two tables:
+
+- `files`: path + (size, mtime, ctime, inode) -> sha256, so an unchanged file is not re-read. Any
+  write to a file changes its ctime, so a changed file is always re-hashed (and re-embedded).
+- `features`: (sha256 of the file, feature key) -> float32 vector BLOB. The feature key is a hash of
+  everything that changes the numbers: model name, the sha256 of its weights file, preprocessing,
+  precision, engine, and fine-tuned backbone weights when there are any.
+
+Vectors are raw bytes (numpy float32), never pickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixelsift.config import get_settings
+from pixelsift.core.sequences import chunks
+from pixelsift.errors import ImageError
+from pixelsift.imaging.images import file_sha256
+
+log = logging.getLogger("pixelsift")
+
+DB_NAME = "features.sqlite3"
+# Bump when the meaning of a stored vector changes (e.g. a different cut point in the network).
+FEATURES_VERSION = 1
+
+_MIGRATIONS = [
+    # 1: the first schema
+    """
+    CREATE TABLE files (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        sha256 TEXT NOT NULL
+    );
+    CREATE TABLE feature_keys (key TEXT PRIMARY KEY, description TEXT NOT NULL);
+    CREATE TABLE features (
+        sha256 TEXT NOT NULL,
+        key TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL,
+        PRIMARY KEY (sha256, key)
+    ) WITHOUT ROWID;
+    """,
+]
+
+
+def feature_key(description: dict[str, Any]) -> str:
+    """A short stable hash of what determines the feature numbers."""
+    text = json.dumps({**description, "features_version": FEATURES_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class FeatureCache:
+    """Feature vectors and file hashes in one SQLite file (default: `$PIXELSIFT_HOME/features/`).
+
+    >>> cache = FeatureCache()                                        # doctest: +SKIP
+    >>> digest = cache.file_digest("photo.jpg")                       # doctest: +SKIP
+    >>> cache.get(key, [digest])                                      # doctest: +SKIP
+    {}
+    """
+
+    def __init__(self, folder: str | os.PathLike[str] | None = None):
+        self.folder = Path(folder) if folder is not None else get_settings().features_dir
+        self.path = self.folder / DB_NAME
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate(conn)
+            self._conn = conn
+        return self._conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        with conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(_MIGRATIONS):
+                raise sqlite3.DatabaseError(
+                    f"feature cache schema {version} is newer than this pixelsift understands"
+                )
+            for number in range(version, len(_MIGRATIONS)):
+                conn.executescript(_MIGRATIONS[number])
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> FeatureCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- file hashes -------------------------------------------------------------------------------
+
+    def file_digests(self, paths: Sequence[str | os.PathLike[str]]) -> list[str | ImageError]:
+        """The sha256 of each file, from the `files` table when its stat is unchanged, else by reading
+        it; an `ImageError` in place of a file that cannot be read."""
+        keys = [os.path.abspath(p) for p in paths]
+        stats: list[os.stat_result | ImageError] = []
+        for path in paths:
+            try:
+                stats.append(os.stat(path))
+            except FileNotFoundError:
+                stats.append(ImageError(os.fspath(path), "no such file"))
+            except PermissionError:
+                stats.append(ImageError(os.fspath(path), "permission denied"))
+            except OSError as exc:
+                stats.append(ImageError(os.fspath(path), f"cannot read the file ({exc.strerror or exc})"))
+        with self._lock:
+            conn = self._connect()
+            known: dict[str, tuple[Any, ...]] = {}
+            for chunk in chunks(keys, 500):
+                marks = ",".join("?" * len(chunk))
+                known.update(
+                    (row[0], row[1:])
+                    for row in conn.execute(
+                        "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM files "
+                        f"WHERE path IN ({marks})",
+                        chunk,
+                    )
+                )
+        results: list[str | ImageError] = []
+        updates = []
+        for path, key, st in zip(paths, keys, stats, strict=True):
+            if isinstance(st, ImageError):
+                results.append(st)
+                continue
+            signature = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            row = known.get(key)
+            if row is not None and tuple(row[:4]) == signature:
+                results.append(row[4])
+                continue
+            try:
+                digest = file_sha256(path)
+            except ImageError as exc:
+                results.append(exc)
+                continue
+            results.append(digest)
+            updates.append((key, *signature, digest))
+        if updates:
+            with self._lock, self._connect() as conn:
+                conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", updates)
+        return results
+
+    def file_digest(self, path: str | os.PathLike[str]) -> str:
+        (result,) = self.file_digests([path])
+        if isinstance(result, ImageError):
+            raise result
+        return result
+
+    # -- vectors ------------------------------------------------------------------------------------
+
+    def get(self, key: str, digests: Iterable[str]) -> dict[str, np.ndarray]:
+        """Cached vectors for these file digests under `key` (missing ones are simply absent)."""
+        wanted = list(dict.fromkeys(digests))
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            conn = self._connect()
+            for chunk in chunks(wanted, 500):
+                marks = ",".join("?" * len(chunk))
+                for digest, dim, blob in conn.execute(
+                    f"SELECT sha256, dim, vector FROM features WHERE key = ? AND sha256 IN ({marks})",
+                    [key, *chunk],
+                ):
+                    vector = np.frombuffer(blob, dtype=np.float32)
+                    if vector.shape == (dim,):  # a damaged row is recomputed, never used
+                        found[digest] = vector
+        return found
+
+    def put(self, key: str, description: dict[str, Any], rows: Iterable[tuple[str, np.ndarray]]) -> int:
+        """Store vectors (digest, float32 vector) under `key`, in one transaction. Returns how many."""
+        records = [
+            (digest, key, int(v.shape[0]), np.ascontiguousarray(v, dtype=np.float32).tobytes())
+            for digest, v in rows
+        ]
+        if not records:
+            return 0
+        with self._lock, self._connect() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO feature_keys VALUES (?, ?)",
+                (key, json.dumps(description, sort_keys=True)),
+            )
+            conn.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?)", records)
+        return len(records)
+
+    def count(self, key: str | None = None) -> int:
+        with self._lock:
+            conn = self._connect()
+            if key is None:
+                return int(conn.execute("SELECT COUNT(*) FROM features").fetchone()[0])
+            return int(conn.execute("SELECT COUNT(*) FROM features WHERE key = ?", (key,)).fetchone()[0])
+
+    def clear(self) -> None:
+        """Forget every cached vector and file hash."""
+        with self._lock, self._connect() as conn:
+            conn.execute("DELETE FROM features")
+            conn.execute("DELETE FROM feature_keys")
+            conn.execute("DELETE FROM files")

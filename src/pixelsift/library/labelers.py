@@ -1,0 +1,91 @@
+"""What else looks at each photo besides the classifier: an object detector and the user's labelers.
+
+Both come from other parts of pixelsift (`pixelsift.detect`, `pixelsift.transfer`) and are optional:
+a library indexes without them, and picks them up on a later run when they become available.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixelsift.core.hashing import sha256_file
+from pixelsift.errors import PixelsiftError, UsageError
+from pixelsift.runtime.options import RunOptions
+
+log = logging.getLogger("pixelsift")
+
+AUTO, NONE = "auto", "none"
+
+
+@dataclass
+class Labeler:
+    """A classifier the user trained (`pixelsift train`), applied to every photo of the library."""
+
+    name: str  # labels it gives are searchable under this source name
+    path: str
+    sha256: str
+    model: Any = field(repr=False)  # pixelsift.transfer.TrainedModel
+
+    @property
+    def backbone(self) -> str:
+        return str(self.model.backbone)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.model.classes)
+
+    def predict(self, raw_features: np.ndarray, top: int = 3) -> list[list[tuple[str, float]]]:
+        """For each row of unnormalised backbone features, its `top` classes, best first."""
+        proba = np.asarray(self.model.predict_proba_from_features(np.asarray(raw_features, np.float32)))
+        classes = self.classes
+        out = []
+        for row in proba:
+            best = np.argsort(-row, kind="stable")[: min(top, len(classes))]
+            out.append([(classes[i], float(row[i])) for i in best])
+        return out
+
+
+def load_labeler(path: str | Path) -> Labeler:
+    """Load a model saved by `pixelsift train` (safe formats only; see pixelsift.transfer)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--labeler {path}: no such file (give a model saved by `pixelsift train`)")
+    from pixelsift.transfer.training import load_trained
+
+    model = load_trained(path)
+    if model.backbone_modified:
+        raise UsageError(
+            f"--labeler {path}: this model fine-tuned layers of {model.backbone}, so the library's stored "
+            "features do not fit it; label with a model trained on features (pixelsift train, or "
+            "--finetune with --layers 0)"
+        )
+    digest = sha256_file(path)
+    name = path.name.split(".")[0] or path.name
+    return Labeler(name=name, path=str(path.resolve()), sha256=digest, model=model)
+
+
+def choose_detector(name: str | None, run_options: RunOptions) -> Any:
+    """The detector to use: `auto` = pixelsift's default when detection is available, `none` = no
+    detection, anything else = that detector model (an error when it cannot be loaded)."""
+    if name is None or name == NONE:
+        return None
+    # imported here: a library that needs no detector this run imports none of detection
+    from pixelsift.detect import default_detector_name
+    from pixelsift.detect import load_detector as load
+
+    if name == AUTO:
+        default = default_detector_name()
+        if default is None:
+            log.info("no object detector available (see `pixelsift models --task detect`); indexing without")
+            return None
+        try:
+            return load(default, run_options)
+        except (PixelsiftError, ImportError) as exc:
+            log.info("default detector %s not usable (%s); indexing without", default, exc)
+            return None
+    return load(name, run_options)

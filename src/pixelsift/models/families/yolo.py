@@ -1,0 +1,195 @@
+"""ultralytics YOLO records (YOLOv8, YOLO11): architectures, official COCO weights, safe checkpoint reading.
+
+ultralytics (AGPL-3.0, the optional extra `pixelsift[yolo]`) supplies the network definitions and the
+official COCO weights; `pixelsift.detect.backends.yolo` runs them.
+
+Weights: `pixelsift models fetch yolov8n` downloads ultralytics' official file from its GitHub
+release with ultralytics' own downloader. ultralytics publishes no hashes, and its `.pt` files are
+pickles, so pixelsift never unpickles them freely: they are read with `torch.load(weights_only=True)`
+against ultralytics' allow-list of its own model classes (`torch_safe_load(..., safe_only=True)`),
+and anything outside that list is refused. safetensors files and plain state_dicts that fit the
+architecture are accepted too (`pixelsift models add yolov8n FILE`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+from pixelsift.errors import MissingDependencyError, WeightsInvalidError
+from pixelsift.models.categories import coco80
+from pixelsift.models.records import DetectorSpec, WeightsFile
+from pixelsift.models.registry import register
+
+RELEASE_URL = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
+LICENCE = "AGPL-3.0 (ultralytics code and weights)"
+DEFAULT_IMGSZ = 640
+
+# name -> (COCO val2017 box mAP50-95, parameters in millions), from ultralytics' published tables.
+VARIANTS: dict[str, tuple[float, float]] = {
+    "yolov8n": (37.3, 3.2),
+    "yolov8s": (44.9, 11.2),
+    "yolov8m": (50.2, 25.9),
+    "yolov8l": (52.9, 43.7),
+    "yolov8x": (53.9, 68.2),
+    "yolo11n": (39.5, 2.6),
+    "yolo11s": (47.0, 9.4),
+    "yolo11m": (51.5, 20.1),
+    "yolo11l": (53.4, 25.3),
+    "yolo11x": (54.7, 56.9),
+}
+
+# pixelsift uses ultralytics' model code only: its online features (version checks, hub, analytics,
+# font downloads) and auto-installs are never needed, and its log goes to stdout, where pixelsift
+# writes data. Set before ultralytics is first imported; a value the user set wins.
+QUIET_ENV = {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False", "YOLO_AUTOINSTALL": "False"}
+
+
+def import_ultralytics() -> Any:
+    """ultralytics, imported offline and quiet; `MissingDependencyError` when it is not installed."""
+    if "ultralytics" not in sys.modules:
+        for key, value in QUIET_ENV.items():
+            os.environ.setdefault(key, value)
+    try:
+        import ultralytics
+    except ImportError:
+        raise MissingDependencyError("ultralytics", "yolo", "YOLO detection") from None
+    for handler in logging.getLogger("ultralytics").handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+    _restore_pillow_open()
+    return ultralytics
+
+
+def _restore_pillow_open() -> None:
+    """Undo ultralytics' replacement of `PIL.Image.open`.
+
+    On import, ultralytics swaps in a wrapper that, whenever Pillow cannot identify a file, tries to
+    pip-install `pi-heif` and then fails with ModuleNotFoundError: an unreadable photo would crash a
+    pixelsift batch (or start a download) instead of being reported and skipped. pixelsift opens
+    HEIC itself when pillow-heif is installed.
+    """
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    if original is not None and getattr(Image.open, "__module__", None) == "ultralytics.utils.patches":
+        Image.open = original
+
+
+def build_network(name: str) -> Any:
+    """The architecture from ultralytics' `<name>.yaml`, 80 COCO classes, random weights."""
+    import_ultralytics()
+    from ultralytics.nn.tasks import DetectionModel
+
+    return DetectionModel(f"{name}.yaml", nc=80, verbose=False)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A state_dict from a YOLO weights file, never running pickled code.
+
+    safetensors and plain state_dicts are read by the foundation's reader; an ultralytics checkpoint
+    (a pickled model) is read with `weights_only=True` against ultralytics' allow-list of its own
+    model classes, and refused when it needs anything else.
+    """
+    from pixelsift.models.weights import is_safetensors, read_state_dict
+
+    if is_safetensors(path):
+        return read_state_dict(path)
+    import torch
+
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        loaded = _read_ultralytics_checkpoint(path)
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise WeightsInvalidError(
+            f"{path} is not a readable weights file ({str(exc).splitlines()[0]})"
+        ) from None
+    return _state_dict_of(loaded, path)
+
+
+def _state_dict_of(loaded: Any, path: Path) -> dict[str, Any]:
+    """The tensors of a plain state_dict, or of the model inside an ultralytics checkpoint (its EMA
+    copy when there is one, as ultralytics itself uses), in float32."""
+    if isinstance(loaded, dict):
+        for key in ("ema", "model"):
+            model: Any = loaded.get(key)
+            if model is not None and hasattr(model, "state_dict"):
+                return {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+            if isinstance(model, dict):
+                return model
+        if all(hasattr(v, "shape") for v in loaded.values()):
+            return loaded
+    raise WeightsInvalidError(f"{path} holds no YOLO model weights ({type(loaded).__name__})")
+
+
+def _read_ultralytics_checkpoint(path: Path) -> Any:
+    import inspect
+
+    import_ultralytics()
+    from ultralytics.nn.tasks import torch_safe_load
+
+    refused = (
+        f"{path} is a pickled checkpoint that ultralytics' safe loader (torch.load weights_only=True with "
+        "its allow-list of model classes) does not accept, so it is not loaded: loading it freely could "
+        "run code. Use an official ultralytics file, or save the model's state_dict as .safetensors."
+    )
+    if "safe_only" not in inspect.signature(torch_safe_load).parameters:
+        raise WeightsInvalidError(
+            f"{path} is an ultralytics checkpoint; reading it safely needs an ultralytics release with "
+            "weights_only loading (torch_safe_load(safe_only=...)): pip install -U ultralytics"
+        )
+    if path.suffix != ".pt":
+        raise WeightsInvalidError(f"{path}: ultralytics checkpoints are read from .pt files; rename it")
+    try:
+        ckpt, _ = torch_safe_load(str(path), safe_only=True)
+    except (pickle.UnpicklingError, TypeError, ModuleNotFoundError, AttributeError, RuntimeError):
+        raise WeightsInvalidError(refused) from None
+    return ckpt
+
+
+def download(name: str) -> Any:
+    def fetch_with_ultralytics(path: Path) -> None:
+        import_ultralytics()
+        from ultralytics.utils.downloads import safe_download
+
+        safe_download(url=f"{RELEASE_URL}/{name}.pt", file=path, min_bytes=1e5, progress=True)
+        if not path.is_file():
+            raise OSError(f"ultralytics could not download {name}.pt")
+
+    return fetch_with_ultralytics
+
+
+def display_name(name: str) -> str:
+    """yolov8n -> YOLOv8n, yolo11n -> YOLO11n."""
+    return name.replace("yolov", "YOLOv").replace("yolo1", "YOLO1")
+
+
+def make_spec(name: str) -> DetectorSpec:
+    coco_map, params = VARIANTS[name]
+    return DetectorSpec(
+        name=name,
+        backend="ultralytics",
+        source="ultralytics",
+        description=f"ultralytics {display_name(name)}, COCO (80 classes), {params} M parameters",
+        licence=LICENCE,
+        weights=WeightsFile(filename=f"{name}.pt", url=f"{RELEASE_URL}/{name}.pt"),
+        categories=coco80(),
+        build=lambda: build_network(name),
+        download=download(name),
+        imgsz=DEFAULT_IMGSZ,
+        coco_map=coco_map,
+        requires=("ultralytics", "cv2"),
+        install="pixelsift[yolo]",
+        read_weights=read_checkpoint,
+    )
+
+
+def register_models() -> None:
+    for name in VARIANTS:
+        register(make_spec(name))

@@ -1,0 +1,137 @@
+"""A pretrained image classifier loaded once and ready to run: features and logits for any photos.
+
+`ImageModel.load("densenet121", run_options)` resolves the registry record, loads verified weights, cuts the
+network into features and head (`load_split_network`) and wraps it in the runner `run_options` ask for.
+Classification, embeddings, transfer learning and the photo index all run networks through this class.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from typing_extensions import Unpack
+
+from pixelsift.core.progress import progress_bar
+from pixelsift.errors import ImageError
+from pixelsift.imaging.images import open_image
+from pixelsift.imaging.pipeline import Decoder, Item, iter_batches
+from pixelsift.models.network import SplitNetwork, split_at_last_linear
+from pixelsift.models.preprocess import Preprocessing
+from pixelsift.models.records import ClassifierSpec
+from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_spec_of
+from pixelsift.models.weights import load_network
+from pixelsift.runtime.engines import create_runner
+from pixelsift.runtime.options import RunKwargs, RunOptions
+
+_cache: dict[tuple[Any, ...], ImageModel] = {}
+_cache_lock = threading.Lock()
+
+
+def load_split_network(spec: ClassifierSpec) -> SplitNetwork:
+    """The record's network with verified weights, cut into features and head (its own `split`, else at
+    its last linear layer)."""
+    split = spec.split or split_at_last_linear
+    return split(load_network(spec))
+
+
+class ImageModel:
+    """A classification network split into features and head, with its preprocessing and runner."""
+
+    def __init__(self, spec: ClassifierSpec, network: SplitNetwork, runner: Any, run_options: RunOptions):
+        self.spec = spec
+        self.network = network
+        self.runner = runner
+        self.run_options = run_options
+        self.preprocessing: Preprocessing = spec.preprocessing
+        self.categories: tuple[str, ...] = spec.categories
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.spec.embed_dim or self.network.head.in_features)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(
+        cls,
+        name: str = DEFAULT_CLASSIFIER,
+        run_options: RunOptions | None = None,
+        *,
+        cached: bool = True,
+        **run: Unpack[RunKwargs],
+    ) -> ImageModel:
+        """Load (or reuse) the model `name`; weights come through the cache, never silently swapped.
+
+        `run_options` (or the keywords device, precision, engine, threads, batch_size, workers) say how
+        it runs.
+        """
+        run_options = RunOptions.of(run_options, **run)
+        key = (name, run_options)
+        with _cache_lock:
+            if cached and key in _cache:
+                return _cache[key]
+        spec = get_spec_of(name, ClassifierSpec)
+        network = load_split_network(spec)
+        model = cls(spec, network, create_runner(spec, network, run_options), run_options)
+        if cached:
+            with _cache_lock:
+                _cache[key] = model
+        return model
+
+    @property
+    def batch_size(self) -> int:
+        """Images per batch: the run options' when set, else what the runner prefers on its device."""
+        return self.run_options.batch_size or int(self.runner.batch_size)
+
+    def decode(self, path: str | Path | bytes) -> tuple[np.ndarray, tuple[int, int]]:
+        """File -> preprocessed CHW float32 pixels and the photo's (width, height)."""
+        img = open_image(path, min_size=self.preprocessing.resize)
+        return self.preprocessing(img), img.size
+
+    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3, H, W) pixels -> (features (N, D), logits (N, classes))."""
+        features, logits = self.runner(pixels)[:2]
+        return features, logits
+
+    def iter_outputs(
+        self,
+        sources: Iterable[str | Path | ImageError],
+        batch_size: int | None = None,
+        progress: bool | None = False,
+        total: int | None = None,
+        desc: str = "images",
+        decode: Decoder | None = None,
+    ) -> Iterator[tuple[Item, np.ndarray | None, np.ndarray | None]]:
+        """For each input, in order: (item, features, logits), or (item, None, None) when it failed.
+
+        `decode(path) -> (pixels CHW float32, info)` replaces `self.decode` when a caller needs more from
+        each file than pixels (the photo index reads its hash and EXIF from the same bytes; training
+        augments); `item.info` carries it.
+        """
+        with progress_bar(total=total, desc=desc, enabled=progress) as bar:
+            batches = iter_batches(
+                sources,
+                decode or self.decode,
+                batch_size=batch_size or self.batch_size,
+                workers=self.run_options.workers,
+            )
+            for batch in batches:
+                if len(batch.pixels):
+                    features, logits = self.run(batch.pixels)
+                for item in batch.items:
+                    if item.ok:
+                        yield item, features[item.row], logits[item.row]
+                    else:
+                        yield item, None, None
+                bar.update(len(batch.items))
+
+
+def clear_model_cache() -> None:
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,82 @@
+"""`RunOptions`: how a network runs (device, precision, engine, threads, batch size, decode workers).
+
+One frozen, picklable object, built once by each front door (CLI options, Python keyword arguments,
+the web app's config) and passed whole to every task. It holds what was *asked for*; each process
+resolves it on its own hardware (`auto` device, threads = the CPUs that process may use), so a worker
+that receives it builds the same runner the driver would have built there.
+
+    >>> options = RunOptions(device="cpu", precision="fp32")
+    >>> options.replace(threads=2).threads
+    2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TypedDict
+
+from pixelsift.config import ENGINES, PRECISIONS
+from pixelsift.errors import UsageError
+
+
+class RunKwargs(TypedDict, total=False):
+    """The keyword arguments of the Python API that become a `RunOptions` (see `RunOptions.of`)."""
+
+    device: str | None
+    precision: str | None
+    engine: str
+    threads: int | None
+    batch_size: int | None
+    workers: int | None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a network. `None` means "the default here": `PIXELSIFT_DEVICE` / `PIXELSIFT_PRECISION`
+    / `PIXELSIFT_THREADS` when set, else auto / auto / the CPUs this process may use; the batch size
+    the runner prefers on its device; decode workers chosen from the CPUs."""
+
+    device: str | None = None
+    precision: str | None = None
+    engine: str = "torch"
+    threads: int | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
+        if self.precision is not None and self.precision.lower() not in PRECISIONS:
+            raise UsageError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        for name in ("threads", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag} must be a whole number of at least 1, not {value!r}")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
+            raise UsageError(f"--workers must be a whole number of at least 0, not {self.workers!r}")
+
+    @classmethod
+    def of(cls, options: RunOptions | None = None, **kwargs: object) -> RunOptions:
+        """`options` with every keyword that is not None applied on top (the Python API's front door).
+
+        >>> RunOptions.of(None, device="cpu", threads=None).device
+        'cpu'
+        """
+        base = options or cls()
+        changes = {k: v for k, v in kwargs.items() if v is not None}
+        unknown = set(changes) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(base, **changes) if changes else base  # type: ignore[arg-type]
+
+    def replace(self, **changes: object) -> RunOptions:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def runner_key(self) -> tuple[str | None, str | None, str, int | None]:
+        """What decides the runner a model gets (batch size and workers do not)."""
+        return (self.device, self.precision, self.engine, self.threads)
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,3 @@
+"""The release: written into saved model files and `pixelsift --version`."""
+
+__version__ = "0.1.0"
