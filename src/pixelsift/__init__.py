@@ -23,7 +23,7 @@ _LAZY = {
     "ModelSpec": "models.registry",
     "get_model_spec": "models.registry",
     "list_models": "models.registry",
-    "ModelRunner": "runtime.runner",
+    "ModelRunner": "runtime.torch_runner",
     "open_image": "imaging.images",
     "Settings": "config",
     "get_settings": "config",
