@@ -17,8 +17,8 @@ from pixelsift.version import __version__
 _LAZY = {
     "classify": "runtime.classify",
     "Classifier": "runtime.classify",
-    "Classification": "runtime.classify",
-    "ClassificationResults": "runtime.classify",
+    "Classification": "runtime.classification",
+    "ClassificationResults": "runtime.classification",
     "ImageModel": "runtime.loaded",
     "ModelSpec": "models.registry",
     "get_model_spec": "models.registry",

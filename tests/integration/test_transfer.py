@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -274,3 +276,24 @@ def test_linear_classifiers_are_not_over_regularised_on_unit_vectors(tmp_path: P
     for name in ("logreg", "svm"):
         result = train(root, classifier=name)
         assert result.valid_score >= 0.9, (name, result.valid_score)
+
+
+def test_a_saved_model_labels_stored_features_without_importing_torch(tmp_path: Path) -> None:
+    """The photo index labels photos from their stored features: loading the model file and predicting
+    from features must not pay torch's import (seconds on a small CPU) on an unchanged re-index."""
+    from pixelsift.models.registry import get_model_spec
+
+    weights = get_model_spec("efficientnet_lite0").weights
+    assert weights is not None and weights.sha256 is not None
+    path = _tiny_model("efficientnet_lite0", 1280, weights.sha256).save(tmp_path / "m.safetensors")
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "import pixelsift\n"
+        f"model = pixelsift.load_trained({str(path)!r})\n"
+        "print(model.predict_proba_from_features(np.ones((1, 1280), np.float32)).shape)\n"
+        "print(sorted({'torch', 'torchvision', 'cv2'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["(1, 2)", "[]"]

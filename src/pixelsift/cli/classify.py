@@ -18,7 +18,7 @@ from pixelsift.cli.output import JsonArrayWriter, csv_writer, error_line, format
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
 if TYPE_CHECKING:
-    from pixelsift.runtime.classify import Classification
+    from pixelsift.runtime.classification import Classification
 
 EXAMPLES = """examples:
   pixelsift classify samples/chelsea.png

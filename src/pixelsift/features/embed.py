@@ -44,12 +44,12 @@ from pixelsift.imaging.pipeline import Decoder
 from pixelsift.models import weights
 from pixelsift.models.records import ClassifierSpec
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_spec_of
-from pixelsift.runtime.device import choose_precision, resolve_device
-from pixelsift.runtime.loaded import ImageModel
 from pixelsift.runtime.options import RunKwargs, RunOptions
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from pixelsift.runtime.loaded import ImageModel
 
 CHUNK = 256  # inputs looked up in the cache at a time: bounds memory on huge folders
 
@@ -117,6 +117,9 @@ class FeatureExtractor:
     @property
     def image_model(self) -> ImageModel:
         if self._image_model is None:
+            # torch only when some photo is not in the feature cache
+            from pixelsift.runtime.loaded import ImageModel
+
             self._image_model = ImageModel.load(self.spec.name, self.run_options)
         return self._image_model
 
@@ -137,6 +140,8 @@ class FeatureExtractor:
             if self._image_model is not None:
                 precision = self._image_model.runner.precision
             else:
+                from pixelsift.runtime.device import choose_precision, resolve_device  # imports torch
+
                 device = resolve_device(self.run_options.device)
                 precision = choose_precision(self.run_options.precision, device)[0]
             description = {
@@ -162,7 +167,6 @@ class FeatureExtractor:
 
         `decode` replaces the model's own decoding (e.g. augmentation); such features are never cached.
         """
-
         use_cache = self.cache is not None and decode is None
         with progress_bar(total=total, desc=desc, enabled=progress) as bar:
             chunk: list[str | ImageError] = []

@@ -33,15 +33,15 @@ from pixelsift.imaging.images import expand_inputs
 from pixelsift.models.preprocess import Preprocessing
 from pixelsift.models.records import ClassifierSpec
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
-from pixelsift.runtime.classify import Classification, ClassificationResults, top_classes
-from pixelsift.runtime.loaded import ImageModel
+from pixelsift.runtime.classification import Classification, ClassificationResults, top_classes
 from pixelsift.runtime.options import RunKwargs, RunOptions
-from pixelsift.transfer.backbone import load_finetuned_backbone
 from pixelsift.transfer.heads import DenseHead, Head, head_from_arrays, head_from_sklearn
 from pixelsift.version import __version__
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from pixelsift.runtime.loaded import ImageModel
 
 
 log = logging.getLogger("pixelsift")
@@ -464,6 +464,11 @@ class TrainedModel:
 
     def image_model(self, run_options: RunOptions | None = None) -> ImageModel:
         """The backbone, with fine-tuned layers applied when the model has them."""
+        # torch only when a network must run: loading a model file and predicting from stored
+        # features (the photo index's labelers) need none
+        from pixelsift.runtime.loaded import ImageModel
+        from pixelsift.transfer.backbone import load_finetuned_backbone
+
         run_options = run_options or RunOptions()
         if not self.backbone_modified:
             return ImageModel.load(self.backbone, run_options)
