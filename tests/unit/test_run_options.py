@@ -64,3 +64,16 @@ def test_the_cli_builds_one_run_options_from_its_flags() -> None:
         ["classify", "x.jpg", "--device", "cpu", "--threads", "1", "--batch-size", "2", "--workers", "0"]
     )
     assert run_options(args) == RunOptions(device="cpu", threads=1, batch_size=2, workers=0)
+
+
+def test_another_batch_size_reuses_the_loaded_network_and_another_runner_does_not() -> None:
+    from pixelsift.runtime.loaded import ImageModel, clear_model_cache
+
+    clear_model_cache()
+    first = ImageModel.load(device="cpu", precision="fp32", batch_size=2)
+    again = ImageModel.load(device="cpu", precision="fp32", batch_size=3, workers=1)
+    assert again.network is first.network and again.runner is first.runner
+    assert (first.batch_size, again.batch_size, again.run_options.workers) == (2, 3, 1)
+    other = ImageModel.load(device="cpu", precision="auto")
+    assert other.runner is not first.runner
+    clear_model_cache()

@@ -72,17 +72,25 @@ class ImageModel:
         it runs.
         """
         run_options = RunOptions.of(run_options, **run)
-        key = (name, run_options)
+        key = (name, *run_options.runner_key())  # batch size and workers need no second network
         with _cache_lock:
-            if cached and key in _cache:
-                return _cache[key]
-        spec = get_spec_of(name, ClassifierSpec)
-        network = load_split_network(spec)
-        model = cls(spec, network, create_runner(spec, network, run_options), run_options)
-        if cached:
-            with _cache_lock:
-                _cache[key] = model
-        return model
+            model = _cache.get(key) if cached else None
+        if model is None:
+            spec = get_spec_of(name, ClassifierSpec)
+            network = load_split_network(spec)
+            model = cls(spec, network, create_runner(spec, network, run_options), run_options)
+            if cached:
+                with _cache_lock:
+                    _cache[key] = model
+        return model.with_options(run_options)
+
+    def with_options(self, run_options: RunOptions) -> ImageModel:
+        """This model with another batch size or decode workers (same network and runner)."""
+        if run_options == self.run_options:
+            return self
+        if run_options.runner_key() != self.run_options.runner_key():
+            raise ValueError("another device, precision, engine or thread count needs ImageModel.load")
+        return ImageModel(self.spec, self.network, self.runner, run_options)
 
     @property
     def batch_size(self) -> int:

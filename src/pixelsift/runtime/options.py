@@ -74,9 +74,6 @@ class RunOptions:
     def replace(self, **changes: object) -> RunOptions:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
-    def runner_key(self) -> tuple[str | None, str | None, str, int | None]:
-        """What decides the runner a model gets (batch size and workers do not)."""
-        return (self.device, self.precision, self.engine, self.threads)
-
-    def to_dict(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+    def runner_key(self) -> tuple[str | None, str | None, int | None, str]:
+        """What decides the runner a model gets (batch size and decode workers do not)."""
+        return (self.device, self.precision, self.threads, self.engine)

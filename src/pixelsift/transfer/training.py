@@ -472,10 +472,13 @@ class TrainedModel:
         run_options = run_options or RunOptions()
         if not self.backbone_modified:
             return ImageModel.load(self.backbone, run_options)
-        if self._image_model is None or self._image_model.run_options != run_options:
+        loaded = self._image_model
+        if loaded is None or loaded.run_options.runner_key() != run_options.runner_key():
             assert self.backbone_state is not None
-            self._image_model = load_finetuned_backbone(self.backbone, self.backbone_state, run_options)
-        return self._image_model
+            loaded = self._image_model = load_finetuned_backbone(
+                self.backbone, self.backbone_state, run_options
+            )
+        return loaded.with_options(run_options)
 
     def feature_extractor(
         self, cache: bool = True, run_options: RunOptions | None = None
