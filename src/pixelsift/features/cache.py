@@ -15,7 +15,6 @@ Vectors are raw bytes (numpy float32), never pickles.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from pixelsift.config import get_settings
+from pixelsift.core.hashing import short_digest
 from pixelsift.core.sequences import chunks
 from pixelsift.errors import ImageError
-from pixelsift.imaging.images import file_sha256
+from pixelsift.imaging.images import file_sha256, read_error
 
 log = logging.getLogger("pixelsift")
 
@@ -64,7 +64,7 @@ _MIGRATIONS = [
 def feature_key(description: dict[str, Any]) -> str:
     """A short stable hash of what determines the feature numbers."""
     text = json.dumps({**description, "features_version": FEATURES_VERSION}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return short_digest(text, 32)
 
 
 class FeatureCache:
@@ -126,12 +126,8 @@ class FeatureCache:
         for path in paths:
             try:
                 stats.append(os.stat(path))
-            except FileNotFoundError:
-                stats.append(ImageError(os.fspath(path), "no such file"))
-            except PermissionError:
-                stats.append(ImageError(os.fspath(path), "permission denied"))
             except OSError as exc:
-                stats.append(ImageError(os.fspath(path), f"cannot read the file ({exc.strerror or exc})"))
+                stats.append(read_error(path, exc))
         with self._lock:
             conn = self._connect()
             known: dict[str, tuple[Any, ...]] = {}

@@ -35,6 +35,7 @@ from typing_extensions import Unpack
 
 from pixelsift.core.arrays import l2_normalize
 from pixelsift.core.hashing import sha256_file
+from pixelsift.core.optional import optional_import
 from pixelsift.core.progress import progress_bar
 from pixelsift.errors import EmbeddingError, ImageError, UsageError
 from pixelsift.features.cache import FeatureCache, feature_key
@@ -414,13 +415,9 @@ class Embeddings:
 
 
 def _write_parquet(embeddings: Embeddings, path: Path) -> None:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        from pixelsift.errors import MissingDependencyError
+    pq = optional_import("pyarrow.parquet", "pyarrow", "parquet", "Writing Parquet files")
+    import pyarrow as pa  # imported with pyarrow.parquet
 
-        raise MissingDependencyError("pyarrow", "parquet", "Writing Parquet files") from None
     columns: dict[str, Any] = {
         "path": pa.array(embeddings.paths, pa.string()),
         "split": pa.array(embeddings.splits, pa.string()),

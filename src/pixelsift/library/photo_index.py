@@ -11,7 +11,6 @@ file per indexed folder, named after the folder, so pixelsift never writes into 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sqlite3
@@ -23,6 +22,7 @@ import numpy as np
 from typing_extensions import Unpack
 
 from pixelsift.config import get_settings
+from pixelsift.core.hashing import short_digest
 from pixelsift.errors import ImageError, LibraryFileError, UsageError
 from pixelsift.library.db import connect, get_meta, set_meta, transaction
 from pixelsift.library.indexer import CLIP, FEATURES, Indexer, IndexOptions, IndexReport
@@ -41,7 +41,7 @@ def default_db_path(folder: PathLike) -> Path:
     """The index file pixelsift uses for `folder` when no --db is given (one per folder, by its path)."""
     root = Path(folder).expanduser().resolve()
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", root.name).strip("-") or "photos"
-    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    digest = short_digest(str(root), 12)
     return libraries_dir() / f"{slug}-{digest}.db"
 
 

@@ -13,7 +13,6 @@ deleted or re-computed since are dropped, so the answer is always that of the da
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ import numpy as np
 
 from pixelsift.config import get_settings
 from pixelsift.core.arrays import l2_normalize, top_k_indices
+from pixelsift.core.hashing import short_digest
 from pixelsift.library.db import blob_to_vector, get_meta
 
 log = logging.getLogger("pixelsift")
@@ -55,7 +55,7 @@ class VectorCache:
         self.conn = conn
         self.space = space
         library_id = get_meta(conn, "library_id", "") or ""
-        key = hashlib.sha256(f"{library_id}:{Path(db_path).resolve()}".encode()).hexdigest()[:16]
+        key = short_digest(f"{library_id}:{Path(db_path).resolve()}")
         self.folder = get_settings().home / "library-cache" / key / space
         self.ids: np.ndarray = np.zeros(0, np.int64)
         self.vectors: np.ndarray = np.zeros((0, 0), np.float32)

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixelsift.errors import MissingDependencyError, PixelsiftError, UsageError
+from pixelsift.core.optional import optional_import
+from pixelsift.errors import PixelsiftError, UsageError
 from pixelsift.models import weights
 from pixelsift.models.records import ClassifierSpec
 from pixelsift.runtime.device import default_batch_size, default_threads, resolve_device
@@ -35,11 +36,7 @@ _FORMAT = 1  # bump when the exported graph changes shape (inputs / outputs), so
 
 
 def _ort() -> Any:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise MissingDependencyError("onnxruntime", "onnx", "the onnxruntime engine") from None
-    return onnxruntime
+    return optional_import("onnxruntime", "onnxruntime", "onnx", "the onnxruntime engine")
 
 
 def onnx_cache_path(spec: ClassifierSpec) -> Path:

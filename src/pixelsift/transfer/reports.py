@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pixelsift.errors import ImageError, MissingDependencyError
+from pixelsift.core.optional import optional_import
+from pixelsift.errors import ImageError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,13 +42,11 @@ class Report:
 
 
 def _figure(width: float, height: float) -> Figure:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingDependencyError("matplotlib", "reports", "Report images") from None
+    agg = optional_import("matplotlib.backends.backend_agg", "matplotlib", "reports", "Report images")
+    from matplotlib.figure import Figure  # imported with the Agg backend
+
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")  # room for titles
-    FigureCanvasAgg(fig)
+    agg.FigureCanvasAgg(fig)
     return fig
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelsift.config import get_settings
+from pixelsift.core.hashing import short_digest
 from pixelsift.errors import ApiError, ImageError, UsageError
 
 
@@ -98,6 +99,4 @@ class LibraryAccess:
 
 
 def _library_key(db: Path | None) -> str:
-    import hashlib
-
-    return hashlib.sha256(str(Path(db or "").resolve()).encode()).hexdigest()[:16]
+    return short_digest(str(Path(db or "").resolve()))

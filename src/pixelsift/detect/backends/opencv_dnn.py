@@ -15,14 +15,13 @@ CUDA; otherwise on the CPU, in fp32 (OpenCV has no bf16 path), with the runner's
 from __future__ import annotations
 
 import ast
-import importlib.util
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pixelsift.core.optional import import_cv2
+from pixelsift.core.optional import import_cv2, is_installed
 from pixelsift.detect.detections import Detections
 from pixelsift.detect.detector import Detector, nms
 from pixelsift.errors import UsageError
@@ -112,7 +111,7 @@ class OnnxYoloDetector(Detector):
 
 def _onnx_metadata(path: Path) -> dict[str, str]:
     """The file's metadata_props (ultralytics writes names, imgsz, stride there); {} without `onnx`."""
-    if importlib.util.find_spec("onnx") is None:
+    if not is_installed("onnx"):
         return {}
     import onnx
 

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pixelsift.errors import MissingDependencyError
+from pixelsift.core.optional import optional_import
 from pixelsift.models.preprocess import Preprocessing
 from pixelsift.models.records import TextImageSpec, WeightsFile
 from pixelsift.models.registry import register
@@ -23,11 +23,7 @@ DEFAULT_TEXT_IMAGE = "clip_vit_b32"
 
 
 def import_open_clip() -> Any:
-    try:
-        import open_clip
-    except ImportError:
-        raise MissingDependencyError("open_clip_torch", "clip", "free-text photo search") from None
-    return open_clip
+    return optional_import("open_clip", "open_clip_torch", "clip", "free-text photo search")
 
 
 def text_image_spec(

@@ -7,8 +7,7 @@ detection works offline. The package is located, never imported (its `__init__` 
 
 from __future__ import annotations
 
-import importlib.util
-
+from pixelsift.core.optional import is_installed
 from pixelsift.models.categories import coco91
 from pixelsift.models.records import DetectorSpec, WeightsFile
 from pixelsift.models.registry import register
@@ -20,7 +19,7 @@ SSD_INPUT = 300
 
 
 def register_models() -> None:
-    if importlib.util.find_spec(SSD_PACKAGE) is None:
+    if not is_installed(SSD_PACKAGE):
         return  # the optional extra pixelsift[detect-offline] is not installed
     register(
         DetectorSpec(

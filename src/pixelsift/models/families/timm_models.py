@@ -11,7 +11,8 @@ import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pixelsift.errors import MissingDependencyError, UnknownModelError
+from pixelsift.core.optional import optional_import
+from pixelsift.errors import UnknownModelError
 from pixelsift.models.preprocess import Preprocessing
 from pixelsift.models.records import ClassifierSpec, WeightsFile
 from pixelsift.models.registry import register_prefix
@@ -23,11 +24,7 @@ PREFIX = "timm/"
 
 
 def _timm() -> Any:
-    try:
-        import timm
-    except ImportError:
-        raise MissingDependencyError("timm", "timm", "timm models") from None
-    return timm
+    return optional_import("timm", "timm", "timm", "timm models")
 
 
 def _categories(timm: Any, cfg: dict[str, Any], num_classes: int) -> tuple[str, ...]:

@@ -20,10 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pixelsift.errors import MissingDependencyError, WeightsInvalidError
+from pixelsift.core.optional import optional_import
+from pixelsift.errors import WeightsInvalidError
 from pixelsift.models.categories import coco80
 from pixelsift.models.records import DetectorSpec, WeightsFile
 from pixelsift.models.registry import register
+from pixelsift.models.weights import is_safetensors, read_state_dict
 
 RELEASE_URL = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
 LICENCE = "AGPL-3.0 (ultralytics code and weights)"
@@ -54,10 +56,7 @@ def import_ultralytics() -> Any:
     if "ultralytics" not in sys.modules:
         for key, value in QUIET_ENV.items():
             os.environ.setdefault(key, value)
-    try:
-        import ultralytics
-    except ImportError:
-        raise MissingDependencyError("ultralytics", "yolo", "YOLO detection") from None
+    ultralytics = optional_import("ultralytics", "ultralytics", "yolo", "YOLO detection")
     for handler in logging.getLogger("ultralytics").handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
             handler.setStream(sys.stderr)
@@ -96,8 +95,6 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     (a pickled model) is read with `weights_only=True` against ultralytics' allow-list of its own
     model classes, and refused when it needs anything else.
     """
-    from pixelsift.models.weights import is_safetensors, read_state_dict
-
     if is_safetensors(path):
         return read_state_dict(path)
     import torch
