@@ -195,9 +195,8 @@ class Indexer:
         """
         choice = self.options.detector or get_meta(self.conn, "detector") or AUTO
         if self.options.detector:
-            detector = choose_detector(
-                choice, self.options.run_options
-            )  # asked for on this command line: an error stops the run
+            # asked for on this command line: an error stops the run
+            detector = choose_detector(choice, self.options.run_options)
             with transaction(self.conn):
                 set_meta(self.conn, "detector", choice)
             return detector

@@ -145,6 +145,7 @@ class DetectorSpec(ModelSpec):
     coco_map: float | None = None  # published COCO val2017 box mAP
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.backend not in DETECT_BACKENDS:
             raise ValueError(f"{self.name}: backend must be one of {DETECT_BACKENDS}, not {self.backend!r}")
 

@@ -160,7 +160,6 @@ class OnnxRunner:
     def __init__(self, path: Path, run_options: RunOptions | None = None):
         ort = _ort()
         run_options = run_options or RunOptions(engine="onnxruntime")
-        self.run_options = run_options
         self.device = resolve_device(run_options.device)
         requested = (run_options.precision or "auto").lower()
         if requested not in ("auto", "fp32"):

@@ -6,7 +6,7 @@ resolves it on its own hardware (`auto` device, threads = the CPUs that process 
 that receives it builds the same runner the driver would have built there.
 
     >>> options = RunOptions(device="cpu", precision="fp32")
-    >>> options.replace(threads=2).threads
+    >>> RunOptions.of(options, threads=2).threads
     2
 """
 
@@ -70,9 +70,6 @@ class RunOptions:
         if unknown:
             raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(base, **changes) if changes else base  # type: ignore[arg-type]
-
-    def replace(self, **changes: object) -> RunOptions:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def runner_key(self) -> tuple[str | None, str | None, int | None, str]:
         """What decides the runner a model gets (batch size and decode workers do not)."""

@@ -66,7 +66,6 @@ class ModelRunner:
         fold_bn: bool = True,
     ):
         run_options = run_options or RunOptions()
-        self.run_options = run_options
         self.device = resolve_device(run_options.device)
         self.precision, self.precision_reason = choose_precision(
             run_options.precision, self.device, cpu_features
@@ -74,9 +73,8 @@ class ModelRunner:
         self.threads = run_options.threads or default_threads()
         if self.device.type == "cpu" and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
-        self.batch_size = default_batch_size(
-            self.device
-        )  # preferred; RunOptions.batch_size overrides it per task
+        # what this device prefers; a task's RunOptions.batch_size overrides it
+        self.batch_size = default_batch_size(self.device)
         self.channels_last = has_convolutions(network) if channels_last is None else channels_last
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         if fold_bn:

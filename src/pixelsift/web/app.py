@@ -87,11 +87,6 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
-def status_for(exc: PixelsiftError) -> int:
-    """The HTTP status of a pixelsift error: each error type declares its own (errors.py)."""
-    return int(exc.http_status)
-
-
 def create_app(config: WebConfig | None = None) -> FastAPI:
     """The FastAPI application; `pixelsift serve` runs it with uvicorn."""
     config = config or WebConfig()
@@ -112,7 +107,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
 
     @app.exception_handler(PixelsiftError)
     async def pixelsift_error(_: Request, exc: PixelsiftError) -> JSONResponse:
-        return _error(status_for(exc), str(exc))
+        return _error(exc.http_status, str(exc))  # each error type declares its own
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameters(_: Request, exc: RequestValidationError) -> JSONResponse:

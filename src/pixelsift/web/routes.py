@@ -98,8 +98,7 @@ def add_routes(app: FastAPI) -> None:
         with request.app.state.inference_lock:
             detector = detectors.get(name)
             if detector is None:  # load each detector once; later requests reuse it
-                # detectors run in torch or OpenCV DNN whatever the classifiers' engine
-                detector = load_detector(name, config.run_options.replace(engine="torch"), conf=conf)
+                detector = load_detector(name, config.run_options, conf=conf)
                 detectors[name] = detector
             detector.conf = conf  # read at post-processing time, so one loaded detector serves every conf
             result = detector.detect_result(image, path=file.filename or "upload")

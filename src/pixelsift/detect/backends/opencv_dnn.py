@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from pixelsift.core.optional import import_cv2, is_installed
+from pixelsift.detect.backends.yolo import decode_predictions, letterbox
 from pixelsift.detect.detections import Detections
 from pixelsift.detect.detector import Detector, nms
 from pixelsift.errors import UsageError
@@ -94,8 +95,6 @@ class OnnxYoloDetector(Detector):
         self.stride = stride
 
     def prepare(self, image: Any, batched: bool) -> tuple[np.ndarray, Any]:
-        from pixelsift.detect.backends.yolo import letterbox
-
         # Exported graphs usually have a fixed square input: always pad to it.
         return letterbox(np.asarray(image), self.imgsz, self.stride, rect=False)
 
@@ -104,8 +103,6 @@ class OnnxYoloDetector(Detector):
         return list(self.net.forward())
 
     def postprocess(self, raw: np.ndarray, meta: Any, size: tuple[int, int]) -> Detections:
-        from pixelsift.detect.backends.yolo import decode_predictions
-
         return decode_predictions(raw, meta, self.conf, self.iou, self.max_det, self.categories)
 
 
