@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pixelsift.core.progress import progress_bar
 from pixelsift.errors import ImageError, UsageError
 from pixelsift.imaging.images import file_sha256, image_extensions, open_image, walk_images
+from pixelsift.imaging.pipeline import default_decode_workers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -176,8 +178,6 @@ class Dataset:
         problems = self.structure_problems()
         if not read_files or not self.samples:
             return problems
-        from pixelsift.core.progress import progress_bar
-        from pixelsift.imaging.pipeline import default_decode_workers
 
         digests: dict[str, list[Sample]] = defaultdict(list)
         with (

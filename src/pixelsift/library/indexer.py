@@ -31,12 +31,16 @@ import numpy as np
 
 from pixelsift.core.arrays import softmax
 from pixelsift.core.hashing import sha256_bytes, sha256_file
+from pixelsift.core.progress import progress_bar
 from pixelsift.core.sequences import chunks
 from pixelsift.errors import UsageError
 from pixelsift.imaging.images import open_image, read_file, walk_images
+from pixelsift.imaging.pipeline import iter_batches
 from pixelsift.library.db import get_meta, next_seq, set_meta, transaction, vector_to_blob
 from pixelsift.library.labelers import AUTO, NONE, Labeler, choose_detector, load_labeler
 from pixelsift.library.metadata import PhotoMetadata, read_exif
+from pixelsift.library.vocabulary import Vocabulary
+from pixelsift.models.registry import DEFAULT_CLASSIFIER
 from pixelsift.runtime.options import RunOptions
 
 log = logging.getLogger("pixelsift")
@@ -176,8 +180,6 @@ class Indexer:
 
     # ----------------------------------------------------------------- settings remembered in the index
     def _settle_model(self) -> str:
-        from pixelsift.models.registry import DEFAULT_CLASSIFIER
-
         stored = get_meta(self.conn, "model")
         wanted = self.options.model or stored or DEFAULT_CLASSIFIER
         if stored and wanted != stored:
@@ -284,8 +286,6 @@ class Indexer:
 
     def vocab(self) -> Any:
         if self._vocab is None:
-            from pixelsift.library.vocabulary import Vocabulary
-
             self._vocab = Vocabulary.load()
         return self._vocab
 
@@ -670,8 +670,6 @@ class Indexer:
             keep_image=bool(detect_ids),
             clip_preprocess=self.text_image.preprocessing if clip_ids else None,
         )
-        from pixelsift.core.progress import progress_bar
-        from pixelsift.imaging.pipeline import iter_batches
 
         by_path = {str(self.root / p): i for i, p in photos}
         detected = encoded = 0

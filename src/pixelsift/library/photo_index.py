@@ -22,7 +22,7 @@ import numpy as np
 from typing_extensions import Unpack
 
 from pixelsift.config import get_settings
-from pixelsift.core.hashing import short_digest
+from pixelsift.core.hashing import sha256_file, short_digest
 from pixelsift.errors import ImageError, LibraryFileError, UsageError
 from pixelsift.library.db import connect, get_meta, set_meta, transaction
 from pixelsift.library.indexer import CLIP, FEATURES, Indexer, IndexOptions, IndexReport
@@ -282,8 +282,6 @@ class PhotoIndex:
     def _vector_of(self, photo: Path) -> tuple[np.ndarray, int | None]:
         """The photo's feature vector: stored when it is in the library (by path or content), else
         computed."""
-        from pixelsift.core.hashing import sha256_file
-
         root = self._require_root()
         row = None
         try:

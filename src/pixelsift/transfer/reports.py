@@ -24,6 +24,7 @@ import numpy as np
 
 from pixelsift.core.optional import optional_import
 from pixelsift.errors import ImageError
+from pixelsift.imaging.images import open_image
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -111,8 +112,6 @@ def _pick_photos(evaluation: Evaluation, count: int) -> list[int]:
 def plot_predictions(
     evaluation: Evaluation, path: Path, title: str = "", count: int = 16, columns: int = 4
 ) -> Path:
-    from pixelsift.imaging.images import open_image
-
     chosen = _pick_photos(evaluation, count)
     columns = max(1, min(columns, len(chosen)))
     n_rows = max(1, math.ceil(len(chosen) / columns))

@@ -27,15 +27,18 @@ from typing_extensions import Unpack
 
 from pixelsift.core.arrays import l2_normalize
 from pixelsift.errors import ImageError, ModelFileError, UsageError, WeightsInvalidError
+from pixelsift.features.cache import FeatureCache
 from pixelsift.features.embed import FeatureExtractor, normalize_vectors
 from pixelsift.imaging.datasets import Dataset, Sample, holdout_split, read_dataset, split_folders
 from pixelsift.imaging.images import expand_inputs
+from pixelsift.models import weights
 from pixelsift.models.preprocess import Preprocessing
 from pixelsift.models.records import ClassifierSpec
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
 from pixelsift.runtime.classification import Classification, ClassificationResults, top_classes
 from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.transfer.heads import DenseHead, Head, head_from_arrays, head_from_sklearn
+from pixelsift.transfer.modelfile import read_model_file, write_model_file
 from pixelsift.version import __version__
 
 if TYPE_CHECKING:
@@ -575,8 +578,6 @@ class TrainedModel:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model as one safetensors file (see `pixelsift.modelfile`)."""
-        from pixelsift.transfer.modelfile import write_model_file
-
         metadata, arrays = self.to_metadata()
         self.path = write_model_file(path, metadata, arrays)
         return self.path
@@ -591,8 +592,6 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
 
     >>> model = load_trained("birds.safetensors")                     # doctest: +SKIP
     """
-    from pixelsift.transfer.modelfile import read_model_file
-
     target = Path(path).expanduser()
     metadata, tensors = read_model_file(target)
     try:
@@ -638,9 +637,6 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
 
 def _check_backbone(path: Path, name: str, recorded: dict[str, Any], n_features: int) -> None:
     """The backbone must exist here with the same weights and preprocessing the model was trained on."""
-    from pixelsift.features.cache import FeatureCache
-    from pixelsift.models import weights
-
     spec = get_model_spec(name)
     if not isinstance(spec, ClassifierSpec):
         raise ModelFileError(f"{path}: its backbone {name!r} is not an image classifier here")

@@ -16,6 +16,8 @@ from typing import Any
 from pixelsift.config import get_settings
 from pixelsift.core.hashing import short_digest
 from pixelsift.errors import ApiError, ImageError, UsageError
+from pixelsift.imaging.images import open_image
+from pixelsift.library import PhotoIndex
 
 
 class LibraryAccess:
@@ -32,8 +34,6 @@ class LibraryAccess:
                     "no photo index is loaded: start `pixelsift serve --db FILE` "
                     "(make one with `pixelsift index PHOTOS_DIR`)",
                 )
-            from pixelsift.library import PhotoIndex
-
             self._index = PhotoIndex(self.db, create=False)
         return self._index
 
@@ -81,7 +81,6 @@ class LibraryAccess:
         cache = get_settings().home / "thumbnails" / _library_key(self.db) / f"{int(photo_id)}-{key}.jpg"
         if cache.is_file():
             return cache.read_bytes()
-        from pixelsift.imaging.images import open_image
 
         try:
             image = open_image(path, min_size=size)

@@ -8,7 +8,10 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
+from pixelsift.detect.api import default_model_names
 from pixelsift.errors import ApiError
+from pixelsift.models.listing import model_record
+from pixelsift.models.registry import get_model_spec, list_models
 from pixelsift.web.config import WebConfig
 from pixelsift.web.library_access import LibraryAccess
 from pixelsift.web.uploads import jpeg_bytes, read_upload
@@ -62,10 +65,6 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/api/models", response_model=list[ModelRecord], tags=["models"])
     def models() -> list[dict[str, Any]]:
         """The model registry, as `pixelsift models --format json`."""
-        from pixelsift.detect.api import default_model_names
-        from pixelsift.models.listing import model_record
-        from pixelsift.models.registry import list_models
-
         defaults = default_model_names()
         return [model_record(spec, defaults) for spec in list_models()]
 
@@ -90,8 +89,6 @@ def add_routes(app: FastAPI) -> None:
         except ImportError:
             raise ApiError(503, "object detection is not available in this installation") from None
         if model is not None:
-            from pixelsift.models.registry import get_model_spec
-
             get_model_spec(model)  # registry names only: a client never makes the server open a path
         name = model or config.detector
         detectors = request.app.state.detectors
