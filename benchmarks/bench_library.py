@@ -23,9 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pixelsift.core.arrays import top_k_indices
 from pixelsift.library import PhotoIndex
 from pixelsift.library import vectors as vector_search
-from pixelsift.library.db import connect, next_seq, transaction, vector_to_blob
+from pixelsift.library.metadata import PhotoMetadata
+from pixelsift.library.rows import FEATURES, OK, PhotoRecord
+from pixelsift.library.store import LibraryStore
 from pixelsift.runtime.loaded import ImageModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,30 +97,22 @@ def bench_indexing(images: int, rounds: int) -> dict:
 def fill_index(db: Path, root: Path, rng: np.random.Generator) -> None:
     """Entries for every file under `root` as the indexer writes them (photo row, 5 labels, a 1280-d
     vector), without running the network: an unchanged library never runs it again anyway."""
-    conn = connect(db)
-    with transaction(conn):
-        seq = next_seq(conn)
-        conn.execute(
-            "INSERT OR REPLACE INTO meta VALUES ('root', ?), ('model', 'efficientnet_lite0')", (str(root),)
-        )
+    store = LibraryStore.open(db)
+    with store.transaction():
+        seq = store.next_seq()
+        store.set_meta("root", str(root))
+        store.set_meta("model", "efficientnet_lite0")
         for path in sorted(root.rglob("*.png")):
             stat = path.stat()
             rel = path.relative_to(root).as_posix()
-            photo_id = conn.execute(
-                "INSERT INTO photos (path, size, mtime_ns, sha256, status, width, height, indexed_at) "
-                "VALUES (?, ?, ?, ?, 'ok', 8, 8, 0) RETURNING id",
-                (rel, stat.st_size, stat.st_mtime_ns, os.urandom(32).hex()),
-            ).fetchone()[0]
-            conn.executemany(
-                "INSERT INTO labels (photo_id, kind, source, label, concept, score) "
-                "VALUES (?, 'class', 'm', ?, ?, ?)",
-                [(photo_id, f"label{k}", f"n{k:08d}", 0.2) for k in rng.integers(0, 1000, 5)],
-            )
-            conn.execute(
-                "INSERT INTO embeddings (photo_id, space, seq, vector) VALUES (?, 'features', ?, ?)",
-                (photo_id, seq, vector_to_blob(rng.random(DIM, dtype=np.float32))),
-            )
-    conn.close()
+            metadata = PhotoMetadata(width=8, height=8)
+            digest = os.urandom(32).hex()
+            record = PhotoRecord(rel, stat.st_size, stat.st_mtime_ns, digest, OK, None, metadata, None, 0.0)
+            photo_id = store.upsert_photo(record)
+            labels = [(f"label{k}", f"n{k:08d}", 0.2) for k in rng.integers(0, 1000, 5)]
+            store.add_class_labels(photo_id, "m", labels)
+            store.put_vector(photo_id, FEATURES, seq, rng.random(DIM, dtype=np.float32))
+    store.close()
 
 
 def bench_reindex(photos: int) -> dict:
@@ -218,14 +213,12 @@ def bench_search(count: int, queries: int, k: int = 20) -> dict:
 
     # A library database with `count` photos, and the search cache exactly as pixelsift writes it.
     db = tmp / "index.db"
-    conn = connect(db)
-    with transaction(conn):
-        seq = next_seq(conn)
-        conn.executemany(
-            "INSERT INTO photos (id, path, size, mtime_ns, status, indexed_at) VALUES (?, ?, 1, 1, 'ok', 0)",
-            ((i + 1, f"p{i}.jpg") for i in range(count)),
-        )
-    cache = vector_search.VectorCache(conn, db, "features")
+    store = LibraryStore.open(db)
+    with store.transaction():
+        seq = store.next_seq()
+        for i in range(count):  # ids 1..count, in order
+            store.upsert_photo(PhotoRecord(f"p{i}.jpg", 1, 1, None, OK, None, PhotoMetadata(), None, 0.0))
+    cache = vector_search.VectorCache(store, db, "features")
     cache.folder.mkdir(parents=True)
     os.replace(tmp / "vectors.npy", cache.folder / "vectors.npy")
     np.save(cache.folder / "ids.npy", np.arange(1, count + 1, dtype=np.int64))
@@ -235,7 +228,7 @@ def bench_search(count: int, queries: int, k: int = 20) -> dict:
     state = vector_search.CacheState(seq=seq, count=count, dim=DIM, ann=ann)
     (cache.folder / "state.json").write_text(json.dumps(state.__dict__))
 
-    cache = vector_search.VectorCache(conn, db, "features")
+    cache = vector_search.VectorCache(store, db, "features")
     cache.load()
     latencies, recalls = [], []
     for q, expected in zip(query_vectors, truth, strict=True):
@@ -249,10 +242,10 @@ def bench_search(count: int, queries: int, k: int = 20) -> dict:
     for q in query_vectors[:5]:
         t = time.perf_counter()
         scores = np.asarray(cache.vectors @ q)
-        vector_search.top_k(scores, k)
+        top_k_indices(scores, k)
         exact_latencies.append(time.perf_counter() - t)
     exact_p50, _ = percentiles(exact_latencies)
-    conn.close()
+    store.close()
     shutil.rmtree(tmp, ignore_errors=True)
     result = {
         "vectors": count,
@@ -304,7 +297,7 @@ def bench_compare(count: int, queries: int, k: int = 20) -> dict:
         )
 
     print(f"{count} x {DIM}-d vectors, {queries} queries, 2 threads:", flush=True)
-    measure("numpy exact (float32)", lambda: matrix, lambda m, q: vector_search.top_k(m @ q, k))
+    measure("numpy exact (float32)", lambda: matrix, lambda m, q: top_k_indices(m @ q, k))
     nlist = vector_search._ivf_lists(count)
 
     def ivf(kind: str):  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ import pytest
 from conftest import SAMPLES
 from helpers import as_unprivileged_user, make_bad_inputs, shared_tmp_dir, write_image
 from pixelsift import PhotoIndex
-from pixelsift.library.db import blob_to_vector
+from pixelsift.library.store import blob_to_vector
 
 
 def make_library(folder: Path, samples: Path, generated: int = 4) -> Path:
@@ -233,7 +233,7 @@ def test_unreadable_photos_are_recorded_reported_once_and_indexing_goes_on(
 
 
 def test_a_database_of_the_previous_schema_is_migrated_on_open(tmp_path: Path, samples: Path) -> None:
-    from pixelsift.library import db
+    from pixelsift.library import schema as db
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)

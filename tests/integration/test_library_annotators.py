@@ -20,7 +20,7 @@ from torch import nn
 from helpers import write_image
 from pixelsift import PhotoIndex
 from pixelsift.errors import UsageError, WeightsMissingError
-from pixelsift.library.db import blob_to_vector
+from pixelsift.library.store import blob_to_vector
 from pixelsift.models import registry
 from pixelsift.models.preprocess import Preprocessing
 from pixelsift.models.records import ClassifierSpec, WeightsFile

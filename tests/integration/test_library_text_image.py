@@ -12,7 +12,7 @@ import torch
 
 from pixelsift import PhotoIndex
 from pixelsift.imaging.images import open_image
-from pixelsift.library.db import blob_to_vector
+from pixelsift.library.store import blob_to_vector
 from pixelsift.models import registry, weights
 from pixelsift.models.families.open_clip_models import text_image_spec
 from pixelsift.runtime.text_image import load_text_image_model

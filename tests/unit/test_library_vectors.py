@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from pixelsift.library import vectors
-from pixelsift.library.db import connect, next_seq, transaction, vector_to_blob
+from pixelsift.library.metadata import PhotoMetadata
+from pixelsift.library.rows import FEATURES, OK, PhotoRecord
+from pixelsift.library.store import LibraryStore
 from pixelsift.library.vectors import VectorCache
 
 
@@ -21,20 +23,14 @@ def clustered(n: int, dim: int, seed: int) -> np.ndarray:
     )
 
 
-def add_photos(conn, vecs: np.ndarray, start: int = 0) -> list[int]:  # type: ignore[no-untyped-def]
+def add_photos(store: LibraryStore, vecs: np.ndarray, start: int = 0) -> list[int]:
     ids = []
-    with transaction(conn):
-        seq = next_seq(conn)
+    with store.transaction():
+        seq = store.next_seq()
         for i, v in enumerate(vecs, start):
-            photo_id = conn.execute(
-                "INSERT INTO photos (path, size, mtime_ns, status, indexed_at) "
-                "VALUES (?, 1, 1, 'ok', ?) RETURNING id",
-                (f"p{i}.jpg", time.time()),
-            ).fetchone()[0]
-            conn.execute(
-                "INSERT INTO embeddings (photo_id, space, seq, vector) VALUES (?, 'features', ?, ?)",
-                (photo_id, seq, vector_to_blob(v)),
-            )
+            record = PhotoRecord(f"p{i}.jpg", 1, 1, None, OK, None, PhotoMetadata(), None, time.time())
+            photo_id = store.upsert_photo(record)
+            store.put_vector(photo_id, FEATURES, seq, v)
             ids.append(photo_id)
     return ids
 
@@ -47,16 +43,16 @@ def brute_force(all_vectors: dict[int, np.ndarray], q: np.ndarray, k: int) -> li
 
 @pytest.fixture
 def db(tmp_path: Path, home: Path):  # type: ignore[no-untyped-def]
-    conn = connect(tmp_path / "v.db")
-    yield tmp_path / "v.db", conn
-    conn.close()
+    store = LibraryStore.open(tmp_path / "v.db")
+    yield tmp_path / "v.db", store
+    store.close()
 
 
 def test_exact_search_matches_brute_force_and_excludes(db) -> None:  # type: ignore[no-untyped-def]
-    path, conn = db
+    path, store = db
     vecs = clustered(300, 32, 0)
-    ids = add_photos(conn, vecs)
-    cache = VectorCache(conn, path, "features")
+    ids = add_photos(store, vecs)
+    cache = VectorCache(store, path, "features")
     q = vecs[5] + 0.01
     expected = brute_force(dict(zip(ids, vecs, strict=True)), q, 10)
     got = cache.search(q, 10)
@@ -72,23 +68,21 @@ def test_exact_search_matches_brute_force_and_excludes(db) -> None:  # type: ign
 
 def test_a_cache_behind_the_database_still_answers_for_the_database(db) -> None:  # type: ignore[no-untyped-def]
     """New, re-computed and deleted photos since the cache was built (a search during indexing)."""
-    path, conn = db
+    path, store = db
     vecs = clustered(200, 16, 1)
-    ids = add_photos(conn, vecs)
-    VectorCache(conn, path, "features").load()  # the cache now holds 200 vectors
-    cache = VectorCache(conn, path, "features")
+    ids = add_photos(store, vecs)
+    VectorCache(store, path, "features").load()  # the cache now holds 200 vectors
+    cache = VectorCache(store, path, "features")
     cache.load()
     built_at = cache.state.seq if cache.state else None
 
     q = np.random.default_rng(3).normal(size=16).astype(np.float32)
-    newcomer = add_photos(conn, [q * 5], start=1000)[0]  # identical direction: the best match
+    newcomer = add_photos(store, [q * 5], start=1000)[0]  # identical direction: the best match
     changed = ids[0]
-    with transaction(conn):
-        seq = next_seq(conn)
-        conn.execute(
-            "UPDATE embeddings SET vector = ?, seq = ? WHERE photo_id = ?", (vector_to_blob(q), seq, changed)
-        )
-        conn.execute("DELETE FROM photos WHERE id = ?", (ids[1],))
+    with store.transaction():
+        seq = store.next_seq()
+        store.put_vector(changed, FEATURES, seq, q)
+        store.delete_photos([ids[1]])
     truth = {i: v for i, v in zip(ids, vecs, strict=True) if i != ids[1]}
     truth[changed], truth[newcomer] = q, q * 5
     got = cache.search(q, 8)
@@ -100,11 +94,11 @@ def test_a_cache_behind_the_database_still_answers_for_the_database(db) -> None:
 
 
 def test_approximate_index_above_the_threshold_rescored_exactly(db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    path, conn = db
+    path, store = db
     monkeypatch.setattr(vectors, "ANN_MIN_VECTORS", 500)
     vecs = clustered(2000, 64, 2)
-    ids = add_photos(conn, vecs)
-    cache = VectorCache(conn, path, "features")
+    ids = add_photos(store, vecs)
+    cache = VectorCache(store, path, "features")
     cache.load()
     assert (
         cache.state is not None and cache.state.ann == "faiss-ivf" and (cache.folder / "ann.faiss").is_file()
@@ -123,10 +117,10 @@ def test_approximate_index_above_the_threshold_rescored_exactly(db, monkeypatch)
 
 
 def test_an_unwritable_cache_folder_falls_back_to_memory(db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    path, conn = db
+    path, store = db
     vecs = clustered(50, 8, 4)
-    ids = add_photos(conn, vecs)
-    cache = VectorCache(conn, path, "features")
+    ids = add_photos(store, vecs)
+    cache = VectorCache(store, path, "features")
     blocker = cache.folder.parent
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("a file where the cache folder should be")

@@ -29,6 +29,7 @@ import numpy as np
 from pixelsift.config import get_settings
 from pixelsift.core.hashing import short_digest
 from pixelsift.core.sequences import chunks
+from pixelsift.core.sqlite import Migration, migrate, script_migration
 from pixelsift.errors import ImageError
 from pixelsift.imaging.images import file_sha256, read_error
 
@@ -38,9 +39,11 @@ DB_NAME = "features.sqlite3"
 # Bump when the meaning of a stored vector changes (e.g. a different cut point in the network).
 FEATURES_VERSION = 1
 
-_MIGRATIONS = [
+# Run by `core.sqlite.migrate`: one transaction each, so a killed process never leaves half a schema.
+_MIGRATIONS: list[Migration] = [
     # 1: the first schema
-    """
+    script_migration(
+        """
     CREATE TABLE files (
         path TEXT PRIMARY KEY,
         size INTEGER NOT NULL,
@@ -57,8 +60,15 @@ _MIGRATIONS = [
         vector BLOB NOT NULL,
         PRIMARY KEY (sha256, key)
     ) WITHOUT ROWID;
-    """,
+    """
+    ),
 ]
+
+
+def _too_new(found: int, known: int) -> sqlite3.DatabaseError:
+    return sqlite3.DatabaseError(
+        f"feature cache schema {found} is newer than this pixelsift understands ({known})"
+    )
 
 
 def feature_key(description: dict[str, Any]) -> str:
@@ -94,15 +104,7 @@ class FeatureCache:
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
-        with conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(_MIGRATIONS):
-                raise sqlite3.DatabaseError(
-                    f"feature cache schema {version} is newer than this pixelsift understands"
-                )
-            for number in range(version, len(_MIGRATIONS)):
-                conn.executescript(_MIGRATIONS[number])
-                conn.execute(f"PRAGMA user_version = {number + 1}")
+        migrate(conn, _MIGRATIONS, too_new=_too_new)
 
     def close(self) -> None:
         with self._lock:

@@ -5,9 +5,10 @@
     >>> index.update(progress=True)                   # doctest: +SKIP
     >>> index.search("cat").to_pandas()               # doctest: +SKIP
 
-Modules: `db` (SQLite schema and migrations), `indexer` (incremental, crash-safe updates),
-`vocabulary` (what a word means, through WordNet), `search` (queries and results), `vectors`
-(nearest-neighbour search), `metadata` (hash and EXIF), `annotators` (detector and custom labelers).
+Modules: `store` (every SQL statement, typed rows from `rows`), `schema` (migrations, connection),
+`changes` (folder scan, change plan), `indexer` (incremental, crash-safe updates), `vocabulary` (what
+a word means, through WordNet), `search` (queries and results), `vectors` (nearest-neighbour search),
+`metadata` (EXIF), `labelers` (detector and custom labelers).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ file per indexed folder, named after the folder, so pixelsift never writes into 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -24,9 +25,10 @@ from typing_extensions import Unpack
 from pixelsift.config import get_settings
 from pixelsift.core.hashing import sha256_file, short_digest
 from pixelsift.errors import ImageError, LibraryFileError, UsageError
-from pixelsift.library.db import connect, get_meta, set_meta, transaction
-from pixelsift.library.indexer import CLIP, FEATURES, Indexer, IndexOptions, IndexReport
-from pixelsift.library.search import Filters, Searcher, SearchResults
+from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
+from pixelsift.library.rows import CLIP, FEATURES, Filters
+from pixelsift.library.search import Searcher, SearchResults
+from pixelsift.library.store import LibraryStore
 from pixelsift.library.vectors import VectorCache
 from pixelsift.runtime.options import RunKwargs, RunOptions
 
@@ -50,13 +52,13 @@ def known_libraries() -> dict[Path, Path]:
     found: dict[Path, Path] = {}
     for db in sorted(libraries_dir().glob("*.db")):
         try:
-            conn = connect(db, create=False)
+            store = LibraryStore.open(db, create=False)
         except (LibraryFileError, sqlite3.Error):
             continue
         try:
-            root = get_meta(conn, "root")
+            root = store.get_meta("root")
         finally:
-            conn.close()
+            store.close()
         if root:
             found[db] = Path(root)
     return found
@@ -94,7 +96,7 @@ class PhotoIndex:
 
     def __init__(self, db_path: PathLike, create: bool = True):
         self.db_path = Path(db_path).expanduser()
-        self.conn = connect(self.db_path, create=create)
+        self.store = LibraryStore.open(self.db_path, create=create)
         self._searcher: Searcher | None = None
         self._caches: dict[str, VectorCache] = {}
 
@@ -103,8 +105,8 @@ class PhotoIndex:
         """The index pixelsift keeps for `folder` in $PIXELSIFT_HOME (created on first update)."""
         index = cls(default_db_path(folder))
         if index.root is None:
-            with transaction(index.conn):
-                set_meta(index.conn, "root", str(Path(folder).expanduser().resolve()))
+            with index.store.transaction():
+                index.store.set_meta("root", str(Path(folder).expanduser().resolve()))
         return index
 
     @classmethod
@@ -112,8 +114,13 @@ class PhotoIndex:
         """The index of the library holding `cwd` (see `find_db`)."""
         return cls(find_db(cwd), create=False)
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The open SQLite connection (for inspection; pixelsift itself goes through `store`)."""
+        return self.store.conn
+
     def close(self) -> None:
-        self.conn.close()
+        self.store.close()
 
     def __enter__(self) -> PhotoIndex:
         return self
@@ -123,7 +130,7 @@ class PhotoIndex:
 
     @property
     def root(self) -> Path | None:
-        root = get_meta(self.conn, "root")
+        root = self.store.get_meta("root")
         return Path(root) if root else None
 
     def _require_root(self) -> Path:
@@ -164,9 +171,9 @@ class PhotoIndex:
             progress=progress,
             run_options=RunOptions.of(run_options, **run),
         )
-        report = Indexer(self.conn, root, options).run()
+        report = Indexer(self.store, root, options).run()
         for space in (FEATURES, CLIP):  # bring the search caches up to date now, not at the first search
-            if self.conn.execute("SELECT 1 FROM embeddings WHERE space = ? LIMIT 1", (space,)).fetchone():
+            if self.store.has_vectors(space):
                 self._cache(space).load(eager=True)
         return report
 
@@ -186,19 +193,19 @@ class PhotoIndex:
                 f"{self.db_path} is the index of {stored}; to index {root}, use another --db "
                 "(or leave --db out: each folder gets its own index)"
             )
-        with transaction(self.conn):
-            set_meta(self.conn, "root", str(root))
+        with self.store.transaction():
+            self.store.set_meta("root", str(root))
         return root
 
     # ------------------------------------------------------------------------------------- searching
     def searcher(self) -> Searcher:
         if self._searcher is None:
-            self._searcher = Searcher(self.conn, self._require_root())
+            self._searcher = Searcher(self.store, self._require_root())
         return self._searcher
 
     def _cache(self, space: str) -> VectorCache:
         if space not in self._caches:
-            self._caches[space] = VectorCache(self.conn, self.db_path, space)
+            self._caches[space] = VectorCache(self.store, self.db_path, space)
         return self._caches[space]
 
     def search(
@@ -242,11 +249,8 @@ class PhotoIndex:
 
     def _text_model(self) -> Any:
         """The library's text-image model, when photos were encoded with one and it loads here."""
-        name = get_meta(self.conn, "text_image_model")
-        if (
-            not name
-            or not self.conn.execute("SELECT 1 FROM embeddings WHERE space = ? LIMIT 1", (CLIP,)).fetchone()
-        ):
+        name = self.store.get_meta("text_image_model")
+        if not name or not self.store.has_vectors(CLIP):
             return None
         from pixelsift.runtime.text_image import load_text_image_model
 
@@ -283,36 +287,25 @@ class PhotoIndex:
         """The photo's feature vector: stored when it is in the library (by path or content), else
         computed."""
         root = self._require_root()
-        row = None
-        try:
-            rel = photo.resolve().relative_to(root).as_posix()
-            row = self.conn.execute(
-                "SELECT p.id, e.vector FROM photos p JOIN embeddings e ON e.photo_id = p.id AND e.space = ? "
-                "WHERE p.path = ?",
-                (FEATURES, rel),
-            ).fetchone()
-        except ValueError:  # not under the library's folder
-            pass
-        if row is None and photo.is_file():
+        found = None
+        with contextlib.suppress(ValueError):  # ValueError: not under the library's folder
+            found = self.store.vector_by_path(FEATURES, photo.resolve().relative_to(root).as_posix())
+        if found is None and photo.is_file():
             try:
                 digest = sha256_file(str(photo))
             except OSError:
                 digest = None
             if digest:
-                row = self.conn.execute(
-                    "SELECT p.id, e.vector FROM photos p "
-                    "JOIN embeddings e ON e.photo_id = p.id AND e.space = ? "
-                    "WHERE p.sha256 = ? AND p.status = 'ok' LIMIT 1",
-                    (FEATURES, digest),
-                ).fetchone()
-        if row is not None:
-            return np.frombuffer(row[1], "<f4"), int(row[0])
+                found = self.store.vector_by_content(FEATURES, digest)
+        if found is not None:
+            photo_id, vector = found
+            return vector, photo_id
         return self._compute_vector(photo), None
 
     def _compute_vector(self, photo: Path) -> np.ndarray:
         from pixelsift.runtime.loaded import ImageModel
 
-        name = get_meta(self.conn, "model")
+        name = self.store.get_meta("model")
         if not name:
             raise UsageError(f"{self.db_path} has no indexed photos yet")
         model = ImageModel.load(name)
@@ -326,46 +319,25 @@ class PhotoIndex:
     # ----------------------------------------------------------------------------------- inspecting
     def photo(self, photo_id: int) -> dict[str, Any]:
         """Everything the index knows about one photo: file facts, labels, detections (for display)."""
-        row = self.conn.execute("SELECT * FROM photos WHERE id = ?", (photo_id,)).fetchone()
-        if row is None:
+        details = self.store.photo(photo_id)
+        if details is None:
             raise UsageError(f"no photo with id {photo_id} in {self.db_path}")
-        names = [d[0] for d in self.conn.execute("SELECT * FROM photos LIMIT 0").description]
-        info = dict(zip(names, row, strict=True))
-        info["full_path"] = str(self._require_root() / info["path"])
-        info["labels"] = [
-            {"kind": k, "source": s, "label": lab, "score": sc}
-            for k, s, lab, sc in self.conn.execute(
-                "SELECT kind, source, label, score FROM labels WHERE photo_id = ? ORDER BY kind, score DESC",
-                (photo_id,),
-            )
-        ]
-        info["detections"] = [
-            {"detector": d, "label": lab, "score": sc, "box": [x1, y1, x2, y2]}
-            for d, lab, sc, x1, y1, x2, y2 in self.conn.execute(
-                "SELECT detector, label, score, x1, y1, x2, y2 FROM detections "
-                "WHERE photo_id = ? ORDER BY score DESC",
-                (photo_id,),
-            )
-        ]
-        return info
+        return details.to_dict(full_path=str(self._require_root() / details.row.path))
 
     def failures(self) -> list[tuple[str, str]]:
         """(path, reason) of every photo that could not be read."""
-        return [
-            (str(self._require_root() / p), e or "")
-            for p, e in self.conn.execute(
-                "SELECT path, error FROM photos WHERE status = 'failed' ORDER BY path"
-            )
-        ]
+        failed = self.store.failures()
+        root = self._require_root() if failed else None
+        return [(str(root / path), reason) for path, reason in failed if root is not None]
 
     def stats(self) -> dict[str, Any]:
-        count = dict(self.conn.execute("SELECT status, COUNT(*) FROM photos GROUP BY status").fetchall())
+        count = self.store.status_counts()
         return {
             "db": str(self.db_path),
             "root": str(self.root) if self.root else None,
             "photos": count.get("ok", 0),
             "failed": count.get("failed", 0),
-            "model": get_meta(self.conn, "model"),
-            "detector": get_meta(self.conn, "detector"),
-            "text_image_model": get_meta(self.conn, "text_image_model"),
+            "model": self.store.get_meta("model"),
+            "detector": self.store.get_meta("detector"),
+            "text_image_model": self.store.get_meta("text_image_model"),
         }

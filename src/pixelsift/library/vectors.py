@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from pixelsift.config import get_settings
 from pixelsift.core.arrays import l2_normalize, top_k_indices
 from pixelsift.core.hashing import short_digest
-from pixelsift.library.db import blob_to_vector, get_meta
+from pixelsift.library.store import LibraryStore
 
 log = logging.getLogger("pixelsift")
 
@@ -51,10 +50,10 @@ class CacheState:
 class VectorCache:
     """The vectors of one space ("features" or "clip") of one library, ready for search."""
 
-    def __init__(self, conn: sqlite3.Connection, db_path: Path, space: str):
-        self.conn = conn
+    def __init__(self, store: LibraryStore, db_path: Path, space: str):
+        self.store = store
         self.space = space
-        library_id = get_meta(conn, "library_id", "") or ""
+        library_id = store.get_meta("library_id", "") or ""
         key = short_digest(f"{library_id}:{Path(db_path).resolve()}")
         self.folder = get_settings().home / "library-cache" / key / space
         self.ids: np.ndarray = np.zeros(0, np.int64)
@@ -64,7 +63,7 @@ class VectorCache:
 
     # ------------------------------------------------------------------------------------- building
     def db_seq(self) -> int:
-        return int(get_meta(self.conn, "seq", "0") or 0)
+        return self.store.seq()
 
     def _read_state(self) -> CacheState | None:
         try:
@@ -83,7 +82,8 @@ class VectorCache:
         if state is not None:
             behind = 0
             if state.seq != self.db_seq():
-                behind = self._count_changed_since(state.seq) + abs(self._count() - state.count)
+                behind = self.store.count_vectors_since(self.space, state.seq)
+                behind += abs(self.store.count_vectors(self.space) - state.count)
             limit = max(STALE_REBUILD_MIN, STALE_REBUILD_FRACTION * state.count)
             if eager and not state.ann:
                 limit = 0
@@ -95,15 +95,6 @@ class VectorCache:
                     log.info("vector cache unreadable (%s); rebuilding", exc)
         self.rebuild()
 
-    def _count(self) -> int:
-        return int(
-            self.conn.execute(
-                "SELECT COUNT(*) FROM embeddings e JOIN photos p ON p.id = e.photo_id "
-                "WHERE e.space = ? AND p.status = 'ok'",
-                (self.space,),
-            ).fetchone()[0]
-        )
-
     def _open(self, state: CacheState) -> None:
         self.ids = np.load(self.folder / "ids.npy")
         self.vectors = np.load(self.folder / "vectors.npy", mmap_mode="r")
@@ -111,12 +102,6 @@ class VectorCache:
             raise ValueError("cache files do not match their state")
         self.ann = _load_ann(self.folder, state) if state.ann else None
         self.state = state
-
-    def _count_changed_since(self, seq: int) -> int:
-        row = self.conn.execute(
-            "SELECT COUNT(*) FROM embeddings WHERE space = ? AND seq > ?", (self.space, seq)
-        ).fetchone()
-        return int(row[0])
 
     def rebuild(self) -> None:
         """Write the cache from the database (atomically: a reader sees the old or the new one).
@@ -136,19 +121,12 @@ class VectorCache:
     def _read_all(self) -> tuple[int, np.ndarray, np.ndarray | None, int]:
         """(seq, ids, unit vectors (or None when there are none), count), read consistently."""
         # One read transaction: ids, vectors and seq agree even while an indexer commits.
-        self.conn.execute("BEGIN")
-        try:
+        with self.store.snapshot():
             seq = self.db_seq()
-            rows = self.conn.execute(
-                "SELECT e.photo_id, e.vector FROM embeddings e JOIN photos p ON p.id = e.photo_id "
-                "WHERE e.space = ? AND p.status = 'ok' ORDER BY e.photo_id",
-                (self.space,),
-            ).fetchall()
-        finally:
-            self.conn.execute("COMMIT")
-        ids = np.array([r[0] for r in rows], np.int64)
-        vectors = l2_normalize(np.stack([blob_to_vector(r[1]) for r in rows])) if rows else None
-        return seq, ids, vectors, len(rows)
+            blocks = list(self.store.iter_vector_blocks(self.space))
+        ids = np.array([i for block_ids, _ in blocks for i in block_ids], np.int64)
+        vectors = l2_normalize(np.concatenate([m for _, m in blocks])) if blocks else None
+        return seq, ids, vectors, len(ids)
 
     def _load_in_memory(self) -> None:
         seq, ids, vectors, count = self._read_all()
@@ -159,29 +137,20 @@ class VectorCache:
 
     def _write(self, tmp: Path) -> CacheState:
         """Stream the vectors from the database into `tmp` (constant memory), then the ANN index."""
-        self.conn.execute("BEGIN")
-        try:
+        with self.store.snapshot():
             seq = self.db_seq()
-            count = self._count()
+            count = self.store.count_vectors(self.space)
             ids = np.zeros(count, np.int64)
             dim = 0
             matrix: Any = None
-            cursor = self.conn.execute(
-                "SELECT e.photo_id, e.vector FROM embeddings e JOIN photos p ON p.id = e.photo_id "
-                "WHERE e.space = ? AND p.status = 'ok' ORDER BY e.photo_id",
-                (self.space,),
-            )
             row = 0
-            while rows := cursor.fetchmany(4096):
-                block = np.stack([blob_to_vector(blob) for _, blob in rows])
+            for block_ids, block in self.store.iter_vector_blocks(self.space):
                 if matrix is None:
                     dim = block.shape[1]
                     matrix = np.lib.format.open_memmap(tmp / "vectors.npy", "w+", np.float32, (count, dim))
-                matrix[row : row + len(rows)] = l2_normalize(block)
-                ids[row : row + len(rows)] = [photo_id for photo_id, _ in rows]
-                row += len(rows)
-        finally:
-            self.conn.execute("COMMIT")
+                matrix[row : row + len(block_ids)] = l2_normalize(block)
+                ids[row : row + len(block_ids)] = block_ids
+                row += len(block_ids)
         if matrix is None:
             np.save(tmp / "vectors.npy", np.zeros((0, 0), np.float32))
         else:
@@ -267,27 +236,14 @@ class VectorCache:
             return np.zeros(0, np.int64), np.zeros(
                 (0, max(self.state.dim if self.state else 0, 1)), np.float32
             )
-        rows = self.conn.execute(
-            "SELECT photo_id, vector FROM embeddings WHERE space = ? AND seq > ?", (self.space, seq)
-        ).fetchall()
+        rows = self.store.vectors_since(self.space, seq)
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 1), np.float32)
-        return np.array([r[0] for r in rows], np.int64), l2_normalize(
-            np.stack([blob_to_vector(r[1]) for r in rows])
-        )
+        return np.array([i for i, _ in rows], np.int64), l2_normalize(np.stack([v for _, v in rows]))
 
     def _alive(self, ids: list[int], allowed: set[int] | None) -> set[int]:
         """Which of `ids` are indexed photos right now (deleted and failed ones are not)."""
-        alive: set[int] = set()
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            alive.update(
-                r[0]
-                for r in self.conn.execute(
-                    f"SELECT id FROM photos WHERE status = 'ok' AND id IN ({marks})", tuple(chunk)
-                )
-            )
+        alive = self.store.alive(ids)
         return alive if allowed is None else alive & allowed
 
 

@@ -1,37 +1,27 @@
-"""The photo index's SQLite file: connection settings, numbered schema migrations, small helpers.
+"""The photo index's SQLite file: connection settings and numbered schema migrations.
 
 One file holds a whole library (plus SQLite's `-wal` / `-shm` companions while it is open). WAL mode
 lets searches read while `pixelsift index` writes; every batch is one transaction, so a process killed at
 any moment leaves the file as it was after its last committed batch. Vectors are float32 BLOBs.
 
-The schema version is SQLite's `user_version`; `MIGRATIONS[i]` takes a database from version i to i+1
-inside the same transaction that records the new version, so a migration happens entirely or not at all.
-Never edit a released migration: add a new one.
+`MIGRATIONS` run through `core.sqlite.migrate` (one transaction each, version in `user_version`). Every
+other statement on this file lives in `library.store`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
-
+from pixelsift.core.sqlite import Migration, run_script, schema_version
+from pixelsift.core.sqlite import migrate as run_migrations
 from pixelsift.errors import LibraryFileError
 
 
-def _run_script(conn: sqlite3.Connection, script: str) -> None:
-    """Run `;`-separated statements inside the caller's transaction (`executescript` would commit it)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-
-
 def _v1_initial(conn: sqlite3.Connection) -> None:
-    _run_script(
+    run_script(
         conn,
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,7 +67,7 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
 
 def _v2_detections(conn: sqlite3.Connection) -> None:
     """Objects found by a detector (COCO classes), and which detector has looked at each photo."""
-    _run_script(
+    run_script(
         conn,
         """
         CREATE TABLE detections (
@@ -94,33 +84,28 @@ def _v2_detections(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_initial, _v2_detections]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_detections]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+def _too_new(found: int, known: int) -> LibraryFileError:
+    return LibraryFileError(
+        f"this index was written by a newer pixelsift (schema {found}, this one knows {known}); "
+        "upgrade pixelsift: pip install -U pixelsift"
+    )
+
+
+def _created(conn: sqlite3.Connection) -> None:
+    """A new library's identity, in the transaction that creates its tables."""
+    conn.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?)",
+        [("library_id", uuid.uuid4().hex), ("created_at", f"{time.time():.3f}"), ("seq", "0")],
+    )
 
 
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     """Bring the schema to `target`, one migration per transaction; returns the version it started at."""
-    start = schema_version(conn)
-    if start > SCHEMA_VERSION:
-        raise LibraryFileError(
-            f"this index was written by a newer pixelsift (schema {start}, this one knows {SCHEMA_VERSION}); "
-            "upgrade pixelsift: pip install -U pixelsift"
-        )
-    for version in range(start, target):
-        with transaction(conn):
-            if schema_version(conn) != version:  # another process migrated it meanwhile
-                continue
-            MIGRATIONS[version](conn)
-            conn.execute(f"PRAGMA user_version = {version + 1}")
-            if version == 0:
-                set_meta(conn, "library_id", uuid.uuid4().hex)
-                set_meta(conn, "created_at", f"{time.time():.3f}")
-                set_meta(conn, "seq", "0")
-    return start
+    return run_migrations(conn, MIGRATIONS, too_new=_too_new, on_create=_created, target=target)
 
 
 def connect(path: str | Path, create: bool = True, readonly: bool = False) -> sqlite3.Connection:
@@ -166,43 +151,3 @@ def _check_is_library(conn: sqlite3.Connection, path: Path) -> None:
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if tables and "meta" not in tables:
         raise LibraryFileError(f"{path} is an SQLite database, but not a pixelsift photo index")
-
-
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any exception). IMMEDIATE takes the write lock up front,
-    so two writers queue instead of failing halfway with "database is locked"."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def get_meta(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return row[0] if row else default
-
-
-def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
-
-
-def next_seq(conn: sqlite3.Connection) -> int:
-    """A new write sequence number (call inside a transaction): vectors written now carry it."""
-    seq = int(get_meta(conn, "seq", "0") or 0) + 1
-    set_meta(conn, "seq", str(seq))
-    return seq
-
-
-def vector_to_blob(vector: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
-
-
-def blob_to_vector(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype="<f4")

@@ -1,0 +1,80 @@
+"""SQLite helpers shared by pixelsift's two database files (the photo index and the feature cache):
+explicit transactions and one numbered, transactional migration runner.
+
+The schema version is SQLite's `user_version`; `migrations[i]` takes a database from version i to i+1
+inside the same transaction that records the new version, so a migration happens entirely or not at
+all (a process killed halfway leaves the previous version, and the next open runs it again). Never edit
+a released migration: add a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run `;`-separated statements inside the caller's transaction (`executescript` would commit it).
+
+    The statements must not contain `;` inside literals or comments."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def script_migration(script: str) -> Migration:
+    """A migration that runs one SQL script (see `run_script`)."""
+
+    def migration(conn: sqlite3.Connection) -> None:
+        run_script(conn, script)
+
+    return migration
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any exception). IMMEDIATE takes the write lock up front,
+    so two writers queue instead of failing halfway with "database is locked"."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    migrations: Sequence[Migration],
+    *,
+    too_new: Callable[[int, int], Exception],
+    on_create: Migration | None = None,
+    target: int | None = None,
+) -> int:
+    """Bring the schema to `target` (default: the last migration), one migration per transaction;
+    returns the version it started at.
+
+    `too_new(found, known)` is the error raised for a file written by a newer release; `on_create`
+    runs in the first migration's transaction (e.g. to record when the file was created)."""
+    known = len(migrations)
+    target = known if target is None else target
+    start = schema_version(conn)
+    if start > known:
+        raise too_new(start, known)
+    for version in range(start, target):
+        with transaction(conn):
+            if schema_version(conn) != version:  # another process migrated it meanwhile
+                continue
+            migrations[version](conn)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            if version == 0 and on_create is not None:
+                on_create(conn)
+    return start

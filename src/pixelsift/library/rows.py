@@ -1,0 +1,157 @@
+"""Typed rows of the photo index and the query records the store answers: what `library.store` reads
+and writes, so that no other module handles SQL rows as tuples or dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pixelsift.errors import UsageError
+from pixelsift.library.metadata import PhotoMetadata
+
+FEATURES, CLIP = "features", "clip"  # the two embedding spaces: the classifier's features, text-image
+OK, FAILED = "ok", "failed"  # a photo's status
+
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in the photo's full-resolution pixels
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPhoto:
+    """What change detection needs of an indexed photo."""
+
+    id: int
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoRecord:
+    """One photo's entry as the indexer writes it (its id is the store's business)."""
+
+    path: str  # relative to the library root, '/'-separated
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    status: str
+    error: str | None
+    metadata: PhotoMetadata
+    detector: str | None  # the detector that has looked at it, None when none has
+    indexed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoRow:
+    """Every column of one `photos` row, in table order."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    status: str
+    error: str | None
+    width: int | None
+    height: int | None
+    taken_at: str | None
+    camera: str | None
+    latitude: float | None
+    longitude: float | None
+    indexed_at: float
+    detector: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRow:
+    kind: str  # "class" (the index's classifier) or "custom" (a labeler)
+    source: str  # the classifier's or the labeler's name
+    label: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoSummary:
+    """What a search result shows of a photo besides its score and labels."""
+
+    path: str
+    taken_at: str | None
+    camera: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One object a detector found, as the index stores it."""
+
+    label: str
+    score: float
+    box: Box
+
+
+@dataclass
+class Term:
+    """One understood word of a query and everything it matches."""
+
+    text: str
+    concepts: dict[str, float]  # ImageNet/COCO synset -> weight
+    detection_names: dict[str, float]  # lower-case detector class name -> weight
+    label_names: set[str]  # lower-case custom (and non-ImageNet classifier) label names
+
+
+@dataclass
+class Filters:
+    after: str | None = None  # ISO date-time, inclusive
+    before: str | None = None  # exclusive
+    camera: str | None = None
+    min_score: float | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        after: str | None = None,
+        before: str | None = None,
+        camera: str | None = None,
+        min_score: float | None = None,
+    ) -> Filters:
+        if min_score is not None and not 0 <= min_score <= 1:
+            raise UsageError(f"--min-score must be between 0 and 1, not {min_score}")
+        return cls(parse_date(after, "after"), parse_date(before, "before"), camera or None, min_score)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.after or self.before or self.camera)
+
+
+def parse_date(text: str | None, option: str) -> str | None:
+    """ "2021", "2021-07", "2021-07-04" or a full ISO date-time -> "2021-07-04T00:00:00"."""
+    if not text:
+        return None
+    for fmt in ("%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text.strip(), fmt).isoformat()
+        except ValueError:
+            continue
+    raise UsageError(f"--{option} {text!r}: use a date like 2021, 2021-07 or 2021-07-04")
+
+
+@dataclass
+class PhotoDetails:
+    """Everything the index knows about one photo (for display): its row, labels and detections."""
+
+    row: PhotoRow
+    labels: list[LabelRow] = field(default_factory=list)
+    detections: list[tuple[str, Detection]] = field(default_factory=list)  # (detector, detection)
+
+    def to_dict(self, full_path: str) -> dict[str, Any]:
+        info: dict[str, Any] = {name: getattr(self.row, name) for name in PhotoRow.__dataclass_fields__}
+        info["full_path"] = full_path
+        info["labels"] = [
+            {"kind": lab.kind, "source": lab.source, "label": lab.label, "score": lab.score}
+            for lab in self.labels
+        ]
+        info["detections"] = [
+            {"detector": detector, "label": d.label, "score": d.score, "box": list(d.box)}
+            for detector, d in self.detections
+        ]
+        return info

@@ -1,0 +1,532 @@
+"""`LibraryStore`: every SQL statement on a photo index, with typed rows (`library.rows`) in and out.
+
+The indexer, the searcher, the vector caches and `PhotoIndex` call methods here; none of them writes
+SQL. The schema and its migrations are in `library.schema`. Writes run inside `store.transaction()`
+(one per batch, so a killed process leaves the last committed batch); reads outside one see the
+latest commit. Vectors are float32 BLOBs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixelsift.core.sequences import chunks
+from pixelsift.core.sqlite import transaction
+from pixelsift.library.rows import (
+    FAILED,
+    OK,
+    Detection,
+    Filters,
+    LabelRow,
+    PhotoDetails,
+    PhotoRecord,
+    PhotoRow,
+    PhotoSummary,
+    StoredPhoto,
+    Term,
+)
+from pixelsift.library.schema import connect
+
+# A photo's date for the date filters: EXIF DateTimeOriginal, else the file's mtime (local time).
+PHOTO_DATE = (
+    "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1000000000.0, 'unixepoch', 'localtime'))"
+)
+_IN_CHUNK = 500  # ids per `IN (...)` list, well below SQLite's parameter limit
+_PHOTO_COLUMNS = ", ".join(PhotoRow.__dataclass_fields__)
+
+
+def vector_to_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def blob_to_vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4")
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+class LibraryStore:
+    """One open photo index file."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: str | Path, create: bool = True, readonly: bool = False) -> LibraryStore:
+        """Open (and create or migrate) the index at `path` (see `library.schema.connect`)."""
+        return cls(connect(path, create=create, readonly=readonly))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any exception)."""
+        return transaction(self.conn)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every read inside sees the same commit, even while an indexer writes."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------------------------- settings
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def seq(self) -> int:
+        """The latest write sequence number: every vector written carries the one of its batch."""
+        return int(self.get_meta("seq", "0") or 0)
+
+    def next_seq(self) -> int:
+        """A new write sequence number (call inside a transaction): vectors written now carry it."""
+        seq = self.seq() + 1
+        self.set_meta("seq", str(seq))
+        return seq
+
+    # ----------------------------------------------------------------------- photos: change detection
+    def photo_states(self) -> dict[str, StoredPhoto]:
+        """relative path -> what change detection needs, for every indexed photo (failed ones too)."""
+        cursor = self.conn.execute("SELECT path, id, size, mtime_ns, sha256, status FROM photos")
+        return {
+            path: StoredPhoto(int(i), int(size), int(mtime), sha, status)
+            for path, i, size, mtime, sha, status in cursor
+        }
+
+    def move_photo(self, photo_id: int, path: str, size: int, mtime_ns: int) -> None:
+        self.conn.execute(
+            "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+            (path, size, mtime_ns, photo_id),
+        )
+
+    def touch_photo(self, photo_id: int, size: int, mtime_ns: int) -> None:
+        """The file's stat changed but not its content."""
+        self.conn.execute("UPDATE photos SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, photo_id))
+
+    def copy_photo(self, source_id: int, path: str, size: int, mtime_ns: int, seq: int) -> int:
+        """A new entry for a copy of an indexed photo, with all of its results; returns its id."""
+        columns = "sha256, status, error, width, height, taken_at, camera, latitude, longitude, detector, "
+        columns += "indexed_at"
+        new_id = int(
+            self.conn.execute(
+                f"INSERT INTO photos (path, size, mtime_ns, {columns}) "
+                f"SELECT ?, ?, ?, {columns} FROM photos WHERE id = ? RETURNING id",
+                (path, size, mtime_ns, source_id),
+            ).fetchone()[0]
+        )
+        self.conn.execute(
+            "INSERT INTO labels (photo_id, kind, source, label, concept, score) "
+            "SELECT ?, kind, source, label, concept, score FROM labels WHERE photo_id = ?",
+            (new_id, source_id),
+        )
+        self.conn.execute(
+            "INSERT INTO detections (photo_id, detector, label, score, x1, y1, x2, y2) "
+            "SELECT ?, detector, label, score, x1, y1, x2, y2 FROM detections WHERE photo_id = ?",
+            (new_id, source_id),
+        )
+        self.conn.execute(
+            "INSERT INTO embeddings (photo_id, space, seq, vector) "
+            "SELECT ?, space, ?, vector FROM embeddings WHERE photo_id = ?",
+            (new_id, seq, source_id),
+        )
+        return new_id
+
+    def delete_photos(self, ids: Sequence[int]) -> None:
+        """Drop these entries and (by cascade) their labels, detections and vectors."""
+        for chunk in chunks(list(ids), _IN_CHUNK):
+            self.conn.execute(f"DELETE FROM photos WHERE id IN ({_marks(chunk)})", tuple(chunk))
+
+    # ------------------------------------------------------------------------------ photos: results
+    def upsert_photo(self, record: PhotoRecord) -> int:
+        """Insert or replace the entry for `record.path`, keeping its id; its old results are removed."""
+        meta = record.metadata
+        photo_id = self.conn.execute(
+            """
+            INSERT INTO photos (path, size, mtime_ns, sha256, status, error, width, height, taken_at, camera,
+                                latitude, longitude, detector, indexed_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (path) DO UPDATE SET
+                size = excluded.size, mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256,
+                status = excluded.status, error = excluded.error, width = excluded.width,
+                height = excluded.height, taken_at = excluded.taken_at, camera = excluded.camera,
+                latitude = excluded.latitude, longitude = excluded.longitude, detector = excluded.detector,
+                indexed_at = excluded.indexed_at
+            RETURNING id
+            """,
+            (
+                record.path,
+                record.size,
+                record.mtime_ns,
+                record.sha256,
+                record.status,
+                record.error,
+                meta.width,
+                meta.height,
+                meta.taken_at,
+                meta.camera,
+                meta.latitude,
+                meta.longitude,
+                record.detector,
+                record.indexed_at,
+            ),
+        ).fetchone()[0]
+        for table in ("labels", "detections", "embeddings"):
+            self.conn.execute(f"DELETE FROM {table} WHERE photo_id = ?", (photo_id,))
+        return int(photo_id)
+
+    def add_class_labels(
+        self, photo_id: int, source: str, labels: Iterable[tuple[str, str | None, float]]
+    ) -> None:
+        """The classifier's top classes of a photo: (label, WordNet concept or None, probability)."""
+        self.conn.executemany(
+            "INSERT INTO labels (photo_id, kind, source, label, concept, score) "
+            "VALUES (?, 'class', ?, ?, ?, ?)",
+            [(photo_id, source, label, concept, score) for label, concept, score in labels],
+        )
+
+    def set_custom_labels(self, photo_id: int, source: str, predictions: Iterable[tuple[str, float]]) -> None:
+        """A labeler's (label, score) predictions for a photo, replacing its earlier ones."""
+        self.conn.execute(
+            "DELETE FROM labels WHERE photo_id = ? AND kind = 'custom' AND source = ?", (photo_id, source)
+        )
+        self.conn.executemany(
+            "INSERT INTO labels (photo_id, kind, source, label, concept, score) "
+            "VALUES (?, 'custom', ?, ?, NULL, ?)",
+            [(photo_id, source, label, score) for label, score in predictions],
+        )
+
+    def delete_custom_labels(self, source: str) -> None:
+        """Forget every label of one labeler (it was retrained: its old labels are stale)."""
+        self.conn.execute("DELETE FROM labels WHERE kind = 'custom' AND source = ?", (source,))
+
+    def set_detections(self, photo_id: int, detector: str, found: Iterable[Detection]) -> None:
+        """What `detector` found in a photo, replacing earlier detections; the photo is marked as seen."""
+        self.conn.execute("DELETE FROM detections WHERE photo_id = ?", (photo_id,))
+        self.conn.executemany(
+            "INSERT INTO detections (photo_id, detector, label, score, x1, y1, x2, y2) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(photo_id, detector, d.label, d.score, *d.box) for d in found],
+        )
+        self.conn.execute("UPDATE photos SET detector = ? WHERE id = ?", (detector, photo_id))
+
+    def put_vector(self, photo_id: int, space: str, seq: int, vector: np.ndarray) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO embeddings (photo_id, space, seq, vector) VALUES (?, ?, ?, ?)",
+            (photo_id, space, seq, vector_to_blob(vector)),
+        )
+
+    def delete_space(self, space: str) -> None:
+        """Forget every vector of one space (a new text-image model: the old vectors mean nothing to it)."""
+        self.conn.execute("DELETE FROM embeddings WHERE space = ?", (space,))
+
+    # -------------------------------------------------------------------------- photos: what is missing
+    def _ok_photos_where(self, condition: str, params: tuple[Any, ...]) -> list[tuple[int, str]]:
+        sql = f"SELECT p.id, p.path FROM photos p WHERE p.status = '{OK}' AND {condition} ORDER BY p.id"
+        return [(int(i), str(p)) for i, p in self.conn.execute(sql, params)]
+
+    def photos_without_labels_of(self, source: str) -> list[tuple[int, str]]:
+        """(id, relative path) of the readable photos that a labeler has not labelled yet."""
+        return self._ok_photos_where(
+            "NOT EXISTS (SELECT 1 FROM labels l "
+            "WHERE l.photo_id = p.id AND l.kind = 'custom' AND l.source = ?)",
+            (source,),
+        )
+
+    def photos_not_seen_by(self, detector: str) -> list[tuple[int, str]]:
+        """(id, relative path) of the readable photos that `detector` has not looked at."""
+        return self._ok_photos_where("p.detector IS NOT ?", (detector,))
+
+    def photos_without_vector(self, space: str) -> list[tuple[int, str]]:
+        return self._ok_photos_where(
+            "NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.photo_id = p.id AND e.space = ?)", (space,)
+        )
+
+    # ------------------------------------------------------------------------------------- vectors
+    def has_vectors(self, space: str) -> bool:
+        return (
+            self.conn.execute("SELECT 1 FROM embeddings WHERE space = ? LIMIT 1", (space,)).fetchone()
+            is not None
+        )
+
+    def vectors_of(self, space: str, ids: Sequence[int]) -> list[tuple[int, np.ndarray]]:
+        """(photo id, vector) of those of `ids` that have one in `space`."""
+        found: list[tuple[int, np.ndarray]] = []
+        for chunk in chunks(list(ids), _IN_CHUNK):
+            found += [
+                (int(i), blob_to_vector(blob))
+                for i, blob in self.conn.execute(
+                    "SELECT photo_id, vector FROM embeddings "
+                    f"WHERE space = ? AND photo_id IN ({_marks(chunk)})",
+                    (space, *chunk),
+                )
+            ]
+        return found
+
+    def vector_by_path(self, space: str, path: str) -> tuple[int, np.ndarray] | None:
+        """(id, vector) of the photo at this relative path."""
+        row = self.conn.execute(
+            "SELECT p.id, e.vector FROM photos p JOIN embeddings e ON e.photo_id = p.id AND e.space = ? "
+            "WHERE p.path = ?",
+            (space, path),
+        ).fetchone()
+        return (int(row[0]), blob_to_vector(row[1])) if row else None
+
+    def vector_by_content(self, space: str, sha256: str) -> tuple[int, np.ndarray] | None:
+        """(id, vector) of a readable photo with this content hash."""
+        row = self.conn.execute(
+            "SELECT p.id, e.vector FROM photos p JOIN embeddings e ON e.photo_id = p.id AND e.space = ? "
+            f"WHERE p.sha256 = ? AND p.status = '{OK}' LIMIT 1",
+            (space, sha256),
+        ).fetchone()
+        return (int(row[0]), blob_to_vector(row[1])) if row else None
+
+    def count_vectors(self, space: str) -> int:
+        """Vectors of readable photos in `space`."""
+        return int(
+            self.conn.execute(
+                "SELECT COUNT(*) FROM embeddings e JOIN photos p ON p.id = e.photo_id "
+                f"WHERE e.space = ? AND p.status = '{OK}'",
+                (space,),
+            ).fetchone()[0]
+        )
+
+    def count_vectors_since(self, space: str, seq: int) -> int:
+        """Vectors written after write sequence number `seq`."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM embeddings WHERE space = ? AND seq > ?", (space, seq)
+        ).fetchone()
+        return int(row[0])
+
+    def vectors_since(self, space: str, seq: int) -> list[tuple[int, np.ndarray]]:
+        """(photo id, vector) of every vector written after `seq`."""
+        return [
+            (int(i), blob_to_vector(blob))
+            for i, blob in self.conn.execute(
+                "SELECT photo_id, vector FROM embeddings WHERE space = ? AND seq > ?", (space, seq)
+            )
+        ]
+
+    def iter_vector_blocks(self, space: str, size: int = 4096) -> Iterator[tuple[list[int], np.ndarray]]:
+        """(photo ids, float32 matrix) blocks of every readable photo's vector, by id, in constant
+        memory. Run it inside `snapshot()` to read one consistent state."""
+        cursor = self.conn.execute(
+            "SELECT e.photo_id, e.vector FROM embeddings e JOIN photos p ON p.id = e.photo_id "
+            f"WHERE e.space = ? AND p.status = '{OK}' ORDER BY e.photo_id",
+            (space,),
+        )
+        while rows := cursor.fetchmany(size):
+            yield [int(i) for i, _ in rows], np.stack([blob_to_vector(blob) for _, blob in rows])
+
+    def alive(self, ids: Sequence[int]) -> set[int]:
+        """Which of `ids` are readable indexed photos right now (deleted and failed ones are not)."""
+        found: set[int] = set()
+        for chunk in chunks(list(ids), _IN_CHUNK):
+            found.update(
+                int(r[0])
+                for r in self.conn.execute(
+                    f"SELECT id FROM photos WHERE status = '{OK}' AND id IN ({_marks(chunk)})", tuple(chunk)
+                )
+            )
+        return found
+
+    # ------------------------------------------------------------------------------------ inspecting
+    def photo(self, photo_id: int) -> PhotoDetails | None:
+        row = self.conn.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE id = ?", (photo_id,)).fetchone()
+        if row is None:
+            return None
+        labels = [
+            LabelRow(kind, source, label, score)
+            for kind, source, label, score in self.conn.execute(
+                "SELECT kind, source, label, score FROM labels WHERE photo_id = ? ORDER BY kind, score DESC",
+                (photo_id,),
+            )
+        ]
+        detections = [
+            (detector, Detection(label, score, (x1, y1, x2, y2)))
+            for detector, label, score, x1, y1, x2, y2 in self.conn.execute(
+                "SELECT detector, label, score, x1, y1, x2, y2 FROM detections "
+                "WHERE photo_id = ? ORDER BY score DESC",
+                (photo_id,),
+            )
+        ]
+        return PhotoDetails(PhotoRow(*row), labels, detections)
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(relative path, reason) of every photo that could not be read, by path."""
+        return [
+            (str(p), e or "")
+            for p, e in self.conn.execute(
+                f"SELECT path, error FROM photos WHERE status = '{FAILED}' ORDER BY path"
+            )
+        ]
+
+    def status_counts(self) -> dict[str, int]:
+        """status ("ok", "failed") -> number of photos."""
+        return {
+            s: int(n) for s, n in self.conn.execute("SELECT status, COUNT(*) FROM photos GROUP BY status")
+        }
+
+    # ---------------------------------------------------------------------------------------- search
+    def has_label(self, name: str) -> bool:
+        """Whether some photo has a custom label (or a non-ImageNet class) called `name`, any case."""
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM labels "
+                "WHERE label = ? COLLATE NOCASE AND (kind = 'custom' OR concept IS NULL) LIMIT 1",
+                (name,),
+            ).fetchone()
+            is not None
+        )
+
+    def has_detection(self, name: str) -> bool:
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM detections WHERE label = ? COLLATE NOCASE LIMIT 1", (name,)
+            ).fetchone()
+            is not None
+        )
+
+    def label_names(self) -> set[str]:
+        """Every label and detected class name in the library."""
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT label FROM labels")} | {
+            r[0] for r in self.conn.execute("SELECT DISTINCT label FROM detections")
+        }
+
+    def word_search(self, terms: Sequence[Term], n: int, filters: Filters) -> list[tuple[int, float]]:
+        """(photo id, score) of the best `n` photos that match every term, best first.
+
+        A term's score is the highest of: the classifier's probability mass on its concepts (weighted,
+        capped at 1), its best matching detection, its custom labels' score (summed per labeler). The
+        photo's score is its weakest term's."""
+        ctes, params = [], []
+        for i, term in enumerate(terms):
+            sql, term_params = _term_sql(term, f"t{i}")
+            ctes.append(sql)
+            params += term_params
+        score = (
+            "t0.score"
+            if len(terms) == 1
+            else "MIN(" + ", ".join(f"t{i}.score" for i in range(len(terms))) + ")"
+        )
+        joins = " ".join(f"JOIN t{i} ON t{i}.id = t0.id" for i in range(1, len(terms)))
+        where, filter_params = _filters_sql(filters)
+        min_score = f" AND {score} >= ?" if filters.min_score is not None else ""
+        sql = (
+            f"WITH {', '.join(ctes)} SELECT t0.id, {score} AS s FROM t0 {joins} "
+            f"JOIN photos p ON p.id = t0.id WHERE {where}{min_score} ORDER BY s DESC, t0.id LIMIT ?"
+        )
+        params += filter_params
+        if filters.min_score is not None:
+            params.append(filters.min_score)
+        return [(int(i), float(s)) for i, s in self.conn.execute(sql, (*params, n))]
+
+    def filtered_ids(self, filters: Filters) -> set[int]:
+        """Ids of the readable photos that pass the date and camera filters."""
+        where, params = _filters_sql(filters)
+        return {int(r[0]) for r in self.conn.execute(f"SELECT p.id FROM photos p WHERE {where}", params)}
+
+    def summaries(self, ids: Sequence[int]) -> dict[int, PhotoSummary]:
+        found: dict[int, PhotoSummary] = {}
+        for chunk in chunks(list(ids), _IN_CHUNK):
+            for photo_id, path, taken_at, camera in self.conn.execute(
+                f"SELECT id, path, taken_at, camera FROM photos WHERE id IN ({_marks(chunk)})", tuple(chunk)
+            ):
+                found[int(photo_id)] = PhotoSummary(path, taken_at, camera)
+        return found
+
+    def labels_for_display(self, ids: Sequence[int], classes: int = 3) -> dict[int, list[str]]:
+        """Per photo: its top `classes` classifier classes, each labeler's best label, then the objects
+        detected (most confident first)."""
+        found: dict[int, list[str]] = {i: [] for i in ids}
+        for chunk in chunks(list(ids), _IN_CHUNK):
+            marks = _marks(chunk)
+            taken: dict[tuple[int, str], int] = {}
+            for photo_id, label, kind in self.conn.execute(
+                f"SELECT photo_id, label, kind FROM labels WHERE photo_id IN ({marks}) "
+                "ORDER BY photo_id, kind, score DESC",
+                tuple(chunk),
+            ):
+                count = taken.get((photo_id, kind), 0)
+                if count >= (classes if kind == "class" else 1):
+                    continue
+                taken[(photo_id, kind)] = count + 1
+                found[photo_id].append(label)
+            for photo_id, label in self.conn.execute(
+                f"SELECT photo_id, label FROM detections WHERE photo_id IN ({marks}) "
+                "GROUP BY photo_id, label ORDER BY photo_id, MAX(score) DESC",
+                tuple(chunk),
+            ):
+                if label not in found[photo_id]:
+                    found[photo_id].append(label)
+        return found
+
+
+def _weights_table(weights: dict[str, float], column: str) -> tuple[str, list[Any]]:
+    """An inline table `q` of (column, weight) rows, and its parameters."""
+    values = ",".join("(?, ?)" for _ in weights)
+    table = f"(SELECT column1 AS {column}, column2 AS weight FROM (VALUES {values})) q"
+    return table, [value for pair in weights.items() for value in pair]
+
+
+def _term_sql(term: Term, alias: str) -> tuple[str, list[Any]]:
+    """A CTE `alias` of (id, score) of every photo the term matches, and its parameters."""
+    parts: list[str] = []
+    params: list[Any] = []
+    if term.concepts:
+        table, table_params = _weights_table(term.concepts, "concept")
+        parts.append(
+            f"SELECT l.photo_id AS id, MIN(1.0, SUM(l.score * q.weight)) AS score FROM {table} "
+            "JOIN labels l ON l.concept = q.concept AND l.kind = 'class' GROUP BY l.photo_id"
+        )
+        params += table_params
+    if term.detection_names:
+        table, table_params = _weights_table(term.detection_names, "label")
+        parts.append(
+            f"SELECT d.photo_id AS id, MAX(d.score * q.weight) AS score FROM {table} "
+            "JOIN detections d ON d.label = q.label COLLATE NOCASE GROUP BY d.photo_id"
+        )
+        params += table_params
+    if term.label_names:
+        parts.append(
+            "SELECT photo_id AS id, MIN(1.0, SUM(score)) AS score FROM labels "
+            "WHERE (kind = 'custom' OR concept IS NULL) "
+            f"AND label COLLATE NOCASE IN ({_marks(list(term.label_names))}) "
+            "GROUP BY photo_id, source"
+        )
+        params += sorted(term.label_names)
+    union = " UNION ALL ".join(parts)
+    return f"{alias} AS (SELECT id, MAX(score) AS score FROM ({union}) GROUP BY id)", params
+
+
+def _filters_sql(filters: Filters) -> tuple[str, list[Any]]:
+    """(conditions on `photos p`, parameters): readable photos that pass the filters."""
+    conditions, params = [f"p.status = '{OK}'"], []
+    if filters.after:
+        conditions.append(f"{PHOTO_DATE} >= ?")
+        params.append(filters.after)
+    if filters.before:
+        conditions.append(f"{PHOTO_DATE} < ?")
+        params.append(filters.before)
+    if filters.camera:
+        conditions.append("p.camera LIKE ? ESCAPE '\\'")
+        escaped = filters.camera.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params.append(f"%{escaped}%")
+    return " AND ".join(conditions), params
