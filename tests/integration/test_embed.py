@@ -17,7 +17,9 @@ from sklearn.utils import estimator_checks
 
 from helpers import write_image
 from pixelsift.cli import main
-from pixelsift.features.embed import Embedder, EmbeddingError, embed
+from pixelsift.errors import EmbeddingError
+from pixelsift.features.embed import embed
+from pixelsift.features.embedder import Embedder
 from pixelsift.imaging.datasets import read_dataset
 
 CHECKS = [

@@ -16,7 +16,7 @@ from pixelsift.runtime.loaded import ImageModel
 from pixelsift.transfer.backbone import backbone_blocks
 from pixelsift.transfer.finetune import FinetuneOptions, augmenting_decoder, finetune
 from pixelsift.transfer.modelfile import read_model_file
-from pixelsift.transfer.training import TrainedModel, load_trained
+from pixelsift.transfer.trained import TrainedModel, load_trained
 
 # `pixelsift.finetune` is the function; the module is reached through the import system.
 finetune_module = importlib.import_module("pixelsift.transfer.finetune")

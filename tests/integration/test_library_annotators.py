@@ -91,14 +91,14 @@ class FakeTrained:
 @pytest.fixture
 def labelers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, FakeTrained]:
     """Files `<name>.model` in tmp_path load as FakeTrained models registered here by name."""
-    import pixelsift.transfer.training
+    import pixelsift.transfer.trained
 
     made: dict[str, FakeTrained] = {}
 
     def load_trained(path: str | Path) -> FakeTrained:
         return made[Path(path).name.split(".")[0]]
 
-    monkeypatch.setattr(pixelsift.transfer.training, "load_trained", load_trained)
+    monkeypatch.setattr(pixelsift.transfer.trained, "load_trained", load_trained)
     return made
 
 

@@ -19,7 +19,8 @@ from pixelsift.imaging.datasets import read_dataset
 from pixelsift.runtime.loaded import ImageModel
 from pixelsift.transfer import training as transfer
 from pixelsift.transfer.heads import DenseHead
-from pixelsift.transfer.training import TrainedModel, load_trained, train
+from pixelsift.transfer.trained import TrainedModel, load_trained
+from pixelsift.transfer.training import train
 
 
 def valid_paths(root: Path) -> list[str]:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pixelsift.errors import ModelFileError
+from pixelsift.transfer.classifiers import CLASSIFIERS
 from pixelsift.transfer.heads import DenseHead, KnnHead, head_from_arrays
-from pixelsift.transfer.training import CLASSIFIERS
 
 
 def blobs(n_classes: int, seed: int = 0, n: int = 90, dim: int = 12) -> tuple[np.ndarray, np.ndarray]:

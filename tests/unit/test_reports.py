@@ -12,8 +12,8 @@ from PIL import Image
 
 from helpers import write_image
 from pixelsift.errors import MissingDependencyError
+from pixelsift.transfer.evaluation import Evaluation
 from pixelsift.transfer.reports import _pick_photos, report_folder, write_report
-from pixelsift.transfer.training import Evaluation
 
 
 def evaluation(tmp_path: Path) -> Evaluation:

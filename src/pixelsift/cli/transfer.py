@@ -18,7 +18,8 @@ from pixelsift.cli.output import error_line, format_score, format_table, to_json
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
 if TYPE_CHECKING:
-    from pixelsift.transfer.training import Evaluation, TrainResult
+    from pixelsift.transfer.evaluation import Evaluation
+    from pixelsift.transfer.training import TrainResult
 
 CLASSIFIER_NAMES = ("logreg", "svm", "knn", "forest", "mlp")
 
@@ -326,7 +327,7 @@ def _finetune_summary(params: dict[str, Any]) -> str:
 
 def run_predict(args: argparse.Namespace) -> int:
     from pixelsift.cli.classify import write_classifications
-    from pixelsift.transfer.training import load_trained
+    from pixelsift.transfer.trained import load_trained
 
     model = load_trained(args.model_file)
     sources = collect_inputs(args.inputs)
@@ -340,7 +341,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from pixelsift.transfer.training import load_trained
+    from pixelsift.transfer.trained import load_trained
 
     model = load_trained(args.model_file)
     evaluation = model.evaluate(

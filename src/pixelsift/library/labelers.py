@@ -55,7 +55,7 @@ def load_labeler(path: str | Path) -> Labeler:
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(f"--labeler {path}: no such file (give a model saved by `pixelsift train`)")
-    from pixelsift.transfer.training import load_trained
+    from pixelsift.transfer.trained import load_trained
 
     model = load_trained(path)
     if model.backbone_modified:

@@ -35,7 +35,7 @@ from typing_extensions import Unpack
 
 from pixelsift.core.progress import progress_bar
 from pixelsift.errors import UsageError
-from pixelsift.features.embed import FeatureExtractor
+from pixelsift.features.extractor import FeatureExtractor
 from pixelsift.imaging.images import open_image
 from pixelsift.imaging.pipeline import iter_batches
 from pixelsift.models.preprocess import _RESAMPLE
@@ -44,16 +44,10 @@ from pixelsift.runtime.device import default_threads, resolve_device
 from pixelsift.runtime.loaded import load_split_network
 from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.transfer.backbone import state_digest, state_of, unfreeze_last_blocks
+from pixelsift.transfer.data import HOLDOUT_FRACTION, LabelledFeatures, extract_labelled, labelled_splits
 from pixelsift.transfer.heads import DenseHead
-from pixelsift.transfer.training import (
-    HOLDOUT_FRACTION,
-    LabelledFeatures,
-    TrainedModel,
-    TrainResult,
-    backbone_info,
-    extract_labelled,
-    labelled_splits,
-)
+from pixelsift.transfer.trained import TrainedModel
+from pixelsift.transfer.training import TrainResult, backbone_info
 
 if TYPE_CHECKING:
     import torch

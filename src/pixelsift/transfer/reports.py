@@ -29,7 +29,7 @@ from pixelsift.imaging.images import open_image
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from pixelsift.transfer.training import Evaluation
+    from pixelsift.transfer.evaluation import Evaluation
 
 CORRECT, WRONG = "#1a7f37", "#cf222e"
 
