@@ -51,6 +51,7 @@ def print_table(result: Classification) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.runtime.classify import Classifier
 
     sources = collect_inputs(args.inputs)

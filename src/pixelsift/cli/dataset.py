@@ -74,6 +74,7 @@ def print_dataset(dataset: Dataset, problems: Problems) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.imaging.datasets import read_dataset
 
     dataset = read_dataset(args.root)

@@ -204,6 +204,7 @@ class Printer:
 
 
 def _save_image(result: DetectionResult, names: OutputNames) -> None:
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.detect import draw_detections
 
     if result.image is None or result.detections is None:
@@ -225,6 +226,7 @@ def _run_video(
     index: int,
 ) -> int:
     """Detect in one video's sampled frames; returns how many frames were annotated."""
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.detect import draw_detections
     from pixelsift.detect.video import AnnotatedVideo, video_info
 
@@ -254,6 +256,7 @@ def _run_video(
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.detect import load_detector
     from pixelsift.detect.video import is_video
 

@@ -51,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.features.embed import embed
 
     output = Path(args.output)

@@ -67,6 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.library import PhotoIndex
     from pixelsift.library.photo_index import default_db_path
 

@@ -147,6 +147,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 def run_add(args: argparse.Namespace) -> int:
     spec = get_model_spec(args.name)
     path, verified = weights.add(spec, args.file)
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.runtime.loaded import clear_model_cache
 
     clear_model_cache()
@@ -164,6 +165,7 @@ def run_add(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.runtime.loaded import load_split_network
     from pixelsift.runtime.onnx_runner import export_onnx, export_to_cache
 

@@ -72,6 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def open_index(db: str | None, near: str | None = None) -> PhotoIndex:
     from pathlib import Path
 
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.library import PhotoIndex
     from pixelsift.library.photo_index import find_db
 

@@ -37,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _default_index() -> Path | None:
     """The index `pixelsift search` would use here (the folder's library, or the only one), if any."""
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.library.photo_index import find_db
 
     try:
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        # imported when the command runs: `pixelsift --help` stays fast
         from pixelsift.web import WebConfig, create_app
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "fastapi", "web", "pixelsift serve") from None

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pixelsift.cli.classify import write_classifications
 from pixelsift.cli.common import (
     add_format_option,
     add_inputs_argument,
@@ -15,6 +16,7 @@ from pixelsift.cli.common import (
     run_options,
 )
 from pixelsift.cli.output import error_line, format_score, format_table, to_json
+from pixelsift.errors import MissingDependencyError, UsageError
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
 if TYPE_CHECKING:
@@ -181,11 +183,10 @@ def _default_output(root: str, name: str) -> Path:
 
 def _train_result(args: argparse.Namespace) -> TrainResult:
     if args.finetune:
+        # imported when the command runs: `pixelsift --help` stays fast
         from pixelsift.transfer.finetune import FinetuneOptions, finetune
 
         if args.search:
-            from pixelsift.errors import UsageError
-
             raise UsageError(
                 "--search chooses among scikit-learn classifiers; it does not combine with --finetune"
             )
@@ -209,6 +210,7 @@ def _train_result(args: argparse.Namespace) -> TrainResult:
             progress=args.progress,
             run_options=run_options(args),
         )
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.transfer.training import train
 
     return train(
@@ -229,6 +231,7 @@ def _describe_params(params: dict[str, Any]) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.transfer.reports import report_folder
 
     result = _train_result(args)
@@ -265,7 +268,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _write_report(result: TrainResult, folder: Path) -> str | None:
     """Write the report; a missing matplotlib leaves metrics.json only and says how to get the images."""
-    from pixelsift.errors import MissingDependencyError
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.transfer.reports import write_report
 
     title = f"{result.model.backbone} + {result.model.classifier}"
@@ -326,7 +329,7 @@ def _finetune_summary(params: dict[str, Any]) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from pixelsift.cli.classify import write_classifications
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.transfer.trained import load_trained
 
     model = load_trained(args.model_file)
@@ -341,6 +344,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.transfer.trained import load_trained
 
     model = load_trained(args.model_file)
@@ -349,6 +353,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     _report_failures(evaluation.failures, len(evaluation.paths) + len(evaluation.failures))
     if args.report:
+        # imported when the command runs: `pixelsift --help` stays fast
         from pixelsift.transfer.reports import write_report
 
         write_report(args.report, evaluation, title=f"{Path(args.model_file).name} on {args.root}")

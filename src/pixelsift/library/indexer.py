@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from pixelsift import detect
 from pixelsift.core.arrays import softmax
 from pixelsift.core.hashing import sha256_bytes, sha256_file
 from pixelsift.core.progress import progress_bar
@@ -43,6 +44,7 @@ from pixelsift.library.store import LibraryStore
 from pixelsift.library.vocabulary import Vocabulary
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 from pixelsift.runtime.options import RunOptions
+from pixelsift.runtime.text_image import load_text_image_model
 
 log = logging.getLogger("pixelsift")
 
@@ -184,9 +186,7 @@ class Indexer:
         if not photos_to_compute:
             name = choice
             if choice == AUTO:
-                from pixelsift.detect import default_detector_name
-
-                name = default_detector_name() or NONE
+                name = detect.default_detector_name() or NONE
             if name == NONE or not self.store.photos_not_seen_by(name):
                 return None  # every photo has been seen by this detector (or there is none)
         try:
@@ -232,8 +232,6 @@ class Indexer:
         return labelers
 
     def _settle_text_image(self) -> Any:
-        from pixelsift.runtime.text_image import load_text_image_model
-
         choice = self.options.text_image or self.store.get_meta("text_image") or AUTO
         model = load_text_image_model(choice, self.options.run_options)
         if self.options.text_image:
@@ -251,7 +249,7 @@ class Indexer:
     def model(self) -> Any:
         """The classifier, loaded on first need (an unchanged library never loads it)."""
         if self._model is None:
-            from pixelsift.runtime.loaded import ImageModel
+            from pixelsift.runtime.loaded import ImageModel  # imports torch: only when photos need it
 
             self._model = ImageModel.load(self.model_name, self.options.run_options)
             with self.store.transaction():
@@ -452,7 +450,7 @@ class Indexer:
 
     def _label_with_backbone(self, labeler: Labeler, photos: list[tuple[int, str]]) -> int:
         """A labeler trained on another backbone needs that backbone's features: one more pass."""
-        from pixelsift.runtime.loaded import ImageModel
+        from pixelsift.runtime.loaded import ImageModel  # imports torch: only for this pass
 
         backbone = ImageModel.load(labeler.backbone, self.options.run_options)
         ids = {str(self.root / p): i for i, p in photos}

@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from pixelsift import detect
 from pixelsift.core.hashing import sha256_file
 from pixelsift.errors import PixelsiftError, UsageError
 from pixelsift.runtime.options import RunOptions
+from pixelsift.transfer import trained
 
 log = logging.getLogger("pixelsift")
 
@@ -55,9 +57,7 @@ def load_labeler(path: str | Path) -> Labeler:
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(f"--labeler {path}: no such file (give a model saved by `pixelsift train`)")
-    from pixelsift.transfer.trained import load_trained
-
-    model = load_trained(path)
+    model = trained.load_trained(path)
     if model.backbone_modified:
         raise UsageError(
             f"--labeler {path}: this model fine-tuned layers of {model.backbone}, so the library's stored "
@@ -74,18 +74,14 @@ def choose_detector(name: str | None, run_options: RunOptions) -> Any:
     detection, anything else = that detector model (an error when it cannot be loaded)."""
     if name is None or name == NONE:
         return None
-    # imported here: a library that needs no detector this run imports none of detection
-    from pixelsift.detect import default_detector_name
-    from pixelsift.detect import load_detector as load
-
     if name == AUTO:
-        default = default_detector_name()
+        default = detect.default_detector_name()
         if default is None:
             log.info("no object detector available (see `pixelsift models --task detect`); indexing without")
             return None
         try:
-            return load(default, run_options)
+            return detect.load_detector(default, run_options)
         except (PixelsiftError, ImportError) as exc:
             log.info("default detector %s not usable (%s); indexing without", default, exc)
             return None
-    return load(name, run_options)
+    return detect.load_detector(name, run_options)

@@ -31,6 +31,7 @@ from pixelsift.library.search import Searcher, SearchResults
 from pixelsift.library.store import LibraryStore
 from pixelsift.library.vectors import VectorCache
 from pixelsift.runtime.options import RunKwargs, RunOptions
+from pixelsift.runtime.text_image import load_text_image_model
 
 PathLike = str | os.PathLike[str]
 
@@ -252,8 +253,6 @@ class PhotoIndex:
         name = self.store.get_meta("text_image_model")
         if not name or not self.store.has_vectors(CLIP):
             return None
-        from pixelsift.runtime.text_image import load_text_image_model
-
         try:
             return load_text_image_model(name)
         except Exception as exc:
@@ -303,7 +302,7 @@ class PhotoIndex:
         return self._compute_vector(photo), None
 
     def _compute_vector(self, photo: Path) -> np.ndarray:
-        from pixelsift.runtime.loaded import ImageModel
+        from pixelsift.runtime.loaded import ImageModel  # imports torch: only for a photo not indexed
 
         name = self.store.get_meta("model")
         if not name:

@@ -8,6 +8,7 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
+from pixelsift.detect import draw_detections, load_detector
 from pixelsift.detect.api import default_model_names
 from pixelsift.errors import ApiError
 from pixelsift.models.listing import model_record
@@ -53,7 +54,7 @@ def add_routes(app: FastAPI) -> None:
         k: Annotated[int, Query(ge=1, le=1000, description="classes to return")] = 5,
     ) -> dict[str, Any]:
         """Top-k classes of one uploaded photo: one element of `pixelsift classify --format json`."""
-        from pixelsift.runtime.classify import Classifier
+        from pixelsift.runtime.classify import Classifier  # imports torch: not before the first photo
 
         config = _config(request)
         image = read_upload(file, config)
@@ -84,10 +85,6 @@ def add_routes(app: FastAPI) -> None:
         detector's name and the summary line ("1 person, 2 cars")."""
         config = _config(request)
         image = read_upload(file, config)
-        try:
-            from pixelsift.detect import draw_detections, load_detector
-        except ImportError:
-            raise ApiError(503, "object detection is not available in this installation") from None
         if model is not None:
             get_model_spec(model)  # registry names only: a client never makes the server open a path
         name = model or config.detector

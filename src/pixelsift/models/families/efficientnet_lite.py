@@ -15,7 +15,7 @@ from pixelsift.models.registry import register
 
 
 def build_efficientnet_lite0() -> Any:
-    from pixelsift.models.families.efficientnet_lite_net import EfficientNetLite0
+    from pixelsift.models.families.efficientnet_lite_net import EfficientNetLite0  # torch: only to build
 
     return EfficientNetLite0()
 

@@ -39,7 +39,7 @@ def _categories(timm: Any, cfg: dict[str, Any], num_classes: int) -> tuple[str, 
 
 def split_timm(net: Any) -> SplitNetwork:
     """timm's own API: `get_classifier()` is the head, `reset_classifier(0)` leaves pooled features."""
-    from pixelsift.models.network import SplitNetwork
+    from pixelsift.models.network import SplitNetwork  # imports torch, as timm itself does
 
     head = net.get_classifier()
     net.reset_classifier(0)
