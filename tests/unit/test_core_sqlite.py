@@ -62,8 +62,8 @@ def test_the_feature_cache_migrates_atomically(tmp_path: Path, monkeypatch: pyte
     good = list(feature_cache._MIGRATIONS)
     half = script_migration("CREATE TABLE files (path TEXT); CREATE TABLE oops (")  # fails after one table
     monkeypatch.setattr(feature_cache, "_MIGRATIONS", [half])
-    with pytest.raises(sqlite3.OperationalError):
-        FeatureCache(tmp_path).count()
+    broken = FeatureCache(tmp_path)
+    assert broken.count() == 0 and broken.disabled is not None  # the run goes on without a cache
     conn = sqlite3.connect(tmp_path / feature_cache.DB_NAME)
     assert schema_version(conn) == 0 and tables(conn) == set()  # `executescript` would have kept `files`
     conn.close()

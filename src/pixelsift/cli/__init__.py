@@ -10,9 +10,9 @@ import argparse
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 
+from pixelsift.cli.output import printable
 from pixelsift.errors import PixelsiftError
 from pixelsift.version import __version__
 
@@ -67,13 +67,20 @@ def _all_subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPa
     return found
 
 
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="pixelsift: %(message)s", stream=sys.stderr, force=True)
-    # Pillow warns before our own pixel limit check reports the file; one message per file is enough.
-    from PIL import Image
+    logging.basicConfig(level=level, stream=sys.stderr, force=True)
+    for handler in logging.getLogger().handlers:  # one line per message, control characters escaped
+        handler.setFormatter(_PrintableFormatter("pixelsift: %(message)s"))
+    # imported here: keeps Pillow off the path of `pixelsift --help`
+    from pixelsift.imaging.images import silence_pillow_warnings
 
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    silence_pillow_warnings()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

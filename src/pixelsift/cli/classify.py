@@ -14,7 +14,14 @@ from pixelsift.cli.common import (
     collect_inputs,
     run_options,
 )
-from pixelsift.cli.output import JsonArrayWriter, csv_writer, error_line, format_score, format_table
+from pixelsift.cli.output import (
+    JsonArrayWriter,
+    csv_writer,
+    error_line,
+    format_score,
+    format_table,
+    printable,
+)
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
 if TYPE_CHECKING:
@@ -45,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def print_table(result: Classification) -> None:
     rows = [(label, format_score(score)) for label, score in zip(result.labels, result.scores, strict=True)]
-    print(result.path)
+    print(printable(result.path))
     print(format_table(["Class", "Probability score"], rows, right=(1,)))
     print()
 

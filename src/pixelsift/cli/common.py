@@ -3,12 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 from pixelsift.config import DEVICES_HELP, ENGINES, PRECISIONS
-from pixelsift.errors import ImageError
-from pixelsift.imaging.images import expand_inputs
+from pixelsift.errors import ImageError, PixelsiftError
+from pixelsift.imaging.images import expand_inputs, image_extensions
 from pixelsift.runtime.options import RunOptions
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high], else argparse's one-line usage error (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: use a number {bound}")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: use a number above 0")
+    return value
 
 
 def add_runner_options(
@@ -63,6 +92,18 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     )
 
 
+def add_agnostic_nms_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--agnostic-nms",
+        action="store_true",
+        help="overlapping boxes of different classes suppress each other too (one object, one box)",
+    )
+
+
+def add_cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+
+
 def add_format_option(
     parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("table", "json", "csv")
 ) -> None:
@@ -85,5 +126,14 @@ def add_inputs_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def collect_inputs(inputs: list[str]) -> list[Path | ImageError]:
-    """Expand the inputs up front so progress bars know the total (paths only: small even for 1M files)."""
-    return list(expand_inputs(inputs))
+    """Expand the inputs up front so progress bars know the total (paths only: small even for 1M files).
+
+    Nothing to work on is an error (exit code 1), not a silent success: a folder without photos, a
+    wrong folder, empty standard input."""
+    sources = list(expand_inputs(inputs))
+    if not sources:
+        shown = ", ".join(inputs) or "standard input"
+        raise PixelsiftError(
+            f"no images found in {shown} (looked for {', '.join(sorted(image_extensions()))}, recursively)"
+        )
+    return sources

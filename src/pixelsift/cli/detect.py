@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pixelsift.cli.common import (
+    add_agnostic_nms_option,
     add_format_option,
     add_inputs_argument,
     add_runner_options,
     collect_inputs,
     run_options,
 )
-from pixelsift.cli.output import JsonArrayWriter, csv_writer, error_line, to_json
+from pixelsift.cli.output import JsonArrayWriter, csv_writer, error_line, printable, to_json
 from pixelsift.errors import ImageError, UsageError
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=0.45,
         help="overlap above which the weaker of two boxes of a class is dropped (default: 0.45)",
     )
+    add_agnostic_nms_option(p)
     p.add_argument(
         "--classes",
         type=_class_list,
@@ -178,10 +180,8 @@ class Printer:
             if r.frame is not None:
                 where = f"video {index}/{self.total} (frame {r.frame + 1}/{frames or '?'})"
             inference = r.speed_ms.get("inference", 0.0)
-            print(
-                f"{where} {r.path}: {r.width}x{r.height} {r.detections.summary()}, {inference:.1f}ms",
-                flush=True,
-            )
+            found = f"{r.width}x{r.height} {r.detections.summary()}, {inference:.1f}ms"
+            print(f"{where} {printable(r.path)}: {found}", flush=True)
         elif self._json is not None:
             self._json.write(r.to_dict())
         elif self.format == "jsonl":
@@ -271,7 +271,14 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--save {args.save}: exists and is not a folder")
         args.save.mkdir(parents=True, exist_ok=True)
         names = OutputNames(args.save)
-    detector = load_detector(args.model, run_options(args), conf=args.conf, iou=args.iou, imgsz=args.imgsz)
+    detector = load_detector(
+        args.model,
+        run_options(args),
+        conf=args.conf,
+        iou=args.iou,
+        imgsz=args.imgsz,
+        agnostic_nms=args.agnostic_nms,
+    )
     detector.check_classes(args.classes)  # a misspelt class is bad usage, before any work
     detector.warmup()  # first-call costs stay out of the Speed line, as ultralytics does
     saved_images = saved_videos = saved_frames = 0

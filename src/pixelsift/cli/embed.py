@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pixelsift.cli.common import add_runner_options, run_options
+from pixelsift.cli.common import add_cache_option, add_runner_options, run_options
 from pixelsift.cli.output import error_line
+from pixelsift.errors import UsageError
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
 EXAMPLES = """examples:
@@ -43,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=("l2", "rms", "none"),
         help="l2: unit length (default); rms: unit length x sqrt(dim); none: raw vectors",
     )
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    add_cache_option(p)
     add_runner_options(p, DEFAULT_CLASSIFIER)
     p.set_defaults(func=run)
 
@@ -55,8 +56,12 @@ def run(args: argparse.Namespace) -> int:
     from pixelsift.features.embed import embed
 
     output = Path(args.output)
-    if output.suffix.lower() not in (".parquet", ".npz", ".csv"):
+    if not output.suffix:  # no extension: Parquet, the default
         output = output.with_name(output.name + ".parquet")
+    elif output.suffix.lower() not in (".parquet", ".npz", ".csv"):
+        raise UsageError(
+            f"-o {args.output}: unknown output format {output.suffix!r}; use .parquet, .npz or .csv"
+        )
     result = embed(
         args.inputs,
         model=args.model,

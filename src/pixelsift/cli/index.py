@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pixelsift.cli.common import add_runner_options, run_options
-from pixelsift.cli.output import error_line, to_json
+from pixelsift.cli.common import add_agnostic_nms_option, add_runner_options, run_options
+from pixelsift.cli.output import to_json
 
 EXAMPLES = """examples:
   pixelsift index ~/Photos                       index (or update) a folder; later runs only do what changed
@@ -45,6 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODEL|none",
         help="object detector for COCO objects (default: pixelsift's default detector when available)",
     )
+    add_agnostic_nms_option(p)
     p.add_argument(
         "--text-image",
         default=None,
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             labelers=args.labeler,
             text_image=args.text_image,
             exclude=args.exclude,
+            agnostic_nms=args.agnostic_nms,
             progress=args.progress,
             run_options=run_options(args),
         )
@@ -88,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.summary())
         print(f"index: {db}")
-    if report.failed:
-        for path, reason in report.failed:
-            error_line(path, reason)
-        print(f"pixelsift: {len(report.failed)} photos could not be read (listed above)", file=sys.stderr)
+    if report.failed:  # each was reported when it was met
+        count = len(report.failed)
+        print(
+            f"pixelsift: {count} photo{'s' * (count != 1)} could not be read (listed above)", file=sys.stderr
+        )
     return 1 if report.failed else 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pixelsift.cli.common import add_runner_options, run_options
+from pixelsift.cli.common import add_runner_options, int_in, positive_float, run_options
 from pixelsift.errors import MissingDependencyError, UsageError
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
@@ -27,8 +27,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--db", type=Path, default=None, help="photo index to search (made by `pixelsift index`)")
     p.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default: 25)")
+    p.add_argument("--port", type=int_in(1, 65535), default=8000, help="port, 1-65535 (default: 8000)")
+    p.add_argument(
+        "--max-upload-mb", type=positive_float, default=25.0, help="largest upload accepted (default: 25)"
+    )
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow this origin (CORS)")
     p.add_argument("--detector", default=None, help="detector (default: the best available)")
     add_runner_options(p, DEFAULT_CLASSIFIER, batch=False)  # -m, --device, --precision, --threads, --engine

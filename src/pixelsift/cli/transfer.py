@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pixelsift.cli.classify import write_classifications
 from pixelsift.cli.common import (
+    add_cache_option,
     add_format_option,
     add_inputs_argument,
     add_runner_options,
@@ -81,7 +82,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (hold-out, classifiers, fine-tuning)")
     p.add_argument("--no-report", action="store_true", help="do not write the report folder")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    add_cache_option(p)
     add_format_option(p, ("table", "json"))
     ft = p.add_argument_group("fine-tuning (--finetune)")
     ft.add_argument("--finetune", action="store_true", help="train a torch head (and blocks) instead")
@@ -128,6 +129,7 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     add_inputs_argument(p)
     p.add_argument("-k", "--top-k", type=int, default=3, metavar="K", help="classes per image (default: 3)")
     add_format_option(p)
+    add_cache_option(p)
     add_runner_options(p, None)
     p.set_defaults(func=run_predict)
 
@@ -147,6 +149,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="valid", help="the split of a data-set folder (default: valid)")
     p.add_argument("--report", metavar="DIR", help="also write a report folder (images and metrics.json)")
     add_format_option(p, ("table", "json"))
+    add_cache_option(p)
     add_runner_options(p, None)
     p.set_defaults(func=run_evaluate)
 
@@ -335,7 +338,12 @@ def run_predict(args: argparse.Namespace) -> int:
     model = load_trained(args.model_file)
     sources = collect_inputs(args.inputs)
     results = model.iter_predict(
-        sources, top_k=args.top_k, progress=args.progress, total=len(sources), run_options=run_options(args)
+        sources,
+        top_k=args.top_k,
+        progress=args.progress,
+        total=len(sources),
+        cache=not args.no_cache,
+        run_options=run_options(args),
     )
     failed = write_classifications(results, args.format)
     if failed:
@@ -349,7 +357,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     model = load_trained(args.model_file)
     evaluation = model.evaluate(
-        args.root, split=args.split, progress=args.progress, run_options=run_options(args)
+        args.root,
+        split=args.split,
+        progress=args.progress,
+        cache=not args.no_cache,
+        run_options=run_options(args),
     )
     _report_failures(evaluation.failures, len(evaluation.paths) + len(evaluation.failures))
     if args.report:

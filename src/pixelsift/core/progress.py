@@ -5,7 +5,27 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from tqdm.auto import tqdm
+
+class _NoBar:
+    """What a hidden bar is: it counts, and shows nothing (and costs no tqdm import)."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total, self.n = total, 0
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 def progress_bar(
@@ -16,11 +36,16 @@ def progress_bar(
     Used as a context manager: `with progress_bar(total=n) as bar: bar.update(k)`.
     """
     disable = (not sys.stderr.isatty()) if enabled is None else not enabled
+    if disable:
+        return _NoBar(total)
+    # imported here: tqdm.auto brings asyncio and importlib.metadata (~70 ms), which a run that shows
+    # no bar (a pipe, an unchanged re-index, every test) does not need
+    from tqdm.auto import tqdm
+
     return tqdm(
         total=total,
         desc=desc,
         unit=unit,
-        disable=disable,
         file=sys.stderr,
         dynamic_ncols=True,
         mininterval=0.5,

@@ -100,13 +100,15 @@ def load_detector(
     iou: float = 0.45,
     *,
     imgsz: int | None = None,
+    agnostic_nms: bool = False,
     **run: Unpack[RunKwargs],
 ) -> Detector:
     """Load a detector by registry name, or a local model file (.pb TensorFlow graph, .onnx) run by
     OpenCV DNN; `model=None` picks `default_detector_name()` and says what to install when there is none.
 
     `conf`: lowest score kept; `iou`: overlap above which the weaker of two same-class boxes is dropped;
-    `imgsz`: network input size for YOLO and ONNX models (default 640). How it runs: `run_options`, or
+    `imgsz`: network input size for YOLO and ONNX models (default 640); `agnostic_nms`: overlapping boxes
+    of different classes suppress each other too (one object, one box). How it runs: `run_options`, or
     the keywords device, precision, threads, batch_size, workers.
 
     >>> detector = load_detector()                     # doctest: +SKIP
@@ -127,9 +129,11 @@ def load_detector(
         # OpenCV is imported only when a local model file is run
         from pixelsift.detect.backends.opencv_dnn import load_model_file
 
-        return load_model_file(local, run_options, conf=conf, iou=iou, imgsz=imgsz)
-    spec = get_spec_of(model, DetectorSpec, needed_for="detection")
-    detector = backend_loader(spec.backend)(spec, run_options, conf=conf, iou=iou, imgsz=imgsz)
+        detector = load_model_file(local, run_options, conf=conf, iou=iou, imgsz=imgsz)
+    else:
+        spec = get_spec_of(model, DetectorSpec, needed_for="detection")
+        detector = backend_loader(spec.backend)(spec, run_options, conf=conf, iou=iou, imgsz=imgsz)
+    detector.agnostic = agnostic_nms
     log.info("detect: %s", detector.describe())
     return detector
 
@@ -142,6 +146,7 @@ def detect(
     classes: Iterable[str] | None = None,
     progress: bool | None = False,
     run_options: RunOptions | None = None,
+    agnostic_nms: bool = False,
     **run: Unpack[RunKwargs],
 ) -> Iterator[DetectionResult]:
     """Detect objects in files, folders (recursive) or glob patterns; yields one result per image, in
@@ -151,7 +156,7 @@ def detect(
     ...     print(r.path, r.summary())
     samples/astronaut.png 1 person, 1 mouse
     """
-    detector = load_detector(model, run_options, conf=conf, iou=iou, **run)
+    detector = load_detector(model, run_options, conf=conf, iou=iou, agnostic_nms=agnostic_nms, **run)
     return detector.iter_detect(inputs, classes=classes, progress=progress)
 
 

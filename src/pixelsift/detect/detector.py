@@ -52,10 +52,22 @@ def prepare_nms() -> None:
     from torchvision.ops import batched_nms  # noqa: F401
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float, max_det: int) -> np.ndarray:
-    """Indices kept by per-class non-maximum suppression, best score first, at most `max_det`."""
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    class_ids: np.ndarray,
+    iou: float,
+    max_det: int,
+    agnostic: bool = False,
+) -> np.ndarray:
+    """Indices kept by per-class non-maximum suppression, best score first, at most `max_det`.
+
+    `agnostic`: boxes of different classes suppress each other too (ultralytics' `agnostic_nms`), so one
+    dog is one box, not "dog, cow, zebra"."""
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
+    if agnostic:
+        class_ids = np.zeros(len(boxes), np.int64)
     import torch
     from torchvision.ops import batched_nms
 
@@ -114,6 +126,7 @@ class Detector:
         self.decode_fit = decode_fit  # the longer side, for networks that letterbox into a square
         self.max_det = MAX_DETECTIONS
         self.runs_on = runs_on
+        self.agnostic = False  # class-agnostic NMS; read at post-processing time, like conf and iou
 
     @property
     def name(self) -> str:

@@ -20,9 +20,10 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,6 +35,8 @@ from pixelsift.errors import ImageError
 from pixelsift.imaging.images import file_sha256, read_error
 
 log = logging.getLogger("pixelsift")
+
+T = TypeVar("T")
 
 DB_NAME = "features.sqlite3"
 # Bump when the meaning of a stored vector changes (e.g. a different cut point in the network).
@@ -65,10 +68,12 @@ _MIGRATIONS: list[Migration] = [
 ]
 
 
+class _NewerCacheError(sqlite3.DatabaseError):
+    """The cache was written by a newer pixelsift: left alone (not moved aside), and not used."""
+
+
 def _too_new(found: int, known: int) -> sqlite3.DatabaseError:
-    return sqlite3.DatabaseError(
-        f"feature cache schema {found} is newer than this pixelsift understands ({known})"
-    )
+    return _NewerCacheError(f"its schema {found} is newer than this pixelsift understands ({known})")
 
 
 def feature_key(description: dict[str, Any]) -> str:
@@ -91,16 +96,84 @@ class FeatureCache:
         self.path = self.folder / DB_NAME
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        self.disabled: str | None = None  # why the cache is not used this run (None: it is)
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._migrate(conn)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
+
+    def _run(self, work: Callable[[sqlite3.Connection], T], fallback: T) -> T:
+        """`work` on the database; the cache is the user's convenience, never a reason to fail, so:
+
+        - a damaged file (not a database, malformed) is moved aside with a warning and a fresh cache
+          starts in its place;
+        - a cache that cannot be created or written (read-only home, a file where the folder should
+          be, a newer pixelsift's schema) is switched off for this run with a warning, and `fallback`
+          returned: features are then computed, as without a cache.
+        """
+        with self._lock:
+            for attempt in (1, 2):
+                if self.disabled is not None:
+                    return fallback
+                try:
+                    return work(self._connect())
+                except _NewerCacheError as exc:
+                    self._disable(str(exc))
+                except sqlite3.OperationalError as exc:  # cannot open, read-only, locked for a minute
+                    if "disk I/O error" in str(exc) and attempt == 1 and self.path.is_file():
+                        self._move_aside(exc)  # what SQLite says of a file cut short
+                    else:
+                        self._disable(str(exc))
+                except sqlite3.DatabaseError as exc:  # the file itself is damaged
+                    if attempt == 2:
+                        self._disable(str(exc))
+                    else:
+                        self._move_aside(exc)
+                except OSError as exc:
+                    self._disable(exc.strerror or str(exc))
+            return fallback
+
+    def _disable(self, reason: str) -> None:
+        self.close()
+        self.disabled = reason
+        log.warning(
+            "cannot use the feature cache %s (%s); going on without it (features are computed, not "
+            "reused; set PIXELSIFT_HOME to a writable folder to keep them)",
+            self.path,
+            reason,
+        )
+
+    def _move_aside(self, exc: Exception) -> None:
+        self.close()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for n in range(2, 1000):  # never replace an earlier damaged copy
+            if not target.exists():
+                break
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+        try:
+            os.replace(self.path, target)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        except OSError as move_error:
+            self._disable(f"{exc}; it could not be moved aside: {move_error.strerror}")
+            return
+        log.warning(
+            "the feature cache %s was damaged (%s); moved it to %s and started a fresh one",
+            self.path,
+            exc,
+            target.name,
+        )
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -130,12 +203,12 @@ class FeatureCache:
                 stats.append(os.stat(path))
             except OSError as exc:
                 stats.append(read_error(path, exc))
-        with self._lock:
-            conn = self._connect()
-            known: dict[str, tuple[Any, ...]] = {}
+
+        def lookup(conn: sqlite3.Connection) -> dict[str, tuple[Any, ...]]:
+            found: dict[str, tuple[Any, ...]] = {}
             for chunk in chunks(keys, 500):
                 marks = ",".join("?" * len(chunk))
-                known.update(
+                found.update(
                     (row[0], row[1:])
                     for row in conn.execute(
                         "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM files "
@@ -143,6 +216,10 @@ class FeatureCache:
                         chunk,
                     )
                 )
+            return found
+
+        none_known: dict[str, tuple[Any, ...]] = {}
+        known = self._run(lookup, none_known)
         results: list[str | ImageError] = []
         updates = []
         for path, key, st in zip(paths, keys, stats, strict=True):
@@ -162,8 +239,12 @@ class FeatureCache:
             results.append(digest)
             updates.append((key, *signature, digest))
         if updates:
-            with self._lock, self._connect() as conn:
-                conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", updates)
+
+            def store(conn: sqlite3.Connection) -> None:
+                with conn:
+                    conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", updates)
+
+            self._run(store, None)
         return results
 
     def file_digest(self, path: str | os.PathLike[str]) -> str:
@@ -177,9 +258,9 @@ class FeatureCache:
     def get(self, key: str, digests: Iterable[str]) -> dict[str, np.ndarray]:
         """Cached vectors for these file digests under `key` (missing ones are simply absent)."""
         wanted = list(dict.fromkeys(digests))
-        found: dict[str, np.ndarray] = {}
-        with self._lock:
-            conn = self._connect()
+
+        def lookup(conn: sqlite3.Connection) -> dict[str, np.ndarray]:
+            found: dict[str, np.ndarray] = {}
             for chunk in chunks(wanted, 500):
                 marks = ",".join("?" * len(chunk))
                 for digest, dim, blob in conn.execute(
@@ -189,7 +270,10 @@ class FeatureCache:
                     vector = np.frombuffer(blob, dtype=np.float32)
                     if vector.shape == (dim,):  # a damaged row is recomputed, never used
                         found[digest] = vector
-        return found
+            return found
+
+        nothing: dict[str, np.ndarray] = {}
+        return self._run(lookup, nothing)
 
     def put(self, key: str, description: dict[str, Any], rows: Iterable[tuple[str, np.ndarray]]) -> int:
         """Store vectors (digest, float32 vector) under `key`, in one transaction. Returns how many."""
@@ -199,24 +283,35 @@ class FeatureCache:
         ]
         if not records:
             return 0
-        with self._lock, self._connect() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO feature_keys VALUES (?, ?)",
-                (key, json.dumps(description, sort_keys=True)),
-            )
-            conn.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?)", records)
-        return len(records)
+
+        def store(conn: sqlite3.Connection) -> int:
+            with conn:
+                conn.execute(
+                    "INSERT OR IGNORE INTO feature_keys VALUES (?, ?)",
+                    (key, json.dumps(description, sort_keys=True)),
+                )
+                conn.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?)", records)
+            return len(records)
+
+        return self._run(store, 0)
 
     def count(self, key: str | None = None) -> int:
-        with self._lock:
-            conn = self._connect()
+        """Vectors stored (under `key`, or in all); 0 when the cache is switched off."""
+
+        def counted(conn: sqlite3.Connection) -> int:
             if key is None:
                 return int(conn.execute("SELECT COUNT(*) FROM features").fetchone()[0])
             return int(conn.execute("SELECT COUNT(*) FROM features WHERE key = ?", (key,)).fetchone()[0])
 
+        return self._run(counted, 0)
+
     def clear(self) -> None:
         """Forget every cached vector and file hash."""
-        with self._lock, self._connect() as conn:
-            conn.execute("DELETE FROM features")
-            conn.execute("DELETE FROM feature_keys")
-            conn.execute("DELETE FROM files")
+
+        def cleared(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("DELETE FROM features")
+                conn.execute("DELETE FROM feature_keys")
+                conn.execute("DELETE FROM files")
+
+        self._run(cleared, None)

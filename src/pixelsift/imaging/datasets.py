@@ -25,7 +25,7 @@ import numpy as np
 
 from pixelsift.core.progress import progress_bar
 from pixelsift.errors import ImageError, UsageError
-from pixelsift.imaging.images import file_sha256, image_extensions, open_image, walk_images
+from pixelsift.imaging.images import entry_is, file_sha256, image_extensions, open_image, walk_images
 from pixelsift.imaging.pipeline import default_decode_workers
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class Dataset:
     class_dirs: dict[tuple[str | None, str], Path]  # (split, class) -> folder, empty ones included
     samples: list[Sample]
     stray_files: list[Path] = field(default_factory=list)
+    skipped: list[ImageError] = field(default_factory=list)  # entries that cannot be photos (link loops...)
 
     @property
     def classes(self) -> list[str]:
@@ -176,6 +177,9 @@ class Dataset:
         """All problems: the structural ones, plus (reading every file) unreadable files and photos
         that appear in more than one split (same content, whatever the name)."""
         problems = self.structure_problems()
+        for skipped in self.skipped:  # link loops, FIFOs: entries that cannot even be opened
+            where = self.relative(Path(skipped.path))
+            problems.append(Problem("unreadable", f"{where}: {skipped.reason}", [skipped.path]))
         if not read_files or not self.samples:
             return problems
 
@@ -226,7 +230,7 @@ def _subfolders(folder: Path) -> list[Path]:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
         raise UsageError(f"{folder}: cannot list this folder ({exc.strerror})") from None
-    return [Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=True)]
+    return [Path(e.path) for e in entries if not e.name.startswith(".") and entry_is(e, "dir")]
 
 
 def _loose_images(folder: Path) -> list[Path]:
@@ -238,7 +242,7 @@ def _loose_images(folder: Path) -> list[Path]:
     return [
         Path(e.path)
         for e in entries
-        if not e.name.startswith(".") and e.is_file() and os.path.splitext(e.name)[1].lower() in exts
+        if not e.name.startswith(".") and entry_is(e, "file") and os.path.splitext(e.name)[1].lower() in exts
     ]
 
 
@@ -275,17 +279,20 @@ def read_dataset(root: str | os.PathLike[str]) -> Dataset:
     class_dirs: dict[tuple[str | None, str], Path] = {}
     samples: list[Sample] = []
     stray: list[Path] = []
+    skipped: list[ImageError] = []
     for split, folder in layout.items():
         stray += _loose_images(folder)
         for class_dir in _subfolders(folder):
             class_dirs[(split, class_dir.name)] = class_dir
-            samples += [Sample(p, class_dir.name, split) for p in walk_images(class_dir)]
+            samples += [
+                Sample(p, class_dir.name, split) for p in walk_images(class_dir, on_skip=skipped.append)
+            ]
     if not class_dirs:
         raise UsageError(
             f"{base}: no class folders found; a data set is ROOT/train/<class>/*.jpg and "
             "ROOT/valid/<class>/*.jpg, or ROOT/<class>/*.jpg"
         )
-    return Dataset(base, list(splits), splits, class_dirs, samples, stray)
+    return Dataset(base, list(splits), splits, class_dirs, samples, stray, skipped)
 
 
 def looks_like_dataset(folder: Path) -> bool:

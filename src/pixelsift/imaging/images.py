@@ -8,13 +8,17 @@ a million photos streams in constant memory.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import glob
 import io
+import logging
 import math
 import os
+import stat
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +28,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pixelsift.config import get_settings
 from pixelsift.core.hashing import sha256_file
 from pixelsift.errors import ImageError, PixelLimitError
+
+log = logging.getLogger("pixelsift")
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -74,6 +80,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def silence_pillow_warnings() -> None:
+    """Pillow's own warnings name no file ("Corrupt EXIF data...", "Image size exceeds limit"): the
+    command line and the server leave them out; pixelsift reports each unusable image itself, with
+    its path, and treats damaged metadata as missing."""
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+
+
 def read_error(path: str | os.PathLike[str], exc: OSError) -> ImageError:
     """The one wording of "this file cannot be read" for every reader of user files."""
     label = os.fspath(path)
@@ -90,8 +104,8 @@ def read_file(path: str) -> tuple[bytes, int, int]:
     """(bytes, size, mtime_ns) of a file, or `ImageError` saying why it cannot be read."""
     try:
         with open(path, "rb") as fh:
-            stat = os.fstat(fh.fileno())
-            return fh.read(), stat.st_size, stat.st_mtime_ns
+            info = os.fstat(fh.fileno())
+            return fh.read(), info.st_size, info.st_mtime_ns
     except OSError as exc:
         raise read_error(path, exc) from None
 
@@ -150,6 +164,7 @@ def open_image(
                 img.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
             elif min_size and img.format == "JPEG" and min(width, height) > 2 * min_size:
                 img.draft("RGB", (min_size, min_size))
+            _check_decode_memory(img, label)
             img.load()
             oriented = ImageOps.exif_transpose(img)
             rgb = _to_rgb(oriented)
@@ -169,42 +184,159 @@ def open_image(
         raise ImageError(label, f"corrupt or truncated image ({exc})") from None
 
 
+# Bytes per pixel of Pillow's decoded modes (what `load` allocates); others count as 4.
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2}
+_MODE_BYTES |= {"RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
+
+
+def decode_bytes(img: Image.Image) -> int:
+    """Memory an image takes from `load` to an RGB copy (its decoded pixels, the RGB conversion and
+    the EXIF rotation), at the size it will be decoded (after JPEG draft scaling)."""
+    width, height = img.size
+    return width * height * (_MODE_BYTES.get(img.mode, 4) + 3 + 3)
+
+
+def _check_decode_memory(img: Image.Image, label: str) -> None:
+    """Refuse, before decoding, an image whose pixels would take more memory than allowed: a 20 KB
+    PNG can decode to gigabytes (a bound on pixels alone does not see 16-bit or RGBA modes)."""
+    limit_mb = get_settings().max_decode_mb
+    need = decode_bytes(img)
+    if need > limit_mb * 2**20:
+        width, height = img.size
+        raise PixelLimitError(
+            label,
+            f"decoding {width}x{height} pixels (mode {img.mode}) would take {need / 2**20:.0f} MB, over the "
+            f"limit of {limit_mb} MB (raise PIXELSIFT_MAX_DECODE_MB to allow it)",
+        )
+
+
 def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def walk_images(
-    folder: str | os.PathLike[str], exclude: Sequence[str] = (), extensions: frozenset[str] | None = None
-) -> Iterator[Path]:
-    """Image files under `folder`, recursively, in sorted order, skipping hidden files and folders.
+def entry_is(entry: os.DirEntry[str], kind: str) -> bool:
+    """Whether a folder entry is a folder (`kind` "dir") or a regular file ("file"), following links;
+    False, never an error, for a link loop or an entry that vanished."""
+    try:
+        return entry.is_dir() if kind == "dir" else entry.is_file()
+    except OSError:
+        return False
 
-    `exclude` holds glob patterns matched against the path relative to `folder` and against the name.
-    Folder symlinks are not followed (no loops, no escaping the folder); file symlinks are.
-    """
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _link_error(path: str, exc: OSError) -> ImageError:
+    if exc.errno == errno.ELOOP:
+        return ImageError(path, "symbolic link loop (the link points, in the end, at itself)")
+    if isinstance(exc, FileNotFoundError):
+        return ImageError(path, "broken symbolic link (its target does not exist)")
+    return read_error(path, exc)
+
+
+def _walk(
+    folder: str, exclude: Sequence[str], extensions: frozenset[str] | None
+) -> Iterator[str | ImageError]:
+    """`iter_folder` on plain strings: a walk of a million files spends more on pathlib than on stat."""
     exts = extensions or image_extensions()
-    root = Path(folder)
+    prefix = len(folder.rstrip(os.sep)) + 1
+    seen: set[tuple[int, int]] = set()  # (device, inode) of every folder walked
 
-    def excluded(path: Path) -> bool:
-        rel = path.relative_to(root).as_posix()
-        return any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(path.name, pat) for pat in exclude)
+    def excluded(path: str, name: str) -> bool:
+        rel = path[prefix:].replace(os.sep, "/")
+        return any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(name, pat) for pat in exclude)
 
-    def walk(directory: Path) -> Iterator[Path]:
+    def walk(directory: str) -> Iterator[str | ImageError]:
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError:
+            info = os.stat(directory)
+            if (info.st_dev, info.st_ino) in seen:
+                return
+            seen.add((info.st_dev, info.st_ino))
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            yield read_error(directory, exc)
             return
         for entry in entries:
-            if _is_hidden(entry.name):
+            name = entry.name
+            if _is_hidden(name) or (exclude and excluded(entry.path, name)):
                 continue
-            path = Path(entry.path)
-            if exclude and excluded(path):
+            is_image_name = os.path.splitext(name)[1].lower() in exts
+            try:
+                if not entry.is_symlink():  # the common case: the type comes with the listing, no stat
+                    if entry.is_dir(follow_symlinks=False):
+                        yield from walk(entry.path)
+                        continue
+                    if entry.is_file(follow_symlinks=False):
+                        if is_image_name:
+                            yield entry.path
+                        continue
+                mode = entry.stat().st_mode  # a link (followed), or a FIFO, socket or device
+            except OSError as exc:
+                # a link named like an image, or with no extension (it may have been a folder)
+                if is_image_name or (entry.is_symlink() and not os.path.splitext(name)[1]):
+                    yield _link_error(entry.path, exc) if entry.is_symlink() else read_error(entry.path, exc)
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                yield from walk(path)
-            elif os.path.splitext(entry.name)[1].lower() in exts and entry.is_file():
-                yield path
+            if stat.S_ISDIR(mode):
+                yield from walk(entry.path)
+            elif is_image_name:
+                if stat.S_ISREG(mode):
+                    yield entry.path
+                else:
+                    yield ImageError(entry.path, f"{_special_kind(mode)}, not an image file")
 
-    yield from walk(root)
+    yield from walk(folder)
+
+
+def iter_folder(
+    folder: str | os.PathLike[str], exclude: Sequence[str] = (), extensions: frozenset[str] | None = None
+) -> Iterator[Path | ImageError]:
+    """Image files under `folder`, recursively, in sorted order, skipping hidden files and folders; an
+    `ImageError` in place of each entry that looks like an image but cannot be one (a broken or looping
+    symbolic link, a FIFO, socket or device) and of each folder that cannot be listed. Never raises.
+
+    `exclude` holds glob patterns matched against the path relative to `folder` and against the name.
+    Symbolic links are followed, each folder at most once (a link back to a folder already walked is
+    skipped), so a link loop cannot make the walk endless.
+    """
+    for item in _walk(os.fspath(folder), exclude, extensions):
+        yield item if isinstance(item, ImageError) else Path(item)
+
+
+def walk_image_paths(
+    folder: str | os.PathLike[str],
+    exclude: Sequence[str] = (),
+    extensions: frozenset[str] | None = None,
+    on_skip: Callable[[ImageError], None] | None = None,
+) -> Iterator[str]:
+    """The image files of `iter_folder`, as strings; each skipped entry goes to `on_skip` (default: a
+    warning naming the path and the reason). Never raises."""
+    for item in _walk(os.fspath(folder), exclude, extensions):
+        if isinstance(item, ImageError):
+            if on_skip is not None:
+                on_skip(item)
+            else:
+                log.warning("%s", item)
+        else:
+            yield item
+
+
+def walk_images(
+    folder: str | os.PathLike[str],
+    exclude: Sequence[str] = (),
+    extensions: frozenset[str] | None = None,
+    on_skip: Callable[[ImageError], None] | None = None,
+) -> Iterator[Path]:
+    """`walk_image_paths` as `Path`s."""
+    for path in walk_image_paths(folder, exclude, extensions, on_skip):
+        yield Path(path)
 
 
 def expand_inputs(
@@ -230,7 +362,7 @@ def expand_inputs(
             continue
         path = Path(text).expanduser()
         if path.is_dir():
-            yield from walk_images(path)
+            yield from iter_folder(path)
         elif path.exists() or path.is_symlink():
             yield path
         elif _GLOB_CHARS & set(text):
@@ -239,7 +371,7 @@ def expand_inputs(
                 yield ImageError(text, "no files match this pattern")
             for match in matches:
                 if os.path.isdir(match):
-                    yield from walk_images(match)
+                    yield from iter_folder(match)
                 else:
                     yield Path(match)
         else:

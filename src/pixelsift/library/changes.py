@@ -10,22 +10,25 @@ database, so it is tested on its own (tests/unit/test_library_changes.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelsift.imaging.images import walk_images
+from pixelsift.errors import ImageError
+from pixelsift.imaging.images import walk_image_paths
 from pixelsift.library.rows import OK, StoredPhoto
 
 Stat = tuple[int, int]  # (size in bytes, mtime in ns)
 
 
-def scan_folder(root: Path, exclude: Sequence[str] = ()) -> dict[str, Stat]:
-    """relative path -> (size, mtime_ns) of every photo under `root` (hidden files and folders skipped)."""
+def scan_folder(
+    root: Path, exclude: Sequence[str] = (), on_skip: Callable[[ImageError], None] | None = None
+) -> dict[str, Stat]:
+    """relative path -> (size, mtime_ns) of every photo under `root` (hidden files and folders skipped;
+    entries that cannot be photos, such as a link loop or a FIFO, go to `on_skip`)."""
     found: dict[str, Stat] = {}
     prefix = len(str(root).rstrip(os.sep)) + 1  # plain strings: pathlib costs more than stat here
-    for path in walk_images(root, exclude=exclude):
-        name = str(path)
+    for name in walk_image_paths(root, exclude=exclude, on_skip=on_skip):
         try:
             stat = os.stat(name)
         except OSError:  # vanished between listing and stat, or a broken symlink

@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from pixelsift import detect
 from pixelsift.core.arrays import softmax
 from pixelsift.core.hashing import sha256_bytes, sha256_file
 from pixelsift.core.progress import progress_bar
 from pixelsift.core.sequences import chunks
-from pixelsift.errors import UsageError
+from pixelsift.errors import ImageError, UsageError
 from pixelsift.imaging.images import open_image, read_file
 from pixelsift.imaging.pipeline import iter_batches
 from pixelsift.library.changes import Stat, paths_to_hash, plan_changes, scan_folder
@@ -42,7 +41,7 @@ from pixelsift.library.metadata import PhotoMetadata, read_exif
 from pixelsift.library.rows import CLIP, FAILED, FEATURES, OK, Detection, PhotoRecord
 from pixelsift.library.store import LibraryStore
 from pixelsift.library.vocabulary import Vocabulary
-from pixelsift.models.registry import DEFAULT_CLASSIFIER
+from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
 from pixelsift.runtime.options import RunOptions
 from pixelsift.runtime.text_image import load_text_image_model
 
@@ -66,6 +65,7 @@ class IndexOptions:
     exclude: Sequence[str] = ()
     run_options: RunOptions = field(default_factory=RunOptions)  # the classifier's, detector's, labelers'
     progress: bool | None = False
+    agnostic_nms: bool = False  # the detector keeps one box per object, whatever its classes
 
 
 @dataclass
@@ -161,6 +161,8 @@ class Indexer:
     def _settle_model(self) -> str:
         stored = self.store.get_meta("model")
         wanted = self.options.model or stored or DEFAULT_CLASSIFIER
+        if self.options.model:  # the registry's spelling ("VGG16" is vgg16), as stored
+            wanted = get_model_spec(wanted).name
         if stored and wanted != stored:
             raise UsageError(
                 f"this index was built with model {stored!r}; its vectors cannot be mixed with {wanted!r}'s. "
@@ -177,7 +179,7 @@ class Indexer:
         choice = self.options.detector or self.store.get_meta("detector") or AUTO
         if self.options.detector:
             # asked for on this command line: an error stops the run
-            detector = choose_detector(choice, self.options.run_options)
+            detector = choose_detector(choice, self.options.run_options, self.options.agnostic_nms)
             with self.store.transaction():
                 self.store.set_meta("detector", choice)
             return detector
@@ -186,11 +188,13 @@ class Indexer:
         if not photos_to_compute:
             name = choice
             if choice == AUTO:
+                from pixelsift import detect  # see labelers.choose_detector
+
                 name = detect.default_detector_name() or NONE
             if name == NONE or not self.store.photos_not_seen_by(name):
                 return None  # every photo has been seen by this detector (or there is none)
         try:
-            return choose_detector(choice, self.options.run_options)
+            return choose_detector(choice, self.options.run_options, self.options.agnostic_nms)
         except Exception as exc:
             log.warning("the detector this library used (%s) is not available (%s); skipping", choice, exc)
             return None
@@ -268,8 +272,8 @@ class Indexer:
         self.model_name = self._settle_model()
         with self.store.transaction():
             self.store.set_meta("root", str(self.root))
-        on_disk = scan_folder(self.root, self.options.exclude)
-        self.report.photos = len(on_disk)
+        on_disk = scan_folder(self.root, self.options.exclude, on_skip=self._skipped)
+        self.report.photos = len(on_disk) + len(self.report.failed)  # failed so far: skipped entries
         to_compute = self._apply_moves_and_deletions(on_disk)
         self.detector = self._settle_detector(photos_to_compute=bool(to_compute))
         self.labelers = self._settle_labelers()
@@ -279,6 +283,15 @@ class Indexer:
         self._catch_up()
         self.report.seconds = time.perf_counter() - started
         return self.report
+
+    def _failed(self, path: str, reason: str) -> None:
+        """A photo that could not be read: reported now (a long run shows it as it happens) and listed
+        in the report."""
+        self.report.failed.append((path, reason))
+        log.warning("%s: %s", path, reason)
+
+    def _skipped(self, error: ImageError) -> None:
+        self._failed(error.path, error.reason)
 
     def _apply_moves_and_deletions(self, on_disk: dict[str, Stat]) -> list[str]:
         """Step 2 of the module docstring; returns the relative paths that need computing."""
@@ -367,8 +380,7 @@ class Indexer:
                     rel, size, mtime_ns, None, FAILED, item.error, PhotoMetadata(), None, now
                 )
                 self.store.upsert_photo(failed)
-                self.report.failed.append((item.path, item.error or "unreadable"))
-                log.warning("%s: %s", item.path, item.error)
+                self._failed(item.path, item.error or "unreadable")
             detector_name = self.detector.name if self.detector is not None else None
             for row, (item, features, logits) in enumerate(ok):
                 info: Decoded = item.info

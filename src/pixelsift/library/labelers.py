@@ -13,11 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from pixelsift import detect
 from pixelsift.core.hashing import sha256_file
 from pixelsift.errors import PixelsiftError, UsageError
 from pixelsift.runtime.options import RunOptions
-from pixelsift.transfer import trained
 
 log = logging.getLogger("pixelsift")
 
@@ -57,6 +55,9 @@ def load_labeler(path: str | Path) -> Labeler:
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(f"--labeler {path}: no such file (give a model saved by `pixelsift train`)")
+    # imported here, like detection below: an unchanged re-index loads neither (bench_library reindex)
+    from pixelsift.transfer import trained
+
     model = trained.load_trained(path)
     if model.backbone_modified:
         raise UsageError(
@@ -69,19 +70,23 @@ def load_labeler(path: str | Path) -> Labeler:
     return Labeler(name=name, path=str(path.resolve()), sha256=digest, model=model)
 
 
-def choose_detector(name: str | None, run_options: RunOptions) -> Any:
+def choose_detector(name: str | None, run_options: RunOptions, agnostic_nms: bool = False) -> Any:
     """The detector to use: `auto` = pixelsift's default when detection is available, `none` = no
     detection, anything else = that detector model (an error when it cannot be loaded)."""
     if name is None or name == NONE:
         return None
+    # imported here: detection code (and Pillow's drawing) costs ~30 ms of start-up that a library
+    # with no new photos does not need
+    from pixelsift import detect
+
     if name == AUTO:
         default = detect.default_detector_name()
         if default is None:
             log.info("no object detector available (see `pixelsift models --task detect`); indexing without")
             return None
         try:
-            return detect.load_detector(default, run_options)
+            return detect.load_detector(default, run_options, agnostic_nms=agnostic_nms)
         except (PixelsiftError, ImportError) as exc:
             log.info("default detector %s not usable (%s); indexing without", default, exc)
             return None
-    return detect.load_detector(name, run_options)
+    return detect.load_detector(name, run_options, agnostic_nms=agnostic_nms)

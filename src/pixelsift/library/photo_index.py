@@ -12,6 +12,7 @@ file per indexed folder, named after the folder, so pixelsift never writes into 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sqlite3
@@ -23,10 +24,12 @@ import numpy as np
 from typing_extensions import Unpack
 
 from pixelsift.config import get_settings
+from pixelsift.core.filelock import exclusive_lock
 from pixelsift.core.hashing import sha256_file, short_digest
 from pixelsift.errors import ImageError, LibraryFileError, UsageError
 from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
 from pixelsift.library.rows import CLIP, FEATURES, Filters
+from pixelsift.library.schema import unwritable_reason
 from pixelsift.library.search import Searcher, SearchResults
 from pixelsift.library.store import LibraryStore
 from pixelsift.library.vectors import VectorCache
@@ -34,6 +37,7 @@ from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.runtime.text_image import load_text_image_model
 
 PathLike = str | os.PathLike[str]
+log = logging.getLogger("pixelsift")
 
 
 def libraries_dir() -> Path:
@@ -97,7 +101,8 @@ class PhotoIndex:
 
     def __init__(self, db_path: PathLike, create: bool = True):
         self.db_path = Path(db_path).expanduser()
-        self.store = LibraryStore.open(self.db_path, create=create)
+        # Read-only when the file or its folder cannot be written: searching works, `update` says why not.
+        self.store = LibraryStore.open(self.db_path, create=create, readonly=None)
         self._searcher: Searcher | None = None
         self._caches: dict[str, VectorCache] = {}
 
@@ -105,7 +110,7 @@ class PhotoIndex:
     def for_folder(cls, folder: PathLike) -> PhotoIndex:
         """The index pixelsift keeps for `folder` in $PIXELSIFT_HOME (created on first update)."""
         index = cls(default_db_path(folder))
-        if index.root is None:
+        if index.root is None and not index.store.readonly:
             with index.store.transaction():
                 index.store.set_meta("root", str(Path(folder).expanduser().resolve()))
         return index
@@ -154,24 +159,46 @@ class PhotoIndex:
         exclude: Sequence[str] = (),
         progress: bool | None = False,
         run_options: RunOptions | None = None,
+        agnostic_nms: bool = False,
         **run: Unpack[RunKwargs],
     ) -> IndexReport:
         """Index new and changed photos of `folder` (default: the library's folder), drop deleted ones.
 
         `detector`: "auto" (default detector when available), "none", or a detector name;
-        `labelers`: models saved by `pixelsift train`, remembered for later runs. How the networks run:
+        `labelers`: models saved by `pixelsift train`, remembered for later runs; `agnostic_nms`: the
+        detector keeps one box per object, whatever its classes. How the networks run:
         `run_options`, or the keywords device, precision, engine, threads, batch_size, workers.
         """
-        root = self._settle_root(folder)
-        options = IndexOptions(
-            model=model,
-            detector=detector,
-            labelers=list(labelers),
-            text_image=text_image,
-            exclude=list(exclude),
-            progress=progress,
-            run_options=RunOptions.of(run_options, **run),
+        if self.store.readonly:
+            reason = unwritable_reason(self.db_path) or "it was opened read-only"
+            raise LibraryFileError(
+                f"cannot index into {self.db_path}: {reason}. Make it writable, or index into another "
+                "file with --db"
+            )
+        with exclusive_lock(f"{self.db_path}.lock", on_wait=self._waiting):
+            options = IndexOptions(
+                model=model,
+                detector=detector,
+                labelers=list(labelers),
+                text_image=text_image,
+                exclude=list(exclude),
+                progress=progress,
+                run_options=RunOptions.of(run_options, **run),
+                agnostic_nms=agnostic_nms,
+            )
+            return self._update(folder, options)
+
+    def _waiting(self, holder: str) -> None:
+        log.warning(
+            "another `pixelsift index` (%s) is updating %s; waiting for it to finish (Ctrl-C to stop)",
+            holder,
+            self.db_path,
         )
+
+    def _update(self, folder: PathLike | None, options: IndexOptions) -> IndexReport:
+        root = self._settle_root(folder)
+        # The lock is held: whatever another indexer did before it let go is in the index now, so the
+        # folder is compared with that, and nothing it did is done again.
         report = Indexer(self.store, root, options).run()
         for space in (FEATURES, CLIP):  # bring the search caches up to date now, not at the first search
             if self.store.has_vectors(space):

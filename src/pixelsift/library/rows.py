@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pixelsift.errors import UsageError
 from pixelsift.library.metadata import PhotoMetadata
@@ -16,8 +16,7 @@ OK, FAILED = "ok", "failed"  # a photo's status
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in the photo's full-resolution pixels
 
 
-@dataclass(frozen=True, slots=True)
-class StoredPhoto:
+class StoredPhoto(NamedTuple):  # a tuple: a library of a million photos reads them all each run
     """What change detection needs of an indexed photo."""
 
     id: int

@@ -10,7 +10,9 @@ other statement on this file lives in `library.store`.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -108,16 +110,64 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     return run_migrations(conn, MIGRATIONS, too_new=_too_new, on_create=_created, target=target)
 
 
-def connect(path: str | Path, create: bool = True, readonly: bool = False) -> sqlite3.Connection:
-    """Open (and create or migrate) the index at `path`. `readonly` opens without ever writing."""
+def _file_unwritable(path: Path) -> str | None:
+    if path.exists():
+        try:
+            os.close(os.open(path, os.O_RDWR))
+        except OSError as exc:
+            return f"the file is read-only ({exc.strerror})"
+    return None
+
+
+def _folder_unwritable(folder: Path) -> str | None:
+    try:  # SQLite writes its -wal and -shm files beside the index
+        with tempfile.TemporaryFile(dir=folder, prefix=".pixelsift-probe-"):
+            pass
+    except OSError as exc:
+        return f"its folder {folder} is not writable ({exc.strerror})"
+    return None
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why SQLite could not write the index at `path` (None: it can). Tried, not guessed from the
+    permission bits: root ignores those, while an immutable file or a read-only mount refuses root too."""
+    return _file_unwritable(path) or _folder_unwritable(path.parent)
+
+
+def connect(path: str | Path, create: bool = True, readonly: bool | None = False) -> sqlite3.Connection:
+    """Open (and create or migrate) the index at `path`.
+
+    `readonly`: True opens without ever writing (a read-only file or folder is fine; a folder where
+    SQLite cannot write its `-shm` file is opened as immutable); None opens read-only exactly when the
+    index cannot be written; False needs write access and says why when there is none."""
     path = Path(path).expanduser()
     if not path.exists() and (readonly or not create):
         raise LibraryFileError(
             f"no photo index at {path}; build one with: pixelsift index PHOTOS_DIR --db {path}"
         )
-    if create and not readonly:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    if not readonly:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryFileError(
+                f"cannot create the index {path} ({exc.strerror}); pass --db FILE in a writable folder, or "
+                "set PIXELSIFT_HOME to one"
+            ) from None
+        reason = unwritable_reason(path)
+        if reason is not None and readonly is None and path.exists():
+            readonly = True
+        elif reason is not None:
+            raise LibraryFileError(
+                f"cannot write the index {path}: {reason}. Searching it still works; to index, make it "
+                "writable or index into another file with --db"
+            )
+    uri = f"file:{path}"
+    if readonly:
+        uri += "?mode=ro"
+        # Without a writable folder SQLite cannot create the `-shm` file a WAL database needs to be read:
+        # then the file is read as immutable (nobody can be writing it from here anyway).
+        if _folder_unwritable(path.parent):
+            uri += "&immutable=1"
     # isolation_level=None: autocommit; transactions are explicit (`transaction`), one per batch.
     conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
     try:
@@ -133,7 +183,9 @@ def connect(path: str | Path, create: bool = True, readonly: bool = False) -> sq
         _check_is_library(conn, path)
         if not readonly:
             migrate(conn)
-        elif schema_version(conn) != SCHEMA_VERSION:
+        else:
+            conn.execute("PRAGMA query_only = 1")  # `LibraryStore.readonly` reads it back
+        if readonly and schema_version(conn) != SCHEMA_VERSION:
             raise LibraryFileError(
                 f"{path} has schema version {schema_version(conn)}; open it once for writing "
                 "(e.g. `pixelsift index`) to migrate it"

@@ -60,9 +60,14 @@ class LibraryStore:
         self.conn = conn
 
     @classmethod
-    def open(cls, path: str | Path, create: bool = True, readonly: bool = False) -> LibraryStore:
+    def open(cls, path: str | Path, create: bool = True, readonly: bool | None = False) -> LibraryStore:
         """Open (and create or migrate) the index at `path` (see `library.schema.connect`)."""
         return cls(connect(path, create=create, readonly=readonly))
+
+    @property
+    def readonly(self) -> bool:
+        """Whether this index was opened read-only (a read-only file or folder)."""
+        return bool(self.conn.execute("PRAGMA query_only").fetchone()[0])
 
     def close(self) -> None:
         self.conn.close()

@@ -23,6 +23,9 @@ _RESAMPLE = {
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Longer side over shorter side beyond which only the cropped region is resized (photos, panoramas
+# included, stay well below it and are resized exactly as torchvision does).
+MAX_ASPECT = 8
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,16 @@ class Preprocessing:
         short, long = (width, height) if width <= height else (height, width)
         new_short, new_long = self.resize, int(self.resize * long / short)
         size = (new_short, new_long) if width <= height else (new_long, new_short)
+        top = round((size[1] - self.crop) / 2.0)
+        left = round((size[0] - self.crop) / 2.0)
+        if new_long > MAX_ASPECT * new_short:
+            # A very thin image (a 8000 x 1 PNG) would resize to gigabytes (2,048,000 x 256): resize only
+            # the region the crop keeps. Same pixels within a level or two; never used on photos.
+            sx, sy = width / size[0], height / size[1]
+            box = (left * sx, top * sy, (left + self.crop) * sx, (top + self.crop) * sy)
+            return img.resize((self.crop, self.crop), _RESAMPLE[self.interpolation], box=box)
         if size != img.size:
             img = img.resize(size, _RESAMPLE[self.interpolation])
-        width, height = img.size
-        top = round((height - self.crop) / 2.0)
-        left = round((width - self.crop) / 2.0)
         return img.crop((left, top, left + self.crop, top + self.crop))
 
     def normalise(self, img: Image.Image) -> np.ndarray:

@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import fnmatch
 import importlib
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -95,18 +96,33 @@ def _lookup(name: str) -> ModelSpec | None:
     return None
 
 
+def _folded(name: str) -> str:
+    """A name as people spell it in papers and on the command line: "VGG-16", "ResNet_50"."""
+    return re.sub(r"[-_\s]", "", name.lower())
+
+
+def _lookup_spelling(name: str) -> ModelSpec | None:
+    """The one registered model whose name differs from `name` only in case, '-' or '_'."""
+    wanted = _folded(name)
+    with _lock:
+        matches = [spec for key, spec in _REGISTRY.items() if "/" not in key and _folded(key) == wanted]
+    return matches[0] if len(matches) == 1 else None
+
+
 def get_model_spec(name: str) -> ModelSpec:
-    """The record for `name`; raises `UnknownModelError` with close matches when there is none."""
+    """The record for `name` (any case; "VGG-16" finds vgg16); raises `UnknownModelError` with close
+    matches when there is none."""
     _populate(full=False)
-    spec = _lookup(name)
+    spec = _lookup(name) or _lookup_spelling(name)
     if spec is None:
         _populate(full=True)
-        spec = _lookup(name)
+        spec = _lookup(name) or _lookup_spelling(name)
     if spec is not None:
         return spec
     with _lock:
-        names = list(_REGISTRY)
-    raise UnknownModelError(name, difflib.get_close_matches(name, names, n=3, cutoff=0.5))
+        names = {_folded(n): n for n in _REGISTRY if "/" not in n}
+    close = difflib.get_close_matches(_folded(name), list(names), n=3, cutoff=0.5)
+    raise UnknownModelError(name, [names[c] for c in close])
 
 
 def list_models(pattern: str = "*", task: str | None = None, complete: bool = True) -> list[ModelSpec]:

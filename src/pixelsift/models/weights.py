@@ -153,18 +153,20 @@ def read_state_dict(path: Path) -> dict[str, Any]:
 
     import torch
 
+    if path.stat().st_size == 0:
+        raise WeightsInvalidError(f"{path} is empty (0 bytes): not a weights file")
     try:
         with open(path, "rb") as fh:  # a file object: torch.load would pick a loader by the file's suffix
             state = torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise WeightsInvalidError(
-            f"{path} is not a plain weights file that can be loaded safely: it holds Python objects other "
-            "than tensors, and loading those could run code. Save a state_dict (or .safetensors) instead."
+            f"{path} is not a plain weights file that can be loaded safely: it is damaged, or it holds "
+            "Python objects other than tensors, and loading those could run code. Save a state_dict (or "
+            ".safetensors) instead."
         ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise WeightsInvalidError(
-            f"{path} is not a readable weights file ({str(exc).splitlines()[0]})"
-        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError, IndexError, KeyError) as exc:
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise WeightsInvalidError(f"{path} is not a readable weights file ({first})") from None
     for key in ("state_dict", "model_state_dict", "model"):  # common training-checkpoint wrappers
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

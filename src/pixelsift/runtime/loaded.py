@@ -72,6 +72,7 @@ class ImageModel:
         it runs.
         """
         run_options = RunOptions.of(run_options, **run)
+        name = get_spec_of(name, ClassifierSpec).name  # "VGG16" and "vgg16" are one model
         key = (name, *run_options.runner_key())  # batch size and workers need no second network
         with _cache_lock:
             model = _cache.get(key) if cached else None

@@ -117,7 +117,8 @@ def labelled_splits(
     unreadable photos are listed in `failures`."""
     data = training_data(root, holdout, seed)
     extractor = FeatureExtractor(model, cache=cache, run_options=run_options)
-    failures: list[tuple[str, str]] = []
+    # entries of the folder that cannot be photos (a link loop, a FIFO) are failures like unreadable photos
+    failures: list[tuple[str, str]] = [(e.path, e.reason) for e in data.dataset.skipped]
     train_set = extract_labelled(extractor, data.train, failures, progress, "train features")
     valid_set = extract_labelled(extractor, data.valid, failures, progress, "valid features")
     classes = sorted(set(train_set.labels))

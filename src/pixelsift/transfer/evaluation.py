@@ -24,6 +24,13 @@ class Evaluation:
     proba: np.ndarray  # (n, n_classes)
     failures: list[tuple[str, str]] = field(default_factory=list)  # unreadable photos, left out
 
+    def __repr__(self) -> str:  # the arrays would flood a notebook cell
+        failed = f", {len(self.failures)} unreadable" if self.failures else ""
+        return (
+            f"Evaluation(accuracy={self.accuracy:.3f}, {len(self.paths)} photos, "
+            f"{len(self.classes)} classes{failed})"
+        )
+
     @property
     def true(self) -> np.ndarray:
         index = {c: i for i, c in enumerate(self.classes)}

@@ -194,15 +194,17 @@ class TrainedModel:
         split: str = "valid",
         progress: bool | None = False,
         run_options: RunOptions | None = None,
+        cache: bool = True,
         **run: Unpack[RunKwargs],
     ) -> Evaluation:
         """Accuracy etc. on a data set's `split` (default valid/) or on a folder of class folders.
 
-        Unreadable photos are left out and listed in the evaluation's `failures`.
+        Unreadable photos are left out and listed in the evaluation's `failures`; `cache=False`
+        neither reads nor writes the feature cache.
         """
         samples = evaluation_samples(root_or_split, split)
         failures: list[tuple[str, str]] = []
-        extractor = self.feature_extractor(run_options=RunOptions.of(run_options, **run))
+        extractor = self.feature_extractor(cache, run_options=RunOptions.of(run_options, **run))
         features = extract_labelled(extractor, samples, failures, progress, "evaluate")
         return self.evaluate_features(features, failures)
 
@@ -258,6 +260,11 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
         raise ModelFileError(f"{target}: the model needs at least two distinct class names")
     if normalize not in ("l2", "none") or not isinstance(classifier, dict):
         raise ModelFileError(f"{target}: the model description is malformed")
+    broken = [k for k, v in tensors.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if broken:  # NaN in, NaN out: every prediction would be meaningless (and not even valid JSON)
+        raise ModelFileError(
+            f"{target}: its weights hold NaN or infinite values ({broken[0]}); the file is damaged"
+        )
     head = head_from_arrays(
         classifier.get("head") or {}, {k: v for k, v in tensors.items() if k.startswith("head.")}
     )

@@ -49,6 +49,12 @@ class TrainResult:
     interrupted: bool = False  # fine-tuning stopped by Ctrl-C (the model is its best epoch so far)
     history: list[dict[str, Any]] = field(default_factory=list)  # fine-tuning: one record per epoch
 
+    def __repr__(self) -> str:
+        return (
+            f"TrainResult(train_score={self.train_score:.3f}, valid_score={self.valid_score:.3f}, "
+            f"model={self.model!r}, {len(self.failures)} unreadable)"
+        )
+
     @property
     def train_score(self) -> float:
         return self.train.accuracy

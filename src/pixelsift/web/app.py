@@ -9,10 +9,13 @@ Starlette's self-deleting spool files; CORS is off unless origins are given.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -83,8 +86,8 @@ def _too_large(limit: int) -> JSONResponse:
     return _error(413, f"upload is over the limit of {limit / 1024 / 1024:.0f} MB (set --max-upload-mb)")
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
 def create_app(config: WebConfig | None = None) -> FastAPI:
@@ -116,7 +119,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        return _error(exc.status_code, str(exc.detail), exc.headers)  # e.g. a 405's Allow
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -127,4 +130,14 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
     app.state.library = LibraryAccess(config.db)
     routes.add_routes(app)
     routes.add_library_routes(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            app.openapi_schema = routes.validation_as_400(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

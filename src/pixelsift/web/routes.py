@@ -41,12 +41,51 @@ class ModelRecord(BaseModel):
     default: bool = False
 
 
+class ErrorBody(BaseModel):
+    """Every error answer: the one-line message the CLI would print, and the status again."""
+
+    error: str
+    status: int
+
+
+_MEANING = {
+    400: "bad parameters (the message names them)",
+    404: "no such photo, or no photo index to search",
+    413: "the upload or the image is over the size limit",
+    415: "the upload is not a usable image",
+    503: "the server cannot do this now (a model or detector is not available here)",
+}
+
+
+def validation_as_400(schema: dict[str, Any]) -> dict[str, Any]:
+    """The app answers bad parameters with 400 (`ErrorBody`), never FastAPI's 422: say so in the document."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None and "400" not in responses:
+                responses["400"] = {
+                    "description": _MEANING[400],
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                }
+    return schema
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error statuses a route answers, for the OpenAPI document."""
+    return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes}
+
+
 def _config(request: Request) -> WebConfig:
     return request.app.state.config
 
 
 def add_routes(app: FastAPI) -> None:
-    @app.post("/api/classify", response_model=ClassifyResponse, tags=["classify"])
+    @app.post(
+        "/api/classify",
+        response_model=ClassifyResponse,
+        tags=["classify"],
+        responses=errors(400, 413, 415, 503),
+    )
     def classify_upload(
         request: Request,
         file: Annotated[UploadFile, File(description="the photo")],
@@ -72,7 +111,10 @@ def add_routes(app: FastAPI) -> None:
     @app.post(
         "/api/detect",
         tags=["detect"],
-        responses={200: {"content": {"application/json": {}, "image/jpeg": {}}}},
+        responses={
+            200: {"content": {"application/json": {}, "image/jpeg": {}}},
+            **errors(400, 413, 415, 503),
+        },
     )
     def detect_upload(
         request: Request,
@@ -80,6 +122,9 @@ def add_routes(app: FastAPI) -> None:
         model: Annotated[str | None, Query(description="detector (default: the best available)")] = None,
         conf: Annotated[float, Query(ge=0.0, le=1.0, description="minimum score")] = 0.25,
         annotated: Annotated[int, Query(ge=0, le=1, description="1: return the annotated JPEG")] = 0,
+        agnostic_nms: Annotated[
+            int, Query(ge=0, le=1, description="1: boxes of different classes suppress each other")
+        ] = 0,
     ) -> Any:
         """Objects in one uploaded photo: one element of `pixelsift detect --format json`, plus the
         detector's name and the summary line ("1 person, 2 cars")."""
@@ -95,6 +140,7 @@ def add_routes(app: FastAPI) -> None:
                 detector = load_detector(name, config.run_options, conf=conf)
                 detectors[name] = detector
             detector.conf = conf  # read at post-processing time, so one loaded detector serves every conf
+            detector.agnostic = bool(agnostic_nms)
             result = detector.detect_result(image, path=file.filename or "upload")
         if annotated:
             assert result.detections is not None
@@ -146,7 +192,9 @@ def _photo_results(results: Any) -> list[dict[str, Any]]:
 def add_library_routes(app: FastAPI) -> None:
     library: LibraryAccess = app.state.library
 
-    @app.get("/api/search", response_model=list[PhotoResult], tags=["library"])
+    @app.get(
+        "/api/search", response_model=list[PhotoResult], tags=["library"], responses=errors(400, 404, 503)
+    )
     def search(
         response: Response,
         q: Annotated[
@@ -170,7 +218,12 @@ def add_library_routes(app: FastAPI) -> None:
                 response.headers["X-Pixelsift-Message"] = results.message.encode("ascii", "replace").decode()
             return _photo_results(library.servable(results))
 
-    @app.get("/api/similar/{photo_id}", response_model=list[PhotoResult], tags=["library"])
+    @app.get(
+        "/api/similar/{photo_id}",
+        response_model=list[PhotoResult],
+        tags=["library"],
+        responses=errors(400, 404, 503),
+    )
     def similar(photo_id: str, n: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
         """Photos that look most like photo `photo_id`, best first (the photo itself excluded)."""
         with library.lock:
@@ -178,21 +231,30 @@ def add_library_routes(app: FastAPI) -> None:
             results = library.index().similar(path, n=n)
             return _photo_results(library.servable(results))
 
-    @app.get("/api/photos/{photo_id}", tags=["library"], response_class=FileResponse)
+    @app.get(
+        "/api/photos/{photo_id}", tags=["library"], response_class=FileResponse, responses=errors(404, 503)
+    )
     def photo(photo_id: str) -> FileResponse:
         """The original file of photo `photo_id` (only files recorded in the index are ever served)."""
         with library.lock:
             path = library.photo_file(photo_id)
         return FileResponse(path)
 
-    @app.get("/api/photos/{photo_id}/thumbnail", tags=["library"], response_class=Response)
+    @app.get(
+        "/api/photos/{photo_id}/thumbnail",
+        tags=["library"],
+        response_class=Response,
+        responses=errors(404, 503),
+    )
     def thumbnail(photo_id: str) -> Response:
         """A JPEG thumbnail (longest side 320 px), made once and cached."""
         with library.lock:
             data = library.thumbnail(photo_id)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
-    @app.get("/api/photos/{photo_id}/info", response_model=PhotoInfo, tags=["library"])
+    @app.get(
+        "/api/photos/{photo_id}/info", response_model=PhotoInfo, tags=["library"], responses=errors(404, 503)
+    )
     def photo_info(photo_id: str) -> dict[str, Any]:
         """What the index knows about photo `photo_id`: labels, detections, EXIF facts."""
         with library.lock:

@@ -82,7 +82,7 @@ class SsdDetector(Detector):
     def postprocess(self, raw: np.ndarray, meta: Any, size: tuple[int, int]) -> Detections:
         rows = raw[raw[:, 2] >= self.conf]
         dets = Detections.from_opencv_ssd(rows, size[0], size[1], self.categories, image_id=None)
-        return dets[nms(dets.boxes, dets.scores, dets.class_ids, self.iou, self.max_det)]
+        return dets[nms(dets.boxes, dets.scores, dets.class_ids, self.iou, self.max_det, self.agnostic)]
 
 
 class OnnxYoloDetector(Detector):
@@ -103,7 +103,9 @@ class OnnxYoloDetector(Detector):
         return list(self.net.forward())
 
     def postprocess(self, raw: np.ndarray, meta: Any, size: tuple[int, int]) -> Detections:
-        return decode_predictions(raw, meta, self.conf, self.iou, self.max_det, self.categories)
+        return decode_predictions(
+            raw, meta, self.conf, self.iou, self.max_det, self.categories, self.agnostic
+        )
 
 
 def _onnx_metadata(path: Path) -> dict[str, str]:

@@ -74,7 +74,7 @@ class TorchvisionDetector(Detector):
         boxes, scores, labels = raw
         labels = labels.astype(np.int64)
         keep = np.flatnonzero(scores >= self.conf)
-        kept = keep[nms(boxes[keep], scores[keep], labels[keep], self.iou, self.max_det)]
+        kept = keep[nms(boxes[keep], scores[keep], labels[keep], self.iou, self.max_det, self.agnostic)]
         return Detections.from_arrays(boxes[kept], scores[kept], labels[kept], self.categories)
 
 

@@ -50,7 +50,9 @@ class YoloDetector(Detector):
         return list(self.runner(pixels)[0])
 
     def postprocess(self, raw: np.ndarray, meta: Any, size: tuple[int, int]) -> Detections:
-        return decode_predictions(raw, meta, self.conf, self.iou, self.max_det, self.categories)
+        return decode_predictions(
+            raw, meta, self.conf, self.iou, self.max_det, self.categories, self.agnostic
+        )
 
 
 def letterbox(arr: np.ndarray, imgsz: int, stride: int, rect: bool) -> tuple[np.ndarray, Any]:
@@ -76,7 +78,7 @@ def letterbox(arr: np.ndarray, imgsz: int, stride: int, rect: bool) -> tuple[np.
 
 
 def decode_predictions(
-    raw: np.ndarray, meta: Any, conf: float, iou: float, max_det: int, categories: Any
+    raw: np.ndarray, meta: Any, conf: float, iou: float, max_det: int, categories: Any, agnostic: bool = False
 ) -> Detections:
     """One image's YOLO output (4 + classes, anchors): centre-size boxes and class scores ->
     best class per box above `conf` -> per-class NMS -> boxes in the letterboxed image's source pixels."""
@@ -92,7 +94,7 @@ def decode_predictions(
     boxes = np.empty_like(xywh)
     boxes[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
     boxes[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
-    kept = nms(boxes, scores, class_ids, iou, max_det)
+    kept = nms(boxes, scores, class_ids, iou, max_det, agnostic)
     offset = np.array([left, top, left, top], np.float32)
     gain = np.array([gain_x, gain_y, gain_x, gain_y], np.float32)
     return Detections.from_arrays((boxes[kept] - offset) / gain, scores[kept], class_ids[kept], categories)

@@ -1,0 +1,75 @@
+"""Hostile inputs built by the tests themselves: folders with link loops and FIFOs, thin and tiny-but-huge
+images, damaged and unwritable files of pixelsift's own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import write_image
+
+
+def make_unwritable(*paths: Path) -> bool:
+    """Make files / folders unwritable for this process: `chattr +i` as root (root ignores modes),
+    else `chmod a-w`. False when neither works here."""
+    if os.geteuid() == 0:
+        if not shutil.which("chattr"):
+            return False
+        for path in paths:
+            if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+                return False
+        return True
+    for path in paths:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    return True
+
+
+def make_writable(*paths: Path) -> None:
+    for path in paths:
+        if os.geteuid() == 0 and shutil.which("chattr"):
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+        with contextlib.suppress(OSError):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+@contextlib.contextmanager
+def unwritable(*paths: Path) -> Iterator[None]:
+    if not make_unwritable(*paths):
+        make_writable(*paths)
+        pytest.skip("cannot make files unwritable on this machine (no chattr as root)")
+    try:
+        yield
+    finally:
+        make_writable(*paths)
+
+
+@pytest.fixture
+def hostile_folder(tmp_path: Path) -> Path:
+    """Two readable photos (one through a folder link), a symbolic link loop, a broken link, a FIFO,
+    a folder link back to its parent and a file that is not an image."""
+    root = tmp_path / "photos"
+    write_image(root / "good.jpg", size=(80, 60), seed=1)
+    write_image(root / "sub" / "good2.png", size=(70, 50), seed=2, fmt="PNG")
+    (root / "loop_a.jpg").symlink_to("loop_b.jpg")
+    (root / "loop_b.jpg").symlink_to("loop_a.jpg")
+    (root / "broken.jpg").symlink_to("nowhere.jpg")
+    os.mkfifo(root / "pipe.png")
+    (root / "sub" / "up").symlink_to("..", target_is_directory=True)  # a folder loop
+    (root / "notes.jpg").write_text("not an image\n")
+    return root
+
+
+# name -> what the one line about it says
+HOSTILE = {
+    "loop_a.jpg": "symbolic link loop",
+    "loop_b.jpg": "symbolic link loop",
+    "broken.jpg": "broken symbolic link",
+    "pipe.png": "named pipe",
+    "notes.jpg": "not an image",
+}

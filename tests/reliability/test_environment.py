@@ -1,0 +1,71 @@
+"""Bad environment values and options: one line naming the variable or option and what it accepts,
+exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import run_cli
+from pixelsift.cli import main
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepts"),
+    [
+        ("PIXELSIFT_MAX_PIXELS", "abc", "whole number of pixels"),
+        ("PIXELSIFT_MAX_PIXELS", "1.5e9", "whole number of pixels"),
+        ("PIXELSIFT_MAX_PIXELS", "-5", "at least 1"),
+        ("PIXELSIFT_THREADS", "abc", "whole number of compute threads"),
+        ("PIXELSIFT_THREADS", "0", "at least 1"),
+        ("PIXELSIFT_MAX_DECODE_MB", "lots", "whole number of megabytes"),
+        ("PIXELSIFT_DEVICE", "gpu", "auto | cpu | cuda | cuda:N | mps"),
+        ("PIXELSIFT_PRECISION", "int4", "auto, fp32, bf16, fp16"),
+    ],
+)
+def test_a_bad_environment_value_is_one_line_and_exit_code_2(
+    name: str, value: str, accepts: str, monkeypatch: pytest.MonkeyPatch, samples, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(name, value)
+    code = main(["classify", str(samples / "chelsea.png")])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert f"{name}={value!r}" in lines[0] and accepts in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["serve", "--port", "99999"], "between 1 and 65535"),
+        (["serve", "--port", "http"], "not a whole number"),
+        (["serve", "--max-upload-mb", "nan"], "above 0"),
+        (["serve", "--max-upload-mb", "-1"], "above 0"),
+    ],
+)
+def test_a_bad_option_value_is_argparse_usage_with_exit_code_2(args: list[str], words: str) -> None:
+    done = run_cli(*args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert words in done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", "empty (0 bytes)"),
+        (b"\x95" * 100, "not a plain weights file"),
+        (b"PK\x03\x04junk", "not a readable"),
+    ],
+    ids=["empty", "random", "bad-zip"],
+)
+def test_models_add_refuses_a_bad_weights_file_in_one_line(
+    content: bytes, words: str, tmp_path, capsys, home
+) -> None:  # type: ignore[no-untyped-def]
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(content)
+    code = main(["models", "add", "resnet18", str(weights)])
+    _, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and words in err
+    assert weights.read_bytes() == content  # the user's file is never changed
+    assert not list(home.rglob("*.pth"))  # nothing was imported
