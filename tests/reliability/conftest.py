@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,9 @@ def hostile_folder(tmp_path: Path) -> Path:
     (root / "loop_b.jpg").symlink_to("loop_a.jpg")
     (root / "broken.jpg").symlink_to("nowhere.jpg")
     os.mkfifo(root / "pipe.png")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(root / "sock.jpg"))  # a socket file named like a photo
+    sock.close()
     (root / "sub" / "up").symlink_to("..", target_is_directory=True)  # a folder loop
     (root / "notes.jpg").write_text("not an image\n")
     return root
@@ -71,5 +75,6 @@ HOSTILE = {
     "loop_b.jpg": "symbolic link loop",
     "broken.jpg": "broken symbolic link",
     "pipe.png": "named pipe",
+    "sock.jpg": "a socket",
     "notes.jpg": "not an image",
 }

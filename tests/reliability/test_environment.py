@@ -69,3 +69,16 @@ def test_models_add_refuses_a_bad_weights_file_in_one_line(
     assert len(err.strip().splitlines()) == 1 and words in err
     assert weights.read_bytes() == content  # the user's file is never changed
     assert not list(home.rglob("*.pth"))  # nothing was imported
+
+
+def test_a_bad_environment_value_in_the_web_app_is_a_400(monkeypatch: pytest.MonkeyPatch, samples) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from pixelsift.web import WebConfig, create_app
+
+    client = TestClient(create_app(WebConfig()))
+    monkeypatch.setenv("PIXELSIFT_MAX_PIXELS", "lots")
+    data = (samples / "coffee.png").read_bytes()
+    response = client.post("/api/classify", files={"file": ("coffee.png", data, "image/png")})
+    assert response.status_code == 400
+    assert "PIXELSIFT_MAX_PIXELS='lots'" in response.json()["error"]

@@ -19,7 +19,7 @@ def test_the_walk_yields_each_photo_once_and_each_bad_entry_once(hostile_folder:
     photos = sorted(p.relative_to(hostile_folder).as_posix() for p in items if isinstance(p, Path))
     assert photos == ["good.jpg", "notes.jpg", "sub/good2.png"]  # notes.jpg fails later, at decoding
     errors = {Path(e.path).name: e.reason for e in items if isinstance(e, ImageError)}
-    assert set(errors) == {"loop_a.jpg", "loop_b.jpg", "broken.jpg", "pipe.png"}
+    assert set(errors) == {"loop_a.jpg", "loop_b.jpg", "broken.jpg", "pipe.png", "sock.jpg"}
     for name, reason in errors.items():
         assert HOSTILE[name] in reason
 
@@ -65,7 +65,7 @@ def test_commands_report_each_bad_entry_once_and_process_the_rest(
 
         assert len(np.load(tmp_path / "vectors.npz")["paths"]) == 2
     if args[0] == "index":
-        assert "3 new" in out and "5 failed" in out  # notes.jpg is a new entry that failed
+        assert "3 new" in out and "6 failed" in out  # notes.jpg is a new entry that failed
 
 
 def test_training_on_a_data_set_with_bad_entries_completes(

@@ -107,3 +107,17 @@ def test_the_repr_of_an_evaluation_is_one_short_line() -> None:
     )
     text = repr(evaluation)
     assert len(text) < 120 and "accuracy=1.000" in text and "500 photos" in text
+
+
+def test_detect_class_filters_are_understood_like_search_words() -> None:
+    from pixelsift.detect.detector import Detector
+    from pixelsift.errors import UsageError
+    from pixelsift.models.categories import coco80
+
+    spec = get_model_spec("ssd_mobilenet_v2_coco")
+    detector = Detector(spec, coco80())
+    assert detector.check_classes(["people"]) == {"person"}
+    assert detector.check_classes(["dogs", "sofa"]) == {"dog", "couch"}
+    assert {"dog", "cat", "horse", "bird"} <= detector.check_classes(["animal"])  # type: ignore[operator]
+    with pytest.raises(UsageError, match="does not detect 'spaceship'"):
+        detector.check_classes(["spaceship"])

@@ -110,3 +110,37 @@ def test_labels_stay_inside_the_image_at_its_edges() -> None:
     assert has_colour(arr[: rows.max() + 1], text_colour(colour), tolerance=60).sum() >= 10, (
         "its text is there"
     )
+
+
+def test_labels_of_overlapping_boxes_never_cover_each_other() -> None:
+    """Three animals boxed on one spot ("dog", "cow", "zebra") and a box at the right edge: every label
+    stays whole, inside the image, and hides no other label."""
+    from pixelsift.detect.draw import _overlaps, place_labels
+
+    anchors = [(100, 80), (102, 82), (98, 79), (600, 5)]
+    sizes = [(90, 20), (80, 20), (95, 20), (120, 20)]
+    rects = place_labels(anchors, sizes, 640, 480)
+    assert all(x >= 0 and y >= 0 and x + w <= 640 and y + h <= 480 for x, y, w, h in rects)
+    assert [(w, h) for _, _, w, h in rects] == sizes
+    for i, a in enumerate(rects):
+        for b in rects[i + 1 :]:
+            assert not _overlaps(a, b), (a, b)
+    assert rects[0] == (100, 60, 90, 20)  # the best one keeps its place above its box
+
+
+def test_a_crowded_image_is_drawn_with_readable_labels(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pixelsift.detect import Detections
+    from pixelsift.detect.draw import draw_detections
+
+    dets = Detections(
+        [[100, 80, 300, 260], [102, 82, 298, 262], [98, 79, 305, 255]],
+        [0.79, 0.6, 0.5],
+        [16, 19, 22],
+        ["dog", "cow", "zebra"],
+    )
+    before = Image.new("RGB", (400, 300), (90, 90, 90))
+    drawn = draw_detections(before, dets)
+    assert before.getpixel((5, 5)) == (90, 90, 90)  # the input is not changed
+    arr = np.asarray(drawn)
+    label_rows = [y for y in range(300) if (arr[y, 100:160] != 90).all(axis=1).sum() > 40]
+    assert len(label_rows) >= 3 * 10  # three labels, each at least 10 rows of filled patch, stacked

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pixelsift.library.vocabulary import Vocabulary, base_forms
 from pixelsift.models.registry import get_model_spec
+from pixelsift.models.vocabulary import Vocabulary, base_forms
 
 HOUSE_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 

@@ -27,6 +27,7 @@ from pixelsift.imaging.images import _to_rgb, expand_inputs, image_extensions, o
 from pixelsift.imaging.pipeline import iter_batches
 from pixelsift.models.categories import BACKGROUND, UNUSED
 from pixelsift.models.records import DetectorSpec
+from pixelsift.models.vocabulary import Vocabulary
 from pixelsift.runtime.options import RunOptions
 
 if TYPE_CHECKING:
@@ -36,6 +37,17 @@ log = logging.getLogger("pixelsift")
 
 Inputs = str | os.PathLike[str] | Iterable[str | os.PathLike[str] | ImageError]
 MAX_DETECTIONS = 300  # per image, as ultralytics
+
+
+def class_names_for(word: str, known: set[str]) -> set[str]:
+    """The classes of `known` a word means, as search understands it: "people" -> person, "dogs" -> dog,
+    "animal" -> every animal class, "sofa" -> couch (WordNet, `models.vocabulary`)."""
+    vocab = Vocabulary.load()
+    meaning = vocab.lookup(word)
+    if meaning is None:
+        return set()
+    # first senses and close ones ("bike": motorcycle, and bicycle at 0.5)
+    return {name for name, weight in vocab.coco_weights(meaning).items() if weight >= 0.5 and name in known}
 
 
 def check_thresholds(conf: float, iou: float) -> None:
@@ -176,9 +188,17 @@ class Detector:
         """The class filter as a set, after checking every name is one this detector knows."""
         if classes is None:
             return None
-        wanted = frozenset(c.strip() for c in classes if c.strip())
         known = set(self.class_names)
-        unknown = sorted(wanted - known)
+        wanted: set[str] = set()
+        unknown: list[str] = []
+        for name in dict.fromkeys(c.strip() for c in classes if c.strip()):
+            meant = set() if name in known else class_names_for(name, known)
+            if name in known:
+                wanted.add(name)
+            elif meant:
+                wanted |= meant
+            else:
+                unknown.append(name)
         if unknown:
             hints = difflib.get_close_matches(unknown[0], sorted(known), n=3, cutoff=0.6)
             hint = f" Did you mean: {', '.join(hints)}?" if hints else ""
@@ -186,7 +206,7 @@ class Detector:
                 f"{self.name} does not detect {', '.join(map(repr, unknown))}.{hint} "
                 f"It knows: {', '.join(self.class_names)}"
             )
-        return wanted
+        return frozenset(wanted)
 
     def _prepare(
         self,

@@ -50,6 +50,39 @@ def _font(size: int) -> Any:
         return ImageFont.load_default()
 
 
+Rect = tuple[int, int, int, int]  # left, top, width, height
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def place_labels(
+    anchors: list[tuple[int, int]], sizes: list[tuple[int, int]], width: int, height: int
+) -> list[Rect]:
+    """Where each label goes (in the order given, best detection first): above its box's top-left
+    corner (`anchors`) when there is room, else just inside; then moved down, or up once the image
+    ends, a label height at a time, until it covers no label placed before it; always inside the image.
+
+    >>> place_labels([(10, 50), (12, 52)], [(40, 12), (40, 12)], 200, 100)
+    [(10, 38, 40, 12), (12, 52, 40, 12)]
+    """
+    placed: list[Rect] = []
+    for (x, y), (w, h) in zip(anchors, sizes, strict=True):
+        left = max(0, min(x, width - w))
+        first = y - h if y - h >= 0 else y
+        first = max(0, min(first, height - h))
+        candidates = [first + k * h for k in range(1, 60)] + [first - k * h for k in range(1, 60)]
+        rect = (left, first, w, h)
+        for top in candidates:
+            if not any(_overlaps(rect, other) for other in placed):
+                break
+            if 0 <= top <= height - h:
+                rect = (left, top, w, h)
+        placed.append(rect)
+    return placed
+
+
 def draw_detections(
     image: Image.Image,
     detections: Detections,
@@ -57,7 +90,8 @@ def draw_detections(
     font_size: int | None = None,
     scores: bool = True,
 ) -> Image.Image:
-    """An RGB copy of `image` with each detection drawn (best-scoring on top).
+    """An RGB copy of `image` with each detection drawn: every box first (the best-scoring on top), then
+    the labels, best first, each placed where it hides no other label (`place_labels`).
 
     Line width and text size follow the image size (set them to override).
 
@@ -73,23 +107,33 @@ def draw_detections(
     font = _font(font_size or max(10, round(side * 0.03)))
     pad = max(1, line)
     draw = ImageDraw.Draw(canvas)
-    for index in reversed(range(len(detections))):
-        box, score = detections.boxes[index], float(detections.scores[index])
-        class_id, name = int(detections.class_ids[index]), detections.class_names[index]
+    order = sorted(range(len(detections)), key=lambda i: -float(detections.scores[i]))
+    corners: list[tuple[int, int]] = []
+    for index in reversed(order):  # the best box is drawn last, on top
+        box = detections.boxes[index]
         x1 = min(max(round(float(box[0])), 0), width - 1)
         y1 = min(max(round(float(box[1])), 0), height - 1)
         x2 = min(max(round(float(box[2])), x1), width - 1)
         y2 = min(max(round(float(box[3])), y1), height - 1)
-        colour = class_colour(class_id)
+        colour = class_colour(int(detections.class_ids[index]))
         # PIL draws the outline inward from the rectangle's edge, so a clipped box stays inside.
         draw.rectangle((x1, y1, x2, y2), outline=colour, width=min(line, max(1, (x2 - x1 + 1) // 2)))
-        label = f"{name} {score:.2f}" if scores else name
-        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
-        label_w, label_h = right - left + 2 * pad, bottom - top + 2 * pad
-        # Above the box when there is room, else just inside its top edge; shifted left to fit.
-        label_y = y1 - label_h if y1 - label_h >= 0 else y1
-        label_y = max(0, min(label_y, height - label_h))
-        label_x = max(0, min(x1, width - label_w))
-        draw.rectangle((label_x, label_y, label_x + label_w - 1, label_y + label_h - 1), fill=colour)
-        draw.text((label_x + pad - left, label_y + pad - top), label, fill=text_colour(colour), font=font)
+        corners.append((x1, y1))
+    corners.reverse()  # back to best first
+    texts: list[str] = []
+    sizes: list[tuple[int, int]] = []
+    offsets: list[tuple[float, float]] = []
+    for index in order:
+        name, score = detections.class_names[index], float(detections.scores[index])
+        text = f"{name} {score:.2f}" if scores else name
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        texts.append(text)
+        sizes.append((min(round(right - left) + 2 * pad, width), round(bottom - top) + 2 * pad))
+        offsets.append((left, top))
+    for index, text, (x, y, w, h), (left, top) in zip(
+        order, texts, place_labels(corners, sizes, width, height), offsets, strict=True
+    ):
+        colour = class_colour(int(detections.class_ids[index]))
+        draw.rectangle((x, y, x + w - 1, y + h - 1), fill=colour)
+        draw.text((x + pad - left, y + pad - top), text, fill=text_colour(colour), font=font)
     return canvas

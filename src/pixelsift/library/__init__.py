@@ -6,8 +6,8 @@
     >>> index.search("cat").to_pandas()               # doctest: +SKIP
 
 Modules: `store` (every SQL statement, typed rows from `rows`), `schema` (migrations, connection),
-`changes` (folder scan, change plan), `indexer` (incremental, crash-safe updates), `vocabulary` (what
-a word means, through WordNet), `search` (queries and results), `vectors` (nearest-neighbour search),
+`changes` (folder scan, change plan), `indexer` (incremental, crash-safe updates), `search` (queries
+and results; what a word means comes from `models.vocabulary`), `vectors` (nearest-neighbour search),
 `metadata` (EXIF), `labelers` (detector and custom labelers).
 """
 

@@ -40,8 +40,8 @@ from pixelsift.library.labelers import AUTO, NONE, Labeler, choose_detector, loa
 from pixelsift.library.metadata import PhotoMetadata, read_exif
 from pixelsift.library.rows import CLIP, FAILED, FEATURES, OK, Detection, PhotoRecord
 from pixelsift.library.store import LibraryStore
-from pixelsift.library.vocabulary import Vocabulary
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
+from pixelsift.models.vocabulary import Vocabulary
 from pixelsift.runtime.options import RunOptions
 from pixelsift.runtime.text_image import load_text_image_model
 

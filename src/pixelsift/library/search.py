@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pixelsift.library.rows import Filters, Term
 from pixelsift.library.store import LibraryStore
-from pixelsift.library.vocabulary import Vocabulary, base_forms, normalise
+from pixelsift.models.vocabulary import Vocabulary, base_forms, normalise
 
 if TYPE_CHECKING:
     import pandas as pd
