@@ -8,6 +8,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import write_image
@@ -108,3 +109,18 @@ def test_a_read_only_index_is_searchable_and_indexing_into_it_says_why(
         assert code == 1 and "Traceback" not in err
         assert "cannot index into" in err and "read-only" in err
     assert db.read_bytes() == before  # nothing was written
+
+
+def test_a_read_only_home_means_running_without_the_cache(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "ro-home"
+    home.mkdir()
+    monkeypatch.setenv("PIXELSIFT_HOME", str(home))
+    with unwritable(home):
+        code = main(["embed", str(photos), "-o", str(tmp_path / "v.npz")])
+        _, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err
+    assert "cannot use the feature cache" in err
+    assert len(np.load(tmp_path / "v.npz")["paths"]) == 3
+    assert not any(home.iterdir())  # nothing was written there
