@@ -47,9 +47,12 @@ _LAZY = {
     "finetune": "transfer.finetune",
     "FinetuneOptions": "transfer.finetune",
     "write_report": "transfer.reports",
+    "Explainer": "explain",
+    "Explanations": "explain",
 }
-# Subpackages that are also callables: `pixelsift.detect(paths)` and `pixelsift.detect.load_detector`.
-_CALLABLE_PACKAGES = ("detect",)
+# Subpackages that are also callables: `pixelsift.detect(paths)` and `pixelsift.detect.load_detector`,
+# `pixelsift.explain(paths)`.
+_CALLABLE_PACKAGES = ("detect", "explain")
 
 __all__ = ["__version__", *_LAZY, *_CALLABLE_PACKAGES]
 

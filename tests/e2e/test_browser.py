@@ -136,6 +136,31 @@ def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) 
     page.close()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("pytorch_grad_cam") is None, reason="needs pixelsift[explain]")
+def test_what_did_it_look_at_shows_the_heatmap_and_back(server: str, browser: object) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
+    page.goto(server)
+    page.wait_for_selector("#model-select option[value=efficientnet_lite0]", state="attached")
+    page.set_input_files("#file-input", str(REPO / "samples" / "coffee.png"))
+    page.wait_for_selector("#classes-table tbody tr", timeout=120_000)
+    page.click("#explain-toggle")
+    page.wait_for_selector("#explain-image:not([hidden])", timeout=120_000)
+    size = page.evaluate(
+        "[document.querySelector('#explain-image').naturalWidth, "
+        "document.querySelector('#explain-image').naturalHeight]"
+    )
+    assert size == [600, 400]  # the overlay is the photo's size
+    assert page.get_attribute("#explain-toggle", "aria-pressed") == "true"
+    assert page.is_hidden("#preview-canvas")
+    assert "warm colours" in page.inner_text("#upload-status")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-explain.png"))
+    page.click("#explain-toggle")  # back to the boxes
+    page.wait_for_selector("#explain-image", state="hidden")
+    assert page.is_visible("#preview-canvas")
+    page.close()
+
+
 def test_phone_width_has_no_horizontal_scroll_and_is_keyboard_usable(server: str, browser: object) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})  # type: ignore[attr-defined]
     page.goto(server)

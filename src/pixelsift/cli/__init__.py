@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "dataset",
     "embed",
     "transfer",
+    "explain",
     "models",
     "index",
     "search",

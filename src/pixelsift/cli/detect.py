@@ -18,6 +18,7 @@ from pixelsift.cli.common import (
     run_options,
 )
 from pixelsift.cli.output import JsonArrayWriter, csv_writer, error_line, printable, to_json
+from pixelsift.core.outputs import OutputNames
 from pixelsift.errors import ImageError, UsageError
 
 if TYPE_CHECKING:
@@ -106,30 +107,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         if action.dest == "batch_size":
             action.help = "images per forward pass (default: 1 on CPUs; 16 on GPUs for YOLO)"
     p.set_defaults(func=run)
-
-
-class OutputNames:
-    """Free file names in the --save folder: never an existing file, never one name twice in a run."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.taken: set[str] = set()
-
-    def claim(self, stem: str, suffixes: tuple[str, ...]) -> str:
-        """A stem such that stem + each suffix is new in the folder ("photo", "photo-1", ...)."""
-        candidate, n = stem, 0
-        while any(
-            (candidate + s) in self.taken or (self.folder / (candidate + s)).exists() for s in suffixes
-        ):
-            n += 1
-            candidate = f"{stem}-{n}"
-        self.taken.update(candidate + s for s in suffixes)
-        return candidate
-
-    def image_path(self, source: str) -> Path:
-        src = Path(source)
-        suffix = ".jpg" if src.suffix.lower() in (".jpg", ".jpeg") else ".png"
-        return self.folder / (self.claim(src.stem or "image", (suffix,)) + suffix)
 
 
 class Printer:

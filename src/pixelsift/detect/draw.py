@@ -43,7 +43,7 @@ def text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 @lru_cache(maxsize=32)
-def _font(size: int) -> Any:
+def label_font(size: int) -> Any:
     try:
         return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable font
     except (TypeError, OSError, ImportError):
@@ -104,7 +104,7 @@ def draw_detections(
     width, height = canvas.size
     side = (width + height) / 2
     line = line_width or max(1, round(side * 0.004))
-    font = _font(font_size or max(10, round(side * 0.03)))
+    font = label_font(font_size or max(10, round(side * 0.03)))
     pad = max(1, line)
     draw = ImageDraw.Draw(canvas)
     order = sorted(range(len(detections)), key=lambda i: -float(detections.scores[i]))

@@ -14,6 +14,7 @@ blue_grosbeak            48     12     60  train/blue_grosbeak/Blue_Grosbeak_000
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -341,7 +342,9 @@ def make_shapes_dataset(
     """Write a small synthetic data set (coloured shapes on noisy backgrounds) to try the commands on.
 
     Class names are `<colour>_<shape>` with colours red, green, blue, yellow, purple, orange and shapes
-    circle, square, triangle, cross; shapes vary in size, position and rotation.
+    circle, square, triangle, cross; shapes vary in size, position and rotation. `shapes.json` at the
+    root records where each shape is (x1, y1, x2, y2 in pixels, by relative path), e.g. to check that an
+    explanation looks at the shape.
 
     >>> make_shapes_dataset("shapes/")                  # doctest: +SKIP
     PosixPath('shapes')
@@ -358,6 +361,7 @@ def make_shapes_dataset(
     }
     rng = np.random.default_rng(seed)
     base = Path(root)
+    where: dict[str, list[float]] = {}
     for split, count in (("train", train_per_class), ("valid", valid_per_class)):
         for name in classes:
             colour_name, shape = name.split("_", 1)
@@ -390,4 +394,8 @@ def make_shapes_dataset(
                     ]
                     draw.polygon(points, fill=fill)
                 img.save(folder / f"{name}_{i:03d}.jpg", quality=90)
+                rel = f"{split}/{name}/{name}_{i:03d}.jpg"
+                box = (cx - radius, cy - radius, cx + radius, cy + radius)
+                where[rel] = [round(float(v), 1) for v in box]
+    (base / "shapes.json").write_text(json.dumps(where, indent=1))
     return base

@@ -108,6 +108,9 @@ class ClassifierSpec(ModelSpec):
     imagenet_top1: float | None = None
     # Cuts the built network into features and head; None: at its last nn.Linear (split_at_last_linear).
     split: Callable[[nn.Module], SplitNetwork] | None = field(default=None, repr=False, compare=False)
+    # The layer class activation maps look at (a module name inside the features, e.g. "layer4"); None:
+    # the last convolutional stage (or, for a transformer, the last token output), found by a forward pass.
+    cam_layer: str | None = None
 
     @property
     def input_size(self) -> int:

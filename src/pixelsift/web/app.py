@@ -101,6 +101,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
     app.state.config = config
     app.state.inference_lock = threading.Lock()  # one network at a time: they use every core anyway
     app.state.detectors = {}  # detector name (None: the default) -> loaded detector
+    app.state.explainers = {}  # (model, method) -> loaded Explainer
 
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -129,6 +130,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
 
     app.state.library = LibraryAccess(config.db)
     routes.add_routes(app)
+    routes.add_explain_route(app)
     routes.add_library_routes(app)
 
     def openapi() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pixelsift.models.listing import model_record
 from pixelsift.models.registry import get_model_spec, list_models
 from pixelsift.web.config import WebConfig
 from pixelsift.web.library_access import LibraryAccess
-from pixelsift.web.uploads import jpeg_bytes, read_upload
+from pixelsift.web.uploads import jpeg_bytes, png_bytes, read_upload
 
 
 class Prediction(BaseModel):
@@ -146,6 +146,54 @@ def add_routes(app: FastAPI) -> None:
             assert result.detections is not None
             return Response(jpeg_bytes(draw_detections(image, result.detections)), media_type="image/jpeg")
         return {"model": detector.name, "summary": result.summary(), **result.to_dict()}
+
+
+class ExplanationResponse(BaseModel):
+    path: str
+    label: str
+    score: float
+    rank: int
+    method: str
+    layer: str
+    peak: list[int] | None
+    box: list[int] | None
+
+
+def add_explain_route(app: FastAPI) -> None:
+    @app.post(
+        "/api/explain",
+        tags=["explain"],
+        response_model=list[ExplanationResponse],
+        responses={200: {"content": {"application/json": {}, "image/png": {}}}, **errors(400, 413, 415, 503)},
+    )
+    def explain_upload(
+        request: Request,
+        file: Annotated[UploadFile, File(description="the photo")],
+        model: Annotated[str | None, Query(description="classifier (default: the server's)")] = None,
+        k: Annotated[int, Query(ge=1, le=20, description="top classes to explain")] = 1,
+        label: Annotated[str | None, Query(max_length=200, description="explain this class instead")] = None,
+        method: Annotated[
+            str, Query(max_length=20, description="gradcam, gradcam++, scorecam ...")
+        ] = "gradcam",
+        annotated: Annotated[int, Query(ge=0, le=1, description="1: the overlay of the first, as PNG")] = 0,
+    ) -> Any:
+        """Where the classifier looked for an uploaded photo's top classes (as `pixelsift explain --format
+        json`, without saved files), or with `annotated=1` the heatmap overlay of the first as a PNG."""
+        from pixelsift.explain.api import Explainer  # imports torch: not before the first photo
+
+        config = _config(request)
+        image = read_upload(file, config)
+        name = model or config.model
+        get_model_spec(name)  # registry names only: a client never makes the server open a path
+        explainers = request.app.state.explainers
+        with request.app.state.inference_lock:
+            key = (name, method)
+            if key not in explainers:  # each (model, method) loaded once
+                explainers[key] = Explainer(name, method=method, run_options=config.run_options)
+            results = explainers[key].explain_image(image, file.filename or "upload", k=k, label=label)
+        if annotated:
+            return Response(png_bytes(results[0].picture(image)), media_type="image/png")
+        return [{k: v for k, v in r.to_dict().items() if k != "saved"} for r in results]
 
 
 class PhotoResult(BaseModel):

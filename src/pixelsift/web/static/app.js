@@ -91,7 +91,49 @@ async function loadModels() {
   }
 }
 
+let currentFile = null; // the photo on show, for the "What did it look at?" toggle
+
+// Show the classifier's heatmap for its top class instead of the boxes, or back again.
+async function toggleExplanation() {
+  const button = $("#explain-toggle");
+  const img = $("#explain-image");
+  const canvas = $("#preview-canvas");
+  if (button.getAttribute("aria-pressed") === "true") {
+    button.setAttribute("aria-pressed", "false");
+    img.hidden = true;
+    canvas.hidden = false;
+    return;
+  }
+  if (!currentFile) return;
+  const status = $("#upload-status");
+  setStatus(status, `Working out where the classifier looked in ${currentFile.name} ...`);
+  const data = new FormData();
+  data.append("file", currentFile);
+  const params = new URLSearchParams({ annotated: "1" });
+  if ($("#model-select").value) params.set("model", $("#model-select").value);
+  try {
+    const response = await fetch(`/api/explain?${params}`, { method: "POST", body: data });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({ error: response.statusText }));
+      throw new Error(body.error || response.statusText);
+    }
+    if (img.src) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(await response.blob());
+    await img.decode();
+    img.hidden = false;
+    canvas.hidden = true;
+    button.setAttribute("aria-pressed", "true");
+    setStatus(status, `${currentFile.name}: warm colours are where the top class was seen.`);
+  } catch (err) {
+    setStatus(status, `Explanation unavailable: ${err.message}`, true);
+  }
+}
+
 async function analyse(file) {
+  currentFile = file;
+  $("#explain-toggle").setAttribute("aria-pressed", "false");
+  $("#explain-image").hidden = true;
+  $("#preview-canvas").hidden = false;
   const status = $("#upload-status");
   setStatus(status, `Looking at ${file.name} ...`);
   const form = () => { const data = new FormData(); data.append("file", file); return data; };
@@ -199,6 +241,7 @@ function setUp() {
   const zone = $("#drop-zone");
   const input = $("#file-input");
   input.addEventListener("change", () => input.files[0] && analyse(input.files[0]));
+  $("#explain-toggle").addEventListener("click", toggleExplanation);
   zone.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
   });

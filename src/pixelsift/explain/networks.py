@@ -1,0 +1,147 @@
+"""The torch networks explanations run through: image -> class scores, with gradients where the head
+has them. A registry classifier is loaded fresh (the fast runner folds batch norms and may run in
+bf16, which gradients should not see); a trained model is its backbone (fine-tuned layers applied)
+plus its own classifier."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixelsift.core.arrays import softmax
+from pixelsift.models.preprocess import Preprocessing
+from pixelsift.models.records import ClassifierSpec
+from pixelsift.models.registry import get_spec_of
+from pixelsift.runtime.device import resolve_device
+from pixelsift.runtime.loaded import load_split_network
+from pixelsift.runtime.options import RunOptions
+from pixelsift.transfer.heads import DenseHead
+
+
+@dataclass
+class Built:
+    name: str
+    categories: list[str]
+    preprocessing: Preprocessing
+    forward: nn.Module  # (N, 3, H, W) -> (N, classes): logits, or probabilities for a non-neural head
+    body: nn.Module  # the features part, where the map's layer is
+    probabilities: Callable[[np.ndarray], np.ndarray]  # one preprocessed image -> class probabilities
+    cam_layer: str | None
+    gradients: bool
+
+
+class _Logits(nn.Module):
+    def __init__(self, body: nn.Module, head: nn.Module):
+        super().__init__()
+        self.body, self.head = body, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.body(x), 1))
+
+
+class _DenseLogits(nn.Module):
+    """A trained model's dense head in torch (same arithmetic as `DenseHead.predict_proba`, before its
+    softmax), after the L2 normalisation training used."""
+
+    def __init__(self, head: DenseHead, normalize: bool):
+        super().__init__()
+        self.layers = nn.ModuleList()
+        for w, b in zip(head.weights, head.biases, strict=True):
+            layer = nn.Linear(w.shape[1], w.shape[0])
+            layer.weight.data = torch.from_numpy(np.asarray(w, np.float32))
+            layer.bias.data = torch.from_numpy(np.asarray(b, np.float32))
+            self.layers.append(layer)
+        self.activation = {"relu": torch.relu, "tanh": torch.tanh, "logistic": torch.sigmoid}.get(
+            head.activation, lambda t: t
+        )
+        self.normalize, self.binary = normalize, head.output == "logistic"
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        h = nn.functional.normalize(features, dim=1) if self.normalize else features
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < len(self.layers) - 1:
+                h = self.activation(h)
+        if self.binary:  # one logit z: P(class 1) = sigmoid(z) = softmax([0, z])[1]
+            h = torch.cat([torch.zeros_like(h), h], dim=1)
+        return h
+
+
+class _NumpyHead(nn.Module):
+    """A head without gradients (k-NN, forest, calibrated SVM): probabilities, for scorecam and eigencam."""
+
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray]):
+        super().__init__()
+        self.predict = predict
+        self.anchor = nn.Parameter(torch.zeros(1), requires_grad=False)  # gives the module a device
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        raw = features.detach().float().cpu().numpy()
+        return torch.from_numpy(np.asarray(self.predict(raw), np.float32)).to(features.device)
+
+
+def _probabilities(forward: nn.Module, softmax_out: bool) -> Callable[[np.ndarray], np.ndarray]:
+    device = next(forward.parameters()).device
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out = forward(torch.from_numpy(np.ascontiguousarray(pixels, np.float32))[None].to(device))
+        scores = out[0].float().cpu().numpy()
+        return softmax(scores) if softmax_out else scores
+
+    return run
+
+
+def registry_network(spec: ClassifierSpec, run_options: RunOptions) -> Built:
+    split = load_split_network(spec)
+    device = resolve_device(run_options.device)
+    forward = _Logits(split.body, split.head).eval().to(device)
+    return Built(
+        spec.name,
+        list(spec.categories),
+        spec.preprocessing,
+        forward,
+        split.body,
+        _probabilities(forward, True),
+        spec.cam_layer,
+        True,
+    )
+
+
+def trained_network(path: str | os.PathLike[str], run_options: RunOptions) -> Built:
+    from pixelsift.transfer.trained import load_trained
+
+    model = load_trained(path)
+    spec = get_spec_of(model.backbone, ClassifierSpec)
+    split = load_split_network(spec)
+    if model.backbone_modified:
+        assert model.backbone_state is not None
+        own = split.body.state_dict()
+        for key, value in model.backbone_state.items():
+            own[key] = torch.from_numpy(np.array(value)).to(own[key].dtype)
+        split.body.load_state_dict(own, strict=True)
+    head: Any
+    gradients = isinstance(model.head, DenseHead) and model.head.output in ("softmax", "logistic")
+    if gradients:
+        head = _DenseLogits(model.head, model.normalize)  # type: ignore[arg-type]
+    else:
+        head = _NumpyHead(model.predict_proba_from_features if not model.backbone_modified else model._proba)
+    device = resolve_device(run_options.device)
+    forward = _Logits(split.body, head).eval().to(device)
+    name = f"{os.path.basename(os.fspath(path))} ({model.backbone} + {model.classifier})"
+    return Built(
+        name,
+        list(model.classes),
+        spec.preprocessing,
+        forward,
+        split.body,
+        _probabilities(forward, gradients),
+        spec.cam_layer,
+        gradients,
+    )
