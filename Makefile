@@ -10,7 +10,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 TORCH  := torch==2.14.1 torchvision==0.29.1
 export PIXELSIFT_DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint typecheck unit bench clean browser
+.PHONY: demo test lint typecheck unit bench clean browser notebooks lab
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,8 @@ demo: $(VENV)/.demo-installed
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift search cat --db $(PIXELSIFT_DEMO_OUT)/library.db
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.test-installed
@@ -53,6 +53,17 @@ browser:
 
 test: lint typecheck browser
 	$(BIN)/python -m pytest
+
+# The tutorial notebooks: notebooks/src/*.py are their sources (jupytext percent format).
+notebooks: | $(BIN)/python
+	$(BIN)/python tools/build_notebooks.py
+
+$(VENV)/.notebooks-installed: pyproject.toml $(VENV)/.torch-installed
+	$(PIP) install -e '.[notebooks]'
+	touch $@
+
+lab: $(VENV)/.notebooks-installed
+	PIXELSIFT_OFFLINE=1 $(BIN)/jupyter lab notebooks/
 
 bench: $(VENV)/.demo-installed
 	$(BIN)/python benchmarks/bench_classify.py

@@ -1,0 +1,90 @@
+# %% [markdown]
+# # 4. Search your photos
+#
+# The lesson's first question: "show me my photos of a cat". An index runs the classifier once per
+# photo, stores its top classes and its 1280 features, and answers word queries through WordNet ("cat"
+# covers tabby, tiger cat, Persian ...) and "more like this one" queries through the features.
+
+# %%
+%matplotlib inline
+import shutil
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
+
+import pixelsift
+
+SAMPLES = Path("../samples") if Path("../samples").is_dir() else Path("samples")
+WORK = Path(tempfile.mkdtemp(prefix="pixelsift-notebook-"))
+library = WORK / "photos"
+library.mkdir()
+for photo in SAMPLES.iterdir():
+    if photo.suffix in (".png", ".jpg"):
+        shutil.copy(photo, library / photo.name)
+shapes = pixelsift.make_shapes_dataset(WORK / "shapes", train_per_class=3, valid_per_class=0)
+for photo in sorted(shapes.glob("train/*/*.jpg")):
+    shutil.copy(photo, library / photo.name)
+
+index = pixelsift.PhotoIndex(WORK / "index.db")
+report = index.update(library, detector="none")
+print(report.summary())
+assert report.added == len(list(library.iterdir()))
+
+# %% [markdown]
+# ## "my photos of cat"
+
+# %%
+def show(results, title):
+    fig, axes = plt.subplots(1, max(1, len(results)), figsize=(3 * max(1, len(results)), 3.3), squeeze=False)
+    for ax, r in zip(axes[0], results):
+        ax.imshow(Image.open(r.path).convert("RGB"))
+        ax.set_title(f"{r.score:.2f} {', '.join(r.labels[:2])}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title)
+    plt.tight_layout()
+
+
+cats = index.search("cat", n=3)
+print(cats.how)
+assert cats and Path(cats[0].path).name == "chelsea.png"
+show(cats, "cat")
+cats.to_pandas()
+
+# %% [markdown]
+# A phrase works the same way: every known word must match ("a cup of coffee": cup and coffee).
+
+# %%
+coffee = index.search("a cup of coffee", n=3)
+assert coffee and Path(coffee[0].path).name == "coffee.png"
+show(coffee, "a cup of coffee")
+
+# %% [markdown]
+# ## Similar photos
+#
+# Nearest neighbours in feature space: a shape photo's neighbours are the other shapes.
+
+# %%
+probe = sorted(library.glob("red_circle*.jpg"))[0]
+similar = index.similar(probe, n=4)
+assert all("_" in Path(r.path).stem for r in similar[:2])  # other generated shapes, not the samples
+show(similar, f"like {probe.name}")
+
+# %% [markdown]
+# ## A map of the library
+#
+# The same features, projected to two dimensions: photos that look alike sit together.
+
+# %%
+vectors = pixelsift.embed(sorted(library.iterdir()))
+X = vectors.vectors - vectors.vectors.mean(axis=0)
+_, _, components = np.linalg.svd(X, full_matrices=False)
+points = X @ components[:2].T
+plt.figure(figsize=(6, 5))
+plt.scatter(points[:, 0], points[:, 1], s=12)
+for (x, y), path in zip(points, vectors.paths):
+    plt.annotate(Path(path).stem.split("_")[0], (x, y), fontsize=7)
+plt.title("the library's features, first two principal components")
+index.close()
