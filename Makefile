@@ -10,7 +10,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 TORCH  := torch==2.14.1 torchvision==0.29.1
 export PIXELSIFT_DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint typecheck unit bench clean browser notebooks lab
+.PHONY: demo test lint typecheck unit bench clean browser notebooks notebooks-docs lab
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ notebooks: | $(BIN)/python
 $(VENV)/.notebooks-installed: pyproject.toml $(VENV)/.torch-installed
 	$(PIP) install -e '.[notebooks]'
 	touch $@
+
+# The notebooks run, with their figures, in docs/notebooks/ (to read them on the web without running).
+notebooks-docs: $(VENV)/.test-installed
+	$(BIN)/python tools/build_notebooks.py --render docs/notebooks
 
 lab: $(VENV)/.notebooks-installed
 	PIXELSIFT_OFFLINE=1 $(BIN)/jupyter lab notebooks/

@@ -5,6 +5,7 @@ checks that the committed notebooks match their sources.
 
     python tools/build_notebooks.py            # write notebooks/*.ipynb
     python tools/build_notebooks.py --check    # exit 1 when a notebook differs from its source
+    python tools/build_notebooks.py --render docs/notebooks   # run them, keep the outputs there
 """
 
 from __future__ import annotations
@@ -65,7 +66,28 @@ def notebook_of(source: str) -> str:
     return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
 
 
+def render(folder: Path) -> None:
+    """Execute every notebook (offline) and write it with its outputs, figures included, to `folder`."""
+    import os
+
+    import nbclient
+    import nbformat
+
+    os.environ.setdefault("PIXELSIFT_OFFLINE", "1")
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted(ROOT.glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        nbclient.NotebookClient(
+            notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+        ).execute()
+        nbformat.write(notebook, folder / path.name)
+        print(f"{folder / path.name}: {(folder / path.name).stat().st_size // 1024} KB")
+
+
 def main() -> int:
+    if "--render" in sys.argv[1:]:
+        render(Path(sys.argv[sys.argv.index("--render") + 1]))
+        return 0
     check = "--check" in sys.argv[1:]
     stale = []
     for src in sorted((ROOT / "src").glob("*.py")):
