@@ -281,15 +281,9 @@ def _to_photo(
     """The map over the network's crop, placed over the (decoded) photo (zeros where the crop did not
     look), and that crop's box in the photo."""
     width, height = image.size
-    short, long = (width, height) if width <= height else (height, width)
-    new_short, new_long = preprocessing.resize, int(preprocessing.resize * long / short)
-    new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
-    crop = preprocessing.crop
-    top = round((new_h - crop) / 2.0)
-    left = round((new_w - crop) / 2.0)
-    sx, sy = width / new_w, height / new_h
-    x1, y1 = round(left * sx), round(top * sy)
-    x2, y2 = min(width, round((left + crop) * sx)), min(height, round((top + crop) * sy))
+    left, top, right, bottom = preprocessing.crop_box(width, height)
+    x1, y1 = round(left), round(top)
+    x2, y2 = min(width, round(right)), min(height, round(bottom))
     full = np.zeros((height, width), np.float32)
     if x2 > x1 and y2 > y1:
         region = Image.fromarray(heat.astype(np.float32), "F").resize(

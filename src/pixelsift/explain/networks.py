@@ -21,6 +21,7 @@ from pixelsift.models.registry import get_spec_of
 from pixelsift.runtime.device import resolve_device
 from pixelsift.runtime.loaded import load_split_network
 from pixelsift.runtime.options import RunOptions
+from pixelsift.transfer.backbone import finetuned_network
 from pixelsift.transfer.heads import DenseHead
 
 
@@ -119,13 +120,11 @@ def trained_network(path: str | os.PathLike[str], run_options: RunOptions) -> Bu
 
     model = load_trained(path)
     spec = get_spec_of(model.backbone, ClassifierSpec)
-    split = load_split_network(spec)
     if model.backbone_modified:
         assert model.backbone_state is not None
-        own = split.body.state_dict()
-        for key, value in model.backbone_state.items():
-            own[key] = torch.from_numpy(np.array(value)).to(own[key].dtype)
-        split.body.load_state_dict(own, strict=True)
+        split = finetuned_network(spec, model.backbone_state)
+    else:
+        split = load_split_network(spec)
     head: Any
     gradients = isinstance(model.head, DenseHead) and model.head.output in ("softmax", "logistic")
     if gradients:

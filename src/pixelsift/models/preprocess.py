@@ -53,21 +53,32 @@ class Preprocessing:
     def input_shape(self) -> tuple[int, int, int]:
         return (3, self.crop, self.crop)
 
-    def resize_and_crop(self, img: Image.Image) -> Image.Image:
-        width, height = img.size
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of an image of this size once its shorter side is resized to `resize`."""
         short, long = (width, height) if width <= height else (height, width)
         new_short, new_long = self.resize, int(self.resize * long / short)
-        size = (new_short, new_long) if width <= height else (new_long, new_short)
-        top = round((size[1] - self.crop) / 2.0)
-        left = round((size[0] - self.crop) / 2.0)
-        if new_long > MAX_ASPECT * new_short:
+        return (new_short, new_long) if width <= height else (new_long, new_short)
+
+    def crop_box(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """The centre crop (x1, y1, x2, y2) in the pixels of an image of this size (before resizing)."""
+        new_w, new_h = self.resized_size(width, height)
+        top = round((new_h - self.crop) / 2.0)
+        left = round((new_w - self.crop) / 2.0)
+        sx, sy = width / new_w, height / new_h
+        return left * sx, top * sy, (left + self.crop) * sx, (top + self.crop) * sy
+
+    def resize_and_crop(self, img: Image.Image) -> Image.Image:
+        width, height = img.size
+        size = self.resized_size(width, height)
+        if max(size) > MAX_ASPECT * min(size):
             # A very thin image (a 8000 x 1 PNG) would resize to gigabytes (2,048,000 x 256): resize only
             # the region the crop keeps. Same pixels within a level or two; never used on photos.
-            sx, sy = width / size[0], height / size[1]
-            box = (left * sx, top * sy, (left + self.crop) * sx, (top + self.crop) * sy)
+            box = self.crop_box(width, height)
             return img.resize((self.crop, self.crop), _RESAMPLE[self.interpolation], box=box)
         if size != img.size:
             img = img.resize(size, _RESAMPLE[self.interpolation])
+        top = round((size[1] - self.crop) / 2.0)
+        left = round((size[0] - self.crop) / 2.0)
         return img.crop((left, top, left + self.crop, top + self.crop))
 
     def normalise(self, img: Image.Image) -> np.ndarray:

@@ -18,6 +18,8 @@ from pixelsift.transfer.modelfile import content_digest
 if TYPE_CHECKING:
     from torch import nn
 
+    from pixelsift.models.network import SplitNetwork
+
 NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "SyncBatchNorm")
 
 
@@ -79,16 +81,22 @@ def state_digest(state: dict[str, np.ndarray]) -> str:
 
 def load_finetuned_backbone(name: str, state: dict[str, np.ndarray], run_options: RunOptions) -> ImageModel:
     """The backbone `name` with fine-tuned tensors replacing its own, ready to run (`ImageModel`)."""
+    spec = get_spec_of(name, ClassifierSpec)
+    network = finetuned_network(spec, state)
+    return ImageModel(spec, network, create_runner(spec, network, run_options), run_options)
+
+
+def finetuned_network(spec: ClassifierSpec, state: dict[str, np.ndarray]) -> SplitNetwork:
+    """The backbone's split network with fine-tuned tensors replacing its own (checked to fit)."""
     import torch
 
-    spec = get_spec_of(name, ClassifierSpec)
     network = load_split_network(spec)
     own = network.body.state_dict()
     for key, value in state.items():
         if key not in own or tuple(own[key].shape) != tuple(value.shape):
             raise ModelFileError(
-                f"the fine-tuned tensor {key!r} {value.shape} does not fit backbone {name!r}"
+                f"the fine-tuned tensor {key!r} {value.shape} does not fit backbone {spec.name!r}"
             )
         own[key] = torch.from_numpy(np.array(value)).to(own[key].dtype)
     network.body.load_state_dict(own, strict=True)
-    return ImageModel(spec, network, create_runner(spec, network, run_options), run_options)
+    return network
