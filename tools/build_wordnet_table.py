@@ -13,19 +13,27 @@ detection class is mapped here by hand to the synset it names. The table holds, 
     synsets it means and a weight: 1 for its most frequent sense, 0.5 for later ones ("cat" is first a
     house cat or a wildcat, then a big cat); a few everyday words that WordNet files away from their kind
     are added by hand (`ALIASES`: "kitten" is a "young mammal" in WordNet; a kitten is a cat);
-  - `irregular_plurals`: WordNet's noun exception list for those words ("geese" -> "goose").
-At run time pixelsift reads only this JSON; no WordNet installation is needed.
+  - `irregular_plurals`: WordNet's noun exception list for those words ("geese" -> "goose");
+  - `coco_coverage`: per COCO class, [ImageNet classes among its kinds, its kinds in WordNet]: how much
+    of what a detector calls "bird" or "person" the classifier has classes for;
+  - `related`: words that name no concept, with the concepts WordNet puts beside them ("beach" ->
+    shore: seashore, lakeside; "snow" -> ski, snowmobile, snowplow), weighted below 1.
+`wordnet_anchors.json.gz` (beside it) links every other noun for a physical thing to the nearest
+synsets of the table above it ("chocolate cake" -> cake), for the class names of the user's labelers.
+At run time pixelsift reads only these files; no WordNet installation is needed.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src" / "pixelsift" / "data" / "imagenet_wordnet.json"
+ANCHORS = "wordnet_anchors.json.gz"  # written beside OUT
 
 # COCO class name (as detectors report it) -> (WordNet lemma, sense number) of the thing it names
 # (COCO "cow" is any cattle: ImageNet calls the same animal "ox"; COCO "cat" is a house cat).
@@ -75,6 +83,29 @@ EXTRA_PARENTS = {("bus", 1): ("motor vehicle", 1), ("train", 1): ("wheeled vehic
 
 SECONDARY_WEIGHT = 0.5  # later senses of a word ("cat" = big cat) count half as much as its first sense
 
+# Words that name no concept ("beach", "snow", "kitchen") are related to the concepts WordNet puts
+# beside them: `related` holds, per such word, concept-hierarchy synsets with a weight below 1.
+# - neighbours: its holonyms, meronyms and hypernyms that cover at most MAX_NEIGHBOUR_COVER concepts
+#   (a beach is part of a shore: seashore, lakeside);
+# Only nouns whose first sense is a physical thing or place relate (not colours, times, activities).
+# - mentions: concepts whose definition uses the word ("snow": ski, snowmobile, snowplow; names are
+#   left out: a beach wagon is a car); a word in more than MAX_MENTIONS definitions is too generic.
+NEIGHBOUR_WEIGHT = 0.6
+MENTION_WEIGHT = 0.5
+NEIGHBOUR_POINTERS = frozenset({"#m", "#s", "#p", "%m", "%s", "%p"})
+MAX_NEIGHBOUR_COVER = 6
+MAX_MENTIONS = 25
+MAX_RELATED = 12
+# Words that never relate (query filler, or too vague to mean a thing in a photo).
+UNRELATED = frozenset(
+    "photo photograph picture image pic shot snapshot thing things stuff something kind sort type lot "
+    "part use form way time group set piece side top bottom one".split()
+)
+
+# Custom class names ("chocolate_cake") are linked into the hierarchy through `anchors`: per noun that
+# names no concept, [hypernym steps, the nearest concept-hierarchy synsets above its first sense]
+# (chocolate cake -> [1, cake]), so that a broader word ("cake", "food") finds what a labeler labelled.
+
 
 def parse_data_noun(path: Path) -> dict[str, dict]:
     """synset id ("n" + offset) -> {"names": [lemma, ...], "parents": [synset id, ...]}, per wndb(5WN)."""
@@ -89,13 +120,16 @@ def parse_data_noun(path: Path) -> dict[str, dict]:
             i = 4 + 2 * word_count
             pointer_count = int(fields[i])
             i += 1
-            parents = []
+            parents, pointers = [], []
             for _ in range(pointer_count):
                 symbol, offset, pos = fields[i], fields[i + 1], fields[i + 2]
-                if symbol in ("@", "@i") and pos == "n":  # hypernym, instance hypernym
-                    parents.append("n" + offset)
+                if pos == "n":
+                    pointers.append((symbol, "n" + offset))
+                    if symbol in ("@", "@i"):  # hypernym, instance hypernym
+                        parents.append("n" + offset)
                 i += 4
-            synsets["n" + fields[0]] = {"names": names, "parents": parents}
+            gloss = line.partition(" | ")[2].split(";")[0].strip().lower()  # the definition, no examples
+            synsets["n" + fields[0]] = {"names": names, "parents": parents, "pointers": pointers, "gloss": gloss}
     return synsets
 
 
@@ -145,7 +179,7 @@ def imagenet_wnids() -> list[str]:
     return wnids
 
 
-def build(wordnet: Path) -> dict:
+def build(wordnet: Path) -> tuple[dict, dict]:
     synsets = parse_data_noun(wordnet / "data.noun")
     senses = parse_index_noun(wordnet / "index.noun")
     exceptions = parse_exceptions(wordnet / "noun.exc")
@@ -178,6 +212,14 @@ def build(wordnet: Path) -> dict:
     for name, synset_id in coco.items():  # a detector's own class name always finds that class
         words.setdefault(name, [[synset_id, 1.0]])
 
+    imagenet_set = set(imagenet)
+    coverage = {}
+    for name, synset_id in coco.items():
+        kinds = hyponym_closure(synset_id, synsets)
+        coverage[name] = [len(kinds & imagenet_set), len(kinds)]
+    related = related_words(senses, synsets, reach, concepts, words)
+    anchors = anchor_words(senses, synsets, reach, words)
+
     return {
         "about": (
             "Derived from WordNet 3.0 (Princeton University; licence in WORDNET-LICENSE.txt) by "
@@ -188,8 +230,108 @@ def build(wordnet: Path) -> dict:
         "coco": coco,
         "synsets": {s: {"names": synsets[s]["names"], "parents": synsets[s]["parents"]} for s in closure},
         "words": dict(sorted(words.items())),
-        "irregular_plurals": {k: v for k, v in sorted(exceptions.items()) if v in words and k not in words},
-    }
+        "irregular_plurals": {
+            k: v
+            for k, v in sorted(exceptions.items())
+            if (v in words or v in related or v in anchors) and k not in words
+        },
+        "coco_coverage": coverage,
+        "related": dict(sorted(related.items())),
+    }, dict(sorted(anchors.items()))
+
+
+def hyponym_closure(synset_id: str, synsets: dict[str, dict]) -> set[str]:
+    """The synset and every kind of it in WordNet (hyponyms, all the way down; instances left out)."""
+    found, frontier = {synset_id}, [synset_id]
+    while frontier:
+        nxt = [t for s in frontier for symbol, t in synsets[s]["pointers"] if symbol == "~" and t not in found]
+        found.update(nxt)
+        frontier = nxt
+    return found
+
+
+def _tokens(text: str) -> set[str]:
+    """The words of a name or definition, with their plain singular ("dogs" -> "dog")."""
+    found = set()
+    for token in re.findall(r"[a-z][a-z'-]+", text.lower()):
+        found.add(token)
+        if token.endswith("s") and len(token) > 3:
+            found.add(token[:-1])
+    return found
+
+
+def related_words(
+    senses: dict[str, list[str]],
+    synsets: dict[str, dict],
+    reach: dict[str, set[str]],
+    concepts: list[str],
+    words: dict[str, list[list]],
+) -> dict[str, list[list]]:
+    """word -> [[synset, weight], ...] for the words that name no concept but sit beside some."""
+    mentions: dict[str, set[str]] = {}
+    for concept in concepts:
+        for token in _tokens(synsets[concept]["gloss"]):
+            mentions.setdefault(token, set()).add(concept)
+    related: dict[str, list[list]] = {}
+    for lemma, synset_ids in senses.items():
+        if lemma in words or lemma in UNRELATED or len(lemma) < 3:
+            continue
+        # only things and places a photo can show: "red" (a colour), "night" (a time) or "sport" (an
+        # activity) relate to nothing, or "red car" would need a photo of red wine too
+        physical = [s for s in synset_ids[:2] if PHYSICAL in ancestors_of(s, synsets)]
+        if not physical or physical[0] != synset_ids[0]:
+            continue
+        weights: dict[str, float] = {}
+        for rank, synset_id in enumerate(physical):
+            factor = 1.0 if rank == 0 else SECONDARY_WEIGHT
+            for symbol, target in synsets[synset_id]["pointers"]:
+                if target not in reach or len(reach[target]) > MAX_NEIGHBOUR_COVER:
+                    continue
+                if symbol in NEIGHBOUR_POINTERS or symbol in ("@", "@i"):
+                    weights[target] = max(weights.get(target, 0.0), NEIGHBOUR_WEIGHT * factor)
+        if " " not in lemma:
+            hits = mentions.get(lemma, set())
+            if len(hits) <= MAX_MENTIONS:
+                for concept in hits:
+                    weights.setdefault(concept, MENTION_WEIGHT)
+        if weights:
+            best = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_RELATED]
+            related[lemma] = [[s, round(w, 3)] for s, w in best]
+    return related
+
+
+PHYSICAL = "n00001930"  # physical entity
+
+
+def _is_instance(synset: dict) -> bool:
+    """A named individual (a city, a person, a ship): instances do not label photo classes."""
+    return any(symbol == "@i" for symbol, _ in synset["pointers"])
+
+
+def anchor_words(
+    senses: dict[str, list[str]],
+    synsets: dict[str, dict],
+    reach: dict[str, set[str]],
+    words: dict[str, list[list]],
+) -> dict[str, list[str]]:
+    """word -> the nearest concept-hierarchy synsets above its first sense (for custom class names)."""
+    anchors: dict[str, list[str]] = {}
+    for lemma, synset_ids in senses.items():
+        if lemma in words or not synset_ids or _is_instance(synsets[synset_ids[0]]):
+            continue
+        if PHYSICAL not in ancestors_of(synset_ids[0], synsets):  # a thing a photo could show
+            continue
+        frontier, seen, found, steps = list(synsets[synset_ids[0]]["parents"]), set(), [], 0
+        while frontier and not found:
+            steps += 1
+            found = [s for s in frontier if s in reach]
+            seen.update(frontier)
+            frontier = [p for s in frontier for p in synsets[s]["parents"] if p not in seen]
+        # "entity" / "object" say nothing a photo search could use
+        found = [s for s in found if len(reach[s]) < 900]
+        if found:
+            anchors[lemma] = [steps, *sorted(set(found))]
+    return anchors
 
 
 def main() -> None:
@@ -199,13 +341,18 @@ def main() -> None:
     parser.add_argument("--wordnet", type=Path, default=Path("/usr/share/wordnet"))
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    table = build(args.wordnet)
+    table, anchors = build(args.wordnet)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(table, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
     args.out.write_text(text + "\n", encoding="utf-8")
+    anchors_out = args.out.with_name(ANCHORS)
+    # gzip's mtime=0: the same table gives the same bytes
+    packed = gzip.compress(json.dumps(anchors, separators=(",", ":")).encode(), mtime=0)
+    anchors_out.write_bytes(packed)
     print(
         f"{args.out}: {len(table['imagenet'])} ImageNet classes, {len(table['coco'])} COCO classes, "
-        f"{len(table['synsets'])} synsets, {len(table['words'])} words, {len(text) / 1e3:.0f} kB"
+        f"{len(table['synsets'])} synsets, {len(table['words'])} words, {len(table['related'])} related "
+        f"words, {len(text) / 1e3:.0f} kB; {anchors_out.name}: {len(anchors)} nouns, {len(packed) / 1e3:.0f} kB"
     )
 
 

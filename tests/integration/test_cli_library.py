@@ -45,10 +45,10 @@ def test_search_table_json_and_csv(
     root, db, _ = library
     assert main(["search", "cat", "--db", str(db)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["score", "path", "labels"]
-    score, path, *labels = lines[1].split()
+    assert lines[0].split() == ["score", "path", "matched", "labels"]
+    score, path, *rest = lines[1].split()
     assert path == str(root.resolve() / "chelsea.png") and len(score.split(".")[1]) == 3
-    assert {"tabby,", "tiger", "Egyptian"} & set(labels)
+    assert rest[0] == "cat:" and {"tabby,", "tiger", "Egyptian"} & set(rest[1:]), "what matched, then labels"
     monkeypatch.chdir(root)
     assert main(["search", "cat", "--db", str(db)]) == 0
     assert capsys.readouterr().out.splitlines()[1].split()[1] == "chelsea.png", "relative to where you are"
@@ -56,8 +56,9 @@ def test_search_table_json_and_csv(
     assert main(["search", "cats", "--db", str(db), "--format", "json", "-n", "2"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert 1 <= len(data) <= 2 and Path(data[0]["path"]).name == "chelsea.png"
-    assert set(data[0]) >= {"path", "score", "labels"} and isinstance(data[0]["labels"], list)
-    assert data[0]["score"] == pytest.approx(0.9375, abs=0.05)
+    assert set(data[0]) >= {"path", "score", "matched", "labels"} and isinstance(data[0]["labels"], list)
+    assert data[0]["matched"][0]["concept"] == "cat" and data[0]["matched"][0]["source"] == "classifier"
+    assert data[0]["score"] > 0.9
 
     assert main(["search", "espresso", "--db", str(db), "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
@@ -73,8 +74,8 @@ def test_no_match_says_so_with_suggestions_and_exit_1(
     out, err = capsys.readouterr()
     assert json.loads(out) == []
     assert "no photo label matches 'espreso'" in err and "espresso" in err
-    assert main(["search", "pizza", "--db", str(db)]) == 0, "a known word with no photo is not an error"
-    assert "no photo matches 'pizza'" in capsys.readouterr().err
+    assert main(["search", "pizza", "--db", str(db)]) == 1, "nothing listed: exit 1, whatever the reason"
+    assert "no photo matches 'pizza' with a score of at least 0.25" in capsys.readouterr().err
 
 
 def test_similar_and_search_find_the_index_without_db(

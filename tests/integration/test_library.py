@@ -78,8 +78,9 @@ def test_results_have_paths_scores_labels_and_a_dataframe(built: PhotoIndex) -> 
     first = results[0]
     assert Path(first.path).is_file() and first.path.endswith(first.relative_path)
     frame = results.to_pandas()
-    assert list(frame.columns[:3]) == ["path", "score", "labels"]
+    assert list(frame.columns[:4]) == ["path", "score", "matched", "labels"]
     assert frame["path"].iloc[0] == first.path and frame["score"].iloc[0] == first.score
+    assert frame["matched"].iloc[0].startswith("cat: ") and first.matched[0].source == "classifier"
 
 
 def test_similar_finds_a_photo_by_example(built: PhotoIndex, samples: Path, tmp_path: Path) -> None:
@@ -175,7 +176,9 @@ def test_add_change_move_copy_delete_between_runs(tmp_path: Path, samples: Path)
     assert index.search("cat")[0].relative_path == "generated/renamed-cat.png"
     copy, original = index.photo(after["coffee-copy.png"]), index.photo(after["coffee.png"])
     assert copy["labels"] == original["labels"] and copy["sha256"] == original["sha256"]
-    assert len(index.conn.execute("SELECT * FROM embeddings").fetchall()) == len(on_disk)
+    assert len(index.conn.execute("SELECT * FROM embeddings WHERE space = 'features'").fetchall()) == len(
+        on_disk
+    )
     assert not index.conn.execute(
         "SELECT 1 FROM labels WHERE photo_id NOT IN (SELECT id FROM photos)"
     ).fetchall(), "no orphaned rows"
@@ -260,7 +263,8 @@ def test_a_database_of_the_previous_schema_is_migrated_on_open(tmp_path: Path, s
     assert index.conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == 0
     assert index.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     results = index.search("cat")
-    assert [r.relative_path for r in results] == ["chelsea.png"] and results[0].score == pytest.approx(0.9)
+    assert [r.relative_path for r in results] == ["chelsea.png"], "found from the stored top classes"
+    assert results[0].matched[0].label == "tabby" and results[0].matched[0].raw == pytest.approx(0.9)
 
 
 def test_an_index_from_a_newer_pixelsift_or_another_sqlite_file_is_refused(tmp_path: Path) -> None:

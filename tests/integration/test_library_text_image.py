@@ -74,7 +74,9 @@ def test_free_text_queries_rank_by_text_image_cosine(tiny_clip: str, tmp_path: P
     assert [r.score for r in results] == pytest.approx(
         sorted((float(v @ text) for v in stored.values()), reverse=True), abs=1e-4
     )
-    assert index.search("cat").how.startswith("words"), "known words still use the labels"
+    cat = index.search("cat")
+    assert cat.how.startswith("concepts"), "known words still use the labels"
+    assert {e.source for e in cat[0].matched} >= {"classifier"}
 
 
 def test_auto_uses_a_text_image_model_only_when_its_weights_are_here(

@@ -63,7 +63,11 @@ def test_search_cat_returns_the_cat_photo_first_with_relative_paths(client: Test
 def test_search_without_match_says_why(client: TestClient) -> None:
     response = client.get("/api/search", params={"q": "zebra crossing lighthouse"})
     assert response.status_code == 200 and response.json() == []
-    assert "no photo label matches" in response.headers["x-pixelsift-message"]
+    message = response.headers["x-pixelsift-message"]
+    assert "no photo matches" in message and "zebra" in message and "at least 0.25" in message
+    response = client.get("/api/search", params={"q": "xyzzy plugh"})
+    assert response.status_code == 200 and response.json() == []
+    assert "no photo label matches 'xyzzy', 'plugh'" in response.headers["x-pixelsift-message"]
 
 
 def test_similar_excludes_the_photo_itself(client: TestClient) -> None:

@@ -14,18 +14,27 @@ if TYPE_CHECKING:
 
 EXAMPLES = """examples:
   pixelsift search cat                      photos of cats (tabby, Persian, Siamese ... and detected cats)
+  pixelsift search "my photos of dogs"      filler ("my", "photos of", "show me", "a", "the") is dropped
+  pixelsift search "a dog on the beach"     several concepts: the photo must show all of them
+  pixelsift search "cat or dog"             either
   pixelsift search dogs --after 2021 -n 5   any dog breed, photos taken in 2021 or later
-  pixelsift search person bicycle           both must be in the photo
+  pixelsift search food --min-score 0.1     list weaker matches too (default minimum: 0.25)
   pixelsift search "blue jay" --format json labels from your own --labeler models match by name
   pixelsift search "a dog playing in snow"  free text, when the index has a text-image model
 
-Words are understood through WordNet's hierarchy of ImageNet's classes: "bird", "fruit" and "vehicle"
-find every kind of bird, fruit and vehicle; plurals and synonyms work ("cats", "puppy", "automobile").
+Words are understood through WordNet's hierarchy of ImageNet's and COCO's classes: "bird", "fruit" and
+"vehicle" find every kind of bird, fruit and vehicle; plurals and synonyms work ("cats", "puppy",
+"automobile"); a word no class is named after goes through WordNet's neighbours ("beach": seashore,
+lakeside). Each result says what made it match (the `matched` column / field).
+
+Exit status: 0 when photos are listed, 1 when none are (the reason is printed), 2 for a bad command.
 """
 
 SIMILAR_EXAMPLES = """examples:
   pixelsift similar ~/Photos/2021/beach.jpg -n 10   photos of the library that look like this one
   pixelsift similar new.jpg --db ~/photo-index.db   any image file works, in the library or not
+
+Exit status: 0 when photos are listed, 1 when none are (the reason is printed), 2 for a bad command.
 """
 
 
@@ -101,15 +110,40 @@ def print_results(results: SearchResults, fmt: str) -> None:
     if fmt == "json":
         with JsonArrayWriter() as out:
             for r in results:
-                out.write({"path": r.path, "score": r.score, "labels": r.labels, "id": r.id})
+                out.write(
+                    {
+                        "path": r.path,
+                        "score": r.score,
+                        "matched": [e.to_dict() for e in r.matched],
+                        "labels": r.labels,
+                        "id": r.id,
+                    }
+                )
     elif fmt == "csv":
         writer = csv_writer()
-        writer.writerow(["path", "score", "labels", "id"])
+        writer.writerow(["path", "score", "matched", "labels", "id"])
         for r in results:
-            writer.writerow([r.path, repr(r.score), "; ".join(r.labels), r.id])
+            writer.writerow([r.path, repr(r.score), r.matched_text(), "; ".join(r.labels), r.id])
     elif results:
-        rows = [(format_score(r.score), shown_path(r.path), ", ".join(r.labels)) for r in results]
-        print(format_table(["score", "path", "labels"], rows, right=(0,)))
+        matched = any(r.matched for r in results)
+        header = ["score", "path", "matched", "labels"] if matched else ["score", "path", "labels"]
+        rows = []
+        for r in results:
+            cells = [format_score(r.score), shown_path(r.path)]
+            if matched:
+                cells.append(r.matched_text())
+            rows.append((*cells, ", ".join(r.labels[:4])))
+        print(format_table(header, rows, right=(0,)))
+
+
+def report(results: SearchResults) -> int:
+    """Notes and the reason nothing was found on stderr; the exit status (0 listed, 1 none)."""
+    for note in results.notes:
+        print(f"pixelsift: note: {note}", file=sys.stderr)
+    if results:
+        return 0
+    print(f"pixelsift: {results.message or 'nothing found'}", file=sys.stderr)
+    return 1
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -124,12 +158,7 @@ def run_search(args: argparse.Namespace) -> int:
             min_score=args.min_score,
         )
     print_results(results, args.format)
-    if results.message:
-        print(f"pixelsift: {results.message}", file=sys.stderr)
-        return 1
-    if not results:
-        print(f"pixelsift: no photo matches {query!r} ({results.how})", file=sys.stderr)
-    return 0
+    return report(results)
 
 
 def run_similar(args: argparse.Namespace) -> int:
@@ -143,6 +172,4 @@ def run_similar(args: argparse.Namespace) -> int:
             min_score=args.min_score,
         )
     print_results(results, args.format)
-    if not results:
-        print("pixelsift: no other photo in the index", file=sys.stderr)
-    return 0
+    return report(results)

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +38,7 @@ from pixelsift.imaging.pipeline import iter_batches
 from pixelsift.library.changes import Stat, paths_to_hash, plan_changes, scan_folder
 from pixelsift.library.labelers import AUTO, NONE, Labeler, choose_detector, load_labeler
 from pixelsift.library.metadata import PhotoMetadata, read_exif
-from pixelsift.library.rows import CLIP, FAILED, FEATURES, OK, Detection, PhotoRecord
+from pixelsift.library.rows import CLIP, FAILED, FEATURES, OK, PROBS, Detection, PhotoRecord
 from pixelsift.library.store import LibraryStore
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
 from pixelsift.models.vocabulary import Vocabulary
@@ -123,22 +123,31 @@ class Decoded:
 
 
 def photo_decoder(
-    preprocess: Callable[[Any], np.ndarray] | None,
+    preprocess: Any,
     min_size: int | None,
     keep_image: bool = False,
     clip_preprocess: Callable[[Any], np.ndarray] | None = None,
 ) -> Callable[[str], tuple[np.ndarray, Decoded]]:
-    """A pipeline decoder that reads each file once: pixels for the model, plus hash, EXIF and size."""
+    """A pipeline decoder that reads each file once: pixels for the model, plus hash, EXIF and size.
+
+    `preprocess` (the model's `Preprocessing`, or None) gets the photo decoded exactly as
+    `pixelsift classify` decodes it (JPEG draft scaling for the model's own size), so a photo has the
+    same scores in the index as in `classify`; a detector or text-image model that needs more pixels
+    (`min_size`) gets its own, larger decode of the same bytes."""
+    model_size = preprocess.resize if preprocess is not None else None
 
     def decode(path: str) -> tuple[np.ndarray, Decoded]:
         data, size, mtime_ns = read_file(path)
-        img = open_image(data, min_size=min_size, name=path)
+        img = open_image(data, min_size=model_size or min_size, name=path)
         metadata = read_exif(data)
+        pixels = preprocess(img) if preprocess is not None else np.zeros((3, 1, 1), np.float32)
+        bigger = model_size is not None and min_size is not None and min_size > model_size
+        if bigger and min(img.size) < min(min_size, *img.info.get("full_size", img.size)):
+            img = open_image(data, min_size=min_size, name=path)  # drafted too small for the others
         scale = (metadata.width / img.width) if metadata.width and img.width else 1.0
         info = Decoded(size, mtime_ns, sha256_bytes(data), metadata, img if keep_image else None, scale)
         if clip_preprocess is not None:
             info.clip_pixels = clip_preprocess(img)
-        pixels = preprocess(img) if preprocess is not None else np.zeros((3, 1, 1), np.float32)
         return pixels, info
 
     return decode
@@ -413,6 +422,7 @@ class Indexer:
                 if detections is not None and detector_name is not None:
                     self.store.set_detections(photo_id, detector_name, detections[row])
                 self.store.put_vector(photo_id, FEATURES, seq, features)
+                self.store.put_vector(photo_id, PROBS, seq, probabilities)
                 if clip_vectors is not None:
                     self.store.put_vector(photo_id, CLIP, seq, clip_vectors[row])
 
@@ -429,6 +439,9 @@ class Indexer:
 
     # ------------------------------------------------------------ step 4: catch up older photos
     def _catch_up(self) -> None:
+        missing_probs = self.store.photos_without_vector(PROBS)
+        if missing_probs:  # indexed before the index kept all of the classifier's probabilities
+            self.report.annotated["classified again"] = self._classify_again(missing_probs)
         for labeler in self.labelers:
             missing = self.store.photos_without_labels_of(labeler.name)
             if missing:
@@ -445,6 +458,37 @@ class Indexer:
             need_clip = self.store.photos_without_vector(CLIP)
         if need_detect or need_clip:
             self._pixel_pass(need_detect, need_clip)
+
+    def _outputs_in_chunks(
+        self, model: Any, photos: list[tuple[int, str]], desc: str, size: int
+    ) -> Iterator[list[tuple[int, np.ndarray, np.ndarray]]]:
+        """(photo id, features, logits) of older photos through `model`, `size` at a time; unreadable
+        ones are logged and left out."""
+        ids = {str(self.root / p): i for i, p in photos}
+        pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+        for item, features, logits in model.iter_outputs(
+            list(ids), progress=self.options.progress, total=len(ids), desc=desc
+        ):
+            if features is None:
+                log.warning("%s: %s", item.path, item.error)
+                continue
+            pending.append((ids[item.path], features, logits))
+            if len(pending) >= size:
+                yield pending
+                pending = []
+        if pending:
+            yield pending
+
+    def _classify_again(self, photos: list[tuple[int, str]]) -> int:
+        """The classifier's probabilities for photos that have none stored (one more pass)."""
+        done = 0
+        for chunk in self._outputs_in_chunks(self.model(), photos, "classify", 256):
+            with self.store.transaction():
+                seq = self.store.next_seq()
+                for photo_id, _, logits in chunk:
+                    self.store.put_vector(photo_id, PROBS, seq, softmax(logits))
+            done += len(chunk)
+        return done
 
     def _label_from_features(self, labeler: Labeler, photos: list[tuple[int, str]]) -> int:
         """Label photos from their stored features: no image is decoded again."""
@@ -465,32 +509,13 @@ class Indexer:
         from pixelsift.runtime.loaded import ImageModel  # imports torch: only for this pass
 
         backbone = ImageModel.load(labeler.backbone, self.options.run_options)
-        ids = {str(self.root / p): i for i, p in photos}
         done = 0
-        pending: list[tuple[int, np.ndarray]] = []
-
-        def flush() -> None:
-            predictions = labeler.predict(np.stack([f for _, f in pending]), CUSTOM_LABELS_PER_PHOTO)
+        for chunk in self._outputs_in_chunks(backbone, photos, labeler.name, 64):
+            predictions = labeler.predict(np.stack([f for _, f, _ in chunk]), CUSTOM_LABELS_PER_PHOTO)
             with self.store.transaction():
-                for (photo_id, _), labels in zip(pending, predictions, strict=True):
+                for (photo_id, _, _), labels in zip(chunk, predictions, strict=True):
                     self.store.set_custom_labels(photo_id, labeler.name, labels)
-            pending.clear()
-
-        for item, features, _ in backbone.iter_outputs(
-            list(ids),
-            progress=self.options.progress,
-            total=len(ids),
-            desc=labeler.name,
-        ):
-            if features is None:
-                log.warning("%s: %s", item.path, item.error)
-                continue
-            pending.append((ids[item.path], features))
-            done += 1
-            if len(pending) >= 64:
-                flush()
-        if pending:
-            flush()
+            done += len(chunk)
         return done
 
     def _pixel_pass(self, need_detect: list[tuple[int, str]], need_clip: list[tuple[int, str]]) -> None:

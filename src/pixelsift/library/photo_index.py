@@ -24,15 +24,18 @@ import numpy as np
 from typing_extensions import Unpack
 
 from pixelsift.config import get_settings
+from pixelsift.core.arrays import l2_normalize
 from pixelsift.core.filelock import exclusive_lock
 from pixelsift.core.hashing import sha256_file, short_digest
-from pixelsift.errors import ImageError, LibraryFileError, UsageError
+from pixelsift.errors import ImageError, LibraryFileError, UnknownModelError, UsageError
+from pixelsift.library.fusion import Probabilities
 from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
-from pixelsift.library.rows import CLIP, FEATURES, Filters
+from pixelsift.library.rows import CLIP, FEATURES, PROBS, Filters, Term
 from pixelsift.library.schema import unwritable_reason
 from pixelsift.library.search import Searcher, SearchResults
 from pixelsift.library.store import LibraryStore
 from pixelsift.library.vectors import VectorCache
+from pixelsift.models.registry import get_model_spec
 from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.runtime.text_image import load_text_image_model
 
@@ -200,7 +203,11 @@ class PhotoIndex:
         # The lock is held: whatever another indexer did before it let go is in the index now, so the
         # folder is compared with that, and nothing it did is done again.
         report = Indexer(self.store, root, options).run()
-        for space in (FEATURES, CLIP):  # bring the search caches up to date now, not at the first search
+        for space in (
+            FEATURES,
+            PROBS,
+            CLIP,
+        ):  # bring the search caches up to date now, not at the first search
             if self.store.has_vectors(space):
                 self._cache(space).load(eager=True)
         return report
@@ -228,12 +235,12 @@ class PhotoIndex:
     # ------------------------------------------------------------------------------------- searching
     def searcher(self) -> Searcher:
         if self._searcher is None:
-            self._searcher = Searcher(self.store, self._require_root())
+            self._searcher = Searcher(self.store, self._require_root(), self._probabilities)
         return self._searcher
 
     def _cache(self, space: str) -> VectorCache:
         if space not in self._caches:
-            self._caches[space] = VectorCache(self.store, self.db_path, space)
+            self._caches[space] = VectorCache(self.store, self.db_path, space, normalize=space != PROBS)
         return self._caches[space]
 
     def search(
@@ -257,23 +264,42 @@ class PhotoIndex:
             raise UsageError("the query is empty")
         filters = Filters.parse(after, before, camera, min_score)
         searcher = self.searcher()
-        terms, unknown = searcher.understand(query)
-        if terms and not unknown:
-            how = "words: " + ", ".join(t.text for t in terms)
-            return searcher.results(searcher.word_search(terms, n, filters), query, how)
+        understood = searcher.understand(query)  # a UsageError for a query longer than any search
         text_model = self._text_model()
-        if text_model is not None:
+        if understood.understood and (not understood.unknown or text_model is None):
+            text_scores = None
+            if text_model is not None:
+                cache = self._cache(CLIP)
+
+                def text_scores(term: Term) -> tuple[np.ndarray, np.ndarray]:
+                    ids, vectors = cache.current()
+                    vector = l2_normalize(text_model.encode_text([f"a photo of {term.text}"])[0])
+                    return ids, np.asarray(vectors @ vector)
+
+            return searcher.search(understood, n, filters, text_scores)
+        if text_model is not None:  # words no class names: the text-image model reads the sentence
             vector = text_model.encode_text([query])[0]
             hits = self._cache(CLIP).search(vector, n, searcher.allowed_ids(filters))
             hits = [(i, s) for i, s in hits if filters.min_score is None or s >= filters.min_score]
-            return searcher.results(hits, query, f"free text ({text_model.name})")
-        suggestions = searcher.suggestions(unknown or [query])
-        message = f"no photo label matches {', '.join(repr(w) for w in unknown or [query])}"
-        if suggestions:
-            message += f"; nearest known labels: {', '.join(suggestions)}"
-        message += ". Free-text search needs a text-image model: pip install 'pixelsift[clip]', "
-        message += "pixelsift models fetch clip_vit_b32, then pixelsift index again"
-        return SearchResults([], query, "no match", message)
+            results = searcher.results(hits, query, f"free text ({text_model.name})")
+            if not results:
+                results.message = f"no photo matches {query!r} {filters.describe()}"
+            return results
+        return SearchResults([], query, "no match", searcher.not_understood(understood))
+
+    def _probabilities(self) -> Probabilities:
+        """The classifier's probabilities of every photo (for word search), from their cache."""
+        name = self.store.get_meta("model")
+        if not name or not self.store.has_vectors(PROBS):
+            return Probabilities.empty()
+        try:
+            categories = get_model_spec(name).categories
+        except UnknownModelError:  # a model this installation does not know: its classes are searched by name
+            return Probabilities.empty()
+        ids, matrix = self._cache(PROBS).current()
+        if matrix.ndim != 2 or matrix.shape[1] != len(categories):
+            return Probabilities.empty()
+        return Probabilities(ids, matrix, categories)
 
     def _text_model(self) -> Any:
         """The library's text-image model, when photos were encoded with one and it loads here."""
@@ -305,9 +331,22 @@ class PhotoIndex:
         searcher = self.searcher()
         vector, own_id = self._vector_of(Path(photo).expanduser())
         exclude = {own_id} if own_id is not None else set()
-        hits = self._cache(FEATURES).search(vector, n, searcher.allowed_ids(filters), exclude)
-        hits = [(i, s) for i, s in hits if filters.min_score is None or s >= filters.min_score]
-        return searcher.results(hits, str(photo), "similar")
+        cache = self._cache(FEATURES)
+        found = cache.search(vector, n, searcher.allowed_ids(filters), exclude)
+        hits = [(i, s) for i, s in found if filters.min_score is None or s >= filters.min_score]
+        results = searcher.results(hits, str(photo), "similar")
+        if not results:
+            others = self.store.count_vectors(FEATURES) - len(exclude)
+            if others <= 0:
+                results.message = f"no other photo in the index {self.db_path}"
+            elif filters.active and not (found and filters.min_score is not None):
+                results.message = (
+                    f"{others} other photo{'s are' if others != 1 else ' is'} in the index, none "
+                    f"{filters.describe()}"
+                )
+            else:
+                results.message = f"no photo is similar with a score of at least {filters.min_score:g}"
+        return results
 
     def _vector_of(self, photo: Path) -> tuple[np.ndarray, int | None]:
         """The photo's feature vector: stored when it is in the library (by path or content), else

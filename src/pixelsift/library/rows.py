@@ -10,7 +10,9 @@ from typing import Any, NamedTuple
 from pixelsift.errors import UsageError
 from pixelsift.library.metadata import PhotoMetadata
 
-FEATURES, CLIP = "features", "clip"  # the two embedding spaces: the classifier's features, text-image
+# the vector spaces of the index: the classifier's features, its probabilities over all its classes
+# (word search sums them over a concept's classes), text-image vectors
+FEATURES, PROBS, CLIP = "features", "probs", "clip"
 OK, FAILED = "ok", "failed"  # a photo's status
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in the photo's full-resolution pixels
@@ -88,14 +90,42 @@ class Detection:
     box: Box
 
 
+class DetectionHit(NamedTuple):
+    """A detection that a query matched: the box's share of the photo (None when the size is unknown)."""
+
+    photo_id: int
+    label: str
+    score: float
+    area: float | None
+
+
+class LabelHit(NamedTuple):
+    """A custom label that a query matched."""
+
+    photo_id: int
+    source: str
+    label: str
+    score: float
+
+
 @dataclass
 class Term:
-    """One understood word of a query and everything it matches."""
+    """One understood concept of a query and everything it matches, each with a weight (1 = the word
+    names it; less for later senses and for related concepts: "beach" -> seashore 0.6)."""
 
     text: str
     concepts: dict[str, float]  # ImageNet/COCO synset -> weight
     detection_names: dict[str, float]  # lower-case detector class name -> weight
-    label_names: set[str]  # lower-case custom (and non-ImageNet classifier) label names
+    label_names: dict[str, float]  # custom (and non-ImageNet classifier) label names -> weight
+    how: str = "word"  # "word", "related" or "anchor" (see models.vocabulary.Meaning), or "label"
+    via: tuple[str, ...] = ()  # for related and anchored words: the names of what they went through
+
+    def describe(self) -> str:
+        """ "dog", or "beach (related: shore)" """
+        if self.how in ("related", "anchor") and self.via:
+            names = ", ".join(self.via[:4]) + (", ..." if len(self.via) > 4 else "")
+            return f"{self.text} ({'as' if self.how == 'anchor' else 'related'}: {names})"
+        return self.text
 
 
 @dataclass
@@ -120,6 +150,17 @@ class Filters:
     @property
     def active(self) -> bool:
         return bool(self.after or self.before or self.camera)
+
+    def describe(self) -> str:
+        """ "taken before 2000-01-01 and with a camera matching 'pixel'" (for messages)."""
+        parts = []
+        if self.after:
+            parts.append(f"taken on or after {self.after.replace('T00:00:00', '')}")
+        if self.before:
+            parts.append(f"taken before {self.before.replace('T00:00:00', '')}")
+        if self.camera:
+            parts.append(f"with a camera matching {self.camera!r}")
+        return " and ".join(parts) or "left after the filters"
 
 
 def parse_date(text: str | None, option: str) -> str | None:

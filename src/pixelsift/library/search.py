@@ -1,32 +1,38 @@
-"""Searching a photo index: by word, by example photo, by free text; results as a list or a DataFrame.
+"""Searching a photo index: by what photos show, by example photo, by free text; results as a list or a
+DataFrame.
 
-A word query ("cat", "dogs", "stop sign", "kitten") is resolved through WordNet (see `vocabulary`) to the
-ImageNet classes and COCO detection classes it covers, and matched against the user's own labels by
-name. A photo's score is the probability mass its classifier put on the covered classes (a tabby photo
-with tabby 0.6 + tiger cat 0.3 scores 0.9 for "cat"), or the confidence of a matching detection or
-custom label, whichever is highest. Several words ("cat dog", "person, bicycle") must all match; the
-score is the weakest of them. A query that is not a known word goes to the text-image model when the
-library has one ("a dog playing in snow"); otherwise the answer says so and suggests known labels.
+A query ("my photos of cat", "a dog on the beach", "cat or dog", "stop signs") is parsed into concepts
+(`library.query`); each concept is resolved through WordNet (`models.vocabulary`) to the ImageNet
+classes and detector classes it covers ("cat": tabby, Persian, ... and detected cats), to related
+classes when it names none ("beach": seashore, lakeside), and to the user's own labels, by name or
+through WordNet ("cake" finds a labeler's "chocolate_cake"). Every photo gets one calibrated score per
+concept, fused from all the evidence (`library.fusion`); several concepts must all be there (the photo
+scores its weakest), "or" takes the best alternative. Results below the minimum score (default
+`fusion.DEFAULT.min_score`) are not listed; each result says which evidence made it match.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from pixelsift.core.sequences import chunks
+from pixelsift.library.fusion import DEFAULT, Calibration, Evidence, Fusion, Probabilities, TermScores
+from pixelsift.library.query import Query, parse
 from pixelsift.library.rows import Filters, Term
 from pixelsift.library.store import LibraryStore
-from pixelsift.models.vocabulary import Vocabulary, base_forms, normalise
+from pixelsift.models.vocabulary import WORD, Vocabulary, base_forms, normalise
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
 __all__ = ["Filters", "SearchResult", "SearchResults", "Searcher", "Term"]
-
-STOP_WORDS = frozenset({"a", "an", "the", "of", "in", "on", "with", "and", "or", "at", "by", "my", "some"})
 
 
 @dataclass
@@ -40,11 +46,13 @@ class SearchResult:
     labels: list[str] = field(default_factory=list)  # the photo's labels, most confident first
     taken_at: str | None = None
     camera: str | None = None
+    matched: list[Evidence] = field(default_factory=list)  # why it matched, per concept, strongest first
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "score": self.score,
+            "matched": [e.to_dict() for e in self.matched],
             "labels": self.labels,
             "id": self.id,
             "relative_path": self.relative_path,
@@ -52,69 +60,95 @@ class SearchResult:
             "camera": self.camera,
         }
 
+    def matched_text(self) -> str:
+        """ "dog: German shepherd 0.52; beach: seashore 0.31" (the strongest evidence per concept)."""
+        best: dict[str, Evidence] = {}
+        for e in self.matched:
+            best.setdefault(e.concept, e)
+        return "; ".join(e.describe() for e in best.values())
+
 
 class SearchResults(list[SearchResult]):
-    """Results, best first. `how` says how the query was understood; `message` is set when nothing
-    matched (with suggestions)."""
+    """Results, best first. `how` says how the query was understood; `message` says why nothing was
+    found (the query was not understood, filters removed every match, nothing scored high enough);
+    `notes` what was left out of a query that still answered ("ignored 'red': not a thing photos are
+    indexed by")."""
 
-    def __init__(self, results: list[SearchResult] = (), query: str = "", how: str = "", message: str = ""):  # type: ignore[assignment]
+    def __init__(
+        self,
+        results: list[SearchResult] = (),  # type: ignore[assignment]
+        query: str = "",
+        how: str = "",
+        message: str = "",
+        notes: list[str] | None = None,
+    ):
         super().__init__(results)
         self.query, self.how, self.message = query, how, message
+        self.notes = list(notes or [])
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self]
 
     def to_pandas(self) -> pd.DataFrame:
-        """One row per photo: path, score, labels (joined by ", "), id, relative_path, taken_at, camera."""
+        """One row per photo: path, score, matched (the evidence, as text), labels (joined by ", "), id,
+        relative_path, taken_at, camera."""
         import pandas as pd
 
-        rows = [{**r.to_dict(), "labels": ", ".join(r.labels)} for r in self]
-        columns = ["path", "score", "labels", "id", "relative_path", "taken_at", "camera"]
+        rows = [{**r.to_dict(), "matched": r.matched_text(), "labels": ", ".join(r.labels)} for r in self]
+        columns = ["path", "score", "matched", "labels", "id", "relative_path", "taken_at", "camera"]
         return pd.DataFrame(rows, columns=columns)
 
 
 class Searcher:
     """Understands queries and runs them against an open index."""
 
-    def __init__(self, store: LibraryStore, root: Path):
+    def __init__(self, store: LibraryStore, root: Path, probs: Callable[[], Probabilities] | None = None):
         self.store = store
         self.root = root
         self.vocab = Vocabulary.load()
+        self._probs = probs or (lambda: Probabilities.empty())
+        self._custom: dict[str, set[str]] | None = None
 
     # ------------------------------------------------------------------------------ understanding
-    def understand(self, query: str) -> tuple[list[Term], list[str]]:
-        """The query as terms (all must match) and the words that were not understood."""
-        whole = self._term(query)
-        if whole is not None:
-            return [whole], []
-        words = [w for w in re.split(r"[,+&]|\s+", normalise(query)) if w and w not in STOP_WORDS]
-        terms, unknown = [], []
-        for word in words:
-            term = self._term(word)
-            if term is None:
-                unknown.append(word)
-            else:
-                terms.append(term)
-        return terms, unknown
+    def understand(self, query: str) -> Query:
+        """The query as concepts (see `library.query`)."""
+        return parse(query, self._term)
+
+    def _custom_synsets(self) -> dict[str, set[str]]:
+        """custom label name -> the WordNet synsets it stands for, with their ancestors."""
+        if self._custom is None:
+            self._custom = {name: self.vocab.label_synsets(name) for name in self.store.custom_label_names()}
+        return self._custom
 
     def _term(self, text: str) -> Term | None:
         text = normalise(text)
-        if not text:
+        if not text or len(text) < 2 or text.isdigit():
             return None
         forms = list(dict.fromkeys([self.vocab.irregular.get(text, text), *base_forms(text)]))
         # Custom class names are folder names: "blue_triangle" is found as "blue triangle(s)" too.
         spellings = dict.fromkeys(c for f in forms for c in (f, f.replace(" ", "_")))
-        labels = {c for c in spellings if self.store.has_label(c)}
+        labels = {c: 1.0 for c in spellings if self.store.has_label(c)}
         detections = {f: 1.0 for f in forms if self.store.has_detection(f)}
-        meaning = self.vocab.lookup(text)
+        meaning = self.vocab.lookup(text, related=True)
         concepts: dict[str, float] = {}
+        how = "label" if labels else WORD
+        via: tuple[str, ...] = ()
         if meaning is not None:
             concepts = self.vocab.concept_weights(meaning)
             for name, weight in self.vocab.coco_weights(meaning).items():
                 detections[name] = max(detections.get(name, 0.0), weight)
+            senses = dict(meaning.synsets)
+            for label, synsets in self._custom_synsets().items():  # "cake" finds "chocolate_cake"
+                weight = max((w for s, w in senses.items() if s in synsets), default=0.0)
+                if weight > labels.get(label, 0.0):
+                    labels[label] = weight
+            if meaning.how != WORD:
+                how = meaning.how
+                via = tuple(self.vocab.names(s)[0] for s, _ in meaning.synsets)
         if not (labels or detections or concepts):
             return None
-        return Term(text, concepts, detections, labels)
+        name = meaning.word if meaning is not None and meaning.how == WORD and not labels else text
+        return Term(name, concepts, detections, labels, how, via)
 
     def suggestions(self, words: list[str], limit: int = 5) -> list[str]:
         """Known labels closest to the words not understood: the library's own labels first."""
@@ -128,16 +162,119 @@ class Searcher:
                 found += difflib.get_close_matches(word, list(self.vocab.words), n=limit, cutoff=cutoff)
         return list(dict.fromkeys(found))[:limit]
 
+    def not_understood(self, query: Query) -> str:
+        words = query.unknown or [query.text]
+        message = f"no photo label matches {', '.join(repr(w) for w in words)}"
+        suggestions = self.suggestions(words)
+        if suggestions:
+            message += f"; nearest known labels: {', '.join(suggestions)}"
+        message += (
+            '. Search by what photos show ("cat", "dog on the beach", "food"); for free text, '
+            "install a text-image model: pip install 'pixelsift[clip]', pixelsift models fetch "
+            "clip_vit_b32, then pixelsift index again"
+        )
+        return message
+
     # ---------------------------------------------------------------------------------- word search
-    def word_search(self, terms: list[Term], n: int, filters: Filters) -> list[tuple[int, float]]:
-        return self.store.word_search(terms, n, filters)
+    def search(
+        self,
+        query: Query,
+        n: int,
+        filters: Filters,
+        text_scores: Callable[[Term], tuple[np.ndarray, np.ndarray]] | None = None,
+        calibration: Calibration = DEFAULT,
+    ) -> SearchResults:
+        """The best `n` photos for an understood query, with what made each match."""
+        fusion = Fusion(self.vocab, self._probs(), calibration)
+        scored: dict[str, TermScores] = {}
+        for term in query.terms:
+            scored[term.text] = fusion.score(
+                term,
+                self.store.matching_detections(term.detection_names),
+                self.store.matching_labels(term.label_names),
+                text_scores(term) if text_scores is not None else None,
+                self.store.stored_class_mass(term.concepts),
+            )
+        ids = np.unique(np.concatenate([t.ids for t in scored.values()]))
+        per_term = {}
+        for name, t in scored.items():
+            column = np.zeros(len(ids))
+            column[np.searchsorted(ids, t.ids)] = t.scores
+            per_term[name] = column
+        group_scores = np.stack(
+            [np.min(np.stack([per_term[t.text] for t in group]), axis=0) for group in query.groups]
+        )
+        best_group = np.argmax(group_scores, axis=0)
+        total = group_scores[best_group, np.arange(len(ids))]
+        min_score = filters.min_score if filters.min_score is not None else calibration.min_score
+        keep = total >= min_score
+        order = np.lexsort((ids[keep], -total[keep]))
+        candidates = list(zip(ids[keep][order].tolist(), total[keep][order].tolist(), strict=True))
+        allowed = self.allowed_ids(filters)
+        hits: list[tuple[int, float]] = []
+        matching = 0  # photos above the threshold that exist now (before the filters)
+        for chunk in chunks(candidates, 500):
+            alive = self.store.alive([i for i, _ in chunk])
+            for photo_id, score in chunk:
+                if photo_id not in alive:
+                    continue
+                matching += 1
+                if (allowed is None or photo_id in allowed) and len(hits) < n:
+                    hits.append((photo_id, score))
+            if len(hits) >= n and allowed is None:
+                break
+        row_of = {int(i): r for r, i in enumerate(ids.tolist())}
+        evidence = {
+            photo_id: [
+                e
+                for t in query.groups[int(best_group[row_of[photo_id]])]
+                for e in fusion.evidence(scored[t.text], photo_id)
+            ]
+            for photo_id, _ in hits
+        }
+        results = self.results(hits, query.text, "concepts: " + query.describe(), evidence)
+        results.notes = self._notes(query)
+        if not results:
+            results.message = self._nothing_found(query, matching, filters, min_score, total)
+        return results
+
+    def _notes(self, query: Query) -> list[str]:
+        notes = []
+        if query.unknown:
+            notes.append(
+                f"ignored {', '.join(repr(w) for w in query.unknown)}: not a thing photos are indexed by; "
+                f"searched for {query.describe()}"
+            )
+        related = [t.describe() for t in query.terms if t.how in ("related", "anchor")]
+        if related:
+            notes.append("no class is named so; searched through WordNet's neighbours: " + "; ".join(related))
+        return notes
+
+    def _nothing_found(
+        self, query: Query, matching: int, filters: Filters, min_score: float, total: np.ndarray
+    ) -> str:
+        what = query.describe()
+        if matching:
+            photos = "1 photo matches" if matching == 1 else f"{matching} photos match"
+            return f"{photos} {what!r}, none {filters.describe()}"
+        best = float(total.max()) if len(total) else 0.0
+        message = f"no photo matches {what!r} with a score of at least {min_score:g}"
+        if best > 0.005:
+            message += f" (the best scores {best:.2f}; --min-score {max(0.01, best - 0.005):.2f} lists it)"
+        return message
 
     def allowed_ids(self, filters: Filters) -> set[int] | None:
         """Photo ids that pass the filters, or None when there are no filters."""
         return self.store.filtered_ids(filters) if filters.active else None
 
     # ------------------------------------------------------------------------------------- results
-    def results(self, hits: list[tuple[int, float]], query: str, how: str) -> SearchResults:
+    def results(
+        self,
+        hits: list[tuple[int, float]],
+        query: str,
+        how: str,
+        evidence: dict[int, list[Evidence]] | None = None,
+    ) -> SearchResults:
         if not hits:
             return SearchResults([], query, how)
         ids = [i for i, _ in hits]
@@ -157,6 +294,7 @@ class Searcher:
                     labels.get(photo_id, []),
                     photo.taken_at,
                     photo.camera,
+                    (evidence or {}).get(photo_id, []),
                 )
             )
         return SearchResults(out, query, how)

@@ -21,15 +21,17 @@ from pixelsift.core.sqlite import transaction
 from pixelsift.library.rows import (
     FAILED,
     OK,
+    PROBS,
     Detection,
+    DetectionHit,
     Filters,
+    LabelHit,
     LabelRow,
     PhotoDetails,
     PhotoRecord,
     PhotoRow,
     PhotoSummary,
     StoredPhoto,
-    Term,
 )
 from pixelsift.library.schema import connect
 
@@ -415,33 +417,79 @@ class LibraryStore:
             r[0] for r in self.conn.execute("SELECT DISTINCT label FROM detections")
         }
 
-    def word_search(self, terms: Sequence[Term], n: int, filters: Filters) -> list[tuple[int, float]]:
-        """(photo id, score) of the best `n` photos that match every term, best first.
+    def custom_label_names(self) -> set[str]:
+        """The names of the labels the user's labelers gave (and of a non-ImageNet classifier's classes)."""
+        return {
+            r[0]
+            for r in self.conn.execute(
+                "SELECT DISTINCT label FROM labels WHERE kind = 'custom' OR concept IS NULL"
+            )
+        }
 
-        A term's score is the highest of: the classifier's probability mass on its concepts (weighted,
-        capped at 1), its best matching detection, its custom labels' score (summed per labeler). The
-        photo's score is its weakest term's."""
-        ctes, params = [], []
-        for i, term in enumerate(terms):
-            sql, term_params = _term_sql(term, f"t{i}")
-            ctes.append(sql)
-            params += term_params
-        score = (
-            "t0.score"
-            if len(terms) == 1
-            else "MIN(" + ", ".join(f"t{i}.score" for i in range(len(terms))) + ")"
+    def matching_detections(self, names: Iterable[str]) -> list[DetectionHit]:
+        """Every detection whose class is one of `names` (any case), with its box's share of the photo."""
+        names = sorted(set(names))
+        found: list[DetectionHit] = []
+        for chunk in chunks(names, _IN_CHUNK):
+            found += [
+                DetectionHit(int(i), str(label), float(score), None if area is None else float(area))
+                for i, label, score, area in self.conn.execute(
+                    "SELECT d.photo_id, d.label, d.score, "
+                    "(d.x2 - d.x1) * (d.y2 - d.y1) / NULLIF(1.0 * p.width * p.height, 0) "
+                    "FROM detections d JOIN photos p ON p.id = d.photo_id "
+                    f"WHERE p.status = '{OK}' AND d.label COLLATE NOCASE IN ({_marks(chunk)})",
+                    tuple(chunk),
+                )
+            ]
+        return found
+
+    def stored_class_mass(self, concepts: dict[str, float]) -> list[LabelHit]:
+        """For photos indexed before the index kept the classifier's whole distribution (no `probs`
+        vector yet): their stored top classes' probability on `concepts` (synset -> weight), summed,
+        as (photo id, classifier, its best matching class, mass)."""
+        missing = self.conn.execute(
+            f"SELECT 1 FROM photos p WHERE p.status = '{OK}' AND NOT EXISTS "
+            "(SELECT 1 FROM embeddings e WHERE e.photo_id = p.id AND e.space = ?) LIMIT 1",
+            (PROBS,),
+        ).fetchone()
+        if not concepts or missing is None:
+            return []
+        values = ",".join("(?, ?)" for _ in concepts)
+        params = [v for pair in concepts.items() for v in pair]
+        rows = self.conn.execute(
+            f"WITH q(concept, weight) AS (VALUES {values}) "
+            "SELECT l.photo_id, l.source, l.label, l.score * q.weight AS part FROM labels l "
+            "JOIN q ON q.concept = l.concept JOIN photos p ON p.id = l.photo_id "
+            f"WHERE l.kind = 'class' AND p.status = '{OK}' AND NOT EXISTS "
+            "(SELECT 1 FROM embeddings e WHERE e.photo_id = l.photo_id AND e.space = ?) "
+            "ORDER BY l.photo_id, part DESC",
+            (*params, PROBS),
         )
-        joins = " ".join(f"JOIN t{i} ON t{i}.id = t0.id" for i in range(1, len(terms)))
-        where, filter_params = _filters_sql(filters)
-        min_score = f" AND {score} >= ?" if filters.min_score is not None else ""
-        sql = (
-            f"WITH {', '.join(ctes)} SELECT t0.id, {score} AS s FROM t0 {joins} "
-            f"JOIN photos p ON p.id = t0.id WHERE {where}{min_score} ORDER BY s DESC, t0.id LIMIT ?"
-        )
-        params += filter_params
-        if filters.min_score is not None:
-            params.append(filters.min_score)
-        return [(int(i), float(s)) for i, s in self.conn.execute(sql, (*params, n))]
+        found: dict[int, LabelHit] = {}
+        for photo_id, source, label, part in rows:
+            hit = found.get(photo_id)
+            if hit is None:
+                found[photo_id] = LabelHit(int(photo_id), str(source), str(label), float(part))
+            else:
+                found[photo_id] = hit._replace(score=min(1.0, hit.score + float(part)))
+        return list(found.values())
+
+    def matching_labels(self, names: Iterable[str]) -> list[LabelHit]:
+        """Every custom label (and non-ImageNet class label) called one of `names`, any case."""
+        names = sorted(set(names))
+        found: list[LabelHit] = []
+        for chunk in chunks(names, _IN_CHUNK):
+            found += [
+                LabelHit(int(i), str(source), str(label), float(score))
+                for i, source, label, score in self.conn.execute(
+                    "SELECT l.photo_id, l.source, l.label, l.score FROM labels l "
+                    "JOIN photos p ON p.id = l.photo_id "
+                    f"WHERE p.status = '{OK}' AND (l.kind = 'custom' OR l.concept IS NULL) "
+                    f"AND l.label COLLATE NOCASE IN ({_marks(chunk)})",
+                    tuple(chunk),
+                )
+            ]
+        return found
 
     def filtered_ids(self, filters: Filters) -> set[int]:
         """Ids of the readable photos that pass the date and camera filters."""
@@ -482,43 +530,6 @@ class LibraryStore:
                 if label not in found[photo_id]:
                     found[photo_id].append(label)
         return found
-
-
-def _weights_table(weights: dict[str, float], column: str) -> tuple[str, list[Any]]:
-    """An inline table `q` of (column, weight) rows, and its parameters."""
-    values = ",".join("(?, ?)" for _ in weights)
-    table = f"(SELECT column1 AS {column}, column2 AS weight FROM (VALUES {values})) q"
-    return table, [value for pair in weights.items() for value in pair]
-
-
-def _term_sql(term: Term, alias: str) -> tuple[str, list[Any]]:
-    """A CTE `alias` of (id, score) of every photo the term matches, and its parameters."""
-    parts: list[str] = []
-    params: list[Any] = []
-    if term.concepts:
-        table, table_params = _weights_table(term.concepts, "concept")
-        parts.append(
-            f"SELECT l.photo_id AS id, MIN(1.0, SUM(l.score * q.weight)) AS score FROM {table} "
-            "JOIN labels l ON l.concept = q.concept AND l.kind = 'class' GROUP BY l.photo_id"
-        )
-        params += table_params
-    if term.detection_names:
-        table, table_params = _weights_table(term.detection_names, "label")
-        parts.append(
-            f"SELECT d.photo_id AS id, MAX(d.score * q.weight) AS score FROM {table} "
-            "JOIN detections d ON d.label = q.label COLLATE NOCASE GROUP BY d.photo_id"
-        )
-        params += table_params
-    if term.label_names:
-        parts.append(
-            "SELECT photo_id AS id, MIN(1.0, SUM(score)) AS score FROM labels "
-            "WHERE (kind = 'custom' OR concept IS NULL) "
-            f"AND label COLLATE NOCASE IN ({_marks(list(term.label_names))}) "
-            "GROUP BY photo_id, source"
-        )
-        params += sorted(term.label_names)
-    union = " UNION ALL ".join(parts)
-    return f"{alias} AS (SELECT id, MAX(score) AS score FROM ({union}) GROUP BY id)", params
 
 
 def _filters_sql(filters: Filters) -> tuple[str, list[Any]]:

@@ -48,11 +48,15 @@ class CacheState:
 
 
 class VectorCache:
-    """The vectors of one space ("features" or "clip") of one library, ready for search."""
+    """The vectors of one space ("features", "clip" or "probs") of one library, ready for search.
 
-    def __init__(self, store: LibraryStore, db_path: Path, space: str):
+    `normalize`: vectors are kept as unit vectors for cosine search (False for the classifier's
+    probabilities, which word search sums as they are; such a cache never builds an ANN index)."""
+
+    def __init__(self, store: LibraryStore, db_path: Path, space: str, normalize: bool = True):
         self.store = store
         self.space = space
+        self.normalize = normalize
         library_id = store.get_meta("library_id", "") or ""
         key = short_digest(f"{library_id}:{Path(db_path).resolve()}")
         self.folder = get_settings().home / "library-cache" / key / space
@@ -125,7 +129,7 @@ class VectorCache:
             seq = self.db_seq()
             blocks = list(self.store.iter_vector_blocks(self.space))
         ids = np.array([i for block_ids, _ in blocks for i in block_ids], np.int64)
-        vectors = l2_normalize(np.concatenate([m for _, m in blocks])) if blocks else None
+        vectors = self._prepare(np.concatenate([m for _, m in blocks])) if blocks else None
         return seq, ids, vectors, len(ids)
 
     def _load_in_memory(self) -> None:
@@ -148,7 +152,7 @@ class VectorCache:
                 if matrix is None:
                     dim = block.shape[1]
                     matrix = np.lib.format.open_memmap(tmp / "vectors.npy", "w+", np.float32, (count, dim))
-                matrix[row : row + len(block_ids)] = l2_normalize(block)
+                matrix[row : row + len(block_ids)] = self._prepare(block)
                 ids[row : row + len(block_ids)] = block_ids
                 row += len(block_ids)
         if matrix is None:
@@ -158,7 +162,7 @@ class VectorCache:
             del matrix
         np.save(tmp / "ids.npy", ids)
         ann = None
-        if count >= ANN_MIN_VECTORS:
+        if count >= ANN_MIN_VECTORS and self.normalize:
             ann = _build_ann(tmp, np.load(tmp / "vectors.npy", mmap_mode="r"))
         state = CacheState(seq=seq, count=count, dim=dim, ann=ann)
         (tmp / "state.json").write_text(json.dumps(state.__dict__))
@@ -239,7 +243,25 @@ class VectorCache:
         rows = self.store.vectors_since(self.space, seq)
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 1), np.float32)
-        return np.array([i for i, _ in rows], np.int64), l2_normalize(np.stack([v for _, v in rows]))
+        return np.array([i for i, _ in rows], np.int64), self._prepare(np.stack([v for _, v in rows]))
+
+    def _prepare(self, block: np.ndarray) -> np.ndarray:
+        return l2_normalize(block) if self.normalize else np.asarray(block, np.float32)
+
+    def current(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every vector in this space now: the cache, with the rows written since it
+        was built put in. Deleted photos may still be in it (check results with `store.alive`)."""
+        if self.state is None:
+            self.load()
+        assert self.state is not None
+        changed_ids, changed_vectors = self._changed_since(self.state.seq)
+        if not len(changed_ids):
+            return self.ids, self.vectors
+        if not len(self.ids):
+            return changed_ids, changed_vectors
+        keep = ~np.isin(self.ids, changed_ids)
+        ids = np.concatenate([self.ids[keep], changed_ids])
+        return ids, np.concatenate([np.asarray(self.vectors[keep]), changed_vectors])
 
     def _alive(self, ids: list[int], allowed: set[int] | None) -> set[int]:
         """Which of `ids` are indexed photos right now (deleted and failed ones are not)."""

@@ -16,6 +16,7 @@ WordNet installed.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from functools import cache
 from importlib import resources
 
 TABLE = "imagenet_wordnet.json"
+ANCHORS = "wordnet_anchors.json.gz"
 
 # WordNet's "morphy" detachment rules for nouns, tried in order after its exception list.
 _NOUN_SUFFIXES: tuple[tuple[str, str], ...] = (
@@ -55,12 +57,26 @@ def base_forms(word: str) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
+WORD, RELATED, ANCHOR = "word", "related", "anchor"  # how a meaning was found (see `Meaning.how`)
+# A word above the table's synsets (`anchors`) is searched through them only when they are specific:
+# "chocolate cake" -> cake, but "sushi" -> "dish" would find every dish.
+MAX_ANCHOR_COVER = 6
+MAX_ANCHOR_STEPS = 2  # "astronaut" -> traveler -> person; "city" is 5 steps below "location": no
+ANCHOR_WEIGHT = 0.5
+
+
 @dataclass(frozen=True)
 class Meaning:
-    """A word resolved to WordNet synsets with weights (1.0 for its first sense, less for later ones)."""
+    """A word resolved to WordNet synsets with weights (1.0 for its first sense, less for later ones).
+
+    `how`: "word" (the word names these synsets or their ancestors: "cat", "dogs", "animal"),
+    "related" (it names no class, but WordNet puts these beside it: "beach" -> shore) or "anchor" (a
+    kind of thing the table has no class for, found through the specific synset above it:
+    "chocolate cake" -> cake)."""
 
     word: str  # the form found in the vocabulary ("cat" for "cats")
     synsets: tuple[tuple[str, float], ...]
+    how: str = WORD
 
 
 class Vocabulary:
@@ -72,6 +88,8 @@ class Vocabulary:
         self.synsets: dict[str, dict] = table["synsets"]
         self.words: dict[str, list[list]] = table["words"]
         self.irregular: dict[str, str] = table["irregular_plurals"]
+        self.related: dict[str, list[list]] = table.get("related", {})
+        self.coco_coverage: dict[str, list[int]] = table.get("coco_coverage", {})
         self.ancestors: dict[str, list[str]] = {}
         for concept in {*self.imagenet, *self.coco.values()}:
             self.ancestors[concept] = self._ancestors(concept)
@@ -100,16 +118,53 @@ class Vocabulary:
     def names(self, synset: str) -> list[str]:
         return list(self.synsets[synset]["names"])
 
-    def lookup(self, text: str) -> Meaning | None:
-        """The meaning of a word or phrase ("cats", "Golden Retrievers", "stop sign"), or None."""
+    def _forms(self, text: str) -> list[str]:
         word = normalise(text)
-        candidates = [self.irregular.get(word, word), *base_forms(word)]
-        for form in dict.fromkeys(candidates):
-            for variant in (form, form.replace("-", " "), form.replace(" ", "-")):
-                entry = self.words.get(variant)
-                if entry:
-                    return Meaning(variant, tuple((s, float(w)) for s, w, *_ in entry))
+        forms = dict.fromkeys([self.irregular.get(word, word), *base_forms(word)])
+        return list(dict.fromkeys(v for f in forms for v in (f, f.replace("-", " "), f.replace(" ", "-"))))
+
+    def lookup(self, text: str, related: bool = False) -> Meaning | None:
+        """The meaning of a word or phrase ("cats", "Golden Retrievers", "stop sign"), or None.
+
+        `related`: also words that name no class but sit beside some ("beach", "snow", "kitchen"), and
+        kinds of things found through a specific synset above them ("chocolate cake")."""
+        forms = self._forms(text)
+        for form in forms:
+            entry = self.words.get(form)
+            if entry:
+                return Meaning(form, tuple((s, float(w)) for s, w, *_ in entry))
+        if not related:
+            return None
+        for form in forms:
+            entry = self.related.get(form)
+            if entry:
+                return Meaning(form, tuple((s, float(w)) for s, w in entry), RELATED)
+        for form in forms:
+            steps, *above = anchors().get(form) or [0]
+            above = [s for s in above if len(self.covers.get(s, ())) <= MAX_ANCHOR_COVER]
+            if above and steps <= MAX_ANCHOR_STEPS:
+                return Meaning(form, tuple((s, ANCHOR_WEIGHT) for s in above), ANCHOR)
         return None
+
+    def label_synsets(self, name: str) -> set[str]:
+        """The synsets a custom class name ("chocolate_cake", "Golden retrievers") stands for and all
+        their ancestors in the table: what a broader word must cover to find that label."""
+        meaning = self.lookup(name)
+        if meaning is not None:
+            direct = [s for s, w in meaning.synsets if w >= 1.0]
+        else:
+            direct = next((list(anchors()[f][1:]) for f in self._forms(name) if f in anchors()), [])
+        found = set(direct)
+        for synset in direct:
+            found.update(self.ancestors.get(synset) or self._ancestors(synset))
+        return found
+
+    def known_to_classifier(self, coco_name: str) -> bool:
+        """Whether ImageNet has classes for a good share of what this COCO class covers (dogs, cats,
+        birds, cars, zebras: yes; people, horses, cows: no), so that the classifier can confirm or
+        contradict a detection of it. Rule: ImageNet has classes for at least 5% of its kinds in WordNet."""
+        classes, kinds = self.coco_coverage.get(coco_name, (0, 1))
+        return classes >= 1 and classes >= 0.05 * kinds
 
     def concept_weights(self, meaning: Meaning) -> dict[str, float]:
         """Every concept synset (ImageNet class or COCO class) the meaning covers, with its weight."""
@@ -137,3 +192,11 @@ class Vocabulary:
 def _load() -> Vocabulary:
     text = resources.files("pixelsift").joinpath("data", TABLE).read_text(encoding="utf-8")
     return Vocabulary(json.loads(text))
+
+
+@cache
+def anchors() -> dict[str, list]:
+    """noun -> [hypernym steps, the nearest synsets of the table above it] (read on first use: 50,000
+    nouns)."""
+    data = resources.files("pixelsift").joinpath("data", ANCHORS).read_bytes()
+    return dict(json.loads(gzip.decompress(data)))

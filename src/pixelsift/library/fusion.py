@@ -1,0 +1,276 @@
+"""One calibrated score per photo and query concept, fused from all the evidence the index holds.
+
+For a concept ("dog", "beach", "food") and a photo, each source gives a probability-like score:
+- **classifier**: its probability summed over the concept's classes, from all of its classes (the
+  index keeps the whole distribution: scene classes like seashore or alp are rarely in a top 5), then
+  Platt-scaled: sigmoid(a * logit(mass) + b);
+- **detector**: each matching box's score, Platt-scaled, times `sqrt(area / small_box)` for a box
+  smaller than `small_box` of the photo, times the classifier's agreement: for a detected class the
+  classifier has classes for (`Vocabulary.known_to_classifier`: dogs, cats, birds, cars; not people
+  or horses), a photo whose classifier is sure of something else and gives the detected class almost
+  nothing ("bird 0.99" on a cheetah) keeps only `1 - confidence elsewhere` of the box's score;
+  several boxes combine as a noisy OR;
+- **labeler**: the user's classifier's probability for a matching label (a labeler that does not
+  recognise a photo gives it none: see `transfer`);
+- **text-image** model (when the library has one): the cosine of the photo to "a photo of CONCEPT",
+  mapped linearly from `text_low` (0) to `text_high` (1).
+The photo's score for the concept is the noisy OR of the sources, 1 - prod(1 - s). How the constants
+were chosen is in `Calibration` and the README ("How search scores photos").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pixelsift.library.rows import DetectionHit, LabelHit, Term
+from pixelsift.models.vocabulary import Vocabulary
+
+CLASSIFIER, DETECTOR, LABELER, TEXT_IMAGE = "classifier", "detector", "labeler", "text-image"
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The fusion's constants. The Platt coefficients were fitted by logistic regression on the
+    development library of `benchmarks/bench_search.py` (`--calibrate` prints them: one row per photo
+    and concept, relevant or not); the other constants were set on the same library, and
+    `min_score` is the default threshold below which results are not listed."""
+
+    classifier_a: float = 1.145  # bench_search.py --calibrate: 2,540 pairs, 157 relevant
+    classifier_b: float = 1.056
+    detector_a: float = 1.236  # the same run: 165 pairs with a box (SSD-MobileNet-v2)
+    detector_b: float = 0.022
+    small_box: float = 0.01  # boxes under 1% of the photo count less (sqrt of their share of it)
+    agree_mass: float = 0.015  # mass on a detected class (times sqrt(its classes)) that confirms it
+    big_box: float = 0.1  # a box this share of the photo or more is the classifier's main subject
+    confidence_top: int = 5  # "sure of something else": the mass of its top 5 classes outside the class
+    text_low: float = 0.18
+    text_high: float = 0.30
+    min_score: float = 0.25  # above every absent concept's best photo on that library (0.20)
+
+
+DEFAULT = Calibration()
+
+
+def _platt(p: np.ndarray | float, a: float, b: float) -> Any:
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return 1.0 / (1.0 + np.exp(-(a * np.log(p / (1 - p)) + b)))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a photo matched a concept: one source's contribution."""
+
+    concept: str  # the query's concept ("dog")
+    source: str  # "classifier", "detector", "labeler" or "text-image"
+    label: str  # what carried it: the class ("German shepherd"), detected class, custom label
+    score: float  # its calibrated score, as fused
+    raw: float  # the source's own number: probability, box score, label probability, cosine
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "concept": self.concept,
+            "source": self.source,
+            "label": self.label,
+            "score": round(self.score, 6),
+            "raw": round(self.raw, 6),
+        }
+
+    def describe(self) -> str:
+        what = {DETECTOR: "detected ", LABELER: "labelled "}.get(self.source, "")
+        return f"{self.concept}: {what}{self.label} {self.score:.2f}"
+
+
+class Probabilities:
+    """The classifier's probabilities of the index's photos: ids and an (N, classes) matrix."""
+
+    def __init__(self, ids: np.ndarray, matrix: np.ndarray, categories: Sequence[str]):
+        self.ids = np.asarray(ids, np.int64)
+        self.matrix = matrix
+        self.categories = list(categories)
+        self.row = {int(i): r for r, i in enumerate(self.ids.tolist())}
+
+    @classmethod
+    def empty(cls, categories: Sequence[str] = ()) -> Probabilities:
+        return cls(np.zeros(0, np.int64), np.zeros((0, max(1, len(categories))), np.float32), categories)
+
+    def of(self, photo_id: int) -> np.ndarray | None:
+        r = self.row.get(photo_id)
+        return None if r is None else np.asarray(self.matrix[r])
+
+
+@dataclass
+class TermScores:
+    """A concept's fused score for every photo with any evidence, and what is needed to explain it."""
+
+    term: Term
+    ids: np.ndarray
+    scores: np.ndarray
+    class_weights: np.ndarray | None
+    detections: dict[int, list[tuple[DetectionHit, float]]]  # photo -> (hit, its calibrated score)
+    labels: dict[int, list[tuple[LabelHit, float]]]
+    text: dict[int, tuple[float, float]]  # photo -> (cosine, calibrated)
+    stored_top: dict[int, tuple[str, float]]  # photo without probabilities -> (best class, mass)
+
+
+class Fusion:
+    """Scores query concepts over one index's evidence."""
+
+    def __init__(self, vocab: Vocabulary, probs: Probabilities, calibration: Calibration = DEFAULT):
+        self.vocab = vocab
+        self.probs = probs
+        self.cal = calibration
+        # the classifier's classes are ImageNet's (else its classes are searched by name, as labels)
+        self.imagenet = len(probs.categories) == len(vocab.imagenet) and probs.matrix.shape[1] == len(
+            vocab.imagenet
+        )
+        self._class_sets: dict[str, tuple[np.ndarray, np.ndarray | None] | None] = {}
+
+    # --------------------------------------------------------------------------------- the sources
+    def class_weights(self, term: Term) -> np.ndarray | None:
+        if not self.imagenet or not term.concepts:
+            return None
+        weights = np.array([term.concepts.get(w, 0.0) for w in self.vocab.imagenet], np.float32)
+        return weights if weights.any() else None
+
+    def classifier_mass(self, weights: np.ndarray | None) -> np.ndarray:
+        if weights is None or not len(self.probs.ids):
+            return np.zeros(len(self.probs.ids), np.float32)
+        return np.minimum(1.0, np.asarray(self.probs.matrix @ weights, np.float64))
+
+    def _detected_classes(self, label: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """For a detector class the classifier knows: (the ImageNet classes it covers, None = every other
+        class can contradict it); None when the classifier cannot judge it (people, horses: ImageNet
+        has almost no classes for them, and a photo of a dog with people in it is still a dog photo
+        to the classifier)."""
+        key = label.lower()
+        if key not in self._class_sets:
+            found = None
+            synset = self.vocab.coco.get(key)
+            if self.imagenet and synset is not None:
+                covered = self.vocab.covers.get(synset, set())
+                own = np.array([w in covered for w in self.vocab.imagenet])
+                if self.vocab.known_to_classifier(key):
+                    found = (own, None)
+            self._class_sets[key] = found
+        return self._class_sets[key]
+
+    def agreement(self, label: str, probs: np.ndarray | None, area: float | None = None) -> float:
+        """How far the classifier lets a detection of `label` stand (1 = no objection):
+        1 - elsewhere * (1 - confirmed) * prominence, where `elsewhere` is the classifier's mass on
+        its top classes that rule the detected class out, `confirmed` = min(1, mass on the detected
+        class / agree_mass) ** 2 (0 for a class it has no classes for) and `prominence` =
+        min(1, area / big_box): the classifier sees the main subject, so its silence about a small
+        object in the background says nothing."""
+        sets = self._detected_classes(label)
+        if sets is None or probs is None:
+            return 1.0
+        own, rivals = sets
+        # a photo puts more mass on 118 dog breeds by chance than on 2 kinds of bicycle
+        needed = self.cal.agree_mass * np.sqrt(max(1, int(own.sum())))
+        confirmed = min(1.0, float(probs[own].sum()) / needed) ** 2 if own.any() else 0.0
+        against = np.where(own, 0.0, probs) if rivals is None else np.where(rivals, probs, 0.0)
+        top = np.partition(against, -self.cal.confidence_top)[-self.cal.confidence_top :]
+        elsewhere = float(min(1.0, top.sum()))
+        prominence = 1.0 if area is None else min(1.0, max(area, 0.0) / self.cal.big_box)
+        return 1.0 - elsewhere * (1.0 - confirmed) * prominence
+
+    def detection_score(self, hit: DetectionHit, weight: float) -> float:
+        score = float(_platt(hit.score, self.cal.detector_a, self.cal.detector_b)) * weight
+        if hit.area is not None and hit.area < self.cal.small_box:
+            score *= float(np.sqrt(max(hit.area, 0.0) / self.cal.small_box))
+        return score * self.agreement(hit.label, self.probs.of(hit.photo_id), hit.area)
+
+    def text_score(self, cosine: float) -> float:
+        span = self.cal.text_high - self.cal.text_low
+        return float(np.clip((cosine - self.cal.text_low) / span, 0.0, 1.0))
+
+    # ----------------------------------------------------------------------------------- fusing
+    def score(
+        self,
+        term: Term,
+        detections: Sequence[DetectionHit] = (),
+        labels: Sequence[LabelHit] = (),
+        text: tuple[np.ndarray, np.ndarray] | None = None,
+        stored_top: Sequence[LabelHit] = (),
+    ) -> TermScores:
+        """The concept's score for every photo: the noisy OR of its sources. `stored_top`: the
+        classifier's mass from the stored top classes, for photos that have no probabilities yet."""
+        weights = self.class_weights(term)
+        mass = self.classifier_mass(weights)
+        scores = np.where(mass > 0, _platt(mass, self.cal.classifier_a, self.cal.classifier_b), 0.0).astype(
+            np.float64
+        )
+        others: dict[int, float] = defaultdict(float)  # photo -> 1 - prod(1 - s) of the other sources
+        top: dict[int, tuple[str, float]] = {}
+        for stored in stored_top:
+            if stored.photo_id not in self.probs.row and stored.score > 0:
+                top[stored.photo_id] = (stored.label, stored.score)
+                others[stored.photo_id] = float(
+                    _platt(stored.score, self.cal.classifier_a, self.cal.classifier_b)
+                )
+        by_photo: dict[int, list[tuple[DetectionHit, float]]] = defaultdict(list)
+        names = {k.lower(): w for k, w in term.detection_names.items()}
+        for box in detections:
+            weight = names.get(box.label.lower(), 0.0)
+            if weight > 0:
+                by_photo[box.photo_id].append((box, self.detection_score(box, weight)))
+        for photo_id, boxes in by_photo.items():
+            others[photo_id] = 1.0 - float(np.prod([1.0 - s for _, s in boxes]))
+        label_weights = {k.lower(): w for k, w in term.label_names.items()}
+        labelled: dict[int, list[tuple[LabelHit, float]]] = defaultdict(list)
+        for given in labels:
+            weight = label_weights.get(given.label.lower(), 0.0)
+            if weight > 0:
+                labelled[given.photo_id].append((given, min(1.0, given.score) * weight))
+        for photo_id, given_labels in labelled.items():
+            best = max(s for _, s in given_labels)
+            others[photo_id] = 1.0 - (1.0 - others[photo_id]) * (1.0 - best)
+        texts: dict[int, tuple[float, float]] = {}
+        if text is not None:
+            for photo_id, cosine in zip(text[0].tolist(), text[1].tolist(), strict=True):
+                calibrated = self.text_score(cosine)
+                if calibrated > 0:
+                    texts[int(photo_id)] = (float(cosine), calibrated)
+                    others[int(photo_id)] = 1.0 - (1.0 - others[int(photo_id)]) * (1.0 - calibrated)
+        extra_ids, extra_scores = [], []
+        for photo_id, other in others.items():
+            r = self.probs.row.get(photo_id)
+            if r is None:
+                extra_ids.append(photo_id)
+                extra_scores.append(other)
+            else:
+                scores[r] = 1.0 - (1.0 - scores[r]) * (1.0 - other)
+        ids = np.concatenate([self.probs.ids, np.array(extra_ids, np.int64)])
+        all_scores = np.concatenate([scores, np.array(extra_scores, np.float64)])
+        return TermScores(term, ids, all_scores, weights, dict(by_photo), dict(labelled), texts, top)
+
+    def evidence(self, scored: TermScores, photo_id: int) -> list[Evidence]:
+        """What made `photo_id` match the concept, strongest first (sources that gave ~0 left out)."""
+        found: list[Evidence] = []
+        concept = scored.term.text
+        probs = self.probs.of(photo_id)
+        if probs is not None and scored.class_weights is not None:
+            contributions = probs * scored.class_weights
+            mass = float(min(1.0, contributions.sum()))
+            if mass > 0:
+                best = int(np.argmax(contributions))
+                calibrated = float(_platt(mass, self.cal.classifier_a, self.cal.classifier_b))
+                found.append(Evidence(concept, CLASSIFIER, self.probs.categories[best], calibrated, mass))
+        elif photo_id in scored.stored_top:
+            label, mass = scored.stored_top[photo_id]
+            calibrated = float(_platt(mass, self.cal.classifier_a, self.cal.classifier_b))
+            found.append(Evidence(concept, CLASSIFIER, label, calibrated, mass))
+        for box, score in sorted(scored.detections.get(photo_id, []), key=lambda t: -t[1])[:1]:
+            found.append(Evidence(concept, DETECTOR, box.label, score, box.score))
+        for given, score in sorted(scored.labels.get(photo_id, []), key=lambda t: -t[1])[:1]:
+            found.append(Evidence(concept, LABELER, given.label, score, given.score))
+        if photo_id in scored.text:
+            cosine, calibrated = scored.text[photo_id]
+            found.append(Evidence(concept, TEXT_IMAGE, concept, calibrated, cosine))
+        return sorted((e for e in found if e.score >= 0.005), key=lambda e: -e.score)

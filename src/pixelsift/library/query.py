@@ -1,0 +1,245 @@
+"""Understanding a search query the way people type it: "my photos of cat", "a dog on the beach",
+"people in the snow", "cat or dog", "stop signs".
+
+1. The text is split into words; filler ("my", "photos of", "show me", "a", "the") is dropped;
+   linking words ("and", "with", "on", "in", ",") separate concepts, "or" separates alternatives.
+2. Concepts are matched longest first, up to `MAX_PHRASE_WORDS` words ("golden retriever", "hot dog",
+   "stop sign" before "dog" or "sign"), by a `resolve` function the searcher gives (WordNet, the
+   library's own labels and detected classes).
+3. A word that matches nothing is reported (`Query.unknown`); the rest of the query still answers.
+
+The result is an OR of ANDs: "dog beach or cat" = (dog AND beach) OR cat. Nothing here touches the
+index; `library.search` scores the photos.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pixelsift.errors import UsageError
+from pixelsift.library.rows import Term
+
+MAX_QUERY_WORDS = 32  # a longer query is an error: it is not a search people type
+MAX_QUERY_CHARS = 400
+MAX_PHRASE_WORDS = 4  # the longest concept name tried ("jack-o'-lantern" is one word, "hen of the woods" 4)
+
+# Words that carry no concept of their own in a photo search.
+FILLER = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "my",
+        "our",
+        "your",
+        "his",
+        "her",
+        "their",
+        "its",
+        "some",
+        "any",
+        "all",
+        "every",
+        "each",
+        "me",
+        "i",
+        "we",
+        "us",
+        "you",
+        "show",
+        "find",
+        "get",
+        "give",
+        "see",
+        "search",
+        "look",
+        "looking",
+        "want",
+        "need",
+        "display",
+        "list",
+        "photo",
+        "photos",
+        "photograph",
+        "photographs",
+        "picture",
+        "pictures",
+        "pic",
+        "pics",
+        "image",
+        "images",
+        "shot",
+        "shots",
+        "snapshot",
+        "snapshots",
+        "selfie",
+        "selfies",
+        "of",
+        "that",
+        "which",
+        "who",
+        "whose",
+        "where",
+        "there",
+        "here",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "has",
+        "have",
+        "had",
+        "having",
+        "contain",
+        "contains",
+        "containing",
+        "featuring",
+        "feature",
+        "features",
+        "showing",
+        "shows",
+        "shown",
+        "taken",
+        "from",
+        "this",
+        "these",
+        "those",
+        "what",
+        "please",
+        "just",
+        "only",
+    ]
+)
+AND_WORDS = frozenset(
+    [
+        "and",
+        "with",
+        "on",
+        "in",
+        "at",
+        "near",
+        "by",
+        "beside",
+        "under",
+        "over",
+        "plus",
+        "inside",
+        "behind",
+        "next",
+        "to",
+        "into",
+        "onto",
+        ",",
+        "+",
+        "&",
+        ";",
+        "/",
+    ]
+)
+OR_WORDS = frozenset({"or", "|"})
+_TOKEN = re.compile(r"[,+&;/|]|[^\s,+&;/|]+")
+
+
+@dataclass
+class Query:
+    """A query as understood: alternatives (OR) of concept lists (AND), and what was left out."""
+
+    text: str
+    groups: list[list[Term]] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # words that matched nothing
+    ignored: list[str] = field(default_factory=list)  # filler dropped on purpose
+
+    @property
+    def terms(self) -> list[Term]:
+        """Every concept of the query once, in order."""
+        seen: dict[str, Term] = {}
+        for group in self.groups:
+            for term in group:
+                seen.setdefault(term.text, term)
+        return list(seen.values())
+
+    @property
+    def understood(self) -> bool:
+        return bool(self.groups)
+
+    def describe(self) -> str:
+        """ "dog AND beach (related: shore) OR cat" """
+        return " OR ".join(" AND ".join(t.describe() for t in group) for group in self.groups)
+
+
+def words_of(text: str) -> list[str]:
+    """The query's words and separators, lower case; a possessive "'s" is dropped ("dog's" -> "dog")."""
+    tokens = []
+    for token in _TOKEN.findall(text.lower().replace("_", " ")):
+        token = token.strip('.!?"()[]{}:')
+        token = re.sub(r"'s$", "", token)
+        if token:
+            tokens.append(token)
+    return tokens
+
+
+def check_length(text: str) -> None:
+    """A UsageError (exit 2, HTTP 400) for a query longer than any search people type."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise UsageError(
+            f"the query is {len(text):,} characters long; a search takes at most {MAX_QUERY_CHARS} "
+            f'characters and {MAX_QUERY_WORDS} words: name what the photos show ("dog on the beach")'
+        )
+    words = [w for w in words_of(text) if w not in AND_WORDS and w not in OR_WORDS]
+    if len(words) > MAX_QUERY_WORDS:
+        raise UsageError(
+            f"the query has {len(words)} words; a search takes at most {MAX_QUERY_WORDS}: name what the "
+            'photos show ("dog on the beach")'
+        )
+
+
+def parse(text: str, resolve: Callable[[str], Term | None]) -> Query:
+    """The query as concepts. `resolve(phrase)` gives the Term a phrase means, or None."""
+    check_length(text)
+    query = Query(text)
+    tokens = words_of(text)
+    group: list[Term] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in OR_WORDS:
+            if group:
+                query.groups.append(group)
+            group = []
+            i += 1
+            continue
+        if token in AND_WORDS:
+            i += 1
+            continue
+        # the run of words up to the next separator: a concept never spans one
+        end = i
+        while end < len(tokens) and end - i < MAX_PHRASE_WORDS and tokens[end] not in OR_WORDS:
+            if end > i and tokens[end] in (",", "+", "&", ";", "/"):
+                break
+            end += 1
+        for n in range(end - i, 0, -1):
+            phrase = " ".join(tokens[i : i + n])
+            if n == 1 and token in FILLER:
+                query.ignored.append(token)
+                i += 1
+                break
+            if n > 1 and (tokens[i] in FILLER or tokens[i + n - 1] in FILLER | AND_WORDS):
+                continue  # "the dog" is "dog"; a name never starts or ends with filler
+            term = resolve(phrase)
+            if term is not None:
+                if all(t.text != term.text for t in group):
+                    group.append(term)
+                i += n
+                break
+        else:
+            query.unknown.append(token)
+            i += 1
+    if group:
+        query.groups.append(group)
+    query.unknown = list(dict.fromkeys(query.unknown))
+    return query
