@@ -97,6 +97,9 @@ def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) 
     page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
     page.goto(server)
     page.wait_for_selector("#model-select option[value=efficientnet_lite0]", state="attached")
+    assert page.is_hidden("#upload-result") and page.is_hidden("#classes-table"), (
+        "no empty table before an upload"
+    )
     page.set_input_files("#file-input", str(REPO / "samples" / "chelsea.png"))
     page.wait_for_selector("#classes-table tbody tr", timeout=120_000)
     classes = page.inner_text("#classes-table tbody").lower()
@@ -115,10 +118,14 @@ def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) 
                 apart = a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"]
                 assert apart or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"], (a, b)
 
-    page.fill("#search-input", "cat")
+    page.fill("#search-input", "my photos of cats")
     page.press("#search-input", "Enter")
     first = page.wait_for_selector("#search-grid li button", timeout=60_000)
     assert first is not None and "cat.png" in (first.get_attribute("aria-label") or "")
+    caption = page.inner_text("#search-grid li .caption")
+    assert caption.startswith("cat: ") and any(c in caption for c in ("tabby", "tiger cat", "Egyptian")), (
+        caption
+    )
     page.wait_for_function("document.querySelector('#search-grid img').naturalWidth > 0")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)

@@ -257,7 +257,7 @@ def test_a_database_of_the_previous_schema_is_migrated_on_open(tmp_path: Path, s
     conn.close()
 
     index = PhotoIndex(path)
-    assert db.schema_version(index.conn) == db.SCHEMA_VERSION == 2
+    assert db.schema_version(index.conn) == db.SCHEMA_VERSION == 3
     columns = {r[1] for r in index.conn.execute("PRAGMA table_info(photos)")}
     assert "detector" in columns
     assert index.conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == 0

@@ -59,3 +59,46 @@ def test_a_model_with_finetuned_backbone_layers_is_refused_as_labeler(shapes: Pa
     result.model.save(model_file)
     with pytest.raises(UsageError, match="fine-tuned"):
         load_labeler(model_file)
+
+
+def test_a_labeler_labels_only_photos_like_its_training_photos(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from conftest import SAMPLES
+    from pixelsift.cli import main
+    from pixelsift.transfer.trained import load_trained
+
+    result = pixelsift.train(shapes, classifier="logreg", reject_test=SAMPLES)
+    gate = result.model.domain
+    assert gate is not None and gate.valid_rejected is not None and gate.valid_rejected <= 0.1
+    assert result.reject_test is not None and result.reject_test.rate == 1.0, "no sample photo is a shape"
+    model_file = tmp_path / "shapes.safetensors"
+    result.model.save(model_file)
+    reloaded = load_trained(model_file)
+    assert reloaded.domain is not None and reloaded.domain.threshold == pytest.approx(gate.threshold)
+    assert reloaded.training["domain"]["reject_test"]["rejected"] == result.reject_test.photos
+
+    library = tmp_path / "photos"
+    shutil.copytree(shapes / "valid", library / "shapes")
+    shutil.copytree(SAMPLES, library / "other", ignore=shutil.ignore_patterns("*.md", "*.txt"))
+    index = PhotoIndex(tmp_path / "i.db")
+    index.update(library, detector="none", labelers=[model_file])
+    labelled, refused = 0, 0
+    for photo_id, path in index.conn.execute("SELECT id, path FROM photos WHERE status = 'ok'").fetchall():
+        info = index.photo(photo_id)
+        custom = [lab for lab in info["labels"] if lab["kind"] == "custom"]
+        if path.startswith("other/"):
+            assert not custom and info["unrecognised_by"] == ["shapes"], f"{path} got {custom}"
+            refused += 1
+        else:
+            labelled += bool(custom)
+    assert refused >= 4 and labelled >= 3 * len(CLASSES) - 1, (refused, labelled)
+    assert all(r.relative_path.startswith("shapes/") for r in index.search("red circle", min_score=0.0))
+    assert index.update().annotated == {}, "photos it did not recognise are not looked at again"
+
+    assert main(["train", str(shapes), "--reject-test", str(SAMPLES), "--format", "json", "--no-report",
+                 "-o", str(tmp_path / "cli.safetensors")]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["domain"]["reject_test"]["rate"] == 1.0 and report["domain"]["threshold"] > 0

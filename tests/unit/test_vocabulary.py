@@ -101,3 +101,52 @@ def test_detection_classes_sit_in_the_same_hierarchy(vocab: Vocabulary) -> None:
     assert coco("person") == {"person"} == coco("people")
     assert "cat" in coco("kitten") and "dog" in coco("puppy")
     assert coco("stop sign") == {"stop sign"}
+
+
+def related(vocab: Vocabulary, categories: tuple[str, ...], word: str) -> set[str]:
+    meaning = vocab.lookup(word, related=True)
+    assert meaning is not None and meaning.how != "word", word
+    return {categories[i] for i in vocab.imagenet_weights(meaning)}
+
+
+def test_words_that_name_no_class_reach_the_classes_wordnet_puts_beside_them(
+    vocab: Vocabulary, categories: tuple[str, ...]
+) -> None:
+    assert vocab.lookup("beach") is None, "only when asked: `detect --classes beach` stays an error"
+    assert {"seashore", "lakeside"} <= related(vocab, categories, "beach"), "a beach is part of a shore"
+    assert "beach wagon" not in related(vocab, categories, "beach"), "names are not relations"
+    assert {"ski", "snowmobile", "snowplow"} <= related(vocab, categories, "snow"), "defined by snow"
+    assert {"microwave", "toaster"} <= related(vocab, categories, "kitchen")
+    beach = vocab.lookup("beach", related=True)
+    assert beach is not None and all(w < 1.0 for _, w in beach.synsets), "related counts less than named"
+
+
+@pytest.mark.parametrize("word", ["red", "night", "sport", "happiness"])
+def test_colours_times_and_activities_relate_to_nothing(vocab: Vocabulary, word: str) -> None:
+    assert vocab.lookup(word, related=True) is None, "a 'red car' must not need red wine in the photo"
+
+
+def test_a_kind_of_thing_without_a_class_is_found_through_the_specific_class_above_it(
+    vocab: Vocabulary, categories: tuple[str, ...]
+) -> None:
+    astronaut = vocab.lookup("astronaut", related=True)
+    assert astronaut is not None and astronaut.how == "anchor"
+    assert vocab.coco_weights(astronaut) == {"person": 0.5}
+    assert vocab.lookup("city", related=True) is None, "'location', five steps up, is too far to mean it"
+
+
+def test_custom_class_names_are_linked_into_the_hierarchy(vocab: Vocabulary) -> None:
+    cake = vocab.lookup("cake")
+    food = vocab.lookup("food")
+    assert cake is not None and food is not None
+    chocolate = vocab.label_synsets("chocolate_cake")
+    assert {s for s, _ in cake.synsets} & chocolate, "a chocolate cake is a cake"
+    assert {s for s, _ in food.synsets} & chocolate, "and food"
+    assert {s for s, _ in food.synsets} & vocab.label_synsets("Spring rolls"), "a spring roll is food"
+    assert not {s for s, _ in cake.synsets} & vocab.label_synsets("spring_rolls")
+    assert vocab.label_synsets("xyzzy") == set()
+
+
+def test_the_classifier_can_judge_detections_of_classes_imagenet_covers(vocab: Vocabulary) -> None:
+    assert all(vocab.known_to_classifier(c) for c in ("dog", "cat", "bird", "car", "zebra"))
+    assert not any(vocab.known_to_classifier(c) for c in ("person", "horse", "cow", "kite"))

@@ -70,6 +70,26 @@ def test_search_without_match_says_why(client: TestClient) -> None:
     assert "no photo label matches 'xyzzy', 'plugh'" in response.headers["x-pixelsift-message"]
 
 
+def test_results_say_what_matched(client: TestClient) -> None:
+    [first, *_] = client.get("/api/search", params={"q": "show me photos of cats"}).json()
+    assert first["path"] == "cat.png"
+    assert first["matched"][0]["concept"] == "cat" and first["matched"][0]["source"] == "classifier"
+    assert first["matched"][0]["label"] in {"tabby", "tiger cat", "Egyptian cat"}
+
+
+@pytest.mark.parametrize("query", [" ".join(["cat"] * 64), "cat " * 2500, "x" * 10_000])
+def test_an_overlong_query_is_a_400_with_a_reason_never_a_500(client: TestClient, query: str) -> None:
+    response = client.get("/api/search", params={"q": query})
+    assert response.status_code == 400, response.text
+    assert "at most" in response.json()["error"]
+
+
+def test_ignored_words_are_named_in_a_header(client: TestClient) -> None:
+    response = client.get("/api/search", params={"q": "fluffy cat"})
+    assert response.status_code == 200 and response.json()[0]["path"] == "cat.png"
+    assert "ignored 'fluffy'" in response.headers["x-pixelsift-note"]
+
+
 def test_similar_excludes_the_photo_itself(client: TestClient) -> None:
     cat = photo_id(client, "cat.png")
     results = client.get(f"/api/similar/{cat}", params={"n": 5}).json()

@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{args.db}: no such index; build one with `pixelsift index PHOTOS_DIR --db {args.db}`"
         )
+    db = args.db if args.db is not None else _default_index()  # the index `pixelsift search` uses
     config = WebConfig(
-        db=args.db,
+        db=db,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         cors_origins=args.cors,
         model=args.model,
@@ -77,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    if args.db:
-        print(f"pixelsift: searching the photo index {args.db}", file=sys.stderr)
+    if db:
+        print(f"pixelsift: searching the photo index {db}", file=sys.stderr)
     else:
         print(
             "pixelsift: no photo index (make one with `pixelsift index PHOTOS_DIR`); search is off",

@@ -31,11 +31,14 @@ TRAIN_EXAMPLES = """examples:
   pixelsift train birds/ -c svm -o birds-svm.safetensors
   pixelsift train birds/ --search --format json   cross-validated choice of classifier and strength
   pixelsift train birds/ --finetune --epochs 20 --hidden 256 --layers 2
+  pixelsift train dishes/ --reject-test street-photos/   how many photos of other things it turns away
 
 The data set is ROOT/train/<class>/*.jpg and ROOT/valid/<class>/*.jpg; without valid/, a stratified
 hold-out of each class validates. Writes the model (one .safetensors file) and a report folder beside
 it: confusion_matrix.png, predictions.png, metrics.json. Features are cached, so training another
-classifier on the same photos does not run the network again.
+classifier on the same photos does not run the network again. The model also learns which photos it
+knows: used as a labeler of a photo library (`pixelsift index --labeler`), it labels only photos like
+its training photos, so a street scene gets no dish.
 """
 
 
@@ -81,6 +84,11 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         help="without a valid/ split: share of each class held out (default: 0.2)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (hold-out, classifiers, fine-tuning)")
+    p.add_argument(
+        "--reject-test",
+        metavar="FOLDER",
+        help="photos from outside your classes: report how many the model turns away as unknown",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write the report folder")
     add_cache_option(p)
     add_format_option(p, ("table", "json"))
@@ -212,6 +220,7 @@ def _train_result(args: argparse.Namespace) -> TrainResult:
             cache=not args.no_cache,
             progress=args.progress,
             run_options=run_options(args),
+            reject_test=args.reject_test,
         )
     # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.transfer.training import train
@@ -226,6 +235,7 @@ def _train_result(args: argparse.Namespace) -> TrainResult:
         cache=not args.no_cache,
         progress=args.progress,
         run_options=run_options(args),
+        reject_test=args.reject_test,
     )
 
 
@@ -317,6 +327,15 @@ def _print_train(
         print(f"Epochs: {len(result.history)} (last: {last['stage']} stage, epoch {last['epoch']})")
     print(f"Training score {format_score(result.train_score)}")
     print(f"Validation score {format_score(result.valid_score)}")
+    gate = model.domain
+    if gate is not None:
+        line = "Unknown photos: turns away"
+        if gate.valid_rejected is not None:
+            line += f" {gate.valid_rejected:.1%} of its validation photos"
+        check = result.reject_test
+        if check is not None:
+            line += f", {check.rate:.1%} of {check.folder} ({check.rejected} of {check.photos})"
+        print(line + f" (distance > {gate.threshold:.3f} to every training photo)")
     print()
     _print_per_class(result.valid)
     print()

@@ -418,7 +418,8 @@ class Indexer:
                     ],
                 )
                 for labeler, predictions in zip(labelers, custom, strict=True):
-                    self.store.set_custom_labels(photo_id, labeler.name, predictions[row])
+                    answer = predictions[row]
+                    self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
                 if detections is not None and detector_name is not None:
                     self.store.set_detections(photo_id, detector_name, detections[row])
                 self.store.put_vector(photo_id, FEATURES, seq, features)
@@ -499,8 +500,8 @@ class Indexer:
                 continue
             predictions = labeler.predict(np.stack([v for _, v in rows]), CUSTOM_LABELS_PER_PHOTO)
             with self.store.transaction():
-                for (photo_id, _), labels in zip(rows, predictions, strict=True):
-                    self.store.set_custom_labels(photo_id, labeler.name, labels)
+                for (photo_id, _), answer in zip(rows, predictions, strict=True):
+                    self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
             done += len(rows)
         return done
 
@@ -513,8 +514,8 @@ class Indexer:
         for chunk in self._outputs_in_chunks(backbone, photos, labeler.name, 64):
             predictions = labeler.predict(np.stack([f for _, f, _ in chunk]), CUSTOM_LABELS_PER_PHOTO)
             with self.store.transaction():
-                for (photo_id, _, _), labels in zip(chunk, predictions, strict=True):
-                    self.store.set_custom_labels(photo_id, labeler.name, labels)
+                for (photo_id, _, _), answer in zip(chunk, predictions, strict=True):
+                    self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
             done += len(chunk)
         return done
 

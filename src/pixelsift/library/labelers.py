@@ -23,6 +23,15 @@ AUTO, NONE = "auto", "none"
 
 
 @dataclass
+class Prediction:
+    """A labeler's answer for one photo: its best labels, or none and the photo's distance to the
+    training photos when it does not recognise it."""
+
+    labels: list[tuple[str, float]]
+    unrecognised: float | None = None
+
+
+@dataclass
 class Labeler:
     """A classifier the user trained (`pixelsift train`), applied to every photo of the library."""
 
@@ -39,14 +48,21 @@ class Labeler:
     def classes(self) -> list[str]:
         return list(self.model.classes)
 
-    def predict(self, raw_features: np.ndarray, top: int = 3) -> list[list[tuple[str, float]]]:
-        """For each row of unnormalised backbone features, its `top` classes, best first."""
-        proba = np.asarray(self.model.predict_proba_from_features(np.asarray(raw_features, np.float32)))
+    def predict(self, raw_features: np.ndarray, top: int = 3) -> list[Prediction]:
+        """For each row of unnormalised backbone features, its `top` classes, best first; a photo
+        unlike the model's training photos gets none (`Prediction.unrecognised` says how far it is)."""
+        raw = np.asarray(raw_features, np.float32)
+        proba = np.asarray(self.model.predict_proba_from_features(raw))
+        distances = self.model.domain_distances(raw)
+        threshold = self.model.domain.threshold if self.model.domain is not None else None
         classes = self.classes
         out = []
-        for row in proba:
+        for row, distance in zip(proba, distances, strict=True):
+            if threshold is not None and distance > threshold:
+                out.append(Prediction([], float(distance)))
+                continue
             best = np.argsort(-row, kind="stable")[: min(top, len(classes))]
-            out.append([(classes[i], float(row[i])) for i in best])
+            out.append(Prediction([(classes[i], float(row[i])) for i in best]))
         return out
 
 

@@ -182,6 +182,7 @@ class PhotoDetails:
     row: PhotoRow
     labels: list[LabelRow] = field(default_factory=list)
     detections: list[tuple[str, Detection]] = field(default_factory=list)  # (detector, detection)
+    unrecognised_by: list[str] = field(default_factory=list)  # labelers that did not recognise it
 
     def to_dict(self, full_path: str) -> dict[str, Any]:
         info: dict[str, Any] = {name: getattr(self.row, name) for name in PhotoRow.__dataclass_fields__}
@@ -194,4 +195,5 @@ class PhotoDetails:
             {"detector": detector, "label": d.label, "score": d.score, "box": list(d.box)}
             for detector, d in self.detections
         ]
+        info["unrecognised_by"] = list(self.unrecognised_by)
         return info

@@ -86,7 +86,23 @@ def _v2_detections(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_detections]
+def _v3_unrecognised(conn: sqlite3.Connection) -> None:
+    """Photos a labeler looked at and did not recognise (unlike its training photos): no labels, and
+    not looked at again until the labeler changes."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE unrecognised (
+            photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE,
+            source TEXT NOT NULL,                  -- the labeler's name
+            distance REAL NOT NULL,                -- to its nearest training photo (cosine)
+            PRIMARY KEY (photo_id, source)
+        );
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_detections, _v3_unrecognised]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -207,7 +207,7 @@ class Searcher:
         best_group = np.argmax(group_scores, axis=0)
         total = group_scores[best_group, np.arange(len(ids))]
         min_score = filters.min_score if filters.min_score is not None else calibration.min_score
-        keep = total >= min_score
+        keep = (total >= min_score) & (total > 0)  # a photo with no evidence at all is never listed
         order = np.lexsort((ids[keep], -total[keep]))
         candidates = list(zip(ids[keep][order].tolist(), total[keep][order].tolist(), strict=True))
         allowed = self.allowed_ids(filters)

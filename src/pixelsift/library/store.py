@@ -154,6 +154,11 @@ class LibraryStore:
             "SELECT ?, space, ?, vector FROM embeddings WHERE photo_id = ?",
             (new_id, seq, source_id),
         )
+        self.conn.execute(
+            "INSERT INTO unrecognised (photo_id, source, distance) "
+            "SELECT ?, source, distance FROM unrecognised WHERE photo_id = ?",
+            (new_id, source_id),
+        )
         return new_id
 
     def delete_photos(self, ids: Sequence[int]) -> None:
@@ -195,7 +200,7 @@ class LibraryStore:
                 record.indexed_at,
             ),
         ).fetchone()[0]
-        for table in ("labels", "detections", "embeddings"):
+        for table in ("labels", "detections", "embeddings", "unrecognised"):
             self.conn.execute(f"DELETE FROM {table} WHERE photo_id = ?", (photo_id,))
         return int(photo_id)
 
@@ -209,11 +214,26 @@ class LibraryStore:
             [(photo_id, source, label, concept, score) for label, concept, score in labels],
         )
 
-    def set_custom_labels(self, photo_id: int, source: str, predictions: Iterable[tuple[str, float]]) -> None:
-        """A labeler's (label, score) predictions for a photo, replacing its earlier ones."""
+    def set_custom_labels(
+        self,
+        photo_id: int,
+        source: str,
+        predictions: Iterable[tuple[str, float]],
+        unrecognised: float | None = None,
+    ) -> None:
+        """A labeler's (label, score) predictions for a photo, replacing its earlier ones; or, with
+        `unrecognised` (the photo's distance to the labeler's training photos), none: it did not
+        recognise the photo."""
         self.conn.execute(
             "DELETE FROM labels WHERE photo_id = ? AND kind = 'custom' AND source = ?", (photo_id, source)
         )
+        self.conn.execute("DELETE FROM unrecognised WHERE photo_id = ? AND source = ?", (photo_id, source))
+        if unrecognised is not None:
+            self.conn.execute(
+                "INSERT INTO unrecognised (photo_id, source, distance) VALUES (?, ?, ?)",
+                (photo_id, source, float(unrecognised)),
+            )
+            return
         self.conn.executemany(
             "INSERT INTO labels (photo_id, kind, source, label, concept, score) "
             "VALUES (?, 'custom', ?, ?, NULL, ?)",
@@ -223,6 +243,12 @@ class LibraryStore:
     def delete_custom_labels(self, source: str) -> None:
         """Forget every label of one labeler (it was retrained: its old labels are stale)."""
         self.conn.execute("DELETE FROM labels WHERE kind = 'custom' AND source = ?", (source,))
+        self.conn.execute("DELETE FROM unrecognised WHERE source = ?", (source,))
+
+    def unrecognised_count(self, source: str) -> int:
+        """Photos the labeler `source` looked at and did not recognise."""
+        row = self.conn.execute("SELECT COUNT(*) FROM unrecognised WHERE source = ?", (source,)).fetchone()
+        return int(row[0])
 
     def set_detections(self, photo_id: int, detector: str, found: Iterable[Detection]) -> None:
         """What `detector` found in a photo, replacing earlier detections; the photo is marked as seen."""
@@ -253,8 +279,9 @@ class LibraryStore:
         """(id, relative path) of the readable photos that a labeler has not labelled yet."""
         return self._ok_photos_where(
             "NOT EXISTS (SELECT 1 FROM labels l "
-            "WHERE l.photo_id = p.id AND l.kind = 'custom' AND l.source = ?)",
-            (source,),
+            "WHERE l.photo_id = p.id AND l.kind = 'custom' AND l.source = ?) "
+            "AND NOT EXISTS (SELECT 1 FROM unrecognised u WHERE u.photo_id = p.id AND u.source = ?)",
+            (source, source),
         )
 
     def photos_not_seen_by(self, detector: str) -> list[tuple[int, str]]:
@@ -374,7 +401,13 @@ class LibraryStore:
                 (photo_id,),
             )
         ]
-        return PhotoDetails(PhotoRow(*row), labels, detections)
+        unrecognised = [
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT source FROM unrecognised WHERE photo_id = ? ORDER BY source", (photo_id,)
+            )
+        ]
+        return PhotoDetails(PhotoRow(*row), labels, detections, unrecognised)
 
     def failures(self) -> list[tuple[str, str]]:
         """(relative path, reason) of every photo that could not be read, by path."""

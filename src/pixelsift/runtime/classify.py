@@ -78,8 +78,12 @@ class Classifier:
     def classify_image(
         self, image: Image.Image | bytes, top_k: int = 5, name: str = "<image>"
     ) -> Classification:
-        """Classify one in-memory image (a PIL image or encoded bytes, e.g. an upload)."""
-        img = image if not isinstance(image, bytes) else open_image(image, name=name)
+        """Classify one in-memory image (a PIL image or encoded bytes, e.g. an upload). Bytes are decoded
+        as `classify` decodes a file (JPEG draft scaling for the network's size): the same scores."""
+        if isinstance(image, bytes):
+            img = open_image(image, min_size=self.model.preprocessing.resize, name=name)
+        else:
+            img = image
         pixels = self.model.preprocessing(img.convert("RGB") if img.mode != "RGB" else img)
         _, logits = self.model.run(pixels[None])
         labels, scores = top_k_of(logits[0], self.model.categories, top_k)

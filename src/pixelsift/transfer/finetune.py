@@ -45,9 +45,10 @@ from pixelsift.runtime.loaded import load_split_network
 from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.transfer.backbone import state_digest, state_of, unfreeze_last_blocks
 from pixelsift.transfer.data import HOLDOUT_FRACTION, LabelledFeatures, extract_labelled, labelled_splits
+from pixelsift.transfer.domain import DomainGate
 from pixelsift.transfer.heads import DenseHead
 from pixelsift.transfer.trained import TrainedModel
-from pixelsift.transfer.training import TrainResult, backbone_info
+from pixelsift.transfer.training import TrainResult, backbone_info, check_rejection
 
 if TYPE_CHECKING:
     import torch
@@ -203,12 +204,14 @@ def finetune(
     progress: bool | None = False,
     on_epoch: EpochCallback | None = None,
     run_options: RunOptions | None = None,
+    reject_test: str | os.PathLike[str] | None = None,
     **run: Unpack[RunKwargs],
 ) -> TrainResult:
     """Fine-tune a new head (and optionally the last backbone blocks) on a data-set folder.
 
     `on_epoch(record)` is called after every epoch with its losses and accuracies. Returns a
     `TrainResult` like `pixelsift.train` (classifier "finetune"); `interrupted` is True after Ctrl-C.
+    `reject_test`: as in `pixelsift.train`.
     How the backbone runs: `run_options`, or the keywords device, precision, engine, threads,
     batch_size, workers.
 
@@ -288,6 +291,7 @@ def finetune(
         own = trained.feature_extractor(cache=cache, run_options=run_options)
         train_set = extract_labelled(own, data.train, [], progress, "train features")
         valid_set = extract_labelled(own, data.valid, [], progress, "valid features")
+    trained.domain = DomainGate.fit(train_set.raw, np.asarray(train_set.labels), valid_set.raw)
     result = TrainResult(
         trained,
         trained.evaluate_features(train_set),
@@ -298,6 +302,8 @@ def finetune(
         interrupted=interrupted,
         history=history,
     )
+    if reject_test is not None:
+        result.reject_test = check_rejection(trained, reject_test, cache, progress, run_options)
     trained.training = {**result.training_metadata(), "history": history, "interrupted": interrupted}
     return result
 

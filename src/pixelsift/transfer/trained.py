@@ -23,6 +23,7 @@ from pixelsift.models.registry import get_model_spec
 from pixelsift.runtime.classification import Classification, ClassificationResults, top_classes
 from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.transfer.data import LabelledFeatures, evaluation_samples, extract_labelled
+from pixelsift.transfer.domain import DomainGate
 from pixelsift.transfer.evaluation import Evaluation
 from pixelsift.transfer.heads import Head, head_from_arrays
 from pixelsift.transfer.modelfile import read_model_file, write_model_file
@@ -59,6 +60,7 @@ class TrainedModel:
         backbone_state: dict[str, np.ndarray] | None = None,
         training: dict[str, Any] | None = None,
         path: Path | None = None,
+        domain: DomainGate | None = None,
     ):
         self.backbone = backbone
         self.classes = list(classes)
@@ -70,6 +72,7 @@ class TrainedModel:
         self.backbone_state = backbone_state or None
         self.training = dict(training or {})
         self.path = path
+        self.domain = domain  # None: a model from before the gate, it labels every photo
         self._image_model: ImageModel | None = None
         if head.n_classes != len(self.classes):
             raise ValueError(
@@ -99,6 +102,18 @@ class TrainedModel:
         if self.normalize:
             X = l2_normalize(X)
         return self.head.predict_proba(X)
+
+    def domain_distances(self, features: np.ndarray) -> np.ndarray:
+        """Each photo's cosine distance to the nearest training photo (RAW features; 0 without a gate)."""
+        if self.domain is None:
+            return np.zeros(len(features), np.float32)
+        return self.domain.distances(features)
+
+    def recognises(self, features: np.ndarray) -> np.ndarray:
+        """True for the photos (RAW features) that resemble the training photos (see `transfer.domain`)."""
+        if self.domain is None:
+            return np.ones(len(features), bool)
+        return self.domain.accepts(features)
 
     def predict_proba_from_features(self, features: np.ndarray) -> np.ndarray:
         """(N, n_classes) probabilities from RAW penultimate features (N, D) of `self.backbone`."""
@@ -222,6 +237,10 @@ class TrainedModel:
         }
         if self.backbone_state:
             arrays.update({f"backbone.{k}": v for k, v in self.backbone_state.items()})
+        if self.domain is not None:
+            record, domain_arrays = self.domain.to_metadata()
+            metadata["domain"] = record
+            arrays.update(domain_arrays)
         return metadata, arrays
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -285,6 +304,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
         backbone_state=state,
         training=metadata.get("training") or {},
         path=target,
+        domain=DomainGate.from_metadata(metadata.get("domain"), tensors, target),
     )
 
 

@@ -23,16 +23,59 @@ import numpy as np
 from typing_extensions import Unpack
 
 from pixelsift.core.arrays import l2_normalize
+from pixelsift.errors import UsageError
 from pixelsift.features.extractor import FeatureExtractor
+from pixelsift.imaging.images import expand_inputs
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.transfer.classifiers import CLASSIFIERS, encode_labels, get_classifier, search_classifier
 from pixelsift.transfer.data import HOLDOUT_FRACTION, TrainingData, labelled_splits
+from pixelsift.transfer.domain import DomainGate
 from pixelsift.transfer.evaluation import Evaluation
 from pixelsift.transfer.trained import TrainedModel, load_trained
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+@dataclass
+class RejectionCheck:
+    """How a trained model did on a folder of photos it should not recognise (`--reject-test`)."""
+
+    folder: str
+    photos: int  # readable photos in it
+    rejected: int  # of them, turned away as unlike the training photos
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.rejected / self.photos if self.photos else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"folder": self.folder, "photos": self.photos, "rejected": self.rejected, "rate": self.rate}
+
+
+def check_rejection(
+    model: TrainedModel,
+    folder: str | os.PathLike[str],
+    cache: bool = True,
+    progress: bool | None = False,
+    run_options: RunOptions | None = None,
+) -> RejectionCheck:
+    """Run `model`'s backbone over `folder` (photos from outside its classes) and count how many it
+    does not recognise. Unreadable photos are listed, not counted."""
+    sources = list(expand_inputs([folder]))
+    extractor = model.feature_extractor(cache, run_options)
+    vectors, failures = [], []
+    for row in extractor.iter_features(sources, progress=progress, total=len(sources), desc="reject test"):
+        if row.vector is None:
+            failures.append((row.path, row.error or "unreadable"))
+        else:
+            vectors.append(row.vector)
+    if not vectors:
+        raise UsageError(f"--reject-test {folder}: no readable photos in it")
+    recognised = model.recognises(np.stack(vectors))
+    return RejectionCheck(str(folder), len(vectors), int((~recognised).sum()), failures)
 
 
 @dataclass
@@ -48,6 +91,7 @@ class TrainResult:
     images_run: int = 0  # photos that went through the network (the rest came from the feature cache)
     interrupted: bool = False  # fine-tuning stopped by Ctrl-C (the model is its best epoch so far)
     history: list[dict[str, Any]] = field(default_factory=list)  # fine-tuning: one record per epoch
+    reject_test: RejectionCheck | None = None  # `reject_test=FOLDER`: how many of its photos it turned away
 
     def __repr__(self) -> str:
         return (
@@ -80,15 +124,27 @@ class TrainResult:
             "n_valid": len(self.valid.paths),
             "failures": [{"path": p, "error": e} for p, e in self.failures],
         }
+        result["domain"] = self.domain_dict()
         if self.search is not None:
             result["search"] = self.search.to_dict(orient="records")
         if self.interrupted:
             result["interrupted"] = True
         return result
 
+    def domain_dict(self) -> dict[str, Any] | None:
+        """How the model tells photos it knows from the rest, and how often it turned photos away."""
+        gate = self.model.domain
+        if gate is None:
+            return None
+        record: dict[str, Any] = {"threshold": gate.threshold, "valid_rejected": gate.valid_rejected}
+        if self.reject_test is not None:
+            record["reject_test"] = self.reject_test.to_dict()
+        return record
+
     def training_metadata(self) -> dict[str, Any]:
         """What the model file records about its training."""
         return {
+            "domain": self.domain_dict(),
             "root": str(self.data.dataset.root),
             "holdout": self.data.holdout,
             "n_train": len(self.train.paths),
@@ -111,14 +167,17 @@ def train(
     cache: bool = True,
     progress: bool | None = False,
     run_options: RunOptions | None = None,
+    reject_test: str | os.PathLike[str] | None = None,
     **run: Unpack[RunKwargs],
 ) -> TrainResult:
     """Train a classifier for the classes of a data-set folder on `model`'s features.
 
     `classifier`: logreg | svm | knn | forest | mlp (`params` overrides its defaults). `search=True`
     cross-validates every classifier's small grid on the training split and keeps the best.
-    Unreadable photos are skipped and listed in `failures`. How the backbone runs: `run_options`, or
-    the keywords device, precision, engine, threads, batch_size, workers.
+    Unreadable photos are skipped and listed in `failures`. The model learns which photos it knows
+    (`transfer.domain`); `reject_test`: a folder of photos from outside its classes, to report how many
+    it turns away. How the backbone runs: `run_options`, or the keywords device, precision, engine,
+    threads, batch_size, workers.
 
     >>> r = train("birds/", classifier="svm")          # doctest: +SKIP
     >>> r.valid_score, r.per_class()                   # doctest: +SKIP
@@ -153,6 +212,7 @@ def train(
         classifier=choice.name,
         params=chosen,
         backbone_info=backbone_info(extractor, description),
+        domain=DomainGate.fit(train_set.raw, y, valid_set.raw),
     )
     result = TrainResult(
         trained,
@@ -163,6 +223,10 @@ def train(
         table,
         extractor.images_run,
     )
+    if reject_test is not None:
+        result.reject_test = check_rejection(
+            trained, reject_test, cache, progress, splits.extractor.run_options
+        )
     trained.training = result.training_metadata()
     return result
 

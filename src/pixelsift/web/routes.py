@@ -15,7 +15,7 @@ from pixelsift.models.listing import model_record
 from pixelsift.models.registry import get_model_spec, list_models
 from pixelsift.web.config import WebConfig
 from pixelsift.web.library_access import LibraryAccess
-from pixelsift.web.uploads import jpeg_bytes, png_bytes, read_upload
+from pixelsift.web.uploads import decode_upload, jpeg_bytes, png_bytes, read_upload, read_upload_data
 
 
 class Prediction(BaseModel):
@@ -96,10 +96,13 @@ def add_routes(app: FastAPI) -> None:
         from pixelsift.runtime.classify import Classifier  # imports torch: not before the first photo
 
         config = _config(request)
-        image = read_upload(file, config)
+        data = read_upload_data(file, config)
+        name = file.filename or "upload"
         with request.app.state.inference_lock:
             clf = Classifier(model or config.model, config.run_options)
-            result = clf.classify_image(image, top_k=k, name=file.filename or "upload")
+            # decoded as `pixelsift classify` and the index decode it: the same file, the same scores
+            image = decode_upload(data, config, name, min_size=clf.model.preprocessing.resize)
+            result = clf.classify_image(image, top_k=k, name=name)
         return result.to_dict()
 
     @app.get("/api/models", response_model=list[ModelRecord], tags=["models"])
@@ -196,10 +199,21 @@ def add_explain_route(app: FastAPI) -> None:
         return [{k: v for k, v in r.to_dict().items() if k != "saved"} for r in results]
 
 
+class Match(BaseModel):
+    """Why a photo matched a search: one concept of the query and the evidence for it."""
+
+    concept: str
+    source: str  # classifier, detector, labeler or text-image
+    label: str  # the class, detected class or custom label
+    score: float  # calibrated, as fused
+    raw: float  # the source's own number
+
+
 class PhotoResult(BaseModel):
     id: int
     path: str  # relative to the library root
     score: float
+    matched: list[Match] = []
     labels: list[str]
     taken_at: str | None = None
     camera: str | None = None
@@ -229,12 +243,17 @@ def _photo_results(results: Any) -> list[dict[str, Any]]:
             "id": r.id,
             "path": r.relative_path,
             "score": r.score,
+            "matched": [e.to_dict() for e in r.matched],
             "labels": r.labels,
             "taken_at": r.taken_at,
             "camera": r.camera,
         }
         for r in results
     ]
+
+
+def _header(text: str) -> str:
+    return text.encode("ascii", "replace").decode()
 
 
 def add_library_routes(app: FastAPI) -> None:
@@ -255,7 +274,9 @@ def add_library_routes(app: FastAPI) -> None:
         min_score: Annotated[float | None, Query(ge=0.0, le=1.0, description="lowest score shown")] = None,
     ) -> list[dict[str, Any]]:
         """Photos of the index matching the query, best first (as `pixelsift search --format json`), with
-        the CLI's filters."""
+        the CLI's filters. Each result's `matched` says which evidence made it match. When nothing
+        matches, the `X-Pixelsift-Message` header says why; `X-Pixelsift-Note` says which words of the
+        query were ignored or searched through related classes."""
         if not q.strip():
             raise ApiError(400, "bad parameters: the query is empty")
         with library.lock:
@@ -263,7 +284,9 @@ def add_library_routes(app: FastAPI) -> None:
                 q, n=n, after=after, before=before, camera=camera, min_score=min_score
             )
             if results.message:
-                response.headers["X-Pixelsift-Message"] = results.message.encode("ascii", "replace").decode()
+                response.headers["X-Pixelsift-Message"] = _header(results.message)
+            if results.notes:
+                response.headers["X-Pixelsift-Note"] = _header(" | ".join(results.notes))
             return _photo_results(library.servable(results))
 
     @app.get(

@@ -181,6 +181,19 @@ async function analyse(file) {
   }
 }
 
+// "dog: German shepherd · bicycle: detected bicycle": the strongest evidence for each concept of the query
+function matchedText(result) {
+  const seen = new Set();
+  const parts = [];
+  for (const m of result.matched || []) {
+    if (seen.has(m.concept)) continue;
+    seen.add(m.concept);
+    const how = m.source === "detector" ? "detected " : m.source === "labeler" ? "labelled " : "";
+    parts.push(`${m.concept}: ${how}${m.label}`);
+  }
+  return parts.join(" · ");
+}
+
 function photoCard(result, onOpen) {
   const item = document.createElement("li");
   const button = document.createElement("button");
@@ -190,7 +203,7 @@ function photoCard(result, onOpen) {
   img.alt = result.labels.slice(0, 3).join(", ") || result.path;
   const caption = document.createElement("span");
   caption.className = "caption";
-  caption.textContent = result.labels.slice(0, 2).join(", ") || result.path;
+  caption.textContent = matchedText(result) || result.labels.slice(0, 2).join(", ") || result.path;
   const score = document.createElement("span");
   score.className = "score";
   score.textContent = ` ${result.score.toFixed(2)}`;
@@ -229,8 +242,10 @@ async function search(query) {
     const { body: results, headers } = await api(`/api/search?${new URLSearchParams({ q: query, n: "40" })}`, undefined, true);
     grid.replaceChildren(...results.map((r) => photoCard(r, openPhoto)));
     const why = headers.get("x-pixelsift-message");
+    const note = headers.get("x-pixelsift-note");
     const found = results.length === 1 ? "1 photo matches" : `${results.length} photos match`;
-    setStatus(status, results.length ? `${found} “${query}”.` : (why || `No photo matches “${query}”.`));
+    const text = results.length ? `${found} “${query}”.` : (why || `No photo matches “${query}”.`);
+    setStatus(status, note ? `${text} (${note})` : text);
   } catch (err) {
     grid.replaceChildren();
     setStatus(status, err.message, true);

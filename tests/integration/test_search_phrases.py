@@ -1,0 +1,213 @@
+"""Searching the way people ask, with the real offline classifier: phrases, messages, exit codes, one
+decode path for classify / index / upload, old libraries, custom labels found through WordNet."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SAMPLES
+from helpers import run_cli, write_image
+from pixelsift import PhotoIndex
+from pixelsift.cli import main
+from pixelsift.library.rows import PROBS
+
+WORDS_64 = " ".join(["cat", "dog"] * 32)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("phrases") / "photos"
+    root.mkdir()
+    for name in ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"):
+        shutil.copy(SAMPLES / name, root / name)
+    write_image(root / "grey.jpg", size=(90, 60), color=(128, 128, 128), seed=3)
+    db = root.parent / "index.db"
+    with PhotoIndex(db) as index:
+        index.update(root, detector="none")
+    return root, db
+
+
+def test_phrases_find_what_the_words_find(library: tuple[Path, Path]) -> None:
+    _, db = library
+    with PhotoIndex(db) as index:
+        pairs = [("my photos of cat", "cat"), ("Show me pictures of my cats", "cats"), ("a kitten", "kitten")]
+        for phrase, word in pairs:
+            results, plain = index.search(phrase), index.search(word)
+            assert results[0].relative_path == "chelsea.png", phrase
+            assert [(r.relative_path, r.score) for r in results] == [
+                (r.relative_path, r.score) for r in plain
+            ]
+        espresso = index.search("photos of my coffee")
+        assert espresso[0].relative_path == "coffee.png" and len(espresso[0].matched) >= 1
+
+
+def test_unknown_words_are_named_and_the_rest_answers(library: tuple[Path, Path]) -> None:
+    _, db = library
+    with PhotoIndex(db) as index:
+        results = index.search("a fluffy cat")
+        assert results[0].relative_path == "chelsea.png"
+        assert any("ignored 'fluffy'" in note for note in results.notes)
+
+
+def test_cat_or_coffee_lists_both_and_cat_and_coffee_lists_neither(library: tuple[Path, Path]) -> None:
+    _, db = library
+    with PhotoIndex(db) as index:
+        either = {r.relative_path for r in index.search("cat or espresso")}
+        assert {"chelsea.png", "coffee.png"} <= either
+        both = index.search("cat and espresso")
+        assert not both and "cat AND espresso" in both.message, "no photo shows both"
+
+
+def test_nothing_is_listed_below_the_minimum_score(library: tuple[Path, Path]) -> None:
+    _, db = library
+    with PhotoIndex(db) as index:
+        dog = index.search("dog")
+        assert all(r.score >= 0.25 for r in dog), "the default minimum"
+        assert "chelsea.png" not in {r.relative_path for r in dog}, "a cat is not a dog"
+        weak = index.search("dog", min_score=0.0)
+        assert len(weak) > len(dog), "--min-score 0 lists every photo with any evidence"
+
+
+def test_filters_that_remove_every_match_say_so(library: tuple[Path, Path]) -> None:
+    _, db = library
+    with PhotoIndex(db) as index:
+        results = index.search("cat", before="2000")
+        assert not results and results.message == "1 photo matches 'cat', none taken before 2000-01-01"
+        similar = index.similar(SAMPLES / "chelsea.png", before="2000")
+        assert (
+            not similar and "4 other photos are in the index, none taken before 2000-01-01" in similar.message
+        )
+
+
+def test_nothing_found_exits_1_for_every_reason_and_says_why(
+    library: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, db = library
+    cases = [
+        (["search", "xyzzy"], "no photo label matches 'xyzzy'"),
+        (["search", "pizza"], "no photo matches 'pizza' with a score of at least 0.25"),
+        (["search", "cat", "--before", "2000"], "1 photo matches 'cat', none taken before"),
+        (["similar", str(SAMPLES / "chelsea.png"), "--before", "2000"], "none taken before 2000-01-01"),
+    ]
+    for argv, reason in cases:
+        assert main([*argv, "--db", str(db)]) == 1, argv
+        assert reason in capsys.readouterr().err, argv
+    assert main(["search", "my photos of cat", "--db", str(db)]) == 0
+
+
+@pytest.mark.parametrize("query", [WORDS_64, "c" * 10_000])
+def test_an_overlong_query_is_one_clear_line_and_exit_2(library: tuple[Path, Path], query: str) -> None:
+    _, db = library
+    result = run_cli("search", query, "--db", str(db))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert "at most" in result.stderr
+
+
+class BigDetector:
+    """A detector that needs more pixels than the classifier (like YOLO's 640) and finds nothing."""
+
+    name = "big-fake"
+
+    def detect_image(self, image: Any) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(boxes=np.zeros((0, 4)), scores=np.zeros(0), class_names=[])
+
+
+def test_a_photo_has_the_same_scores_in_classify_the_index_and_an_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    import pixelsift.detect
+    from pixelsift import classify
+    from pixelsift.web import WebConfig, create_app
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    photo = root / "big-cat.jpg"  # large enough that JPEG draft decoding changes the pixels
+    Image.open(SAMPLES / "chelsea.png").convert("RGB").resize((1800, 1200)).save(photo, quality=92)
+    monkeypatch.setattr(pixelsift.detect, "load_detector", lambda *a, **k: BigDetector())
+    with PhotoIndex(tmp_path / "i.db") as index:
+        index.update(root, detector="big-fake")
+        [(_, stored)] = index.store.vectors_of(PROBS, [1])
+    names = classify([photo], top_k=1000)[0]
+    from_classify = dict(zip(names.labels, names.scores, strict=True))
+    from pixelsift.models.registry import get_model_spec
+
+    categories = get_model_spec("efficientnet_lite0").categories
+    from_index = dict(zip(categories, stored.tolist(), strict=True))
+    client = TestClient(create_app(WebConfig()))
+    response = client.post(
+        "/api/classify?k=1000", files={"file": ("big-cat.jpg", photo.read_bytes(), "image/jpeg")}
+    )
+    from_upload = {p["label"]: p["score"] for p in response.json()["predictions"]}
+    for label in categories:
+        assert from_index[label] == pytest.approx(from_classify[label], abs=1e-5), label
+        assert from_upload[label] == pytest.approx(from_classify[label], abs=1e-5), label
+
+
+def test_an_index_from_before_kept_only_top_classes_until_it_is_classified_again(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "photos"
+    root.mkdir()
+    shutil.copy(SAMPLES / "chelsea.png", root / "cat.png")
+    db = tmp_path / "i.db"
+    with PhotoIndex(db) as index:
+        index.update(root, detector="none")
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM embeddings WHERE space = ?", (PROBS,))  # as an index of the last release
+    conn.commit()
+    conn.close()
+    with PhotoIndex(db) as index:
+        old = index.search("cat")
+        assert [r.relative_path for r in old] == ["cat.png"], "searched from the stored top 5 classes"
+        report = index.update()
+        assert report.annotated == {"classified again": 1}
+        assert index.store.count_vectors(PROBS) == 1
+        assert index.search("cat")[0].score >= old[0].score - 1e-6, "all classes count now"
+
+
+def test_a_broader_word_finds_what_a_labeler_labelled(library: tuple[Path, Path], tmp_path: Path) -> None:
+    _, db = library
+    copy = tmp_path / "copy.db"
+    shutil.copy(db, copy)
+    with PhotoIndex(copy) as index:
+        coffee = index.conn.execute("SELECT id FROM photos WHERE path = 'coffee.png'").fetchone()[0]
+        rocket = index.conn.execute("SELECT id FROM photos WHERE path = 'rocket.jpg'").fetchone()[0]
+        with index.store.transaction():
+            index.store.set_custom_labels(coffee, "desserts", [("chocolate_cake", 0.9)])
+            index.store.set_custom_labels(rocket, "desserts", [("spring_rolls", 0.8)])
+        cake = index.search("cake")
+        assert [r.relative_path for r in cake] == ["coffee.png"], "chocolate_cake is a cake (WordNet)"
+        assert cake[0].matched[0].source == "labeler" and cake[0].matched[0].label == "chocolate_cake"
+        assert "rocket.jpg" in {r.relative_path for r in index.search("food")}, "a spring roll is food"
+        assert index.search("chocolate cake")[0].relative_path == "coffee.png", "by its own name too"
+
+
+def test_serve_finds_the_index_search_would_use(
+    library: tuple[Path, Path],
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import uvicorn
+
+    root, _ = library
+    assert main(["index", str(root), "--detector", "none", "-q"]) == 0  # into $PIXELSIFT_HOME
+    started: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.setdefault("app", app))
+    monkeypatch.chdir(root)
+    assert main(["serve", "--port", "8765"]) == 0
+    config = started["app"].state.config
+    assert config.db is not None and Path(config.db).parent == home / "libraries"
+    assert f"searching the photo index {config.db}" in capsys.readouterr().err

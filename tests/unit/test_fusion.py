@@ -1,0 +1,105 @@
+"""Fusing the evidence: a detection the classifier contradicts counts for less; small boxes count less;
+what the classifier cannot see (people) it does not contradict; sources add up as a noisy OR."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pixelsift.library.fusion import CLASSIFIER, DETECTOR, Fusion, Probabilities
+from pixelsift.library.rows import DetectionHit, Term
+from pixelsift.models.registry import get_model_spec
+from pixelsift.models.vocabulary import Vocabulary
+
+CATEGORIES = get_model_spec("efficientnet_lite0").categories
+CHEETAH, GOLDFINCH, TABBY = (
+    CATEGORIES.index("cheetah"),
+    CATEGORIES.index("goldfinch"),
+    CATEGORIES.index("tabby"),
+)
+
+
+def distribution(**classes: float) -> np.ndarray:
+    """A probability vector: the named class indices get their share, the rest is spread evenly."""
+    p = np.zeros(1000, np.float32)
+    for index, share in classes.items():
+        p[int(index.lstrip("c"))] = share
+    p[p == 0] = (1.0 - p.sum()) / np.count_nonzero(p == 0)
+    return p
+
+
+@pytest.fixture(scope="module")
+def fusion() -> Fusion:
+    vocab = Vocabulary.load()
+    matrix = np.stack(
+        [
+            distribution(**{f"c{CHEETAH}": 0.9}),  # 1: a cheetah, the classifier is sure
+            distribution(**{f"c{GOLDFINCH}": 0.8}),  # 2: a bird
+            distribution(),  # 3: the classifier has no idea (flat)
+            distribution(**{f"c{TABBY}": 0.5}),  # 4: a cat, half sure
+        ]
+    )
+    return Fusion(vocab, Probabilities(np.array([1, 2, 3, 4]), matrix, CATEGORIES))
+
+
+def term(fusion: Fusion, word: str) -> Term:
+    meaning = fusion.vocab.lookup(word)
+    assert meaning is not None
+    return Term(word, fusion.vocab.concept_weights(meaning), fusion.vocab.coco_weights(meaning), {})
+
+
+def scores(fusion: Fusion, word: str, *hits: DetectionHit) -> dict[int, float]:
+    scored = fusion.score(term(fusion, word), hits)
+    return dict(zip(scored.ids.tolist(), scored.scores.tolist(), strict=True))
+
+
+def test_a_detection_the_classifier_contradicts_is_demoted(fusion: Fusion) -> None:
+    boxes = [DetectionHit(i, "bird", 0.99, 0.4) for i in (1, 2, 3)]
+    bird = scores(fusion, "bird", *boxes)
+    assert bird[1] < 0.2, "'bird 0.99' on a photo the classifier is sure shows a cheetah"
+    assert bird[2] > 0.95, "confirmed by the classifier"
+    assert bird[3] > 0.9, "a classifier that is sure of nothing contradicts nothing"
+
+
+def test_what_the_classifier_cannot_see_it_does_not_contradict(fusion: Fusion) -> None:
+    person = scores(fusion, "person", DetectionHit(1, "person", 0.9, 0.4))
+    assert person[1] > 0.85, "ImageNet has no classes for people: a person beside a cheetah stands"
+
+
+def test_a_tiny_box_counts_less_than_a_big_one(fusion: Fusion) -> None:
+    big = scores(fusion, "person", DetectionHit(3, "person", 0.6, 0.2))[3]
+    tiny = scores(fusion, "person", DetectionHit(3, "person", 0.6, 0.0004))[3]
+    assert tiny < 0.5 * big
+
+
+def test_a_small_object_in_the_background_is_not_contradicted_by_the_main_subject(fusion: Fusion) -> None:
+    background = scores(fusion, "bird", DetectionHit(1, "bird", 0.9, 0.02))[1]
+    whole = scores(fusion, "bird", DetectionHit(1, "bird", 0.9, 0.5))[1]
+    assert background > 2 * whole, "the classifier looked at the cheetah, not at the bird behind it"
+
+
+def test_sources_combine_as_a_noisy_or(fusion: Fusion) -> None:
+    cat_alone = scores(fusion, "cat")[4]
+    cat_and_box = scores(fusion, "cat", DetectionHit(4, "cat", 0.6, 0.5))[4]
+    box_alone = fusion.detection_score(DetectionHit(4, "cat", 0.6, 0.5), 1.0)
+    assert cat_and_box == pytest.approx(1 - (1 - cat_alone) * (1 - box_alone))
+    assert cat_and_box > max(cat_alone, box_alone)
+
+
+def test_the_classifier_sums_over_every_class_of_the_concept(fusion: Fusion) -> None:
+    weights = fusion.class_weights(term(fusion, "cat"))
+    assert weights is not None
+    mass = fusion.classifier_mass(weights)
+    assert mass[2] == pytest.approx(weights.sum() / 1000, rel=1e-4), "each of the 1000 classes counts"
+    assert mass[3] > 0.5, "the tabby's half plus the other cat classes"
+    assert mass[0] == pytest.approx(0.45, abs=0.01), "a cheetah is a cat in the word's second sense (0.5)"
+
+
+def test_evidence_names_the_source_and_what_carried_it(fusion: Fusion) -> None:
+    scored = fusion.score(term(fusion, "bird"), [DetectionHit(2, "bird", 0.97, 0.4)])
+    evidence = fusion.evidence(scored, 2)
+    assert {e.source for e in evidence} == {CLASSIFIER, DETECTOR}
+    classifier = next(e for e in evidence if e.source == CLASSIFIER)
+    assert classifier.label == "goldfinch" and classifier.concept == "bird"
+    assert classifier.raw > 0.8 and 0 < classifier.score <= 1
+    assert evidence == sorted(evidence, key=lambda e: -e.score)

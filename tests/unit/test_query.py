@@ -1,0 +1,83 @@
+"""Query parsing: filler dropped, longest concepts first, AND / OR, unknown words reported, length caps."""
+
+from __future__ import annotations
+
+import pytest
+
+from pixelsift.errors import UsageError
+from pixelsift.library.query import MAX_QUERY_CHARS, MAX_QUERY_WORDS, parse, words_of
+from pixelsift.library.rows import Term
+
+KNOWN = {
+    "cat",
+    "dog",
+    "beach",
+    "hot dog",
+    "stop sign",
+    "golden retriever",
+    "person",
+    "snow",
+    "hen of the woods",
+}
+
+
+def resolve(phrase: str) -> Term | None:
+    word = phrase[:-1] if phrase.endswith("s") and phrase[:-1] in KNOWN else phrase
+    return Term(word, {word: 1.0}, {}, {}) if word in KNOWN else None
+
+
+def groups(text: str) -> list[list[str]]:
+    return [[t.text for t in group] for group in parse(text, resolve).groups]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my photos of cat", [["cat"]]),
+        ("Show me pictures of cats!", [["cat"]]),
+        ("a dog on the beach", [["dog", "beach"]]),
+        ("people in the snow", [["snow"]]),  # "people" is not KNOWN here: reported, see below
+        ("dog, beach", [["dog", "beach"]]),
+        ("cat or dog", [["cat"], ["dog"]]),
+        ("dog beach or cat", [["dog", "beach"], ["cat"]]),
+        ("the dog's photos", [["dog"]]),
+    ],
+)
+def test_filler_is_dropped_and_concepts_combine(text: str, expected: list[list[str]]) -> None:
+    assert groups(text) == expected
+
+
+def test_multi_word_concepts_are_matched_longest_first() -> None:
+    assert groups("a hot dog on the beach") == [["hot dog", "beach"]], "not 'dog'"
+    assert groups("stop signs") == [["stop sign"]]
+    assert groups("my golden retriever and a cat") == [["golden retriever", "cat"]]
+    assert groups("hen of the woods") == [["hen of the woods"]], "filler inside a name stays"
+
+
+def test_a_concept_never_spans_a_separator() -> None:
+    assert groups("hot, dog") == [["dog"]] and parse("hot, dog", resolve).unknown == ["hot"]
+
+
+def test_unknown_words_are_reported_and_the_rest_still_answers() -> None:
+    query = parse("a fluffy cat on a sunny beach", resolve)
+    assert [[t.text for t in g] for g in query.groups] == [["cat", "beach"]]
+    assert query.unknown == ["fluffy", "sunny"]
+    assert "photos" in parse("photos of xyzzy", resolve).ignored
+    nothing = parse("xyzzy plugh", resolve)
+    assert not nothing.understood and nothing.unknown == ["xyzzy", "plugh"]
+
+
+def test_a_repeated_concept_counts_once() -> None:
+    assert groups("cat cats") == [["cat"]]
+
+
+def test_words_keep_hyphens_and_apostrophes_inside_names() -> None:
+    assert words_of("Jack-o'-lantern, +dog") == ["jack-o'-lantern", ",", "+", "dog"]
+
+
+def test_too_long_queries_are_a_usage_error_with_the_limit() -> None:
+    with pytest.raises(UsageError, match=f"at most {MAX_QUERY_WORDS}"):
+        parse(" ".join(["cat"] * (MAX_QUERY_WORDS + 1)), resolve)
+    with pytest.raises(UsageError, match=f"at most {MAX_QUERY_CHARS}"):
+        parse("c" * 10_000, resolve)
+    assert groups(" ".join(["cat"] * MAX_QUERY_WORDS)) == [["cat"]], "at the limit it still answers"
