@@ -340,6 +340,8 @@ def report(versions: dict[str, dict], tags: dict[str, set[str]]) -> None:
             )
         absent = [m["listed"] for k, m in rows if k == "absent"]
         print(f"  {name:28s} {'absent':10s} listed {sum(absent):.0f} photos over {len(absent)} queries")
+        wrong = sum(m["listed"] for k, m in rows if k != "absent")
+        print(f"  {name:28s} {'wrong':10s} {wrong:.0f} photos in the top 10s that do not show the concept")
         allm = [m for k, m in rows if k != "absent"]
         print(
             f"  {name:28s} {'all':10s} P@5 {np.mean([m['p5'] for m in allm]):.3f}  "

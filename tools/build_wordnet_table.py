@@ -98,8 +98,35 @@ MAX_MENTIONS = 25
 MAX_RELATED = 12
 # Words that never relate (query filler, or too vague to mean a thing in a photo).
 UNRELATED = frozenset(
-    "photo photograph picture image pic shot snapshot thing things stuff something kind sort type lot "
-    "part use form way time group set piece side top bottom one".split()
+    {
+        "photo",
+        "photograph",
+        "picture",
+        "image",
+        "pic",
+        "shot",
+        "snapshot",
+        "thing",
+        "things",
+        "stuff",
+        "something",
+        "kind",
+        "sort",
+        "type",
+        "lot",
+        "part",
+        "use",
+        "form",
+        "way",
+        "time",
+        "group",
+        "set",
+        "piece",
+        "side",
+        "top",
+        "bottom",
+        "one",
+    }
 )
 
 # Custom class names ("chocolate_cake") are linked into the hierarchy through `anchors`: per noun that
@@ -129,7 +156,8 @@ def parse_data_noun(path: Path) -> dict[str, dict]:
                         parents.append("n" + offset)
                 i += 4
             gloss = line.partition(" | ")[2].split(";")[0].strip().lower()  # the definition, no examples
-            synsets["n" + fields[0]] = {"names": names, "parents": parents, "pointers": pointers, "gloss": gloss}
+            record = {"names": names, "parents": parents, "pointers": pointers, "gloss": gloss}
+            synsets["n" + fields[0]] = record
     return synsets
 
 
@@ -244,7 +272,7 @@ def hyponym_closure(synset_id: str, synsets: dict[str, dict]) -> set[str]:
     """The synset and every kind of it in WordNet (hyponyms, all the way down; instances left out)."""
     found, frontier = {synset_id}, [synset_id]
     while frontier:
-        nxt = [t for s in frontier for symbol, t in synsets[s]["pointers"] if symbol == "~" and t not in found]
+        nxt = [t for s in frontier for sym, t in synsets[s]["pointers"] if sym == "~" and t not in found]
         found.update(nxt)
         frontier = nxt
     return found
@@ -352,7 +380,8 @@ def main() -> None:
     print(
         f"{args.out}: {len(table['imagenet'])} ImageNet classes, {len(table['coco'])} COCO classes, "
         f"{len(table['synsets'])} synsets, {len(table['words'])} words, {len(table['related'])} related "
-        f"words, {len(text) / 1e3:.0f} kB; {anchors_out.name}: {len(anchors)} nouns, {len(packed) / 1e3:.0f} kB"
+        f"words, {len(text) / 1e3:.0f} kB; {anchors_out.name}: {len(anchors)} nouns, "
+        f"{len(packed) / 1e3:.0f} kB"
     )
 
 

@@ -2,8 +2,9 @@
 # # 4. Search your photos
 #
 # The lesson's first question: "show me my photos of a cat". An index runs the classifier once per
-# photo, stores its top classes and its 1280 features, and answers word queries through WordNet ("cat"
-# covers tabby, tiger cat, Persian ...) and "more like this one" queries through the features.
+# photo, stores its probabilities for all 1000 classes and its 1280 features, and answers queries
+# through WordNet ("cat" covers tabby, tiger cat, Persian ...) and "more like this one" queries
+# through the features. Each result says what made it match.
 
 # %%
 %matplotlib inline
@@ -47,19 +48,26 @@ def show(results, title):
     plt.tight_layout()
 
 
-cats = index.search("cat", n=3)
+cats = index.search("my photos of cat", n=3)
 print(cats.how)
 assert cats and Path(cats[0].path).name == "chelsea.png"
-show(cats, "cat")
+assert cats[0].matched[0].concept == "cat"
+show(cats, "my photos of cat")
 cats.to_pandas()
 
 # %% [markdown]
-# A phrase works the same way: every known word must match ("a cup of coffee": cup and coffee).
+# Filler ("my photos of", "show me", "a", "the") is dropped. Several concepts must all be in the photo
+# ("cat and coffee" finds nothing here), "or" takes either, and "a cup of coffee" is read as coffee:
+# the photo shows the cup, and the classifier calls it espresso.
 
 # %%
 coffee = index.search("a cup of coffee", n=3)
 assert coffee and Path(coffee[0].path).name == "coffee.png"
-show(coffee, "a cup of coffee")
+print(coffee[0].matched_text())
+assert not index.search("cat and coffee")
+either = index.search("cat or coffee")
+assert {Path(r.path).name for r in either} >= {"chelsea.png", "coffee.png"}
+show(either, "cat or coffee")
 
 # %% [markdown]
 # ## Similar photos

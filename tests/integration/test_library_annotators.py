@@ -74,6 +74,7 @@ class FakeTrained:
     """A trained labeler: a fixed linear layer on the backbone's raw features."""
 
     backbone_modified = False
+    domain = None  # like a model file from before the domain gate: it labels every photo
 
     def __init__(self, backbone: str, dim: int, classes: list[str]):
         self.backbone = backbone

@@ -81,3 +81,15 @@ def test_too_long_queries_are_a_usage_error_with_the_limit() -> None:
     with pytest.raises(UsageError, match=f"at most {MAX_QUERY_CHARS}"):
         parse("c" * 10_000, resolve)
     assert groups(" ".join(["cat"] * MAX_QUERY_WORDS)) == [["cat"]], "at the limit it still answers"
+
+
+def test_a_container_of_something_means_the_something() -> None:
+    containers = {"cup"}
+    KNOWN.update({"cup", "coffee"})
+    try:
+        query = parse("a cup of coffee", resolve, holds=lambda t: t.text in containers)
+        assert [[t.text for t in g] for g in query.groups] == [["coffee"]] and "cup" in query.ignored
+        assert groups("a cup and coffee") == [["cup", "coffee"]], "only 'of' reads it so"
+        assert groups("cup of coffee") == [["cup", "coffee"]], "without `holds` both stay"
+    finally:
+        KNOWN.difference_update({"cup", "coffee"})

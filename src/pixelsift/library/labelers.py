@@ -53,8 +53,9 @@ class Labeler:
         unlike the model's training photos gets none (`Prediction.unrecognised` says how far it is)."""
         raw = np.asarray(raw_features, np.float32)
         proba = np.asarray(self.model.predict_proba_from_features(raw))
-        distances = self.model.domain_distances(raw)
-        threshold = self.model.domain.threshold if self.model.domain is not None else None
+        gate = self.model.domain  # None: a model from before the gate labels every photo
+        distances = gate.distances(raw) if gate is not None else np.zeros(len(raw))
+        threshold = gate.threshold if gate is not None else None
         classes = self.classes
         out = []
         for row, distance in zip(proba, distances, strict=True):

@@ -25,9 +25,9 @@ MAX_QUERY_WORDS = 32  # a longer query is an error: it is not a search people ty
 MAX_QUERY_CHARS = 400
 MAX_PHRASE_WORDS = 4  # the longest concept name tried ("jack-o'-lantern" is one word, "hen of the woods" 4)
 
-# Words that carry no concept of their own in a photo search.
+# Words that carry no concept of their own in a photo search ("a group of people" is people).
 FILLER = frozenset(
-    [
+    {
         "a",
         "an",
         "the",
@@ -113,7 +113,21 @@ FILLER = frozenset(
         "please",
         "just",
         "only",
-    ]
+        "bunch",
+        "group",
+        "pair",
+        "piece",
+        "slice",
+        "pile",
+        "stack",
+        "heap",
+        "crowd",
+        "herd",
+        "flock",
+        "lot",
+        "couple",
+        "handful",
+    }
 )
 AND_WORDS = frozenset(
     [
@@ -198,15 +212,24 @@ def check_length(text: str) -> None:
         )
 
 
-def parse(text: str, resolve: Callable[[str], Term | None]) -> Query:
-    """The query as concepts. `resolve(phrase)` gives the Term a phrase means, or None."""
+def parse(
+    text: str,
+    resolve: Callable[[str], Term | None],
+    holds: Callable[[Term], bool] | None = None,
+) -> Query:
+    """The query as concepts. `resolve(phrase)` gives the Term a phrase means, or None; `holds(term)`
+    says whether a concept is a container ("cup"), so that "a cup of coffee" means coffee: a photo of
+    coffee shows its cup, and the classifier calls it espresso, not cup."""
     check_length(text)
     query = Query(text)
     tokens = words_of(text)
     group: list[Term] = []
+    before_of: Term | None = None  # the concept just before an "of" ("cup" in "a cup of coffee")
     i = 0
     while i < len(tokens):
         token = tokens[i]
+        if token == "of" and group and i > 0 and tokens[i - 1] not in FILLER | AND_WORDS:
+            before_of = group[-1]
         if token in OR_WORDS:
             if group:
                 query.groups.append(group)
@@ -232,6 +255,10 @@ def parse(text: str, resolve: Callable[[str], Term | None]) -> Query:
                 continue  # "the dog" is "dog"; a name never starts or ends with filler
             term = resolve(phrase)
             if term is not None:
+                if before_of in group and holds is not None and holds(before_of):
+                    group.remove(before_of)  # "a cup of coffee": coffee
+                    query.ignored.append(before_of.text)
+                before_of = None
                 if all(t.text != term.text for t in group):
                     group.append(term)
                 i += n

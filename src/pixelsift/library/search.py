@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Filters", "SearchResult", "SearchResults", "Searcher", "Term"]
 
+CONTAINER = "n03094503"  # WordNet's container: "a cup of coffee" is read as coffee
+
 
 @dataclass
 class SearchResult:
@@ -112,7 +114,11 @@ class Searcher:
     # ------------------------------------------------------------------------------ understanding
     def understand(self, query: str) -> Query:
         """The query as concepts (see `library.query`)."""
-        return parse(query, self._term)
+        return parse(query, self._term, self._holds)
+
+    def _holds(self, term: Term) -> bool:
+        """Whether a concept is a container, WordNet's first sense of the word ("cup", "glass", "bowl")."""
+        return term.how == WORD and CONTAINER in self.vocab.label_synsets(term.text)
 
     def _custom_synsets(self) -> dict[str, set[str]]:
         """custom label name -> the WordNet synsets it stands for, with their ancestors."""

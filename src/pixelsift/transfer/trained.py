@@ -103,12 +103,6 @@ class TrainedModel:
             X = l2_normalize(X)
         return self.head.predict_proba(X)
 
-    def domain_distances(self, features: np.ndarray) -> np.ndarray:
-        """Each photo's cosine distance to the nearest training photo (RAW features; 0 without a gate)."""
-        if self.domain is None:
-            return np.zeros(len(features), np.float32)
-        return self.domain.distances(features)
-
     def recognises(self, features: np.ndarray) -> np.ndarray:
         """True for the photos (RAW features) that resemble the training photos (see `transfer.domain`)."""
         if self.domain is None:
