@@ -6,8 +6,9 @@
     >>> index.search("cat").to_pandas()               # doctest: +SKIP
 
 Modules: `store` (every SQL statement, typed rows from `rows`), `schema` (migrations, connection),
-`changes` (folder scan, change plan), `indexer` (incremental, crash-safe updates), `search` (queries
-and results; what a word means comes from `models.vocabulary`), `vectors` (nearest-neighbour search),
+`changes` (folder scan, change plan), `indexer` (incremental, crash-safe updates), `query` (a query as
+concepts), `fusion` (one score per photo and concept), `search` (queries and results; what a word
+means comes from `models.vocabulary`), `vectors` (nearest-neighbour search and the probability cache),
 `metadata` (EXIF), `labelers` (detector and custom labelers).
 """
 
