@@ -108,6 +108,7 @@ class PhotoIndex:
         self.store = LibraryStore.open(self.db_path, create=create, readonly=None)
         self._searcher: Searcher | None = None
         self._caches: dict[str, VectorCache] = {}
+        self._probs: tuple[int, Probabilities] | None = None  # (write sequence number, matrix)
 
     @classmethod
     def for_folder(cls, folder: PathLike) -> PhotoIndex:
@@ -296,10 +297,14 @@ class PhotoIndex:
             categories = get_model_spec(name).categories
         except UnknownModelError:  # a model this installation does not know: its classes are searched by name
             return Probabilities.empty()
+        seq = self.store.seq()
+        if self._probs is not None and self._probs[0] == seq:  # nothing written since: the same matrix
+            return self._probs[1]
         ids, matrix = self._cache(PROBS).current()
         if matrix.ndim != 2 or matrix.shape[1] != len(categories):
             return Probabilities.empty()
-        return Probabilities(ids, matrix, categories)
+        self._probs = (seq, Probabilities(ids, matrix, categories))
+        return self._probs[1]
 
     def _text_model(self) -> Any:
         """The library's text-image model, when photos were encoded with one and it loads here."""

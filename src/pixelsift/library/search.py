@@ -23,7 +23,7 @@ import numpy as np
 from pixelsift.core.sequences import chunks
 from pixelsift.library.fusion import DEFAULT, Calibration, Evidence, Fusion, Probabilities, TermScores
 from pixelsift.library.query import Query, parse
-from pixelsift.library.rows import Filters, Term
+from pixelsift.library.rows import OK, Filters, Term
 from pixelsift.library.store import LibraryStore
 from pixelsift.models.vocabulary import WORD, Vocabulary, base_forms, normalise
 
@@ -191,7 +191,10 @@ class Searcher:
         calibration: Calibration = DEFAULT,
     ) -> SearchResults:
         """The best `n` photos for an understood query, with what made each match."""
-        fusion = Fusion(self.vocab, self._probs(), calibration)
+        probs = self._probs()
+        fusion = Fusion(self.vocab, probs, calibration)
+        # photos indexed before the probabilities were kept are searched from their stored top classes
+        missing_probs = self.store.status_counts().get(OK, 0) > len(probs.ids)
         scored: dict[str, TermScores] = {}
         for term in query.terms:
             scored[term.text] = fusion.score(
@@ -199,13 +202,18 @@ class Searcher:
                 self.store.matching_detections(term.detection_names),
                 self.store.matching_labels(term.label_names),
                 text_scores(term) if text_scores is not None else None,
-                self.store.stored_class_mass(term.concepts),
+                self.store.stored_class_mass(term.concepts) if missing_probs else (),
             )
-        ids = np.unique(np.concatenate([t.ids for t in scored.values()]))
+        # Every term scores the photos with probabilities first, in the same order; the few photos with
+        # evidence but no probabilities (mid-update, older indexes) follow.
+        base = len(probs.ids)
+        extra_ids = np.unique(np.concatenate([t.ids[base:] for t in scored.values()]))
+        ids = np.concatenate([probs.ids, extra_ids])
         per_term = {}
         for name, t in scored.items():
             column = np.zeros(len(ids))
-            column[np.searchsorted(ids, t.ids)] = t.scores
+            column[:base] = t.scores[:base]
+            column[base + np.searchsorted(extra_ids, t.ids[base:])] = t.scores[base:]
             per_term[name] = column
         group_scores = np.stack(
             [np.min(np.stack([per_term[t.text] for t in group]), axis=0) for group in query.groups]
@@ -229,11 +237,15 @@ class Searcher:
                     hits.append((photo_id, score))
             if len(hits) >= n and allowed is None:
                 break
-        row_of = {int(i): r for r, i in enumerate(ids.tolist())}
+
+        def row_of(photo_id: int) -> int:
+            row = probs.row.get(photo_id)
+            return row if row is not None else base + int(np.searchsorted(extra_ids, photo_id))
+
         evidence = {
             photo_id: [
                 e
-                for t in query.groups[int(best_group[row_of[photo_id]])]
+                for t in query.groups[int(best_group[row_of(photo_id)])]
                 for e in fusion.evidence(scored[t.text], photo_id)
             ]
             for photo_id, _ in hits

@@ -480,12 +480,7 @@ class LibraryStore:
         """For photos indexed before the index kept the classifier's whole distribution (no `probs`
         vector yet): their stored top classes' probability on `concepts` (synset -> weight), summed,
         as (photo id, classifier, its best matching class, mass)."""
-        missing = self.conn.execute(
-            f"SELECT 1 FROM photos p WHERE p.status = '{OK}' AND NOT EXISTS "
-            "(SELECT 1 FROM embeddings e WHERE e.photo_id = p.id AND e.space = ?) LIMIT 1",
-            (PROBS,),
-        ).fetchone()
-        if not concepts or missing is None:
+        if not concepts:
             return []
         values = ",".join("(?, ?)" for _ in concepts)
         params = [v for pair in concepts.items() for v in pair]
