@@ -34,7 +34,7 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/python -c "import pixelsift; pixelsift.make_shapes_dataset('$(PIXELSIFT_DEMO_OUT)/shapes')"
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift train $(PIXELSIFT_DEMO_OUT)/shapes -o $(PIXELSIFT_DEMO_OUT)/shapes.safetensors
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift index samples/ --db $(PIXELSIFT_DEMO_OUT)/library.db
-	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift search cat --db $(PIXELSIFT_DEMO_OUT)/library.db
+	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift search "my photos of cat" --db $(PIXELSIFT_DEMO_OUT)/library.db
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests benchmarks tools
@@ -72,6 +72,7 @@ lab: $(VENV)/.notebooks-installed
 bench: $(VENV)/.demo-installed
 	$(BIN)/python benchmarks/bench_classify.py
 	$(BIN)/python benchmarks/bench_library.py indexing
+	$(BIN)/python benchmarks/bench_search.py
 
 clean:
 	rm -rf $(VENV) $(PIXELSIFT_DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
