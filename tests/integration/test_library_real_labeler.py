@@ -78,6 +78,10 @@ def test_a_labeler_labels_only_photos_like_its_training_photos(
     result.model.save(model_file)
     reloaded = load_trained(model_file)
     assert reloaded.domain is not None and reloaded.domain.threshold == pytest.approx(gate.threshold)
+    valid_photo = sorted((shapes / "valid").rglob("*.jpg"))[0]
+    verdicts = reloaded.predict([SAMPLES / "coffee.png", valid_photo], top_k=1)
+    assert [v.recognised for v in verdicts] == [False, True], "predict says which photos it knows"
+    assert verdicts[0].to_dict()["recognised"] is False
     assert reloaded.training["domain"]["reject_test"]["rejected"] == result.reject_test.photos
 
     library = tmp_path / "photos"

@@ -52,7 +52,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def print_table(result: Classification) -> None:
     rows = [(label, format_score(score)) for label, score in zip(result.labels, result.scores, strict=True)]
-    print(printable(result.path))
+    unknown = "  (unlike the model's training photos: probably none of its classes)"
+    print(printable(result.path) + (unknown if result.recognised is False else ""))
     print(format_table(["Class", "Probability score"], rows, right=(1,)))
     print()
 

@@ -24,6 +24,8 @@ class Classification:
     labels: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     error: str | None = None
+    # a trained model's verdict on whether the photo is like its training photos (None: not judged)
+    recognised: bool | None = None
 
     def __post_init__(self) -> None:
         if len(self.labels) != len(self.scores):
@@ -37,7 +39,10 @@ class Classification:
         if self.error is not None:
             return {"path": self.path, "error": self.error}
         preds = [{"label": lab, "score": s} for lab, s in zip(self.labels, self.scores, strict=True)]
-        return {"path": self.path, "predictions": preds}
+        out: dict[str, Any] = {"path": self.path, "predictions": preds}
+        if self.recognised is not None:
+            out["recognised"] = self.recognised
+        return out
 
     def to_pandas(self) -> pd.DataFrame:
         """The seed's table: one row per class, columns "Class" and "Probability score"."""

@@ -172,7 +172,8 @@ class TrainedModel:
                 yield Classification(row.path, error=row.error)
             else:
                 labels, scores = top_classes(self._proba(row.vector[None])[0], names, top_k)
-                yield Classification(row.path, labels, scores)
+                known = bool(self.recognises(row.vector[None])[0]) if self.domain is not None else None
+                yield Classification(row.path, labels, scores, recognised=known)
 
     def predict(
         self,
