@@ -92,6 +92,7 @@ def test_nothing_found_exits_1_for_every_reason_and_says_why(
     _, db = library
     cases = [
         (["search", "xyzzy"], "no photo label matches 'xyzzy'"),
+        (["search", "photos of the"], "names nothing to look for"),
         (["search", "pizza"], "no photo matches 'pizza' with a score of at least 0.25"),
         (["search", "cat", "--before", "2000"], "1 photo matches 'cat', none taken before"),
         (["similar", str(SAMPLES / "chelsea.png"), "--before", "2000"], "none taken before 2000-01-01"),

@@ -93,3 +93,13 @@ def test_a_container_of_something_means_the_something() -> None:
         assert groups("cup of coffee") == [["cup", "coffee"]], "without `holds` both stay"
     finally:
         KNOWN.difference_update({"cup", "coffee"})
+
+
+def test_accents_are_folded_and_a_query_of_filler_understands_nothing() -> None:
+    KNOWN.add("cafe")
+    try:
+        assert groups("Café") == [["cafe"]]
+    finally:
+        KNOWN.discard("cafe")
+    only_filler = parse("photos of the", resolve)
+    assert not only_filler.understood and only_filler.unknown == []

@@ -15,6 +15,7 @@ index; `library.search` scores the photos.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -186,10 +187,17 @@ class Query:
         return " OR ".join(" AND ".join(t.describe() for t in group) for group in self.groups)
 
 
+def _fold(text: str) -> str:
+    """Lower case, accents dropped ("Café" -> "cafe"): WordNet's nouns are plain ASCII."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def words_of(text: str) -> list[str]:
-    """The query's words and separators, lower case; a possessive "'s" is dropped ("dog's" -> "dog")."""
+    """The query's words and separators, lower case without accents; a possessive "'s" is dropped
+    ("dog's" -> "dog")."""
     tokens = []
-    for token in _TOKEN.findall(text.lower().replace("_", " ")):
+    for token in _TOKEN.findall(_fold(text).replace("_", " ")):
         token = token.strip('.!?"()[]{}:')
         token = re.sub(r"'s$", "", token)
         if token:

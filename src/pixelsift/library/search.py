@@ -109,7 +109,7 @@ class Searcher:
         self.root = root
         self.vocab = Vocabulary.load()
         self._probs = probs or (lambda: Probabilities.empty())
-        self._custom: dict[str, set[str]] | None = None
+        self._custom: tuple[int, dict[str, set[str]]] | None = None  # (write sequence number, labels)
 
     # ------------------------------------------------------------------------------ understanding
     def understand(self, query: str) -> Query:
@@ -121,10 +121,13 @@ class Searcher:
         return term.how == WORD and CONTAINER in self.vocab.label_synsets(term.text)
 
     def _custom_synsets(self) -> dict[str, set[str]]:
-        """custom label name -> the WordNet synsets it stands for, with their ancestors."""
-        if self._custom is None:
-            self._custom = {name: self.vocab.label_synsets(name) for name in self.store.custom_label_names()}
-        return self._custom
+        """custom label name -> the WordNet synsets it stands for, with their ancestors (read again
+        after the index changed: a long-running server sees a new labeler's labels)."""
+        seq = self.store.seq()
+        if self._custom is None or self._custom[0] != seq:
+            names = self.store.custom_label_names()
+            self._custom = (seq, {name: self.vocab.label_synsets(name) for name in names})
+        return self._custom[1]
 
     def _term(self, text: str) -> Term | None:
         text = normalise(text)
@@ -169,7 +172,12 @@ class Searcher:
         return list(dict.fromkeys(found))[:limit]
 
     def not_understood(self, query: Query) -> str:
-        words = query.unknown or [query.text]
+        if not query.unknown:
+            return (
+                f"the query {query.text!r} names nothing to look for; say what the photos show "
+                '("photos of cats", "a dog on the beach")'
+            )
+        words = query.unknown
         message = f"no photo label matches {', '.join(repr(w) for w in words)}"
         suggestions = self.suggestions(words)
         if suggestions:
