@@ -185,7 +185,9 @@ def test_a_broader_word_finds_what_a_labeler_labelled(library: tuple[Path, Path]
     with PhotoIndex(copy) as index:
         coffee = index.conn.execute("SELECT id FROM photos WHERE path = 'coffee.png'").fetchone()[0]
         rocket = index.conn.execute("SELECT id FROM photos WHERE path = 'rocket.jpg'").fetchone()[0]
+        assert not index.search("cake"), "before the labels (and the searcher has read the label names)"
         with index.store.transaction():
+            index.store.next_seq()  # as the indexer does in each batch it writes
             index.store.set_custom_labels(coffee, "desserts", [("chocolate_cake", 0.9)])
             index.store.set_custom_labels(rocket, "desserts", [("spring_rolls", 0.8)])
         cake = index.search("cake")

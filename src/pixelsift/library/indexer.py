@@ -500,6 +500,7 @@ class Indexer:
                 continue
             predictions = labeler.predict(np.stack([v for _, v in rows]), CUSTOM_LABELS_PER_PHOTO)
             with self.store.transaction():
+                self.store.next_seq()  # readers that cache label names see the change
                 for (photo_id, _), answer in zip(rows, predictions, strict=True):
                     self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
             done += len(rows)
@@ -514,6 +515,7 @@ class Indexer:
         for chunk in self._outputs_in_chunks(backbone, photos, labeler.name, 64):
             predictions = labeler.predict(np.stack([f for _, f, _ in chunk]), CUSTOM_LABELS_PER_PHOTO)
             with self.store.transaction():
+                self.store.next_seq()  # readers that cache label names see the change
                 for (photo_id, _, _), answer in zip(chunk, predictions, strict=True):
                     self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
             done += len(chunk)
