@@ -53,12 +53,14 @@ _LAZY = {
 # Subpackages that are also callables: `pixelsift.detect(paths)` and `pixelsift.detect.load_detector`,
 # `pixelsift.explain(paths)`.
 _CALLABLE_PACKAGES = ("detect", "explain")
+# Subpackages reached as attributes: `pixelsift.batch.run(...)`.
+_PACKAGES = ("batch",)
 
-__all__ = ["__version__", *_LAZY, *_CALLABLE_PACKAGES]
+__all__ = ["__version__", *_LAZY, *_CALLABLE_PACKAGES, *_PACKAGES]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CALLABLE_PACKAGES:
+    if name in _CALLABLE_PACKAGES or name in _PACKAGES:
         return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)

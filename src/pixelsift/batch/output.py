@@ -1,0 +1,147 @@
+"""A batch job's output folder: Parquet shards with deterministic names, and `_job.json`.
+
+    OUT_DIR/part-00000.parquet     inputs 0 .. shard_size-1 of the sorted input list
+    OUT_DIR/part-00001.parquet     the next shard_size inputs ...
+    OUT_DIR/_job.json              task, model, weights, engine, options, pixelsift version, counts
+
+A shard is written whole (to a temporary name, then renamed), so an interrupted job leaves finished
+shards only; `resume` keeps each shard whose rows still match their files (path, size, mtime).
+Rows: path, size, mtime_ns, sha256, width, height, error, then the task's columns (classify:
+labels, scores; embed: vector (fixed-size list of float32), labels, scores; detect: objects, a list
+of {label, score, box [x1, y1, x2, y2]} in the photo's pixels).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pixelsift.core.optional import optional_import
+from pixelsift.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+JOB_FILE = "_job.json"
+SHARD_GLOB = "part-*.parquet"
+
+
+def _pa() -> Any:
+    return optional_import("pyarrow", "pyarrow", "parquet", "Batch jobs' Parquet output")
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def schema(task: str, dim: int) -> pa.Schema:
+    pa = _pa()
+    fields = [
+        pa.field("path", pa.string()),
+        pa.field("size", pa.int64()),
+        pa.field("mtime_ns", pa.int64()),
+        pa.field("sha256", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("error", pa.string()),
+    ]
+    top = [pa.field("labels", pa.list_(pa.string())), pa.field("scores", pa.list_(pa.float32()))]
+    if task == "classify":
+        fields += top
+    elif task == "embed":
+        fields += [pa.field("vector", pa.list_(pa.float32(), dim)), *top]
+    else:
+        box = pa.struct([("label", pa.string()), ("score", pa.float32()), ("box", pa.list_(pa.float32(), 4))])
+        fields.append(pa.field("objects", pa.list_(box)))
+    return pa.schema(fields)
+
+
+def rows_to_table(
+    task: str, rows: Sequence[dict[str, Any]], vectors: np.ndarray | None, dim: int
+) -> pa.Table:
+    """Result rows (and embed vectors, row-aligned) as a table of the task's schema, sorted by path."""
+    pa = _pa()
+    order = sorted(range(len(rows)), key=lambda i: rows[i]["path"])
+    rows = [rows[i] for i in order]
+    columns: dict[str, Any] = {
+        name: [r.get(name) for r in rows]
+        for name in ("path", "size", "mtime_ns", "sha256", "width", "height", "error")
+    }
+    ok = [r.get("error") is None for r in rows]
+    if task in ("classify", "embed"):
+        columns["labels"] = [r.get("labels") if good else None for r, good in zip(rows, ok, strict=True)]
+        columns["scores"] = [r.get("scores") if good else None for r, good in zip(rows, ok, strict=True)]
+    if task == "embed":
+        matrix = np.zeros((len(rows), dim), np.float32) if vectors is None else np.asarray(vectors)[order]
+        flat = pa.array(np.ascontiguousarray(matrix, np.float32).reshape(-1), pa.float32())
+        failed = pa.array([not good for good in ok])  # a failed photo's vector is null
+        columns["vector"] = pa.FixedSizeListArray.from_arrays(flat, dim, mask=failed)
+    if task == "detect":
+        columns["objects"] = [r.get("objects") if good else None for r, good in zip(rows, ok, strict=True)]
+    target = schema(task, dim)
+    arrays = [
+        columns[f.name] if isinstance(columns[f.name], pa.Array) else pa.array(columns[f.name], f.type)
+        for f in target
+    ]
+    return pa.Table.from_arrays(arrays, schema=target)
+
+
+def write_shard(folder: Path, index: int, table: pa.Table) -> Path:
+    """Write one shard atomically: readers see the whole shard or none of it."""
+    pq = optional_import("pyarrow.parquet", "pyarrow", "parquet", "Batch jobs' Parquet output")
+    target = folder / shard_name(index)
+    tmp = folder / f".{target.name}.{os.getpid()}.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def finished_inputs(folder: Path, index: int) -> dict[str, tuple[int | None, int | None]] | None:
+    """path -> (size, mtime_ns) of the rows of shard `index`, or None when it is not there or damaged."""
+    pq = optional_import("pyarrow.parquet", "pyarrow", "parquet", "Batch jobs' Parquet output")
+    path = folder / shard_name(index)
+    if not path.is_file():
+        return None
+    try:
+        table = pq.read_table(path, columns=["path", "size", "mtime_ns"])
+    except Exception:  # a damaged shard of ours is done again, never trusted
+        return None
+    data = table.to_pydict()
+    return {p: (s, m) for p, s, m in zip(data["path"], data["size"], data["mtime_ns"], strict=True)}
+
+
+def write_job_file(folder: Path, record: dict[str, Any]) -> None:
+    tmp = folder / f".{JOB_FILE}.tmp"
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / JOB_FILE)
+
+
+def read_job_file(folder: Path) -> dict[str, Any] | None:
+    path = folder / JOB_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"{path} is damaged; remove it (and the shards) or use another -o folder") from None
+    return record if isinstance(record, dict) else None
+
+
+def read(folder: str | os.PathLike[str]) -> pd.DataFrame:
+    """Every row of a batch job's output, as a DataFrame (shards in order, rows sorted by path).
+
+    >>> pixelsift.batch.read("out/").head()      # doctest: +SKIP
+    """
+    pq = optional_import("pyarrow.parquet", "pyarrow", "parquet", "Reading batch jobs' output")
+    out = Path(folder).expanduser()
+    shards = sorted(out.glob(SHARD_GLOB))
+    if not shards:
+        raise UsageError(f"{out}: no batch output here (part-*.parquet); run `pixelsift batch ... -o {out}`")
+    pa = _pa()
+    return pa.concat_tables([pq.read_table(s) for s in shards]).to_pandas()

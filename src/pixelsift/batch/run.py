@@ -1,0 +1,355 @@
+"""Run a batch job: inputs -> shards -> an engine -> Parquet shards in OUT_DIR, and a summary.
+
+`engine="local"` runs the shards in this process; `engine="ray"` runs the same `Worker` as a Ray Data
+actor pool (`pixelsift[ray]`), on this machine or a running cluster (`address`). Only the driver
+writes files, shard by shard, so the output is the same whichever engine ran it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixelsift.batch.inputs import batch_inputs
+from pixelsift.batch.job import BatchJob, Worker
+from pixelsift.batch.output import (
+    SHARD_GLOB,
+    finished_inputs,
+    read_job_file,
+    rows_to_table,
+    write_job_file,
+    write_shard,
+)
+from pixelsift.core.progress import progress_bar
+from pixelsift.core.sequences import chunks
+from pixelsift.errors import UsageError
+from pixelsift.models.registry import get_model_spec
+from pixelsift.runtime.options import RunOptions
+from pixelsift.version import __version__
+
+ENGINES = ("local", "ray")
+SHARD_SIZE = 1000  # inputs per Parquet file
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did."""
+
+    out: Path
+    task: str
+    engine: str
+    inputs: int = 0
+    processed: int = 0  # run this time
+    skipped: int = 0  # already in OUT_DIR (resume)
+    failed: int = 0  # rows with an error, of those processed
+    shards: int = 0
+    shards_written: int = 0
+    seconds: float = 0.0
+    startup_seconds: float = 0.0  # engine start and model load: until the first result arrived
+    interrupted: bool = False
+
+    @property
+    def throughput(self) -> float:
+        """Inputs per second over the whole run, start-up included."""
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "task": self.task,
+            "engine": self.engine,
+            "inputs": self.inputs,
+            "processed": self.processed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "shards": self.shards,
+            "shards_written": self.shards_written,
+            "seconds": round(self.seconds, 3),
+            "startup_seconds": round(self.startup_seconds, 3),
+            "throughput": round(self.throughput, 2),
+            "interrupted": self.interrupted,
+        }
+
+    def line(self) -> str:
+        done = f"{self.processed} processed, {self.skipped} already done, {self.failed} failed"
+        rate = f"{self.throughput:.1f} images/s, of which {self.startup_seconds:.1f} s start-up"
+        return f"{self.task}: {self.inputs} inputs, {done} in {self.seconds:.1f} s ({rate}) -> {self.out}"
+
+
+@dataclass
+class EngineOptions:
+    """Where and how wide the job runs."""
+
+    engine: str = "local"
+    address: str | None = None  # Ray: a running cluster ("auto", "ray://host:10001"); None starts one
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    batch_size: int = 32  # inputs per worker call
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
+        if self.workers < 1:
+            raise UsageError("--workers must be at least 1")
+        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+            raise UsageError("--cpus-per-worker must be above 0 and --gpus-per-worker at least 0")
+        if self.batch_size < 1:
+            raise UsageError("--batch-size must be at least 1")
+
+
+@dataclass
+class _Plan:
+    shards: list[list[str]]
+    todo: list[int]
+    skipped: int
+    shard_of: dict[str, int] = field(default_factory=dict)
+
+
+def _stat(path: str) -> tuple[int | None, int | None]:
+    try:
+        info = os.stat(path)
+        return info.st_size, info.st_mtime_ns
+    except OSError:
+        return None, None
+
+
+def _plan(paths: list[str], out: Path, shard_size: int, resume: bool) -> _Plan:
+    shards = [list(c) for c in chunks(paths, shard_size)]
+    todo, skipped = [], 0
+    for index, shard in enumerate(shards):
+        done = finished_inputs(out, index) if resume else None
+        if done is not None and set(done) == set(shard) and all(done[p] == _stat(p) for p in shard):
+            skipped += len(shard)  # every input of the shard is there, unchanged
+        else:
+            todo.append(index)
+    return _Plan(shards, todo, skipped)
+
+
+def _prepare_out(out: Path, job: BatchJob, resume: bool, shards: int) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"-o {out}: cannot create the folder ({exc.strerror})") from None
+    earlier = read_job_file(out)
+    existing = sorted(out.glob(SHARD_GLOB))
+    if not resume and (earlier is not None or existing):
+        raise UsageError(
+            f"{out} holds the output of an earlier job; --resume continues it, or pick another -o folder"
+        )
+    if earlier is not None:
+        same = earlier.get("task") == job.task and earlier.get("model") == job.model_name()
+        if not same:
+            raise UsageError(
+                f"{out} holds a {earlier.get('task')} job of {earlier.get('model')}; resume it with the same "
+                "task and model, or pick another -o folder"
+            )
+    for stale in existing:  # shards past the end of this input list belong to no shard of it
+        if int(stale.stem.split("-")[1]) >= shards:
+            stale.unlink()
+
+
+def _job_record(
+    job: BatchJob, engine: EngineOptions, summary: BatchSummary, shard_size: int
+) -> dict[str, Any]:
+    name = job.model_name()
+    spec = get_model_spec(name)
+    weights = spec.weights
+    precision = job.run_options.precision or "auto"
+    return {
+        "task": job.task,
+        "model": name,
+        "weights_sha256": getattr(weights, "sha256", None),
+        "weights_file": getattr(weights, "filename", None),
+        "precision": precision,
+        "engine": engine.engine,
+        "pixelsift_version": __version__,
+        "options": {**job.describe(), "shard_size": shard_size, "batch_size": engine.batch_size},
+        "counts": {
+            "inputs": summary.inputs,
+            "processed": summary.processed,
+            "skipped": summary.skipped,
+            "failed": summary.failed,
+            "shards": summary.shards,
+        },
+        "finished": not summary.interrupted,
+    }
+
+
+def run(
+    task: str,
+    inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    run_options: RunOptions | None = None,
+    *,
+    engine: str = "local",
+    model: str | None = None,
+    top_k: int = 5,
+    conf: float = 0.25,
+    normalize: str = "l2",
+    resume: bool = False,
+    shard_size: int = SHARD_SIZE,
+    batch_size: int = 32,
+    workers: int = 1,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    address: str | None = None,
+    progress: bool | None = False,
+    verbose: bool = False,
+) -> BatchSummary:
+    """Classify, embed or detect every input (folders, globs, manifest files) into Parquet shards.
+
+    >>> s = pixelsift.batch.run("embed", "photos/", "out/")          # doctest: +SKIP
+    >>> s.processed, s.throughput                                     # doctest: +SKIP
+    >>> pixelsift.batch.read("out/").head()                           # doctest: +SKIP
+    """
+    job = BatchJob(task, model, top_k, conf, normalize, run_options or RunOptions())
+    options = EngineOptions(engine, address, workers, cpus_per_worker, gpus_per_worker, batch_size, verbose)
+    if shard_size < 1:
+        raise UsageError("--shard-size must be at least 1")
+    target = Path(out).expanduser()
+    paths = batch_inputs([inputs] if isinstance(inputs, str | os.PathLike) else inputs)
+    plan = _plan(paths, target, shard_size, resume)
+    _prepare_out(target, job, resume, len(plan.shards))
+    summary = BatchSummary(target, task, engine, len(paths), skipped=plan.skipped, shards=len(plan.shards))
+    started = time.perf_counter()
+    write_job_file(target, {**_job_record(job, options, summary, shard_size), "finished": False})
+    runner = _run_ray if engine == "ray" else _run_local
+    try:
+        runner(_Run(job, options, plan, target, summary, started, progress))
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    summary.seconds = time.perf_counter() - started
+    write_job_file(target, _job_record(job, options, summary, shard_size))
+    if summary.interrupted:
+        raise KeyboardInterrupt(summary.line())
+    return summary
+
+
+@dataclass
+class _Run:
+    """One run's state, shared by the engines."""
+
+    job: BatchJob
+    options: EngineOptions
+    plan: _Plan
+    target: Path
+    summary: BatchSummary
+    started: float
+    progress: bool | None
+
+    def started_up(self) -> None:
+        self.summary.startup_seconds = time.perf_counter() - self.started
+
+    def write(self, index: int, rows: Sequence[dict[str, Any]], vectors: np.ndarray | None, dim: int) -> None:
+        write_shard(self.target, index, rows_to_table(self.job.task, rows, vectors, dim))
+        self.summary.processed += len(rows)
+        self.summary.failed += sum(r.get("error") is not None for r in rows)
+        self.summary.shards_written += 1
+
+
+def _run_local(run: _Run) -> None:
+    plan = run.plan
+    if not plan.todo:
+        return
+    worker = Worker(run.job)
+    run.started_up()
+    total = sum(len(plan.shards[i]) for i in plan.todo)
+    with progress_bar(total=total, desc=run.job.task, enabled=run.progress) as bar:
+        for index in plan.todo:
+            rows: list[dict[str, Any]] = []
+            parts: list[np.ndarray] = []
+            for chunk in chunks(plan.shards[index], run.options.batch_size):
+                chunk_rows, vectors = worker.process(list(chunk))
+                rows += chunk_rows
+                parts.append(vectors)
+                bar.update(len(chunk))
+            run.write(index, rows, np.concatenate(parts), worker.dim)
+
+
+def _bound_worker(job: BatchJob) -> type:
+    """A `Worker` class that carries the job itself: Ray rebuilds it in each actor (and again when a
+    dead actor is restarted) without constructor arguments in the object store."""
+
+    class BoundWorker(Worker):
+        def __init__(self) -> None:
+            super().__init__(job)
+
+    return BoundWorker
+
+
+def _ray_batches(
+    job: BatchJob, options: EngineOptions, paths: list[str]
+) -> tuple[Iterator[dict[str, np.ndarray]], Any]:
+    """(the Ray Data output batches, the dataset) for `paths`; starts or joins a cluster."""
+    from pixelsift.core.optional import optional_import
+
+    ray = optional_import("ray", "ray", "ray", "The Ray engine (--engine ray)")
+    quiet = logging.INFO if options.verbose else logging.ERROR
+    if not ray.is_initialized():
+        if options.address:
+            ray.init(address=options.address, log_to_driver=options.verbose, logging_level=quiet)
+        else:  # a local cluster with this machine's CPUs and GPUs
+            ray.init(include_dashboard=False, log_to_driver=options.verbose, logging_level=quiet)
+    import ray.data  # imported with ray
+
+    logging.getLogger("ray.data").setLevel(quiet)
+
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # shards complete one after another
+    context.enable_progress_bars = options.verbose
+    dataset = ray.data.from_items([{"path": p} for p in paths])
+    mapped = dataset.map_batches(
+        _bound_worker(job),
+        batch_size=options.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=options.workers),
+        num_cpus=options.cpus_per_worker,
+        num_gpus=options.gpus_per_worker or None,
+    )
+    return mapped.iter_batches(batch_size=None, batch_format="numpy"), mapped
+
+
+def _run_ray(run: _Run) -> None:
+    import json
+
+    job, plan = run.job, run.plan
+    if not plan.todo:
+        return
+    paths = [p for i in plan.todo for p in plan.shards[i]]
+    shard_of = {p: i for i in plan.todo for p in plan.shards[i]}
+    pending: dict[int, dict[str, tuple[dict[str, Any], np.ndarray | None]]] = {i: {} for i in plan.todo}
+    batches, dataset = _ray_batches(job, run.options, paths)
+    dim = 0
+    first = True
+    with progress_bar(total=len(paths), desc=f"{job.task} (ray)", enabled=run.progress) as bar:
+        for batch in batches:
+            if first:
+                run.started_up()
+                first = False
+            vectors = batch.get("vector")
+            for i, (path, text) in enumerate(zip(batch["path"], batch["row"], strict=True)):
+                index = shard_of[str(path)]
+                # a retried task (a worker process that died) may deliver a row twice: keyed by path
+                if str(path) not in pending[index]:
+                    bar.update(1)
+                pending[index][str(path)] = (json.loads(str(text)), None if vectors is None else vectors[i])
+                if vectors is not None:
+                    dim = int(np.asarray(vectors).shape[1])
+                if len(pending[index]) == len(plan.shards[index]):
+                    done = pending.pop(index)
+                    rows = [done[p][0] for p in plan.shards[index]]
+                    matrix = None
+                    if job.task == "embed":
+                        matrix = np.stack([np.asarray(done[p][1]) for p in plan.shards[index]])
+                    run.write(index, rows, matrix, dim)
+    if run.options.verbose:
+        print(dataset.stats())

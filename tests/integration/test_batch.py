@@ -1,0 +1,222 @@
+"""Batch jobs: the local engine against the in-process commands, bad files as rows, resume after an
+interruption, manifests; the Ray engine (a real local cluster) against the local engine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import pixelsift
+from conftest import SAMPLES
+from helpers import write_image
+from pixelsift.batch import job as batch_job
+from pixelsift.cli import main
+from pixelsift.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The samples, two generated photos, and a file that is not an image."""
+    root = tmp_path_factory.mktemp("batch") / "photos"
+    root.mkdir()
+    for sample in SAMPLES.iterdir():
+        if sample.suffix in (".png", ".jpg"):
+            shutil.copy(sample, root / sample.name)
+    write_image(root / "more" / "g0.jpg", size=(120, 90), seed=1)
+    write_image(root / "more" / "g1.jpg", size=(90, 120), seed=2)
+    (root / "broken.jpg").write_bytes(b"not a jpeg at all")
+    return root
+
+
+def good(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != "broken.jpg")
+
+
+def test_classify_rows_match_pixelsift_classify_and_a_bad_file_is_a_row(photos: Path, tmp_path: Path) -> None:
+    summary = pixelsift.batch.run("classify", photos, tmp_path / "out", top_k=3, shard_size=3)
+    assert (summary.inputs, summary.processed, summary.failed, summary.shards) == (8, 8, 1, 3)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "_job.json",
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+    table = pixelsift.batch.read(tmp_path / "out")
+    assert list(table["path"]) == sorted(str(p) for p in photos.rglob("*") if p.is_file())
+    broken = table[table["path"].str.endswith("broken.jpg")].iloc[0]
+    assert broken["error"] and broken["labels"] is None and broken["size"] == 17
+    expected = {r.path: r for r in pixelsift.classify(good(photos), top_k=3)}
+    for row in table[table["error"].isna()].itertuples():
+        reference = expected[row.path]
+        assert list(row.labels) == reference.labels, row.path
+        assert np.allclose(row.scores, reference.scores, atol=1e-6)
+        assert row.sha256 == hashlib.sha256(Path(row.path).read_bytes()).hexdigest()
+    chelsea = table[table["path"].str.endswith("chelsea.png")].iloc[0]
+    assert (chelsea["width"], chelsea["height"]) == (451, 300), "the photo's own size"
+    job = json.loads((tmp_path / "out" / "_job.json").read_text())
+    assert job["task"] == "classify" and job["model"] == "efficientnet_lite0" and job["finished"]
+    assert job["counts"] == {"inputs": 8, "processed": 8, "skipped": 0, "failed": 1, "shards": 3}
+    assert job["weights_sha256"] and job["pixelsift_version"] == pixelsift.__version__
+
+
+def test_embed_vectors_match_pixelsift_embed(photos: Path, tmp_path: Path) -> None:
+    pixelsift.batch.run("embed", photos, tmp_path / "out")
+    table = pixelsift.batch.read(tmp_path / "out")
+    reference = pixelsift.embed(good(photos))
+    by_path = dict(zip(reference.paths, reference.vectors, strict=True))
+    rows = table[table["error"].isna()]
+    assert len(rows) == len(by_path)
+    for row in rows.itertuples():
+        assert np.allclose(np.asarray(row.vector, np.float32), by_path[row.path], atol=1e-5), row.path
+        assert len(row.labels) == 5, "the classifier's top-k from the same forward pass"
+    assert table[table["error"].notna()]["vector"].isna().all()
+
+
+@pytest.mark.skipif(pixelsift.detect.default_detector_name() is None, reason="needs a detector here")
+def test_detect_rows_match_the_detector(photos: Path, tmp_path: Path) -> None:
+    pixelsift.batch.run("detect", photos, tmp_path / "out", conf=0.3)
+    table = pixelsift.batch.read(tmp_path / "out")
+    detector = pixelsift.load_detector(conf=0.3)
+    for result in detector.iter_detect(good(photos)):
+        row = table[table["path"] == result.path].iloc[0]
+        assert [o["label"] for o in row["objects"]] == list(result.detections.class_names)
+        boxes = np.array([o["box"] for o in row["objects"]]).reshape(-1, 4)
+        assert np.allclose(boxes, result.detections.boxes, atol=1e-3)
+
+
+def test_resume_after_an_interruption_does_only_the_rest(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    real = batch_job.Worker.process
+    calls: list[list[str]] = []
+
+    def interrupted(self: Any, paths: list[str]) -> Any:
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # Ctrl-C during the second shard
+        calls.append(paths)
+        return real(self, paths)
+
+    monkeypatch.setattr(batch_job.Worker, "process", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pixelsift.batch.run("classify", photos, out, shard_size=3)
+    assert sorted(p.name for p in out.glob("part-*")) == ["part-00000.parquet"], "the finished shard stays"
+    assert json.loads((out / "_job.json").read_text())["finished"] is False
+
+    done: list[list[str]] = []
+    monkeypatch.setattr(
+        batch_job.Worker, "process", lambda self, paths: done.append(paths) or real(self, paths)
+    )
+    with pytest.raises(UsageError, match="--resume"):
+        pixelsift.batch.run("classify", photos, out, shard_size=3)
+    summary = pixelsift.batch.run("classify", photos, out, shard_size=3, resume=True)
+    assert (summary.skipped, summary.processed) == (3, 5)
+    assert (
+        sorted(p for chunk in done for p in chunk)
+        == sorted(str(p) for p in photos.rglob("*") if p.is_file())[3:]
+    )
+    table = pixelsift.batch.read(out)
+    assert len(table) == 8 and table["path"].is_unique, "every input exactly once"
+
+    done.clear()
+    first = sorted(str(p) for p in photos.rglob("*") if p.is_file())[0]
+    Path(first).touch()  # changed since: its shard is done again
+    again = pixelsift.batch.run("classify", photos, out, shard_size=3, resume=True)
+    assert (again.skipped, again.processed) == (5, 3) and first in done[0]
+    with pytest.raises(UsageError, match="holds a classify job"):
+        pixelsift.batch.run("embed", photos, out, shard_size=3, resume=True)
+
+
+def test_manifests_name_the_same_inputs(photos: Path, tmp_path: Path) -> None:
+    from pixelsift.batch.inputs import batch_inputs
+
+    files = sorted(p for p in photos.rglob("*") if p.is_file())
+    (tmp_path / "list.txt").write_text("# photos\n" + "\n".join(str(p) for p in files) + "\n\n")
+    (tmp_path / "list.csv").write_text("path,note\n" + "".join(f"{p},x\n" for p in files))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"path": [str(p) for p in files]}), tmp_path / "list.parquet")
+    expected = [str(p) for p in files]
+    assert batch_inputs([photos]) == expected
+    for manifest in ("list.txt", "list.csv", "list.parquet"):
+        assert batch_inputs([tmp_path / manifest]) == expected, manifest
+    assert batch_inputs([str(photos / "*.png"), photos / "rocket.jpg"]) == sorted(
+        [str(p) for p in photos.glob("*.png")] + [str(photos / "rocket.jpg")]
+    )
+    relative = tmp_path / "sub" / "rel.txt"
+    relative.parent.mkdir()
+    relative.write_text("x.jpg\n")
+    assert batch_inputs([relative]) == [str(relative.parent / "x.jpg")], "relative to the manifest's folder"
+    for bad, message in (
+        ("s3://bucket/a.jpg", "URI"),
+        (str(tmp_path / "nothing-here"), "no such file"),
+        (str(tmp_path / "*.nothing"), "matches no file"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            batch_inputs([bad])
+    (tmp_path / "nopath.csv").write_text("file\na.jpg\n")
+    with pytest.raises(UsageError, match="'path' column"):
+        batch_inputs([tmp_path / "nopath.csv"])
+
+
+def test_the_cli_writes_the_job_and_exits_1_for_a_bad_photo(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["batch", "classify", str(photos), "-o", str(out), "-k", "2", "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["processed"] == 8 and summary["failed"] == 1 and summary["engine"] == "local"
+    assert "1 inputs could not be read" in captured.err
+    assert main(["batch", "classify", str(photos), "-o", str(out)]) == 2, "an earlier job's folder"
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_the_local_engine_needs_no_ray(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pixelsift.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    summary = pixelsift.batch.run("classify", photos / "chelsea.png", tmp_path / "out")
+    assert summary.processed == 1
+    with pytest.raises(MissingDependencyError, match=r"pixelsift\[ray\]"):
+        pixelsift.batch.run("classify", photos / "chelsea.png", tmp_path / "ray-out", engine="ray")
+
+
+# ------------------------------------------------------------------------------------------ Ray
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Any]:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("task", ["classify", "embed"])
+def test_the_ray_engine_writes_what_the_local_engine_writes(
+    photos: Path, tmp_path: Path, ray_cluster: Any, task: str
+) -> None:
+    local = pixelsift.batch.run(task, photos, tmp_path / "local", shard_size=3)
+    remote = pixelsift.batch.run(
+        task, photos, tmp_path / "ray", engine="ray", shard_size=3, batch_size=2, cpus_per_worker=0.5
+    )
+    assert (remote.processed, remote.failed, remote.shards) == (local.processed, local.failed, local.shards)
+    assert sorted(p.name for p in (tmp_path / "ray").glob("part-*")) == sorted(
+        p.name for p in (tmp_path / "local").glob("part-*")
+    ), "the same shard names"
+    a, b = pixelsift.batch.read(tmp_path / "local"), pixelsift.batch.read(tmp_path / "ray")
+    assert list(a["path"]) == list(b["path"]) and list(a["error"].isna()) == list(b["error"].isna())
+    for x, y in zip(a[a["error"].isna()].itertuples(), b[b["error"].isna()].itertuples(), strict=True):
+        assert list(x.labels) == list(y.labels) and np.allclose(x.scores, y.scores, atol=1e-6)
+        if task == "embed":
+            assert np.allclose(np.asarray(x.vector), np.asarray(y.vector), atol=1e-6)
+    assert json.loads((tmp_path / "ray" / "_job.json").read_text())["engine"] == "ray"
