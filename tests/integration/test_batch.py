@@ -220,3 +220,53 @@ def test_the_ray_engine_writes_what_the_local_engine_writes(
         if task == "embed":
             assert np.allclose(np.asarray(x.vector), np.asarray(y.vector), atol=1e-6)
     assert json.loads((tmp_path / "ray" / "_job.json").read_text())["engine"] == "ray"
+
+
+def _kill_a_worker_process() -> int | None:
+    """SIGKILL one Ray Data worker actor process (found by its process title); its pid, or None."""
+    import os
+    import signal
+
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "MapWorker" in command:
+            os.kill(int(pid), signal.SIGKILL)
+            return int(pid)
+    return None
+
+
+@pytest.mark.timeout(600)
+def test_a_worker_killed_mid_job_still_gives_every_input_once(tmp_path: Path, ray_cluster: Any) -> None:
+    import threading
+    import time
+
+    folder = tmp_path / "many"
+    for i in range(40):
+        write_image(folder / f"g{i:02d}.jpg", size=(160, 120), seed=i)
+    out = tmp_path / "out"
+    done: dict[str, Any] = {}
+
+    def job() -> None:
+        done["summary"] = pixelsift.batch.run(
+            "classify", folder, out, engine="ray", shard_size=4, batch_size=2, cpus_per_worker=0.5
+        )
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    killed = None
+    deadline = time.time() + 300
+    while killed is None and time.time() < deadline and thread.is_alive():
+        if any(out.glob("part-*.parquet")):  # mid-job: some shards written, more to come
+            killed = _kill_a_worker_process()
+        time.sleep(0.1)
+    thread.join(600)
+    assert killed is not None, "the job ended before a worker could be killed"
+    summary = done["summary"]
+    assert (summary.processed, summary.failed, summary.shards_written) == (40, 0, 10)
+    table = pixelsift.batch.read(out)
+    assert len(table) == 40 and table["path"].is_unique, "every input exactly once"
