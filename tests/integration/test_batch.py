@@ -75,7 +75,8 @@ def test_embed_vectors_match_pixelsift_embed(photos: Path, tmp_path: Path) -> No
     rows = table[table["error"].isna()]
     assert len(rows) == len(by_path)
     for row in rows.itertuples():
-        assert np.allclose(np.asarray(row.vector, np.float32), by_path[row.path], atol=1e-5), row.path
+        raw = np.asarray(row.vector, np.float32)  # raw features: pixelsift.embed's are L2-normalised
+        assert np.allclose(raw / np.linalg.norm(raw), by_path[row.path], atol=1e-5), row.path
         assert len(row.labels) == 5, "the classifier's top-k from the same forward pass"
     assert table[table["error"].notna()]["vector"].isna().all()
 
@@ -270,3 +271,41 @@ def test_a_worker_killed_mid_job_still_gives_every_input_once(tmp_path: Path, ra
     assert (summary.processed, summary.failed, summary.shards_written) == (40, 0, 10)
     table = pixelsift.batch.read(out)
     assert len(table) == 40 and table["path"].is_unique, "every input exactly once"
+
+
+def test_an_index_built_from_batch_results_searches_like_a_plain_index(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixelsift.library import PhotoIndex
+    from pixelsift.runtime.loaded import ImageModel
+
+    pixelsift.batch.run("embed", photos, tmp_path / "embed")
+    with PhotoIndex(tmp_path / "plain.db") as plain:
+        plain.update(photos, detector="none")
+        expected = {q: plain.search(q, min_score=0.05) for q in ("cat", "espresso", "rocket", "person")}
+        alike = plain.similar(photos / "chelsea.png", n=4)
+    ran: list[str] = []
+    real = ImageModel.iter_outputs
+
+    def spy(self: Any, sources: Any, *args: Any, **kwargs: Any) -> Any:
+        sources = list(sources)
+        ran.extend(str(s) for s in sources)
+        return real(self, sources, *args, **kwargs)
+
+    monkeypatch.setattr(ImageModel, "iter_outputs", spy)
+    with PhotoIndex(tmp_path / "batch.db") as index:
+        report = index.update(photos, detector="none", from_batch=[tmp_path / "embed"])
+        assert report.annotated.get("taken from batch results") == 7
+        assert [Path(p).name for p in ran] == ["broken.jpg"], "only what the job did not cover runs here"
+        assert [Path(p).name for p, _ in report.failed] == ["broken.jpg"]
+        for query, plain_results in expected.items():
+            got = index.search(query, min_score=0.05)
+            assert [r.relative_path for r in got] == [r.relative_path for r in plain_results], query
+            assert [r.score for r in got] == pytest.approx([r.score for r in plain_results], abs=0.02)
+        assert [r.relative_path for r in index.similar(photos / "chelsea.png", n=4)] == [
+            r.relative_path for r in alike
+        ]
+        assert index.update().annotated == {}, "nothing left to catch up"
+    with pytest.raises(UsageError, match="normalize none"):
+        pixelsift.batch.run("embed", photos / "chelsea.png", tmp_path / "unit", normalize="l2")
+        PhotoIndex(tmp_path / "x.db").update(photos, from_batch=[tmp_path / "unit"])

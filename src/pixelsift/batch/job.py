@@ -33,7 +33,7 @@ class BatchJob:
     model: str | None = None  # registry name; None: the task's default
     top_k: int = 5
     conf: float = 0.25  # detect: minimum box score
-    normalize: str = "l2"  # embed: "l2" (unit vectors, as `pixelsift embed`) or "none" (raw)
+    normalize: str = "none"  # embed: "none" (raw features, as the photo index keeps them) or "l2"
     run_options: RunOptions = field(default_factory=RunOptions)
 
     def __post_init__(self) -> None:

@@ -194,7 +194,7 @@ def run(
     model: str | None = None,
     top_k: int = 5,
     conf: float = 0.25,
-    normalize: str = "l2",
+    normalize: str = "none",
     resume: bool = False,
     shard_size: int = SHARD_SIZE,
     batch_size: int = 32,

@@ -55,9 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         if task == "embed":
             t.add_argument(
                 "--normalize",
-                default="l2",
-                choices=("l2", "none"),
-                help="l2: unit vectors (default); none: raw",
+                default="none",
+                choices=("none", "l2"),
+                help="none: raw features, as `index --from-batch` takes them (default); l2: unit vectors",
             )
         t.add_argument(
             "--resume", action="store_true", help="keep the shards already in OUT_DIR, do the rest"
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             model=args.model,
             top_k=getattr(args, "top_k", 5),
             conf=getattr(args, "conf", 0.25),
-            normalize=getattr(args, "normalize", "l2"),
+            normalize=getattr(args, "normalize", "none"),
             resume=args.resume,
             shard_size=args.shard_size,
             batch_size=args.batch_size,

@@ -59,6 +59,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="GLOB",
         help="skip matching files or folders (repeatable)",
     )
+    p.add_argument(
+        "--from-batch",
+        action="append",
+        default=[],
+        metavar="OUT_DIR",
+        help="use the results of `pixelsift batch embed` / `detect` for the photos they ran (repeatable)",
+    )
     p.add_argument("-f", "--format", default="table", choices=("table", "json"), help="summary format")
     add_runner_options(p, None)
     p.add_argument(
@@ -82,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             text_image=args.text_image,
             exclude=args.exclude,
             agnostic_nms=args.agnostic_nms,
+            from_batch=args.from_batch,
             progress=args.progress,
             run_options=run_options(args),
         )

@@ -34,8 +34,9 @@ from pixelsift.core.progress import progress_bar
 from pixelsift.core.sequences import chunks
 from pixelsift.errors import ImageError, UsageError
 from pixelsift.imaging.images import open_image, read_file
-from pixelsift.imaging.pipeline import iter_batches
+from pixelsift.imaging.pipeline import Item, iter_batches
 from pixelsift.library.changes import Stat, paths_to_hash, plan_changes, scan_folder
+from pixelsift.library.from_batch import BatchResults
 from pixelsift.library.labelers import AUTO, NONE, Labeler, choose_detector, load_labeler
 from pixelsift.library.metadata import PhotoMetadata, read_exif
 from pixelsift.library.rows import CLIP, FAILED, FEATURES, OK, PROBS, Detection, PhotoRecord
@@ -66,6 +67,7 @@ class IndexOptions:
     run_options: RunOptions = field(default_factory=RunOptions)  # the classifier's, detector's, labelers'
     progress: bool | None = False
     agnostic_nms: bool = False  # the detector keeps one box per object, whatever its classes
+    from_batch: Sequence[str | os.PathLike[str]] = ()  # `pixelsift batch` output folders to take results from
 
 
 @dataclass
@@ -120,6 +122,8 @@ class Decoded:
     image: Any = None  # the decoded PIL image, kept when a detector will look at it
     scale: float = 1.0  # full-resolution pixels per decoded pixel (JPEG draft decoding)
     clip_pixels: np.ndarray | None = None
+    detections: list[Detection] | None = None  # from a batch job (then `detector` names its detector)
+    detector: str | None = None
 
 
 def photo_decoder(
@@ -165,6 +169,7 @@ class Indexer:
         self._vocab: Any = None
         self._text_image: Any = None
         self._text_image_loaded = False
+        self.batch: BatchResults | None = None
 
     # ----------------------------------------------------------------- settings remembered in the index
     def _settle_model(self) -> str:
@@ -283,6 +288,8 @@ class Indexer:
             self.store.set_meta("root", str(self.root))
         on_disk = scan_folder(self.root, self.options.exclude, on_skip=self._skipped)
         self.report.photos = len(on_disk) + len(self.report.failed)  # failed so far: skipped entries
+        if self.options.from_batch:
+            self.batch = BatchResults(self.options.from_batch, self.model_name)
         to_compute = self._apply_moves_and_deletions(on_disk)
         self.detector = self._settle_detector(photos_to_compute=bool(to_compute))
         self.labelers = self._settle_labelers()
@@ -337,6 +344,10 @@ class Indexer:
     def _compute(self, paths: list[str], on_disk: dict[str, Stat]) -> None:
         model = self.model()
         same_backbone = [lab for lab in self.labelers if lab.backbone == self.model_name]
+        if self.batch is not None:
+            paths = self._from_batch(paths, same_backbone)
+            if not paths:
+                return
         min_size = max(model.preprocessing.resize, DETECTOR_MIN_SIZE if self.detector else 0)
         decode = photo_decoder(
             model.preprocessing,
@@ -370,12 +381,14 @@ class Indexer:
         model = self.model()
         ok = [(item, feats, logits) for item, feats, logits in results if feats is not None]
         custom = [lab.predict(np.stack([f for _, f, _ in ok])) for lab in labelers] if ok else []
-        clip_vectors = None
-        if ok and self.text_image is not None:
-            clip_vectors = self.text_image.encode_pixels(
-                np.stack([item.info.clip_pixels for item, _, _ in ok])
+        clip_vectors: dict[int, np.ndarray] = {}  # photos taken from a batch job have no pixels here
+        with_pixels = [row for row, (item, _, _) in enumerate(ok) if item.info.clip_pixels is not None]
+        if with_pixels and self.text_image is not None:
+            encoded = self.text_image.encode_pixels(
+                np.stack([ok[r][0].info.clip_pixels for r in with_pixels])
             )
-        detections = [self._detect(item.info) for item, _, _ in ok] if self.detector is not None else None
+            clip_vectors = dict(zip(with_pixels, encoded, strict=True))
+        detections = [self._detections_of(item.info) for item, _, _ in ok]
         concepts = self.vocab().imagenet if len(model.categories) == 1000 else None
         now = time.time()
         with self.store.transaction():
@@ -390,10 +403,10 @@ class Indexer:
                 )
                 self.store.upsert_photo(failed)
                 self._failed(item.path, item.error or "unreadable")
-            detector_name = self.detector.name if self.detector is not None else None
             for row, (item, features, logits) in enumerate(ok):
                 info: Decoded = item.info
                 rel = Path(item.path).relative_to(self.root).as_posix()
+                detector_name, found = detections[row]
                 photo_id = self.store.upsert_photo(
                     PhotoRecord(
                         rel,
@@ -420,12 +433,64 @@ class Indexer:
                 for labeler, predictions in zip(labelers, custom, strict=True):
                     answer = predictions[row]
                     self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
-                if detections is not None and detector_name is not None:
-                    self.store.set_detections(photo_id, detector_name, detections[row])
+                if detector_name is not None and found is not None:
+                    self.store.set_detections(photo_id, detector_name, found)
                 self.store.put_vector(photo_id, FEATURES, seq, features)
                 self.store.put_vector(photo_id, PROBS, seq, probabilities)
-                if clip_vectors is not None:
+                if row in clip_vectors:
                     self.store.put_vector(photo_id, CLIP, seq, clip_vectors[row])
+
+    def _detections_of(self, info: Decoded) -> tuple[str | None, list[Detection] | None]:
+        """(detector, what it found) for a photo: a batch job's detections, this run's detector on the
+        decoded photo, or (None, None): no detector has looked at it yet (the catch-up pass will)."""
+        if info.detections is not None:
+            return info.detector, info.detections
+        if self.detector is not None and info.image is not None:
+            return self.detector.name, self._detect(info)
+        return None, None
+
+    def _from_batch(self, paths: list[str], labelers: list[Labeler]) -> list[str]:
+        """Write the photos a batch job already ran (matched by content hash) from its results, without
+        decoding them; returns the paths left to compute here."""
+        assert self.batch is not None
+        model = self.model()
+        own_detector = self.detector.name if self.detector is not None else None
+        rest: list[str] = []
+        pending: list[tuple[Item, np.ndarray]] = []
+
+        def flush() -> None:
+            features = np.stack([f for _, f in pending])
+            logits = model.logits_from_features(features)
+            self._write_batch(
+                [(item, features[i], logits[i]) for i, (item, _) in enumerate(pending)], {}, labelers
+            )
+            pending.clear()
+
+        for index, rel in enumerate(paths):
+            path = str(self.root / rel)
+            try:
+                data, size, mtime_ns = read_file(path)
+            except ImageError:
+                rest.append(rel)  # the normal path records why it cannot be read
+                continue
+            digest = sha256_bytes(data)
+            vector = self.batch.vectors.get(digest)
+            if vector is None:
+                rest.append(rel)
+                continue
+            found = self.batch.detections.get(digest)
+            info = Decoded(size, mtime_ns, digest, read_exif(data))
+            if found is not None and own_detector is not None and self.batch.detector == own_detector:
+                info.detections, info.detector = found, own_detector
+            pending.append((Item(path, index, info=info), vector))
+            if len(pending) >= 256:
+                flush()
+        if pending:
+            flush()
+        taken = len(paths) - len(rest)
+        if taken:
+            self.report.annotated["taken from batch results"] = taken
+        return rest
 
     def _detect(self, info: Decoded) -> list[Detection]:
         """What the detector finds in a decoded photo, boxes in full-resolution pixels."""

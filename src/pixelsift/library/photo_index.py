@@ -164,13 +164,16 @@ class PhotoIndex:
         progress: bool | None = False,
         run_options: RunOptions | None = None,
         agnostic_nms: bool = False,
+        from_batch: Sequence[PathLike] = (),
         **run: Unpack[RunKwargs],
     ) -> IndexReport:
         """Index new and changed photos of `folder` (default: the library's folder), drop deleted ones.
 
         `detector`: "auto" (default detector when available), "none", or a detector name;
         `labelers`: models saved by `pixelsift train`, remembered for later runs; `agnostic_nms`: the
-        detector keeps one box per object, whatever its classes. How the networks run:
+        detector keeps one box per object, whatever its classes; `from_batch`: output folders of
+        `pixelsift batch embed` / `detect` jobs whose results are used for the photos they ran (matched
+        by content hash) instead of running the networks here. How the networks run:
         `run_options`, or the keywords device, precision, engine, threads, batch_size, workers.
         """
         if self.store.readonly:
@@ -189,6 +192,7 @@ class PhotoIndex:
                 progress=progress,
                 run_options=RunOptions.of(run_options, **run),
                 agnostic_nms=agnostic_nms,
+                from_batch=list(from_batch),
             )
             return self._update(folder, options)
 

@@ -108,6 +108,15 @@ class ImageModel:
         features, logits = self.runner(pixels)[:2]
         return features, logits
 
+    def logits_from_features(self, features: np.ndarray) -> np.ndarray:
+        """The head alone: (N, D) raw penultimate features -> (N, classes) logits, in float32 on the CPU
+        (the photo index derives probabilities from a batch job's stored features this way)."""
+        import torch  # loaded with the network already; imported here as everywhere in runtime/
+
+        with torch.no_grad():
+            head = self.network.head.float().cpu()
+            return head(torch.as_tensor(np.asarray(features, np.float32))).numpy()
+
     def iter_outputs(
         self,
         sources: Iterable[str | Path | ImageError],
