@@ -157,8 +157,11 @@ def test_manifests_name_the_same_inputs(photos: Path, tmp_path: Path) -> None:
     relative.parent.mkdir()
     relative.write_text("x.jpg\n")
     assert batch_inputs([relative]) == [str(relative.parent / "x.jpg")], "relative to the manifest's folder"
+    uris = batch_inputs([f"file://{photos}"])
+    assert uris == [f"file://{p}" for p in expected if Path(p).suffix in (".jpg", ".png")], "a URI prefix"
     for bad, message in (
-        ("s3://bucket/a.jpg", "URI"),
+        ("nosuchscheme://bucket/a.jpg", "no filesystem"),
+        (f"file://{tmp_path}/nothing-here", "no such file"),
         (str(tmp_path / "nothing-here"), "no such file"),
         (str(tmp_path / "*.nothing"), "matches no file"),
     ):
@@ -167,6 +170,24 @@ def test_manifests_name_the_same_inputs(photos: Path, tmp_path: Path) -> None:
     (tmp_path / "nopath.csv").write_text("file\na.jpg\n")
     with pytest.raises(UsageError, match="'path' column"):
         batch_inputs([tmp_path / "nopath.csv"])
+
+
+@pytest.mark.parametrize("task", ["classify", "detect"])
+def test_photos_read_by_uri_give_the_rows_of_their_paths(photos: Path, tmp_path: Path, task: str) -> None:
+    if task == "detect" and pixelsift.detect.default_detector_name() is None:
+        pytest.skip("needs a detector here")
+    picked = [photos / "chelsea.png", photos / "coffee.png", photos / "broken.jpg"]
+    (tmp_path / "uris.txt").write_text("".join(f"file://{p}\n" for p in picked))
+    pixelsift.batch.run(task, tmp_path / "uris.txt", tmp_path / "by-uri")  # through pyarrow's filesystem
+    pixelsift.batch.run(task, picked, tmp_path / "by-path")
+    a, b = pixelsift.batch.read(tmp_path / "by-uri"), pixelsift.batch.read(tmp_path / "by-path")
+    assert list(a["path"]) == [f"file://{p}" for p in sorted(map(str, picked))]
+    assert list(a["sha256"]) == list(b["sha256"]) and list(a["size"]) == list(b["size"])
+    assert list(a["error"].isna()) == [False, True, True], "the broken file is a row with its error"
+    column = "labels" if task == "classify" else "objects"
+    for x, y in zip(a[column][1:], b[column][1:], strict=True):
+        names = (lambda v: list(v)) if task == "classify" else (lambda v: [o["label"] for o in v])
+        assert names(x) == names(y)
 
 
 def test_the_cli_writes_the_job_and_exits_1_for_a_bad_photo(

@@ -1,9 +1,11 @@
-"""A batch job's inputs: folders (recursive), glob patterns and manifest files, as one sorted list.
+"""A batch job's inputs: folders (recursive), glob patterns, URIs (`s3://bucket/prefix/`, through
+pyarrow's filesystems) and manifest files, as one sorted list.
 
-Manifests: `.txt` (one path a line; blank lines and `#` comments skipped), `.csv` or `.parquet` with a
-`path` column; relative paths in a manifest are relative to its folder. Every input becomes an
-absolute path, so a resumed job matches its earlier shards wherever it is started from. Entries of a
-folder that cannot be images (broken links, FIFOs) are kept: they become rows with their error.
+Manifests: `.txt` (one path a line; blank lines and `#` comments skipped), `.csv` or `.parquet`
+with a `path` column (paths or URIs); relative paths in a manifest are relative to its folder. Every
+local input becomes an absolute path, so a resumed job matches its earlier shards wherever it is
+started from. Entries of a folder that cannot be images (broken links, FIFOs) are kept: they become
+rows with their error.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from pixelsift.batch.files import is_uri, list_uri
 from pixelsift.core.optional import optional_import
 from pixelsift.errors import UsageError
 from pixelsift.imaging.images import iter_folder
@@ -45,12 +48,7 @@ def _manifest(path: Path) -> list[str]:
         raise
     except Exception as exc:  # a damaged Parquet file
         raise UsageError(f"{path}: not a readable manifest ({exc})") from None
-    for entry in entries:
-        if "://" in entry:
-            raise UsageError(
-                f"{path}: {entry!r} is a URI; batch jobs read local (or mounted shared) files for now"
-            )
-    return [os.path.abspath(path.parent / e) if not os.path.isabs(e) else e for e in entries]
+    return [e if is_uri(e) or os.path.isabs(e) else os.path.abspath(path.parent / e) for e in entries]
 
 
 def batch_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -60,8 +58,9 @@ def batch_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
     for item in inputs:
         text = os.fspath(item)
         path = Path(text).expanduser()
-        if "://" in text:
-            raise UsageError(f"{text}: a URI; batch jobs read local (or mounted shared) files for now")
+        if is_uri(text):  # s3://bucket/prefix/, gs://..., file:///... (pyarrow's filesystems)
+            found.update(list_uri(text))
+            continue
         if path.is_dir():
             for entry in iter_folder(path):
                 found.add(os.path.abspath(entry.path if not isinstance(entry, Path) else entry))

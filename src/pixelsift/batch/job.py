@@ -8,16 +8,17 @@ so the output never depends on where it ran.
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from pixelsift.batch.files import is_uri, read_bytes, stat
 from pixelsift.core.arrays import l2_normalize, softmax, top_k_indices
 from pixelsift.core.hashing import sha256_bytes, sha256_file
 from pixelsift.errors import ImageError, UsageError
-from pixelsift.imaging.images import open_image, read_file
+from pixelsift.imaging.images import open_image
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
 from pixelsift.runtime.options import RunOptions
 
@@ -68,19 +69,18 @@ class BatchJob:
 
 def _stat_row(path: str, data: bytes | None = None) -> dict[str, Any]:
     """path, size, mtime_ns and content sha256 of one input (the file is read when `data` is None)."""
-    info = os.stat(path)
+    if data is None and is_uri(path):
+        data = read_bytes(path)[0]
+    size, mtime_ns = stat(path)
+    if size is None:
+        raise ImageError(path, "it is gone")
     digest = sha256_bytes(data) if data is not None else sha256_file(path)
-    return {"path": path, "size": info.st_size, "mtime_ns": info.st_mtime_ns, "sha256": digest}
+    return {"path": path, "size": size, "mtime_ns": mtime_ns, "sha256": digest}
 
 
 def _error_row(path: str, reason: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"path": path, "size": None, "mtime_ns": None, "sha256": None, "error": reason}
-    try:
-        info = os.stat(path)
-        row.update(size=info.st_size, mtime_ns=info.st_mtime_ns)
-    except OSError:
-        pass
-    return row
+    size, mtime_ns = stat(path)
+    return {"path": path, "size": size, "mtime_ns": mtime_ns, "sha256": None, "error": reason}
 
 
 class Worker:
@@ -129,7 +129,7 @@ class Worker:
         preprocessing = model.preprocessing
 
         def decode(path: str) -> tuple[np.ndarray, dict[str, Any]]:
-            data, _, _ = read_file(path)
+            data, _, _ = read_bytes(path)
             img = open_image(data, min_size=preprocessing.resize, name=path)  # as `classify` decodes it
             width, height = img.info.get("full_size", img.size)
             return preprocessing(img), {**_stat_row(path, data), "width": width, "height": height}
@@ -155,16 +155,32 @@ class Worker:
                 vectors[i] = l2_normalize(vector[None])[0] if self.job.normalize == "l2" else vector
         return rows, vectors
 
+    def _detections(self, paths: list[str]) -> Iterator[Any]:
+        """The detector's results for local paths (batched, as `pixelsift detect` runs) and URIs."""
+        local = [p for p in paths if not is_uri(p)]
+        results = {r.path: r for r in self.detector.iter_detect(local)} if local else {}
+        for path in paths:
+            if path in results:
+                yield results[path]
+                continue
+            try:  # a URI: its bytes through pyarrow's filesystem, then the detector on the image
+                yield self.detector.detect_result(open_image(read_bytes(path)[0], name=path), path=path)
+            except ImageError as exc:
+                from pixelsift.detect.detections import DetectionResult  # with the detector, as above
+
+                yield DetectionResult(path, error=exc.reason)
+
     def _detect(self, paths: list[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        for result in self.detector.iter_detect(paths):
+        for result in self._detections(paths):
             if not result.ok:
                 rows.append(_error_row(result.path, result.error or "unreadable"))
                 continue
             try:
                 row = _stat_row(result.path)
-            except OSError as exc:  # gone since it was decoded
-                rows.append(_error_row(result.path, ImageError(result.path, str(exc)).reason))
+            except (OSError, ImageError) as exc:  # gone since it was decoded
+                reason = exc.reason if isinstance(exc, ImageError) else str(exc)
+                rows.append(_error_row(result.path, reason))
                 continue
             dets = result.detections
             objects = [

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from pixelsift.batch.files import stat
 from pixelsift.batch.inputs import batch_inputs
 from pixelsift.batch.job import BatchJob, Worker
 from pixelsift.batch.output import (
@@ -114,20 +115,12 @@ class _Plan:
     shard_of: dict[str, int] = field(default_factory=dict)
 
 
-def _stat(path: str) -> tuple[int | None, int | None]:
-    try:
-        info = os.stat(path)
-        return info.st_size, info.st_mtime_ns
-    except OSError:
-        return None, None
-
-
 def _plan(paths: list[str], out: Path, shard_size: int, resume: bool) -> _Plan:
     shards = [list(c) for c in chunks(paths, shard_size)]
     todo, skipped = [], 0
     for index, shard in enumerate(shards):
         done = finished_inputs(out, index) if resume else None
-        if done is not None and set(done) == set(shard) and all(done[p] == _stat(p) for p in shard):
+        if done is not None and set(done) == set(shard) and all(done[p] == stat(p) for p in shard):
             skipped += len(shard)  # every input of the shard is there, unchanged
         else:
             todo.append(index)
