@@ -223,10 +223,12 @@ def ray_cluster() -> Iterator[Any]:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("task", ["classify", "embed"])
+@pytest.mark.parametrize("task", ["classify", "embed", "detect"])
 def test_the_ray_engine_writes_what_the_local_engine_writes(
     photos: Path, tmp_path: Path, ray_cluster: Any, task: str
 ) -> None:
+    if task == "detect" and pixelsift.detect.default_detector_name() is None:
+        pytest.skip("needs a detector here")
     local = pixelsift.batch.run(task, photos, tmp_path / "local", shard_size=3)
     remote = pixelsift.batch.run(
         task, photos, tmp_path / "ray", engine="ray", shard_size=3, batch_size=2, cpus_per_worker=0.5
@@ -238,6 +240,11 @@ def test_the_ray_engine_writes_what_the_local_engine_writes(
     a, b = pixelsift.batch.read(tmp_path / "local"), pixelsift.batch.read(tmp_path / "ray")
     assert list(a["path"]) == list(b["path"]) and list(a["error"].isna()) == list(b["error"].isna())
     for x, y in zip(a[a["error"].isna()].itertuples(), b[b["error"].isna()].itertuples(), strict=True):
+        if task == "detect":
+            assert [o["label"] for o in x.objects] == [o["label"] for o in y.objects]
+            boxes = [np.array([o["box"] for o in v.objects]).reshape(-1, 4) for v in (x, y)]
+            assert np.allclose(boxes[0], boxes[1], atol=1e-3)
+            continue
         assert list(x.labels) == list(y.labels) and np.allclose(x.scores, y.scores, atol=1e-6)
         if task == "embed":
             assert np.allclose(np.asarray(x.vector), np.asarray(y.vector), atol=1e-6)
