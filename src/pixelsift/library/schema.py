@@ -184,6 +184,28 @@ def connect(path: str | Path, create: bool = True, readonly: bool | None = False
         # then the file is read as immutable (nobody can be writing it from here anyway).
         if _folder_unwritable(path.parent):
             uri += "&immutable=1"
+    # Two processes opening a new index at the same moment can meet SQLite's transient "database is
+    # locked" / "locking protocol" while one of them switches the file to WAL and creates the schema
+    # (the busy timeout does not cover every case of it): try again a few times before giving up.
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            return _open(path, uri, readonly)
+        except sqlite3.OperationalError as exc:
+            if attempt == OPEN_ATTEMPTS - 1 or not _transient(exc):
+                raise LibraryFileError(f"{path} is not a readable pixelsift index ({exc})") from None
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+OPEN_ATTEMPTS = 5
+
+
+def _transient(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text or "protocol" in text
+
+
+def _open(path: Path, uri: str, readonly: bool | None) -> sqlite3.Connection:
     # isolation_level=None: autocommit; transactions are explicit (`transaction`), one per batch.
     conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
     try:
@@ -206,6 +228,9 @@ def connect(path: str | Path, create: bool = True, readonly: bool | None = False
                 f"{path} has schema version {schema_version(conn)}; open it once for writing "
                 "(e.g. `pixelsift index`) to migrate it"
             )
+    except sqlite3.OperationalError:
+        conn.close()
+        raise  # perhaps transient: `connect` decides
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise LibraryFileError(f"{path} is not a readable pixelsift index ({exc})") from None
