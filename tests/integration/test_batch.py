@@ -337,3 +337,21 @@ def test_an_index_built_from_batch_results_searches_like_a_plain_index(
     with pytest.raises(UsageError, match="normalize none"):
         pixelsift.batch.run("embed", photos / "chelsea.png", tmp_path / "unit", normalize="l2")
         PhotoIndex(tmp_path / "x.db").update(photos, from_batch=[tmp_path / "unit"])
+
+
+@pytest.mark.timeout(300)
+def test_a_model_that_cannot_load_is_one_clear_error_before_any_worker_starts(
+    photos: Path, tmp_path: Path, ray_cluster: Any, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixelsift.errors import UnknownModelError, WeightsMissingError
+
+    monkeypatch.setenv("PIXELSIFT_OFFLINE", "1")
+    with pytest.raises(WeightsMissingError, match="resnet50"):  # no weights offline in a fresh home
+        pixelsift.batch.run(
+            "classify", photos / "chelsea.png", tmp_path / "a", engine="ray", model="resnet50"
+        )
+    with pytest.raises(UnknownModelError):
+        pixelsift.batch.run(
+            "classify", photos / "chelsea.png", tmp_path / "b", engine="ray", model="no-such-net"
+        )
+    assert not (tmp_path / "a").exists(), "nothing written: the same command works once the weights are there"

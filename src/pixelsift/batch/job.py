@@ -60,6 +60,15 @@ class BatchJob:
             return name
         return DEFAULT_CLASSIFIER
 
+    def check(self) -> None:
+        """Fail here, with pixelsift's message, when the model cannot load (unknown name, weights
+        missing and not downloadable), rather than inside every remote worker."""
+        from pixelsift.models import weights  # a registry lookup and a file check, no torch
+
+        spec = get_model_spec(self.model_name())
+        if spec.weights is not None:
+            weights.resolve(spec)
+
     def describe(self) -> dict[str, Any]:
         """The job's settings as JSON-ready values (for `_job.json`)."""
         record = asdict(self)

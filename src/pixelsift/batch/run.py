@@ -30,7 +30,7 @@ from pixelsift.batch.output import (
 )
 from pixelsift.core.progress import progress_bar
 from pixelsift.core.sequences import chunks
-from pixelsift.errors import UsageError
+from pixelsift.errors import PixelsiftError, UsageError
 from pixelsift.models.registry import get_model_spec
 from pixelsift.runtime.options import RunOptions
 from pixelsift.version import __version__
@@ -211,6 +211,8 @@ def run(
     target = Path(out).expanduser()
     paths = batch_inputs([inputs] if isinstance(inputs, str | os.PathLike) else inputs)
     plan = _plan(paths, target, shard_size, resume)
+    if plan.todo:  # an unknown model or missing weights: one clear error now, not one per worker
+        job.check()
     _prepare_out(target, job, resume, len(plan.shards))
     summary = BatchSummary(target, task, engine, len(paths), skipped=plan.skipped, shards=len(plan.shards))
     started = time.perf_counter()
@@ -311,15 +313,42 @@ def _ray_batches(
     return mapped.iter_batches(batch_size=None, batch_format="numpy"), mapped
 
 
-def _run_ray(run: _Run) -> None:
-    import json
+def _root_cause(exc: BaseException) -> BaseException:
+    """The exception a Ray worker raised, from the Ray errors that wrap it on the driver."""
+    seen = exc
+    for _ in range(10):
+        inner = getattr(seen, "cause", None) or seen.__cause__
+        if inner is None or inner is seen:
+            break
+        seen = inner
+    return seen
 
-    job, plan = run.job, run.plan
+
+def _run_ray(run: _Run) -> None:
+    plan = run.plan
     if not plan.todo:
         return
     paths = [p for i in plan.todo for p in plan.shards[i]]
     shard_of = {p: i for i in plan.todo for p in plan.shards[i]}
     pending: dict[int, dict[str, tuple[dict[str, Any], np.ndarray | None]]] = {i: {} for i in plan.todo}
+    try:
+        _collect_ray(run, paths, shard_of, pending)
+    except Exception as exc:
+        cause = _root_cause(exc)
+        if isinstance(cause, PixelsiftError):
+            raise cause from None
+        raise
+
+
+def _collect_ray(
+    run: _Run,
+    paths: list[str],
+    shard_of: dict[str, int],
+    pending: dict[int, dict[str, tuple[dict[str, Any], np.ndarray | None]]],
+) -> None:
+    import json
+
+    job, plan = run.job, run.plan
     batches, dataset = _ray_batches(job, run.options, paths)
     dim = 0
     first = True
