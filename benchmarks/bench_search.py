@@ -150,18 +150,18 @@ def build_library(folder: Path, birds: int, shapes: int, seed: int = 0) -> dict[
 
 
 def cpu_line() -> str:
-    """The CPU model and the flags that change how networks run (scores may differ by ~1e-6)."""
-    model, flags = "unknown CPU", set()
+    """The CPU model and the flags that change how networks run (pixelsift's own reading of them)."""
+    from pixelsift.runtime.device import detect_cpu_features
+
+    model = "unknown CPU"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown CPU":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next(
+            (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), model
+        )
     except OSError:
         pass
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"CPU: {model}, {os.cpu_count()} cores, flags: {' '.join(shown) or 'none of avx2/avx512/amx'}"
+    return f"CPU: {model}, {os.cpu_count()} cores, flags: {detect_cpu_features().describe()}"
 
 
 def relevant(tags: dict[str, set[str]], want: list[set[str]]) -> set[str]:

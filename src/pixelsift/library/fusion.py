@@ -89,10 +89,13 @@ class Evidence:
 class Probabilities:
     """The classifier's probabilities of the index's photos: ids and an (N, classes) matrix."""
 
-    def __init__(self, ids: np.ndarray, matrix: np.ndarray, categories: Sequence[str]):
+    def __init__(
+        self, ids: np.ndarray, matrix: np.ndarray, categories: Sequence[str], complete: bool = False
+    ):
         self.ids = np.asarray(ids, np.int64)
         self.matrix = matrix
         self.categories = list(categories)
+        self.complete = complete  # every readable photo of the index has a row (none needs its top 5)
         self.row = {int(i): r for r, i in enumerate(self.ids.tolist())}
 
     @classmethod
@@ -132,6 +135,10 @@ class Fusion:
         self._class_sets: dict[str, tuple[np.ndarray, np.ndarray | None] | None] = {}
 
     # --------------------------------------------------------------------------------- the sources
+    def calibrated(self, mass: np.ndarray | float) -> Any:
+        """The classifier's concept mass, Platt-scaled (`Calibration.classifier_a`, `_b`)."""
+        return _platt(mass, self.cal.classifier_a, self.cal.classifier_b)
+
     def class_weights(self, term: Term) -> np.ndarray | None:
         if not self.imagenet or not term.concepts:
             return None
@@ -203,17 +210,13 @@ class Fusion:
         classifier's mass from the stored top classes, for photos that have no probabilities yet."""
         weights = self.class_weights(term)
         mass = self.classifier_mass(weights)
-        scores = np.where(mass > 0, _platt(mass, self.cal.classifier_a, self.cal.classifier_b), 0.0).astype(
-            np.float64
-        )
+        scores = np.where(mass > 0, self.calibrated(mass), 0.0).astype(np.float64)
         others: dict[int, float] = defaultdict(float)  # photo -> 1 - prod(1 - s) of the other sources
         top: dict[int, tuple[str, float]] = {}
         for stored in stored_top:
             if stored.photo_id not in self.probs.row and stored.score > 0:
                 top[stored.photo_id] = (stored.label, stored.score)
-                others[stored.photo_id] = float(
-                    _platt(stored.score, self.cal.classifier_a, self.cal.classifier_b)
-                )
+                others[stored.photo_id] = float(self.calibrated(stored.score))
         by_photo: dict[int, list[tuple[DetectionHit, float]]] = defaultdict(list)
         names = {k.lower(): w for k, w in term.detection_names.items()}
         for box in detections:
@@ -260,11 +263,11 @@ class Fusion:
             mass = float(min(1.0, contributions.sum()))
             if mass > 0:
                 best = int(np.argmax(contributions))
-                calibrated = float(_platt(mass, self.cal.classifier_a, self.cal.classifier_b))
+                calibrated = float(self.calibrated(mass))
                 found.append(Evidence(concept, CLASSIFIER, self.probs.categories[best], calibrated, mass))
         elif photo_id in scored.stored_top:
             label, mass = scored.stored_top[photo_id]
-            calibrated = float(_platt(mass, self.cal.classifier_a, self.cal.classifier_b))
+            calibrated = float(self.calibrated(mass))
             found.append(Evidence(concept, CLASSIFIER, label, calibrated, mass))
         for box, score in sorted(scored.detections.get(photo_id, []), key=lambda t: -t[1])[:1]:
             found.append(Evidence(concept, DETECTOR, box.label, score, box.score))

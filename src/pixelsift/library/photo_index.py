@@ -30,7 +30,7 @@ from pixelsift.core.hashing import sha256_file, short_digest
 from pixelsift.errors import ImageError, LibraryFileError, UnknownModelError, UsageError
 from pixelsift.library.fusion import Probabilities
 from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
-from pixelsift.library.rows import CLIP, FEATURES, PROBS, Filters, Term
+from pixelsift.library.rows import CLIP, FEATURES, OK, PROBS, Filters, Term
 from pixelsift.library.schema import unwritable_reason
 from pixelsift.library.search import Searcher, SearchResults
 from pixelsift.library.store import LibraryStore
@@ -307,7 +307,8 @@ class PhotoIndex:
         ids, matrix = self._cache(PROBS).current()
         if matrix.ndim != 2 or matrix.shape[1] != len(categories):
             return Probabilities.empty()
-        self._probs = (seq, Probabilities(ids, matrix, categories))
+        complete = self.store.status_counts().get(OK, 0) <= len(ids)  # once per write, not per search
+        self._probs = (seq, Probabilities(ids, matrix, categories, complete))
         return self._probs[1]
 
     def _text_model(self) -> Any:

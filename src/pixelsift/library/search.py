@@ -23,7 +23,7 @@ import numpy as np
 from pixelsift.core.sequences import chunks
 from pixelsift.library.fusion import DEFAULT, Calibration, Evidence, Fusion, Probabilities, TermScores
 from pixelsift.library.query import Query, parse
-from pixelsift.library.rows import OK, Filters, Term
+from pixelsift.library.rows import Filters, Term
 from pixelsift.library.store import LibraryStore
 from pixelsift.models.vocabulary import WORD, Vocabulary, base_forms, normalise
 
@@ -201,8 +201,6 @@ class Searcher:
         """The best `n` photos for an understood query, with what made each match."""
         probs = self._probs()
         fusion = Fusion(self.vocab, probs, calibration)
-        # photos indexed before the probabilities were kept are searched from their stored top classes
-        missing_probs = self.store.status_counts().get(OK, 0) > len(probs.ids)
         scored: dict[str, TermScores] = {}
         for term in query.terms:
             scored[term.text] = fusion.score(
@@ -210,7 +208,8 @@ class Searcher:
                 self.store.matching_detections(term.detection_names),
                 self.store.matching_labels(term.label_names),
                 text_scores(term) if text_scores is not None else None,
-                self.store.stored_class_mass(term.concepts) if missing_probs else (),
+                # photos indexed before the probabilities were kept: from their stored top classes
+                () if probs.complete else self.store.stored_class_mass(term.concepts),
             )
         # Every term scores the photos with probabilities first, in the same order; the few photos with
         # evidence but no probabilities (mid-update, older indexes) follow.

@@ -39,6 +39,8 @@ from pixelsift.library.schema import connect
 PHOTO_DATE = (
     "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1000000000.0, 'unixepoch', 'localtime'))"
 )
+# A label searched by its name: a labeler's, or a class of a classifier whose classes are not ImageNet's.
+_CUSTOM = "(kind = 'custom' OR concept IS NULL)"
 _IN_CHUNK = 500  # ids per `IN (...)` list, well below SQLite's parameter limit
 _PHOTO_COLUMNS = ", ".join(PhotoRow.__dataclass_fields__)
 
@@ -429,8 +431,7 @@ class LibraryStore:
         """Whether some photo has a custom label (or a non-ImageNet class) called `name`, any case."""
         return (
             self.conn.execute(
-                "SELECT 1 FROM labels "
-                "WHERE label = ? COLLATE NOCASE AND (kind = 'custom' OR concept IS NULL) LIMIT 1",
+                f"SELECT 1 FROM labels WHERE label = ? COLLATE NOCASE AND {_CUSTOM} LIMIT 1",
                 (name,),
             ).fetchone()
             is not None
@@ -452,12 +453,7 @@ class LibraryStore:
 
     def custom_label_names(self) -> set[str]:
         """The names of the labels the user's labelers gave (and of a non-ImageNet classifier's classes)."""
-        return {
-            r[0]
-            for r in self.conn.execute(
-                "SELECT DISTINCT label FROM labels WHERE kind = 'custom' OR concept IS NULL"
-            )
-        }
+        return {r[0] for r in self.conn.execute(f"SELECT DISTINCT label FROM labels WHERE {_CUSTOM}")}
 
     def matching_detections(self, names: Iterable[str]) -> list[DetectionHit]:
         """Every detection whose class is one of `names` (any case), with its box's share of the photo."""
@@ -512,7 +508,7 @@ class LibraryStore:
                 for i, source, label, score in self.conn.execute(
                     "SELECT l.photo_id, l.source, l.label, l.score FROM labels l "
                     "JOIN photos p ON p.id = l.photo_id "
-                    f"WHERE p.status = '{OK}' AND (l.kind = 'custom' OR l.concept IS NULL) "
+                    f"WHERE p.status = '{OK}' AND {_CUSTOM} "  # photos has no kind or concept column
                     f"AND l.label COLLATE NOCASE IN ({_marks(chunk)})",
                     tuple(chunk),
                 )
