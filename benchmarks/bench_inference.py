@@ -8,7 +8,10 @@
    efficientnet_lite0 has real weights; the others are timed with random weights (speed does not
    depend on the values).
 3. End to end from JPEG files (the birds set when ../shared is present, else generated photos):
-   `Classifier.iter_classify` per setting against the foundation benchmark's plain fp32 loop.
+   `Classifier.iter_classify` per setting against the foundation benchmark's plain fp32 loop, and
+   the end-to-end limit: decode + preprocess core-seconds per image and model core-seconds per image
+   (each measured alone, on one core), the limit `cores / (decode + model)`, and the rate `--engine
+   auto` (the default) reaches as a percentage of it.
 4. Agreement: top-1 of every faster setting against fp32, on real photos with real weights.
 5. Large photos: 4000x3000 JPEGs decoded + preprocessed with and without JPEG draft mode.
 6. Transfer learning on the birds set (when ../shared is present): logistic-regression validation
@@ -36,6 +39,7 @@ from pixelsift.runtime.device import detect_cpu_features
 from pixelsift.runtime.loaded import ImageModel
 from pixelsift.runtime.options import RunOptions
 from pixelsift.runtime.torch_runner import ModelRunner
+from pixelsift.runtime.tuning import measure_rate
 
 REPO = Path(__file__).resolve().parents[1]
 BIRDS = REPO.parent / "shared" / "datasets" / "birds"
@@ -45,7 +49,18 @@ SETTINGS = [  # (label, engine, precision)
     ("torch fp16 autocast", "torch", "fp16"),
     ("torch auto", "torch", "auto"),
     ("onnxruntime fp32", "onnxruntime", "fp32"),
+    ("onnxruntime int8", "onnxruntime", "int8"),
+    ("openvino fp32", "openvino", "fp32"),
+    ("openvino bf16", "openvino", "bf16"),
+    ("auto (the default)", "auto", "auto"),
 ]
+END_TO_END = {"torch fp16 autocast"}  # emulated on CPUs: minutes for the photos, nothing to learn
+
+
+def installed(engine: str) -> bool:
+    from pixelsift.core.optional import is_installed
+
+    return engine in ("torch", "auto") or is_installed(engine)
 
 
 def rate(fn, batch: int, seconds: float) -> float:
@@ -101,7 +116,7 @@ def ensure_random_weights(name: str) -> None:
 def model_only(models: list[str], seconds: float, peak: dict[str, float]) -> None:
     print("\n## Model only (images/s; ratio to fp32 eager batch 32 in this run; GFLOP/s achieved)")
     print(
-        f"{'model':<20} {'setting':<22} {'batch':>5} {'img/s':>7} {'ratio':>6} {'GFLOP/s':>8} {'% peak':>7}"
+        f"{'model':<20} {'setting':<40} {'batch':>5} {'img/s':>7} {'ratio':>6} {'GFLOP/s':>8} {'% peak':>7}"
     )
     for name in models:
         spec = get_model_spec(name)
@@ -113,17 +128,18 @@ def model_only(models: list[str], seconds: float, peak: dict[str, float]) -> Non
             base = rate(lambda net=net, x=x32: net(x), 32, seconds)
         rows = [("fp32 eager (plain)", 32, base, "fp32")]
         for label, engine, precision in SETTINGS:
-            model = ImageModel.load(name, engine=engine, precision=precision, device="cpu", cached=False)
+            if not installed(engine):
+                continue
+            model = ImageModel.load(
+                name, engine=engine, precision=precision, device="cpu", cached=False, purpose="classify"
+            )
             batch = model.runner.batch_size
-            x = np.random.default_rng(0).normal(size=(batch, 3, size, size)).astype(np.float32)
+            x = np.random.default_rng(0).integers(0, 255, (batch, 3, size, size), dtype=np.uint8)
             chosen = model.runner.precision
+            streams = model.runner.streams  # every stream computing at once, as iter_outputs runs them
+            shown = f"{label} -> {model.engine} {chosen}" if engine == "auto" else label
             rows.append(
-                (
-                    label + (f" -> {chosen}" if precision == "auto" else ""),
-                    batch,
-                    rate(lambda m=model, x=x: m.run(x), batch, seconds),
-                    chosen,
-                )
+                (f"{shown} x{streams}", batch, measure_rate(model.runner, x, streams, seconds), chosen)
             )
         for label, batch, ips, precision in rows:
             gflops = ips * flops / 1e9
@@ -131,7 +147,7 @@ def model_only(models: list[str], seconds: float, peak: dict[str, float]) -> Non
             # is then the honest ceiling for every setting.
             ref = max(peak["bf16"], peak["fp32"]) if precision == "bf16" else peak["fp32"]
             cells = f"{batch:>5} {ips:7.1f} {ips / base:5.2f}x {gflops:8.1f} {gflops / ref:6.1%}"
-            print(f"{name:<20} {label:<22} {cells}")
+            print(f"{name:<20} {label:<40} {cells}")
 
 
 def photos(count: int) -> list[Path]:
@@ -158,14 +174,43 @@ def end_to_end(files: list[Path], seconds_note: str) -> dict[str, list[str]]:
     print(f"{'setting':<28} {'img/s':>7} {'vs plain fp32 loop':>19}")
     print(f"{'plain fp32 loop, batch 1':<28} {plain_rate:7.1f} {1.0:18.2f}x")
     labels = {"plain": plain}
+    rates = {}
     for label, engine, precision in SETTINGS:
+        if label in END_TO_END or not installed(engine):
+            continue
         clf = Classifier("efficientnet_lite0", engine=engine, precision=precision, device="cpu")
-        list(clf.iter_classify(files[:4]))
+        list(clf.iter_classify(files[:8]))
         start = time.perf_counter()
         labels[label] = [r.labels[0] for r in clf.iter_classify(files, top_k=1)]
-        ips = len(files) / (time.perf_counter() - start)
-        print(f"{label:<28} {ips:7.1f} {ips / plain_rate:18.2f}x")
+        ips = rates[label] = len(files) / (time.perf_counter() - start)
+        print(f"{label:<28} {ips:7.1f} {ips / plain_rate:18.2f}x   {clf.model.runner.describe()}")
+    fastest = max(v for k, v in rates.items() if k != "auto (the default)")
+    print(f"auto vs the fastest single setting: {rates['auto (the default)'] / fastest:.1%}")
+    end_to_end_limit(files, rates["auto (the default)"])
     return labels
+
+
+def end_to_end_limit(files: list[Path], achieved: float) -> None:
+    """cores / (decode + model), each measured alone on one core, against what `auto` reached."""
+    from pixelsift.config import available_cpus
+    from pixelsift.runtime import engines, tuning
+
+    model = ImageModel.load("efficientnet_lite0", engine="auto", device="cpu", purpose="classify")
+    start = time.perf_counter()
+    pixels = [model.decode(f)[0] for f in files]
+    decode = (time.perf_counter() - start) / len(files)
+    choice = tuning.Candidate(model.engine, model.precision)
+    runner = engines.build_runner(model.spec, model.network, RunOptions(device="cpu"), choice, threads=1)
+    batch = np.stack(pixels[: int(runner.batch_size)])
+    compute = 1.0 / tuning.measure_rate(runner, batch, streams=1, seconds=2.0)
+    cores = available_cpus()
+    limit = cores / (decode + compute)
+    print(f"\n## End-to-end limit ({cores} cores, {choice.label}, {model.runner.streams} stream(s))")
+    print(f"decode + preprocess: {decode * 1e3:.2f} core-ms/image; model: {compute * 1e3:.2f} core-ms/image")
+    print(
+        f"limit {cores} / ({decode * 1e3:.2f} + {compute * 1e3:.2f}) ms = {limit:.1f} images/s; "
+        f"auto reached {achieved:.1f} = {achieved / limit:.0%} of it"
+    )
 
 
 def agreement(labels: dict[str, list[str]]) -> None:

@@ -38,6 +38,9 @@ def offline_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     env = {
         "PIXELSIFT_HOME": str(home),
         "PIXELSIFT_OFFLINE": "1",
+        # `--engine auto` measures engines on the machine it runs on: tests pin torch so their numbers
+        # do not depend on which engine a CI machine finds fastest; the auto tests unset it themselves
+        "PIXELSIFT_ENGINE": "torch",
         "HF_HUB_OFFLINE": "1",
         "TORCH_HOME": str(home / "torch"),
         "YOLO_OFFLINE": "1",
@@ -69,6 +72,21 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     clear_model_cache()
     yield path
     clear_model_cache()
+
+
+@pytest.fixture
+def random_resnet18(home: Path, tmp_path: Path) -> str:
+    """resnet18 with random weights saved by the test and imported into a fresh home (`models add`)."""
+    import torch
+
+    from pixelsift.models import weights
+    from pixelsift.models.registry import get_model_spec
+
+    spec = get_model_spec("resnet18")
+    torch.manual_seed(0)
+    torch.save(spec.build().state_dict(), tmp_path / "r18.pth")  # type: ignore[misc]
+    weights.add(spec, tmp_path / "r18.pth")
+    return "resnet18"
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ pixelsift the same way:
     PIXELSIFT_HOME       cache and data folder (default: the user's cache dir, e.g. ~/.cache/pixelsift)
     PIXELSIFT_OFFLINE    1 = never download anything
     PIXELSIFT_DEVICE     auto | cpu | cuda | cuda:N | mps
-    PIXELSIFT_PRECISION  auto | fp32 | bf16 | fp16
+    PIXELSIFT_PRECISION  auto | fp32 | bf16 | fp16 | int8
+    PIXELSIFT_ENGINE     auto | torch | onnxruntime | openvino (default auto: measured once per model)
     PIXELSIFT_THREADS    compute threads (default: the CPUs this process may use)
     PIXELSIFT_MAX_PIXELS largest image accepted, in pixels (decompression-bomb guard)
     PIXELSIFT_MAX_DECODE_MB  memory one decoded image may take, in MB (default 512)
@@ -16,6 +17,7 @@ A value that cannot be used is a `UsageError` naming the variable and what it ac
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -26,8 +28,8 @@ from pixelsift.errors import UsageError
 
 _TRUE = {"1", "true", "yes", "on"}
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-ENGINES = ("torch", "onnxruntime")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 DEVICES_HELP = "auto | cpu | cuda | cuda:N | mps"
 _DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?|mps)")
 
@@ -38,12 +40,36 @@ def _default_home() -> Path:
     return Path(platformdirs.user_cache_dir("pixelsift"))
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (respects taskset / container CPU sets)."""
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+
+
+def cgroup_cpu_limit(cpu_max: Path = CGROUP_CPU_MAX, v1_quota: Path = CGROUP_V1_QUOTA) -> int | None:
+    """The CPUs a container's CPU quota allows (a quota of 1.5 CPUs gives 2), or None without one."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            return max(1, math.ceil(int(quota) / int(period)))
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int(v1_quota.read_text())
+        period_us = int(v1_quota.with_name("cpu.cfs_period_us").read_text())
+        return max(1, math.ceil(quota_us / period_us)) if quota_us > 0 and period_us > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (taskset, container CPU sets), further limited
+    by a container's CPU quota (docker --cpus, Kubernetes limits)."""
+    try:
+        cpus = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
+        cpus = max(1, os.cpu_count() or 1)
+    quota = cgroup_cpu_limit()
+    return min(cpus, quota) if quota else cpus
 
 
 @dataclass
@@ -52,6 +78,7 @@ class Settings:
     offline: bool = False
     device: str = "auto"
     precision: str = "auto"
+    engine: str = "auto"
     threads: int | None = None
     max_pixels: int = 178_956_970  # twice Pillow's warning level: a 13000 x 13000 photo still opens
 
@@ -69,13 +96,8 @@ class Settings:
             if not _DEVICE.fullmatch(device):
                 raise UsageError(f"PIXELSIFT_DEVICE={env['PIXELSIFT_DEVICE']!r}: use one of {DEVICES_HELP}")
             settings.device = device
-        precision = env.get("PIXELSIFT_PRECISION", "").strip().lower()
-        if precision:
-            if precision not in PRECISIONS:
-                raise UsageError(
-                    f"PIXELSIFT_PRECISION={env['PIXELSIFT_PRECISION']!r}: use one of {', '.join(PRECISIONS)}"
-                )
-            settings.precision = precision
+        settings.precision = _one_of(env, "PIXELSIFT_PRECISION", PRECISIONS, settings.precision)
+        settings.engine = _one_of(env, "PIXELSIFT_ENGINE", ENGINES, settings.engine)
         settings.threads = _positive_int(env, "PIXELSIFT_THREADS", settings.threads, "compute threads", 4)
         settings.max_pixels = _positive_int(
             env, "PIXELSIFT_MAX_PIXELS", settings.max_pixels, "pixels", 250_000_000
@@ -92,6 +114,15 @@ class Settings:
     @property
     def features_dir(self) -> Path:
         return self.home / "features"
+
+
+def _one_of(env: os._Environ[str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in choices:
+        raise UsageError(f"{name}={env[name]!r}: use one of {', '.join(choices)}")
+    return value
 
 
 def _positive_int(env: os._Environ[str], name: str, default: int | None, what: str, example: int) -> Any:

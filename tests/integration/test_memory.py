@@ -3,15 +3,21 @@ from __future__ import annotations
 import tracemalloc
 from pathlib import Path
 
+import pytest
+
 from helpers import write_image
 from pixelsift.runtime.classify import Classifier
 
 
-def test_memory_stays_flat_over_a_long_folder(tmp_path: Path) -> None:
-    """Peak traced memory after 240 photos is no higher than after 60: the bounded queue does its job."""
+@pytest.mark.parametrize(
+    "run", [{"workers": 2}, {"streams": 2}], ids=["decode-threads", "streams-decoding-their-own"]
+)
+def test_memory_stays_flat_over_a_long_folder(tmp_path: Path, run: dict[str, int]) -> None:
+    """Peak traced memory after 240 photos is no higher than after 60: the bounded queue (decode
+    threads) or the bounded slots (streams) do their job."""
     for i in range(240):
         write_image(tmp_path / f"{i:04d}.jpg", size=(96, 72), seed=i)
-    classifier = Classifier(batch_size=4, workers=2)
+    classifier = Classifier(batch_size=4, **run)  # type: ignore[arg-type]
     list(classifier.iter_classify(sorted(tmp_path.glob("*.jpg"))[:8]))  # warm-up allocations
     tracemalloc.start()
     try:

@@ -25,15 +25,6 @@ from pixelsift.runtime.onnx_runner import check_inputs, onnx_cache_path
 TOLERANCE = {("torch", "bf16"): 0.05, ("torch", "fp16"): 0.01, ("onnxruntime", "fp32"): 1e-4}
 
 
-@pytest.fixture
-def random_resnet18(home: Path, tmp_path: Path) -> str:
-    spec = get_model_spec("resnet18")
-    torch.manual_seed(0)
-    torch.save(spec.build().state_dict(), tmp_path / "r18.pth")  # type: ignore[misc]
-    weights.add(spec, tmp_path / "r18.pth")
-    return "resnet18"
-
-
 def _probabilities(model: str, engine: str, precision: str, inputs: np.ndarray) -> np.ndarray:
     runner_model = ImageModel.load(model, engine=engine, precision=precision, device="cpu", cached=False)
     return softmax(runner_model.run(inputs)[1])
@@ -48,7 +39,7 @@ def test_outputs_close_to_fp32(
     spec = get_model_spec(model)
     from pixelsift.imaging.images import open_image
 
-    photos = [spec.preprocessing(open_image(p)) for p in sorted(samples.glob("*.*g"))]  # type: ignore[misc]
+    photos = [spec.preprocessing.pixels(open_image(p)) for p in sorted(samples.glob("*.*g"))]  # type: ignore[misc]
     inputs = np.concatenate([check_inputs(spec, count=3), np.stack(photos)])
     reference = _probabilities(model, "torch", "fp32", inputs)
     probs = _probabilities(model, engine, precision, inputs)
@@ -108,3 +99,37 @@ def test_models_export_cli_reports_the_largest_difference(
     diff = float(out.split("check images:")[1].split()[0])
     assert diff < 1e-3
     assert "same top-1 class: 100%" in out
+
+
+def _uint8_batch(spec, samples: Path) -> np.ndarray:  # type: ignore[no-untyped-def]
+    from pixelsift.imaging.images import open_image
+
+    return np.stack([spec.preprocessing.pixels(open_image(p)) for p in sorted(samples.glob("*.*g"))])
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_uint8_batches_give_the_outputs_of_the_float_path(engine: str, samples: Path) -> None:
+    """Normalisation as the model's first operation (torch: on its device; ONNX: in the graph) gives the
+    logits of the same pixels normalised in numpy, within 1e-4 (float32 rounding of a different order
+    of operations)."""
+    spec = get_model_spec("efficientnet_lite0")
+    pixels = _uint8_batch(spec, samples)
+    model = ImageModel.load("efficientnet_lite0", engine=engine, precision="fp32", device="cpu", cached=False)
+    from_uint8 = model.run(pixels)[1]
+    reference = ImageModel.load("efficientnet_lite0", engine="torch", precision="fp32", device="cpu")
+    from_float = reference.run(spec.preprocessing.normalise_batch(pixels))[1]
+    np.testing.assert_allclose(from_uint8, from_float, atol=1e-4 * max(1.0, float(np.abs(from_float).max())))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_runs_uint8_batches_like_the_cpu(precision: str, samples: Path) -> None:
+    spec = get_model_spec("efficientnet_lite0")
+    pixels = _uint8_batch(spec, samples)
+    cpu = softmax(
+        ImageModel.load("efficientnet_lite0", engine="torch", precision="fp32", device="cpu").run(pixels)[1]
+    )
+    gpu_model = ImageModel.load("efficientnet_lite0", engine="torch", precision=precision, device="cuda")
+    gpu = softmax(gpu_model.run(pixels)[1])
+    assert np.abs(gpu - cpu).max() <= (1e-3 if precision == "fp32" else 0.01)
+    assert (gpu.argmax(1) == cpu.argmax(1)).all()

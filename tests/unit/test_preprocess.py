@@ -57,3 +57,23 @@ def test_invalid_records_are_rejected() -> None:
         Preprocessing(resize=200, crop=224)
     with pytest.raises(ValueError):
         Preprocessing(resize=256, crop=224, interpolation="magic")
+
+
+def test_uint8_pixels_are_within_one_level_of_the_reference_path(samples) -> None:  # type: ignore[no-untyped-def]
+    """`pixels` (one-step box resize, uint8) against torchvision's resize-then-crop in float: every
+    value within one level of 255 after undoing the normalisation, and most exactly equal."""
+    from pixelsift.imaging.images import open_image
+
+    p = Preprocessing(resize=256, crop=224)
+    for path in sorted(samples.glob("*.*g")):
+        img = open_image(path)
+        fast = p.pixels(img)
+        assert fast.dtype == np.uint8 and fast.shape == (3, 224, 224)
+        reference = p(img)
+        np.testing.assert_allclose(p.normalise_batch(fast[None])[0], reference, atol=1.01 / (255 * 0.225))
+
+
+def test_normalise_batch_equals_the_float_path_on_the_same_pixels() -> None:
+    p = Preprocessing(resize=8, crop=8, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    np.testing.assert_allclose(p.normalise_batch(p.pixels(img)[None])[0], p.normalise(img), atol=1e-6)

@@ -130,4 +130,9 @@ def test_the_server_classifies_with_the_engine_it_was_started_with(samples: Path
     response = client.post("/api/classify?k=1", files={"file": ("coffee.png", data, "image/png")})
     assert response.status_code == 200 and response.json()["predictions"][0]["label"] == "espresso"
     [(key, model)] = loaded._cache.items()  # the one classifier that answered
-    assert key[3:] == (1, "onnxruntime") and "onnxruntime" in model.runner.describe()
+    # (name, purpose, device, precision, threads, streams, engine)
+    assert (key[1], key[4], key[-1]) == (
+        "classify",
+        1,
+        "onnxruntime",
+    ) and "onnxruntime" in model.runner.describe()

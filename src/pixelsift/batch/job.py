@@ -110,7 +110,8 @@ class Worker:
         else:
             from pixelsift.runtime.loaded import ImageModel  # torch: in the worker, not the driver
 
-            self.model = ImageModel.load(self.model_name, job.run_options)
+            purpose = "classify" if job.task == "classify" else "features"  # int8 only for classes
+            self.model = ImageModel.load(self.model_name, job.run_options, purpose=purpose)
 
     @property
     def dim(self) -> int:
@@ -141,7 +142,7 @@ class Worker:
             data, _, _ = read_bytes(path)
             img = open_image(data, min_size=preprocessing.resize, name=path)  # as `classify` decodes it
             width, height = img.info.get("full_size", img.size)
-            return preprocessing(img), {**_stat_row(path, data), "width": width, "height": height}
+            return preprocessing.pixels(img), {**_stat_row(path, data), "width": width, "height": height}
 
         rows: list[dict[str, Any]] = []
         vectors = np.zeros((len(paths), model.embed_dim if self.job.task == "embed" else 0), np.float32)

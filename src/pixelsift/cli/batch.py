@@ -96,9 +96,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         )
         engine.add_argument(
             "--inference-engine",
-            default="torch",
+            default=None,
             choices=INFERENCE_ENGINES,
-            help="torch (default) or onnxruntime",
+            help="auto (default: measured once per machine), torch, onnxruntime or openvino",
         )
         t.add_argument("--format", default="table", choices=("table", "json"), help="the summary's format")
         add_runner_options(t, None, batch=False, engine=False)

@@ -60,14 +60,27 @@ def add_runner_options(
         "--precision",
         default=None,
         choices=PRECISIONS,
-        help="auto (default) picks bf16 on CPUs with AMX / AVX-512 BF16, fp16 on CUDA, else fp32",
+        help="auto (default): what the engine choice measured fastest with the same top-1 (never an "
+        "emulated one; int8 only for classes), or, with an explicit engine, bf16 on CPUs with AMX / "
+        "AVX-512 BF16, fp16 on CUDA, else fp32",
     )
     group.add_argument(
         "--threads", type=int, default=None, help="compute threads (default: the CPUs available)"
     )
     if engine:
         group.add_argument(
-            "--engine", default="torch", choices=ENGINES, help="inference engine (default: torch)"
+            "--engine",
+            default=None,
+            choices=ENGINES,
+            help="inference engine (default: auto, the one measured fastest for the model on this "
+            "machine, once; PIXELSIFT_ENGINE sets another default)",
+        )
+        group.add_argument(
+            "--streams",
+            type=int,
+            default=None,
+            metavar="N",
+            help="batches computed at once, sharing --threads (default: measured; else one per CPU)",
         )
     if batch:
         group.add_argument(
@@ -85,8 +98,9 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         device=args.device,
         precision=args.precision,
-        engine=getattr(args, "engine", None) or "torch",
+        engine=getattr(args, "engine", None),
         threads=args.threads,
+        streams=getattr(args, "streams", None),
         batch_size=getattr(args, "batch_size", None),
         workers=getattr(args, "workers", None),
     )

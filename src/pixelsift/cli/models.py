@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from typing import Any
 
 from pixelsift.cli.common import add_format_option
@@ -22,6 +23,7 @@ EXAMPLES = """examples:
   pixelsift models fetch densenet121      download (with progress) and verify the weights
   pixelsift models add vgg16 ~/Downloads/vgg16-397923af.pth
   pixelsift models export efficientnet_lite0 --format onnx -o lite0.onnx
+  pixelsift models tune efficientnet_lite0  measure the engines here and remember the fastest
 """
 
 
@@ -69,6 +71,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--format", dest="export_format", choices=("onnx",), default="onnx")
     export.add_argument("-o", "--output", default=None, metavar="FILE", help="where to write the .onnx file")
     export.set_defaults(func=run_export)
+
+    tune = sub.add_parser(
+        "tune",
+        help="measure every engine for a model on this machine and remember the fastest",
+        description="Time each engine and precision that can run NAME here (torch fp32 / bf16, ONNX "
+        "Runtime fp32 / int8, OpenVINO), keep those with the same top-1 class as fp32 on the check photos, "
+        "and remember the fastest for `--engine auto` (the default). Runs by itself the first time a "
+        "model is used; this command measures again and prints the table.",
+    )
+    tune.add_argument("name", metavar="NAME")
+    tune.add_argument(
+        "--purpose",
+        choices=("classify", "features"),
+        default=None,
+        help="classify (int8 allowed) or features (fp32 / bf16 only); default: both",
+    )
+    tune.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N, mps")
+    tune.add_argument(
+        "--threads", type=int, default=None, help="compute threads (default: the CPUs available)"
+    )
+    add_format_option(tune, ("table", "json"))
+    tune.set_defaults(func=run_tune)
 
     info = sub.add_parser("info", help="everything the registry knows about one model")
     info.add_argument("name", metavar="NAME")
@@ -180,6 +204,34 @@ def run_export(args: argparse.Namespace) -> int:
     if not report.matches:
         print("pixelsift: error: the exported model does not match torch", file=sys.stderr)
         return 1
+    return 0
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    # imported when the command runs: `pixelsift --help` stays fast
+    from pixelsift.runtime.engines import auto_tuning
+    from pixelsift.runtime.loaded import load_split_network
+    from pixelsift.runtime.options import RunOptions
+
+    spec = get_model_spec(args.name)
+    if not isinstance(spec, ClassifierSpec):
+        raise UsageError(f"tune measures classifiers; {spec.name!r} is a {spec.task} model")
+    options = RunOptions(device=args.device, threads=args.threads, engine="auto")
+    tuned = auto_tuning(spec, load_split_network(spec), options, force=True)
+    purposes = [args.purpose] if args.purpose else ["classify", "features"]
+    if args.format == "json":
+        chosen = {p: asdict(tuned.choice(p)) for p in purposes}
+        print(to_json({"model": spec.name, **tuned.to_dict(), "chosen": chosen}))
+        return 0
+    for purpose in purposes:
+        best = tuned.choice(purpose)
+        what = "classification (int8 allowed)" if purpose == "classify" else "features (fp32 / bf16 only)"
+        print(f"{spec.name}, for {what}:")
+        print(tuned.table(purpose))
+        print(
+            f"chosen: {best.engine} {best.precision}, {best.streams} stream(s) x {best.threads} thread(s)\n"
+        )
+    print(f"measured in {tuned.seconds:.1f} s; `--engine auto` (the default) uses these choices")
     return 0
 
 

@@ -24,7 +24,7 @@ from pixelsift.detect.detections import DetectionResult, Detections
 from pixelsift.detect.video import iter_frames
 from pixelsift.errors import ImageError, UsageError
 from pixelsift.imaging.images import _to_rgb, expand_inputs, image_extensions, open_image
-from pixelsift.imaging.pipeline import iter_batches
+from pixelsift.imaging.pipeline import default_decode_workers, iter_computed
 from pixelsift.models.categories import BACKGROUND, UNUSED
 from pixelsift.models.records import DetectorSpec
 from pixelsift.models.vocabulary import Vocabulary
@@ -154,6 +154,23 @@ class Detector:
 
     # Whether images can share a forward pass; `prepare(batched=True)` then makes one input shape.
     batchable = True
+    # Whether several threads may run the network at once (torch: yes; an OpenCV DNN net: no).
+    concurrent = True
+
+    def thread_plan(self) -> Any:
+        """How `iter_detect` spreads the work over the CPUs (`runtime.device.plan_threads`): streams
+        that each decode and run their own images, each with its share of the compute threads; a
+        network that cannot run in two threads at once gets one stream fed by decode threads."""
+        from pixelsift.runtime.device import ThreadPlan, default_threads, plan_threads  # imports torch
+
+        options = self.run_options
+        runner = getattr(self, "runner", None)
+        if not self.concurrent or runner is None:
+            workers = options.workers or default_decode_workers()
+            return ThreadPlan(streams=1, threads=options.threads or default_threads(), workers=workers)
+        plan = plan_threads(runner.device, options.threads, options.streams, options.workers)
+        runner.threads = plan.threads  # the runner sets torch's thread count to it before each batch
+        return plan
 
     def prepare(self, image: Image.Image, batched: bool) -> tuple[np.ndarray, Any]:
         """RGB image -> (network input CHW float32, meta for `postprocess`). Runs in decoding threads.
@@ -315,7 +332,7 @@ class Detector:
         on its result, for drawing. Batch size and decode workers come from the detector's run options.
         """
         wanted = self.check_classes(classes)
-        batch_size, workers = self.run_options.batch_size, self.run_options.workers
+        batch_size = self.run_options.batch_size
         if batch_size is not None and batch_size > 1 and not self.batchable:
             log.info("detect: %s runs one image per forward pass; --batch-size ignored", self.name)
         size = (batch_size or self.batch_size) if self.batchable else 1
@@ -325,14 +342,18 @@ class Detector:
         def decode(path: str) -> tuple[np.ndarray, Prepared]:
             return self._decode(path, keep_images, batched=size > 1)
 
+        def infer(pixels: np.ndarray) -> tuple[Sequence[Any], float]:
+            start = time.perf_counter()
+            raws = self.infer(pixels)
+            return raws, (time.perf_counter() - start) * 1000 / len(pixels)
+
+        plan = self.thread_plan()
+        batches = iter_computed(
+            sources, decode, infer, batch_size=size, streams=plan.streams, workers=plan.workers
+        )
         with progress_bar(total=total, desc="detect", enabled=progress) as bar:
-            for batch in iter_batches(sources, decode, batch_size=size, workers=workers):
-                raws: Sequence[Any] = ()
-                inference_ms = 0.0
-                if len(batch.pixels):
-                    start = time.perf_counter()
-                    raws = self.infer(batch.pixels)
-                    inference_ms = (time.perf_counter() - start) * 1000 / len(batch.pixels)
+            for batch, computed in batches:
+                raws, inference_ms = computed if computed is not None else ((), 0.0)
                 for item in batch.items:
                     if not item.ok:
                         yield DetectionResult(item.path, error=item.error)

@@ -148,6 +148,9 @@ class CamModel:
         cam_module = _grad_cam()
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+        from pixelsift.runtime.device import use_threads  # torch's, like everything in this method
+
+        use_threads()
         device = next(self.forward.parameters()).device
         x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))[None].to(device)
         cam_class = getattr(cam_module, cls_name)

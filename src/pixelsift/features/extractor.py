@@ -111,19 +111,21 @@ class FeatureExtractor:
     def key(self) -> tuple[str, dict[str, Any]]:
         """(feature key, what it stands for): everything that changes the numbers."""
         if self._key is None:
-            if self._image_model is not None:
-                precision = self._image_model.runner.precision
-            else:
-                from pixelsift.runtime.device import choose_precision, resolve_device  # imports torch
+            ran = None
+            if self._image_model is None:
+                from pixelsift.runtime.engines import planned_candidate  # imports torch
 
-                device = resolve_device(self.run_options.device)
-                precision = choose_precision(self.run_options.precision, device)[0]
+                # what would run, without loading the network (None: `auto` has not measured it yet)
+                ran = planned_candidate(self.spec, self.run_options, "features")
+            if ran is None:
+                ran = (self.image_model.engine, self.image_model.precision)
+            engine, precision = ran
             description = {
                 "model": self.spec.name,
                 "weights_sha256": self.weights_sha256(),
                 "preprocessing": self.spec.preprocessing.to_dict(),
                 "precision": precision,
-                "engine": self.run_options.engine,
+                "engine": engine,
                 "backbone_state": self.backbone_digest,
             }
             self._key = (feature_key(description), description)

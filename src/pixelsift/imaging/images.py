@@ -60,6 +60,55 @@ def image_extensions() -> frozenset[str]:
     return IMAGE_EXTENSIONS | HEIF_EXTENSIONS if _register_heif() else IMAGE_EXTENSIONS
 
 
+_ORIENTATION = 0x0112
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_turbo: object = None
+
+
+def _simplejpeg() -> object:
+    """simplejpeg (libjpeg-turbo) when installed, else False: Pillow decodes."""
+    global _turbo
+    if _turbo is None:
+        try:
+            import simplejpeg
+
+            _turbo = simplejpeg
+        except ImportError:
+            _turbo = False
+    return _turbo
+
+
+def _turbo_decode(img: Image.Image, source: ImageSource) -> tuple[Image.Image, bool] | None:
+    """An RGB JPEG decoded by libjpeg-turbo through simplejpeg, at the size Pillow's draft chose (so the
+    pixels are Pillow's own, bit for bit; it skips Pillow's decoder plumbing and, for upright photos, a
+    copy), EXIF orientation applied; (image, turned). None: let Pillow decode (not installed, CMYK, a
+    file it cannot parse)."""
+    turbo = _simplejpeg()
+    if not turbo:
+        return None
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()  # type: ignore[arg-type]
+        width, height = img.size
+        arr = turbo.decode_jpeg(data, "RGB", min_height=height, min_width=width)  # type: ignore[attr-defined]
+    except (ValueError, OSError, TypeError):
+        return None
+    if arr.shape[:2] != (height, width):
+        return None
+    out = Image.fromarray(arr)
+    orientation = img.getexif().get(_ORIENTATION, 1)
+    if orientation in _TRANSPOSE:
+        out = out.transpose(_TRANSPOSE[orientation])
+    return out, orientation in (5, 6, 7, 8)
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB; transparency is composited on white so it does not turn black."""
     if img.mode == "RGB":
@@ -165,11 +214,16 @@ def open_image(
             elif min_size and img.format == "JPEG" and min(width, height) > 2 * min_size:
                 img.draft("RGB", (min_size, min_size))
             _check_decode_memory(img, label)
-            img.load()
-            oriented = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(oriented)
+            fast = _turbo_decode(img, source) if img.format == "JPEG" and img.mode == "RGB" else None
+            if fast is not None:
+                rgb, turned = fast
+            else:
+                img.load()
+                drafted = img.size
+                ImageOps.exif_transpose(img, in_place=True)  # in place: no copy of an upright photo
+                rgb = _to_rgb(img)
+                turned = img.size != drafted
             # The photo's size before draft decoding, oriented like the result: detectors report boxes in it.
-            turned = oriented.size != img.size
             rgb.info["full_size"] = (height, width) if turned else (width, height)
             return rgb
     except ImageError:

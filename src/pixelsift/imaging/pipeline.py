@@ -4,6 +4,13 @@
 decodes and resizes), and hands out batches in input order through a bounded queue, so memory stays
 flat however large the folder and the model never waits for a decode it could have overlapped.
 Failed inputs travel in the same order as `Item`s with an `error`, so callers report them in place.
+
+`iter_computed` adds the model: `streams` lanes each take the next `batch_size` inputs, decode them
+and run `compute` on them, so on a CPU every core alternates between decoding and computing and no
+core waits for another (with 2 lanes of 1 compute thread each on 2 cores, efficientnet_lite0 runs
+1.5x faster end to end than 1 lane of 2 threads fed by decode threads, which fight the compute threads
+for the same cores). With `workers > 0` decoding runs in that many threads instead and the lanes only
+compute (a GPU, whose compute does not take a CPU core). Results come out in input order either way.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +31,7 @@ from pixelsift.config import available_cpus
 from pixelsift.errors import ImageError
 
 Decoder = Callable[[str], tuple[np.ndarray, Any]]
+Compute = Callable[[np.ndarray], Any]
 
 
 @dataclass
@@ -43,7 +52,7 @@ class Item:
 @dataclass
 class Batch:
     items: list[Item]
-    pixels: np.ndarray  # (number of ok items, C, H, W) float32
+    pixels: np.ndarray  # (number of ok items, C, H, W): uint8 from Preprocessing.pixels, or float32
     ok_items: list[Item] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -112,15 +121,8 @@ def iter_batches(
 
         def settle(index: int, path: str, pending: Future[Any] | ImageError) -> bool:
             result = pending if isinstance(pending, ImageError) else pending.result()
-            if isinstance(result, ImageError):
-                items.append(Item(path, index, error=result.reason))
-            else:
-                pixels, info = result
-                items.append(Item(path, index, info=info, row=len(rows)))
-                rows.append(pixels)
-                if len(rows) == batch_size:
-                    return flush()
-            return True
+            _add(items, rows, index, path, result)
+            return flush() if len(rows) == batch_size else True
 
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="pixelsift-decode") as pool:
@@ -158,3 +160,143 @@ def iter_batches(
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def _add(
+    items: list[Item],
+    rows: list[np.ndarray],
+    index: int,
+    path: str,
+    result: tuple[np.ndarray, Any] | ImageError,
+) -> None:
+    """One decoded input into a batch being built: its pixels as the next row, or its error in place."""
+    if isinstance(result, ImageError):
+        items.append(Item(path, index, error=result.reason))
+    else:
+        pixels, info = result
+        items.append(Item(path, index, info=info, row=len(rows)))
+        rows.append(pixels)
+
+
+def _decode_chunk(chunk: list[tuple[int, str | Path | ImageError]], decode: Decoder) -> Batch:
+    items: list[Item] = []
+    rows: list[np.ndarray] = []
+    for index, source in chunk:
+        if isinstance(source, ImageError):
+            items.append(Item(source.path, index, error=source.reason))
+            continue
+        path = str(source)
+        _add(items, rows, index, path, _decode_one(decode, path))
+    return Batch(items, np.stack(rows) if rows else np.zeros((0, 3, 1, 1), np.float32))
+
+
+def iter_computed(
+    sources: Iterable[str | Path | ImageError],
+    decode: Decoder,
+    compute: Compute,
+    batch_size: int = 32,
+    streams: int = 1,
+    workers: int = 0,
+) -> Iterator[tuple[Batch, Any]]:
+    """(batch, compute(batch.pixels)) for consecutive batches of the inputs, in input order; `compute`
+    is not called for a batch with no decodable input (its result is None).
+
+    `streams` batches are decoded and computed at once (`compute` must be safe to call from several
+    threads: torch and ONNX Runtime inference are). `workers == 0`: each lane decodes its own batch;
+    `workers > 0`: `iter_batches` decodes with that many threads and the lanes compute. At most
+    `2 * streams` batches are in flight, so memory stays flat however long the input.
+    """
+    if batch_size < 1 or streams < 1:
+        raise ValueError("batch_size and streams must be at least 1")
+    if workers > 0:
+        yield from _computed_from_pool(sources, decode, compute, batch_size, streams, workers)
+        return
+    if streams == 1:  # one lane: no thread needed
+        numbered = enumerate(sources)
+        while chunk := list(islice(numbered, batch_size)):
+            batch = _decode_chunk(chunk, decode)
+            yield batch, compute(batch.pixels) if len(batch.pixels) else None
+        return
+    yield from _computed_in_lanes(sources, decode, compute, batch_size, streams)
+
+
+def _computed_from_pool(
+    sources: Iterable[str | Path | ImageError],
+    decode: Decoder,
+    compute: Compute,
+    batch_size: int,
+    streams: int,
+    workers: int,
+) -> Iterator[tuple[Batch, Any]]:
+    def run(batch: Batch) -> Any:
+        return compute(batch.pixels) if len(batch.pixels) else None
+
+    window: deque[tuple[Batch, Future[Any]]] = deque()
+    with ThreadPoolExecutor(streams, thread_name_prefix="pixelsift-compute") as pool:
+        for batch in iter_batches(sources, decode, batch_size=batch_size, workers=workers):
+            window.append((batch, pool.submit(run, batch)))
+            while len(window) > streams:
+                done, pending = window.popleft()
+                yield done, pending.result()
+        while window:
+            done, pending = window.popleft()
+            yield done, pending.result()
+
+
+def _computed_in_lanes(
+    sources: Iterable[str | Path | ImageError],
+    decode: Decoder,
+    compute: Compute,
+    batch_size: int,
+    streams: int,
+) -> Iterator[tuple[Batch, Any]]:
+    numbered = enumerate(sources)
+    take = threading.Lock()
+    slots = threading.Semaphore(2 * streams)  # batches taken but not yet handed to the caller
+    finished: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+    sequence = 0
+
+    def lane() -> None:
+        nonlocal sequence
+        try:
+            while not stop.is_set():
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                with take:
+                    chunk = list(islice(numbered, batch_size))
+                    seq, sequence = sequence, sequence + 1
+                if not chunk:
+                    finished.put((seq, None, None))
+                    return
+                batch = _decode_chunk(chunk, decode)
+                result = compute(batch.pixels) if len(batch.pixels) else None
+                finished.put((seq, batch, result))
+        except BaseException as exc:  # re-raised in the caller's thread
+            finished.put((-1, _ProducerFailed(exc), None))
+
+    threads = [threading.Thread(target=lane, name=f"pixelsift-lane-{i}", daemon=True) for i in range(streams)]
+    for thread in threads:
+        thread.start()
+    waiting: dict[int, tuple[Batch | None, Any]] = {}
+    next_seq, ended = 0, 0
+    try:
+        while True:
+            while next_seq in waiting:
+                batch, result = waiting.pop(next_seq)
+                if batch is None:  # the end of the inputs: no later batch exists
+                    return
+                next_seq += 1
+                slots.release()
+                yield batch, result
+            seq, batch, result = finished.get()
+            if isinstance(batch, _ProducerFailed):
+                raise batch.exc
+            if batch is None:
+                ended += 1
+            waiting[seq] = (batch, result)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)

@@ -144,7 +144,7 @@ def photo_decoder(
         data, size, mtime_ns = read_file(path)
         img = open_image(data, min_size=model_size or min_size, name=path)
         metadata = read_exif(data)
-        pixels = preprocess(img) if preprocess is not None else np.zeros((3, 1, 1), np.float32)
+        pixels = preprocess.pixels(img) if preprocess is not None else np.zeros((3, 1, 1), np.uint8)
         bigger = model_size is not None and min_size is not None and min_size > model_size
         if bigger and min(img.size) < min(min_size, *img.info.get("full_size", img.size)):
             img = open_image(data, min_size=min_size, name=path)  # drafted too small for the others

@@ -44,7 +44,7 @@ class Classifier:
         self, model: str = DEFAULT_CLASSIFIER, run_options: RunOptions | None = None, **run: Unpack[RunKwargs]
     ):
         self.run_options = RunOptions.of(run_options, **run)
-        self.model = ImageModel.load(model, self.run_options)
+        self.model = ImageModel.load(model, self.run_options, purpose="classify")
 
     def iter_classify(
         self,
@@ -84,7 +84,7 @@ class Classifier:
             img = open_image(image, min_size=self.model.preprocessing.resize, name=name)
         else:
             img = image
-        pixels = self.model.preprocessing(img.convert("RGB") if img.mode != "RGB" else img)
+        pixels = self.model.preprocessing.pixels(img.convert("RGB") if img.mode != "RGB" else img)
         _, logits = self.model.run(pixels[None])
         labels, scores = top_k_of(logits[0], self.model.categories, top_k)
         return Classification(name, labels, scores)

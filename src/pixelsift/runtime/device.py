@@ -107,6 +107,8 @@ def choose_precision(
     requested = (requested or get_settings().precision or "auto").lower()
     if requested not in PRECISIONS:
         raise UsageError(f"unknown precision {requested!r}; use one of {', '.join(PRECISIONS)}")
+    if requested == "int8":
+        raise UsageError("int8 runs on the onnxruntime engine: use --engine onnxruntime or auto")
     if device.type == "cuda" and cuda_bf16 is None:
         cuda_bf16 = torch.cuda.is_bf16_supported()
     if requested == "auto":
@@ -135,6 +137,15 @@ def default_threads() -> int:
     return get_settings().threads or available_cpus()
 
 
+def use_threads(threads: int | None = None) -> None:
+    """Set torch's compute threads (one setting per process) to `threads`, default all this process
+    may use: work that runs a network outside a runner (training, explanations) calls this first,
+    because a runner of several streams leaves it at its per-stream count."""
+    wanted = threads or default_threads()
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+
+
 def default_batch_size(device: torch.device) -> int:
     """Images per batch. On CPUs small batches win: activations of 4 images stay in cache, and measured
     on 2 cores EfficientNet-Lite0 runs 3x faster per image at batch 4 than at batch 32."""
@@ -143,3 +154,54 @@ def default_batch_size(device: torch.device) -> int:
     if device.type == "mps":
         return 16
     return 4 if available_cpus() <= 4 else 8
+
+
+MAX_STREAMS = 8  # beyond this, more streams only hold more activations in memory
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """How a network's work is spread over the CPUs: `streams` batches computed at once, each with
+    `threads` compute threads, and `workers` decode threads (0: each stream decodes its own batches,
+    so decoding and computing never compete for a core)."""
+
+    streams: int
+    threads: int
+    workers: int
+
+    def describe(self) -> str:
+        decode = f"{self.workers} decode threads" if self.workers else "each decoding its own batches"
+        return f"{self.streams} stream(s) x {self.threads} thread(s), {decode}"
+
+
+def plan_threads(
+    device: torch.device, cpus: int | None = None, streams: int | None = None, workers: int | None = None
+) -> ThreadPlan:
+    """The thread split for `cpus` compute CPUs (default: PIXELSIFT_THREADS, else the CPUs this process
+    may use, affinity and container quota respected). On a CPU the default never runs more threads
+    than CPUs: streams x threads (+ decode workers when asked for) <= cpus. On a GPU one stream
+    computes and decode threads keep it fed (their CPUs are not the GPU's).
+
+    >>> plan_threads(torch.device("cpu"), cpus=2)
+    ThreadPlan(streams=2, threads=1, workers=0)
+    >>> plan_threads(torch.device("cpu"), cpus=16, streams=4)
+    ThreadPlan(streams=4, threads=4, workers=0)
+    """
+    cpus = cpus or default_threads()
+    if device.type != "cpu":
+        decoders = workers if workers else max(2, min(8, available_cpus()))
+        return ThreadPlan(streams=streams or 1, threads=1, workers=decoders)
+    workers = workers or 0
+    compute = max(1, cpus - workers)
+    streams = min(streams or min(compute, MAX_STREAMS), compute)
+    return ThreadPlan(streams=streams, threads=max(1, compute // streams), workers=workers)
+
+
+def stream_choices(cpus: int) -> list[int]:
+    """The stream counts worth measuring on `cpus` CPUs: 1, 2, 4 ... up to min(cpus, MAX_STREAMS)."""
+    choices, n = [], 1
+    while n <= min(cpus, MAX_STREAMS):
+        choices.append(n)
+        n *= 2
+    top = min(cpus, MAX_STREAMS)
+    return choices if choices[-1] == top else [*choices, top]

@@ -1,19 +1,177 @@
-"""The one place a network becomes a runner: `create_runner(spec, network, run_options)` picks the engine."""
+"""The one place a network becomes a runner: `create_runner(spec, network, run_options)` picks the engine.
+
+`--engine auto` (the default) reads the choice measured for this model on this machine, or measures it
+now (`tuning.py`; a few seconds, once, said on stderr); an explicit engine runs as asked. Every runner
+has the same interface (uint8 or float NCHW batch in, float32 numpy outputs) and carries its thread
+plan (`streams`, `threads`, `workers`) for `ImageModel.iter_outputs`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import sys
+import time
+from typing import Any
+
+import torch
 from torch import nn
 
+from pixelsift.errors import UsageError
 from pixelsift.models.records import ClassifierSpec
-from pixelsift.runtime.onnx_runner import OnnxRunner, ensure_onnx
+from pixelsift.runtime import tuning
+from pixelsift.runtime.device import (
+    ThreadPlan,
+    choose_precision,
+    default_threads,
+    detect_cpu_features,
+    plan_threads,
+    resolve_device,
+)
+from pixelsift.runtime.onnx_runner import OnnxRunner, ensure_int8, ensure_onnx
+from pixelsift.runtime.openvino_runner import OpenVinoRunner
 from pixelsift.runtime.options import RunOptions
 from pixelsift.runtime.torch_runner import ModelRunner
 
+log = logging.getLogger("pixelsift")
+
+Runner = ModelRunner | OnnxRunner | OpenVinoRunner
+
+
+def build_runner(
+    spec: ClassifierSpec,
+    network: nn.Module,
+    run_options: RunOptions,
+    candidate: tuning.Candidate,
+    threads: int,
+    calibration: Any = None,
+) -> Runner:
+    """A runner for one candidate with `threads` compute threads (per stream)."""
+    options = dataclasses.replace(run_options, engine=candidate.engine, precision=candidate.precision)
+    if candidate.engine == "torch":
+        return ModelRunner(network, options, preprocessing=spec.preprocessing, threads=threads)
+    if candidate.engine == "onnxruntime":
+        if candidate.precision == "int8":
+            if calibration is None:
+                calibration = tuning.check_pixels(spec.preprocessing)
+            path = ensure_int8(spec, network, calibration)
+        else:
+            path = ensure_onnx(spec, network)
+        return OnnxRunner(path, options, spec.preprocessing, precision=candidate.precision, threads=threads)
+    if candidate.engine == "openvino":
+        return OpenVinoRunner(
+            ensure_onnx(spec, network), options, precision=candidate.precision, threads=threads
+        )
+    raise UsageError(f"unknown engine {candidate.engine!r}")
+
+
+def explicit_candidate(engine: str, precision: str | None) -> tuning.Candidate:
+    """The candidate an explicit `--engine` (and `--precision`) asks for."""
+    wanted = (precision or "auto").lower()
+    if engine == "torch":
+        return tuning.Candidate("torch", wanted)  # `auto` precision is resolved by the runner
+    if wanted == "auto":
+        wanted = "fp32"
+    allowed = {"onnxruntime": ("fp32", "int8"), "openvino": ("fp32", "bf16")}[engine]
+    if wanted not in allowed:
+        raise UsageError(f"the {engine} engine runs {' or '.join(allowed)}: use --precision {allowed[0]}")
+    return tuning.Candidate(engine, wanted)
+
+
+def auto_tuning(
+    spec: ClassifierSpec,
+    network: nn.Module,
+    run_options: RunOptions,
+    force: bool = False,
+    say: Any = None,
+) -> tuning.Tuning:
+    """What was measured for this model here: from the cache, else measured now (for both purposes at
+    once) and remembered."""
+    device = resolve_device(run_options.device)
+    cpus = run_options.threads or default_threads()
+    key = tuning.tuning_key(spec, str(device), cpus, run_options.precision)
+    if not force:
+        found = tuning.cached_tuning(key)
+        if found is not None:
+            return found
+    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    options = tuning.candidates(
+        device.type, detect_cpu_features(), "classify", run_options.precision, cuda_bf16=cuda_bf16
+    )
+    if not options:
+        raise UsageError(f"no engine runs precision {run_options.precision} here; use --precision auto")
+    print(
+        f"pixelsift: measuring {len(options)} ways to run {spec.name} on this machine "
+        "(once, a few seconds; remembered for later runs)",
+        file=sys.stderr,
+    )
+    start = time.perf_counter()
+    check = tuning.check_pixels(spec.preprocessing)
+
+    def build(candidate: tuning.Candidate, threads: int) -> Runner:
+        return build_runner(spec, network, run_options, candidate, threads, calibration=check)
+
+    measured = tuning.measure(options, build, check, cpus, say=say or (lambda _: None))
+    tuned = tuning.Tuning(measured, round(time.perf_counter() - start, 2), measured_now=True)
+    tuning.remember(key, tuned)
+    best = tuned.choice("classify")
+    log.info("engine measurements for %s:\n%s", spec.name, tuned.table())
+    print(
+        f"pixelsift: {spec.name} runs fastest here on {best.engine} {best.precision}, {best.streams} "
+        f"stream(s) ({best.images_per_s or 0:.0f} images/s; measured in {tuned.seconds:.1f} s; "
+        f"`pixelsift models tune {spec.name}` shows the table)",
+        file=sys.stderr,
+    )
+    return tuned
+
+
+def planned_candidate(spec: ClassifierSpec, run_options: RunOptions, purpose: str) -> tuple[str, str] | None:
+    """(engine, precision) a model would run with, worked out without loading its network, or None
+    when `auto` has not measured this model here yet (the feature cache keys on it)."""
+    device = resolve_device(run_options.device)
+    engine = run_options.engine_name
+    if engine == "auto":
+        cpus = run_options.threads or default_threads()
+        tuned = tuning.cached_tuning(tuning.tuning_key(spec, str(device), cpus, run_options.precision))
+        if tuned is None:
+            return None
+        chosen = tuned.choice(purpose)
+        return chosen.engine, chosen.precision
+    candidate = explicit_candidate(engine, run_options.precision)
+    if candidate.engine == "torch":
+        return "torch", choose_precision(run_options.precision, device)[0]
+    return candidate.engine, candidate.precision
+
 
 def create_runner(
-    spec: ClassifierSpec, network: nn.Module, run_options: RunOptions
-) -> ModelRunner | OnnxRunner:
-    """The runner for `run_options.engine`: every task that runs a classification network gets it here."""
-    if run_options.engine == "onnxruntime":
-        return OnnxRunner(ensure_onnx(spec, network), run_options)
-    return ModelRunner(network, run_options)
+    spec: ClassifierSpec, network: nn.Module, run_options: RunOptions, purpose: str = "features"
+) -> Runner:
+    """The runner `run_options` ask for: every task that runs a classification network gets it here.
+
+    `purpose`: "classify" lets `auto` choose int8; "features" (embeddings, transfer learning, the photo
+    index) keeps fp32 / bf16."""
+    device = resolve_device(run_options.device)
+    engine = run_options.engine_name
+    cpus = run_options.threads or default_threads()
+    streams: int | None = run_options.streams
+    if engine == "auto":
+        choice = auto_tuning(spec, network, run_options).choice(purpose)
+        candidate, streams = choice.candidate, streams or choice.streams
+    else:
+        candidate = explicit_candidate(engine, run_options.precision)
+    plan = plan_threads(device, cpus, streams, run_options.workers)
+    try:
+        runner = build_runner(spec, network, run_options, candidate, plan.threads)
+    except Exception as exc:
+        if engine != "auto":
+            raise
+        # a cached choice that no longer builds (an uninstalled runtime): torch fp32 always does
+        log.warning("%s no longer runs %s (%s); using torch", spec.name, candidate.label, exc)
+        runner = build_runner(spec, network, run_options, tuning.REFERENCE, plan.threads)
+    attach_plan(runner, plan)
+    return runner
+
+
+def attach_plan(runner: Any, plan: ThreadPlan) -> None:
+    runner.streams, runner.workers = plan.streams, plan.workers
+    log.info("threads: %s", plan.describe())

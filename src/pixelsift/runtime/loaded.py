@@ -18,7 +18,7 @@ from typing_extensions import Unpack
 from pixelsift.core.progress import progress_bar
 from pixelsift.errors import ImageError
 from pixelsift.imaging.images import open_image
-from pixelsift.imaging.pipeline import Decoder, Item, iter_batches
+from pixelsift.imaging.pipeline import Decoder, Item, iter_computed
 from pixelsift.models.network import SplitNetwork, split_at_last_linear
 from pixelsift.models.preprocess import Preprocessing
 from pixelsift.models.records import ClassifierSpec
@@ -64,22 +64,24 @@ class ImageModel:
         run_options: RunOptions | None = None,
         *,
         cached: bool = True,
+        purpose: str = "features",
         **run: Unpack[RunKwargs],
     ) -> ImageModel:
         """Load (or reuse) the model `name`; weights come through the cache, never silently swapped.
 
-        `run_options` (or the keywords device, precision, engine, threads, batch_size, workers) say how
-        it runs.
+        `run_options` (or the keywords device, precision, engine, threads, streams, batch_size,
+        workers) say how it runs. `purpose`: "classify" when only its classes are used (then
+        `--engine auto` may choose int8), "features" when its embeddings are (fp32 / bf16 only).
         """
         run_options = RunOptions.of(run_options, **run)
         name = get_spec_of(name, ClassifierSpec).name  # "VGG16" and "vgg16" are one model
-        key = (name, *run_options.runner_key())  # batch size and workers need no second network
+        key = (name, purpose, *run_options.runner_key())  # batch size needs no second network
         with _cache_lock:
             model = _cache.get(key) if cached else None
         if model is None:
             spec = get_spec_of(name, ClassifierSpec)
             network = load_split_network(spec)
-            model = cls(spec, network, create_runner(spec, network, run_options), run_options)
+            model = cls(spec, network, create_runner(spec, network, run_options, purpose), run_options)
             if cached:
                 with _cache_lock:
                     _cache[key] = model
@@ -99,12 +101,22 @@ class ImageModel:
         return self.run_options.batch_size or int(self.runner.batch_size)
 
     def decode(self, path: str | Path | bytes) -> tuple[np.ndarray, tuple[int, int]]:
-        """File -> preprocessed CHW float32 pixels and the photo's (width, height)."""
+        """File -> the model's uint8 CHW pixels (`Preprocessing.pixels`) and the photo's (width, height)."""
         img = open_image(path, min_size=self.preprocessing.resize)
-        return self.preprocessing(img), img.size
+        return self.preprocessing.pixels(img), img.size
+
+    @property
+    def engine(self) -> str:
+        """The engine this model runs on (what `auto` chose, or what was asked for)."""
+        return str(getattr(self.runner, "engine", "torch"))
+
+    @property
+    def precision(self) -> str:
+        return str(self.runner.precision)
 
     def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 3, H, W) pixels -> (features (N, D), logits (N, classes))."""
+        """(N, 3, H, W) pixels, uint8 from `decode` or normalised float32 -> (features (N, D),
+        logits (N, classes))."""
         features, logits = self.runner(pixels)[:2]
         return features, logits
 
@@ -128,20 +140,22 @@ class ImageModel:
     ) -> Iterator[tuple[Item, np.ndarray | None, np.ndarray | None]]:
         """For each input, in order: (item, features, logits), or (item, None, None) when it failed.
 
-        `decode(path) -> (pixels CHW float32, info)` replaces `self.decode` when a caller needs more from
+        `decode(path) -> (pixels CHW, info)` replaces `self.decode` when a caller needs more from
         each file than pixels (the photo index reads its hash and EXIF from the same bytes; training
-        augments); `item.info` carries it.
+        augments); `item.info` carries it. Batches run on the runner's streams (`iter_computed`).
         """
         with progress_bar(total=total, desc=desc, enabled=progress) as bar:
-            batches = iter_batches(
+            batches = iter_computed(
                 sources,
                 decode or self.decode,
+                self.run,
                 batch_size=batch_size or self.batch_size,
-                workers=self.run_options.workers,
+                streams=int(getattr(self.runner, "streams", 1)),
+                workers=int(getattr(self.runner, "workers", 0)),
             )
-            for batch in batches:
-                if len(batch.pixels):
-                    features, logits = self.run(batch.pixels)
+            for batch, outputs in batches:
+                if outputs is not None:
+                    features, logits = outputs
                 for item in batch.items:
                     if item.ok:
                         yield item, features[item.row], logits[item.row]

@@ -1,4 +1,5 @@
-"""`RunOptions`: how a network runs (device, precision, engine, threads, batch size, decode workers).
+"""`RunOptions`: how a network runs (device, precision, engine, threads, streams, batch size, decode
+workers).
 
 One frozen, picklable object, built once by each front door (CLI options, Python keyword arguments,
 the web app's config) and passed whole to every task. It holds what was *asked for*; each process
@@ -16,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TypedDict
 
-from pixelsift.config import ENGINES, PRECISIONS
+from pixelsift.config import ENGINES, PRECISIONS, get_settings
 from pixelsift.errors import UsageError
 
 
@@ -25,8 +26,9 @@ class RunKwargs(TypedDict, total=False):
 
     device: str | None
     precision: str | None
-    engine: str
+    engine: str | None
     threads: int | None
+    streams: int | None
     batch_size: int | None
     workers: int | None
 
@@ -34,22 +36,27 @@ class RunKwargs(TypedDict, total=False):
 @dataclass(frozen=True)
 class RunOptions:
     """How to run a network. `None` means "the default here": `PIXELSIFT_DEVICE` / `PIXELSIFT_PRECISION`
-    / `PIXELSIFT_THREADS` when set, else auto / auto / the CPUs this process may use; the batch size
-    the runner prefers on its device; decode workers chosen from the CPUs."""
+    / `PIXELSIFT_ENGINE` / `PIXELSIFT_THREADS` when set, else auto / auto / auto (the engine measured
+    fastest for the model on this machine, see `runtime/tuning.py`) / the CPUs this process may use;
+    `streams` batches computed at once (on a CPU: measured with the engine, else one per CPU up to 8;
+    `threads` are shared among them); the batch size the runner prefers on its device; `workers`
+    decode threads (default on a CPU: none, each stream decodes its own batches; on a GPU: one per CPU).
+    """
 
     device: str | None = None
     precision: str | None = None
-    engine: str = "torch"
+    engine: str | None = None
     threads: int | None = None
+    streams: int | None = None
     batch_size: int | None = None
     workers: int | None = None
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
+        if self.engine is not None and self.engine not in ENGINES:
             raise UsageError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
         if self.precision is not None and self.precision.lower() not in PRECISIONS:
             raise UsageError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
-        for name in ("threads", "batch_size"):
+        for name in ("threads", "streams", "batch_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 flag = "--" + name.replace("_", "-")
@@ -71,6 +78,11 @@ class RunOptions:
             raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(base, **changes) if changes else base  # type: ignore[arg-type]
 
-    def runner_key(self) -> tuple[str | None, str | None, int | None, str]:
+    @property
+    def engine_name(self) -> str:
+        """The engine asked for, `PIXELSIFT_ENGINE` standing in for None."""
+        return self.engine or get_settings().engine
+
+    def runner_key(self) -> tuple[str | None, str | None, int | None, int | None, str]:
         """What decides the runner a model gets (batch size and decode workers do not)."""
-        return (self.device, self.precision, self.threads, self.engine)
+        return (self.device, self.precision, self.threads, self.streams, self.engine_name)

@@ -1,9 +1,11 @@
 """The torch engine: `ModelRunner` runs a network on batches with device, precision, memory format and
 threads chosen once (see `device.py`).
 
-`ModelRunner(network)` puts a network in eval mode on the right device once, then runs float32 NCHW
-batches (numpy or torch) and returns float32 numpy outputs. Convolutional networks run in channels-last
-memory format, which oneDNN and cuDNN run faster.
+`ModelRunner(network)` puts a network in eval mode on the right device once, then runs NCHW batches
+(numpy or torch) and returns float32 numpy outputs. A batch is either float32, already normalised, or
+uint8 straight from `Preprocessing.pixels`: then the scaling and normalisation are the model's first
+operation, on its device (on a GPU the uint8 batch crosses the bus from pinned memory, 4x fewer bytes).
+Convolutional networks run in channels-last memory format, which oneDNN and cuDNN run faster.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pixelsift.models.preprocess import Preprocessing
 from pixelsift.runtime.device import (
     CpuFeatures,
     choose_precision,
@@ -64,15 +67,17 @@ class ModelRunner:
         channels_last: bool | None = None,
         cpu_features: CpuFeatures | None = None,
         fold_bn: bool = True,
+        preprocessing: Preprocessing | None = None,
+        threads: int | None = None,
     ):
         run_options = run_options or RunOptions()
         self.device = resolve_device(run_options.device)
         self.precision, self.precision_reason = choose_precision(
             run_options.precision, self.device, cpu_features
         )
-        self.threads = run_options.threads or default_threads()
-        if self.device.type == "cpu" and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+        self.engine = "torch"
+        self.threads = threads or run_options.threads or default_threads()
+        self._use_threads()
         # what this device prefers; a task's RunOptions.batch_size overrides it
         self.batch_size = default_batch_size(self.device)
         self.channels_last = has_convolutions(network) if channels_last is None else channels_last
@@ -80,7 +85,19 @@ class ModelRunner:
         if fold_bn:
             network = fold_batchnorm(network)
         self.network = network.eval().to(self.device).to(memory_format=self.memory_format)
+        self._normalise: tuple[torch.Tensor, torch.Tensor] | None = None
+        if preprocessing is not None:
+            scale, offset = preprocessing.scale_and_offset()
+            self._normalise = (
+                torch.from_numpy(scale).view(1, 3, 1, 1).to(self.device),
+                torch.from_numpy(offset).view(1, 3, 1, 1).to(self.device),
+            )
         log.info("runner: %s", self.describe())
+
+    def _use_threads(self) -> None:
+        # torch's thread count is one setting per process: a runner sets its own before it runs
+        if self.device.type == "cpu" and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
     def describe(self) -> str:
         layout = "channels-last" if self.channels_last else "contiguous"
@@ -95,10 +112,16 @@ class ModelRunner:
             x = x.pin_memory().to(self.device, non_blocking=True)
         else:
             x = x.to(self.device)
+        if x.dtype == torch.uint8:
+            if self._normalise is None:
+                raise TypeError("a uint8 batch needs a runner built with the model's preprocessing")
+            scale, offset = self._normalise
+            x = x.float().mul_(scale).sub_(offset)
         return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
 
     def __call__(self, batch: np.ndarray | torch.Tensor) -> tuple[np.ndarray, ...]:
         """Run one batch; returns every output of the network as float32 numpy arrays."""
+        self._use_threads()
         x = self.to_device(batch)
         dtype = _DTYPES.get(self.precision)
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()

@@ -40,7 +40,7 @@ from pixelsift.imaging.images import open_image
 from pixelsift.imaging.pipeline import iter_batches
 from pixelsift.models.preprocess import _RESAMPLE
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
-from pixelsift.runtime.device import default_threads, resolve_device
+from pixelsift.runtime.device import resolve_device, use_threads
 from pixelsift.runtime.loaded import load_split_network
 from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.transfer.backbone import state_digest, state_of, unfreeze_last_blocks
@@ -122,7 +122,7 @@ def augmenting_decoder(preprocessing: Preprocessing, seed: int) -> Callable[[str
             img = ImageOps.mirror(img)
         for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
             img = enhancer(img).enhance(rng.uniform(0.8, 1.2))
-        return preprocessing.normalise(img), size
+        return preprocessing.pixels(img), size
 
     return decode
 
@@ -238,9 +238,7 @@ def finetune(
     known = [i for i, label in enumerate(valid_set.labels) if label in index]
     y_valid = torch.tensor([index[valid_set.labels[i]] for i in known], dtype=torch.long)
     dim = train_set.raw.shape[1]
-    threads = run_options.threads or default_threads()
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    use_threads(run_options.threads)
 
     history: list[dict[str, Any]] = []
     with torch.random.fork_rng(devices=[]):
@@ -470,7 +468,10 @@ def _train_blocks(
     def features(paths: list[str], decode: Any) -> Iterator[tuple[list[int], torch.Tensor]]:
         for b in iter_batches(paths, decode, batch_size=batch, workers=extractor.run_options.workers):
             rows = [item.index for item in b.ok_items]
-            x = torch.from_numpy(b.pixels).to(device)
+            pixels = (
+                b.pixels if b.pixels.dtype == np.float32 else spec.preprocessing.normalise_batch(b.pixels)
+            )
+            x = torch.from_numpy(pixels).to(device)
             yield rows, torch.flatten(body(x), 1)
 
     def snapshot() -> tuple[dict[str, Any], dict[str, np.ndarray]]:

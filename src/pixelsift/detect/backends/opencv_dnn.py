@@ -58,6 +58,8 @@ def configure_target(net: Any, run_options: RunOptions) -> str:
 class SsdDetector(Detector):
     """TensorFlow object-detection-API graphs: a fixed square input, NMS inside the graph."""
 
+    concurrent = False  # one cv2.dnn.Net runs in one thread at a time
+
     def __init__(self, spec: DetectorSpec, net: Any, input_size: int, runs_on: str, **kwargs: Any):
         # Batches measured no faster per image on CPUs, and a short last batch makes OpenCV re-plan.
         super().__init__(
@@ -87,6 +89,8 @@ class SsdDetector(Detector):
 
 class OnnxYoloDetector(Detector):
     """ONNX files with a YOLO head, letterboxed exactly like the ultralytics backend."""
+
+    concurrent = False  # one cv2.dnn.Net runs in one thread at a time
 
     def __init__(self, spec: DetectorSpec, net: Any, imgsz: int, stride: int, runs_on: str, **kwargs: Any):
         super().__init__(spec, spec.categories, batch_size=1, decode_fit=imgsz, runs_on=runs_on, **kwargs)

@@ -1,0 +1,423 @@
+"""`--engine auto`: the engine, precision and thread split measured fastest for a model on this machine.
+
+The first time a model runs here, every candidate that can run (torch fp32; torch bf16 where the CPU
+does bf16 natively; ONNX Runtime fp32 and int8; OpenVINO when installed; torch fp16 / bf16 on a GPU)
+runs the check photos (`data/check/`: crops and mirrors of five real photos), must give the same top-1
+class as torch fp32 on at least 99% of them, and is timed for about half a second; the fastest is then
+timed with each stream count (`device.stream_choices`). The choice is remembered in
+`$PIXELSIFT_HOME/tuning/`, under a key of everything that could change it: model, weights sha256,
+device, CPU model and flags, CPU count and library versions. A new key measures again.
+
+`pick` and `candidates` are pure (tests pass fake timings and fake CPU flags); `tune` measures.
+int8 is a candidate only for classification: features for transfer learning and the photo index stay
+fp32 / bf16 (`purpose="features"`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixelsift.config import get_settings
+from pixelsift.core.hashing import sha256_file, short_digest
+from pixelsift.core.optional import is_installed
+from pixelsift.models import weights
+from pixelsift.models.preprocess import Preprocessing
+from pixelsift.models.records import ClassifierSpec
+from pixelsift.runtime.device import CpuFeatures, detect_cpu_features, stream_choices
+
+log = logging.getLogger("pixelsift")
+
+PURPOSES = ("classify", "features")
+MIN_AGREEMENT = 0.99  # top-1 agreement with torch fp32 on the check photos a candidate needs
+SECONDS = 0.5  # timing window per measurement
+_FORMAT = 1  # bump when what is measured changes, so old choices are measured again
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run a network: engine and precision."""
+
+    engine: str
+    precision: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.engine} {self.precision}"
+
+
+REFERENCE = Candidate("torch", "fp32")
+
+
+def candidates(
+    device_type: str,
+    cpu: CpuFeatures,
+    purpose: str = "classify",
+    precision: str | None = None,
+    installed: Callable[[str], bool] = is_installed,
+    cuda_bf16: bool = False,
+) -> list[Candidate]:
+    """What `auto` may choose from, torch fp32 first (the reference). Never a precision the device
+    only emulates (bf16 on a CPU without AMX / AVX-512 BF16), never int8 for features, and only the
+    precision asked for when one was (`--precision bf16` leaves the bf16 candidates).
+
+    >>> [c.label for c in candidates("cpu", CpuFeatures(avx2=True), installed=lambda m: False)]
+    ['torch fp32']
+    """
+    found: list[Candidate] = [REFERENCE]
+    if device_type == "cuda":
+        found.append(Candidate("torch", "fp16"))
+        if cuda_bf16:
+            found.append(Candidate("torch", "bf16"))
+    elif device_type == "mps":
+        found.append(Candidate("torch", "fp16"))
+    else:
+        if cpu.native_bf16:
+            found.append(Candidate("torch", "bf16"))
+        if installed("onnxruntime"):
+            found.append(Candidate("onnxruntime", "fp32"))
+            if purpose == "classify":
+                found.append(Candidate("onnxruntime", "int8"))
+        if installed("openvino"):
+            found.append(Candidate("openvino", "fp32"))
+            if cpu.native_bf16:
+                found.append(Candidate("openvino", "bf16"))
+    wanted = (precision or "auto").lower()
+    if wanted != "auto":
+        found = [c for c in found if c.precision == wanted]
+    return found
+
+
+@dataclass
+class Measurement:
+    """One candidate at one stream count: images/s and top-1 agreement with fp32 (or why it failed)."""
+
+    engine: str
+    precision: str
+    streams: int
+    threads: int
+    images_per_s: float | None = None
+    agreement: float | None = None
+    error: str | None = None
+
+    @property
+    def candidate(self) -> Candidate:
+        return Candidate(self.engine, self.precision)
+
+    @property
+    def usable(self) -> bool:
+        return (
+            self.error is None
+            and self.images_per_s is not None
+            and self.agreement is not None
+            and self.agreement >= MIN_AGREEMENT
+        )
+
+
+def allowed(candidate: Candidate, purpose: str) -> bool:
+    """int8 changes features more than transfer learning tolerates: classification only."""
+    return purpose == "classify" or candidate.precision != "int8"
+
+
+def pick(measurements: Sequence[Measurement], purpose: str = "classify") -> Measurement:
+    """The fastest usable measurement for `purpose`; torch fp32 when nothing else is usable (it is
+    the reference, so it needs no check)."""
+    usable = [m for m in measurements if m.usable and allowed(m.candidate, purpose)]
+    if usable:
+        return max(usable, key=lambda m: m.images_per_s or 0.0)
+    reference = [m for m in measurements if m.candidate == REFERENCE and m.error is None]
+    if reference:
+        return max(reference, key=lambda m: m.images_per_s or 0.0)
+    raise RuntimeError("no engine could run this model")
+
+
+@dataclass
+class Tuning:
+    """What was measured for a model here; `choice(purpose)` is what `auto` runs."""
+
+    measurements: list[Measurement] = field(default_factory=list)
+    seconds: float = 0.0  # what measuring took
+    measured_now: bool = False  # False: read from the cache
+
+    def choice(self, purpose: str = "classify") -> Measurement:
+        return pick(self.measurements, purpose)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"measurements": [asdict(m) for m in self.measurements], "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tuning:
+        return cls([Measurement(**m) for m in data["measurements"]], float(data.get("seconds", 0.0)))
+
+    def table(self, purpose: str = "classify") -> str:
+        chosen = self.choice(purpose)
+        lines = [f"{'engine':<20} {'streams':>7} {'threads':>7} {'images/s':>9} {'top-1 same':>10}"]
+        for m in self.measurements:
+            if not allowed(m.candidate, purpose):
+                continue
+            rate = f"{m.images_per_s:9.1f}" if m.images_per_s is not None else f"{'-':>9}"
+            agree = f"{m.agreement:10.1%}" if m.agreement is not None else f"{'-':>10}"
+            mark = "  <- chosen" if m is chosen else ""
+            note = f"  ({m.error})" if m.error else ""
+            if m.error is None and not m.usable and m.candidate != REFERENCE:
+                note = f"  (top-1 differs from fp32 on more than {1 - MIN_AGREEMENT:.0%} of the check photos)"
+            label = f"{m.engine} {m.precision}"
+            lines.append(f"{label:<20} {m.streams:>7} {m.threads:>7} {rate} {agree}{mark}{note}")
+        return "\n".join(lines)
+
+
+# -- the cache key --------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of every library whose kernels could change a measurement."""
+    out = {"python": sys.version.split()[0]}
+    for dist in ("pixelsift", "torch", "onnxruntime", "openvino", "numpy", "pillow"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    return out
+
+
+def weights_digest(spec: ClassifierSpec) -> str:
+    """The sha256 of the weights file the model loads (the file's own, so a file imported with
+    `models add` counts too), hashed once per (path, size, mtime) and remembered beside the choices."""
+    if spec.weights is None:
+        return "none"
+    path = weights.resolve(spec)
+    stat = path.stat()
+    memo = tuning_dir() / "digests.json"
+    ident = f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+    known: dict[str, str] = {}
+    with contextlib.suppress(OSError, ValueError):
+        known = dict(json.loads(memo.read_text()))
+    if ident not in known:
+        known[ident] = sha256_file(path)
+        with contextlib.suppress(OSError):
+            _write_json(memo, known)
+    return known[ident]
+
+
+def tuning_key(
+    spec: ClassifierSpec,
+    device: str,
+    cpus: int,
+    precision: str | None,
+    cpu_flags: str | None = None,
+) -> dict[str, Any]:
+    """Everything that could change which candidate is fastest or whether it agrees."""
+    return {
+        "format": _FORMAT,
+        "model": spec.name,
+        "weights_sha256": weights_digest(spec),
+        "precision_asked": (precision or "auto").lower(),
+        "device": device,
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags if cpu_flags is not None else detect_cpu_features().describe(),
+        "cpus": cpus,
+        "versions": library_versions(),
+    }
+
+
+def tuning_dir() -> Path:
+    return get_settings().home / "tuning"
+
+
+def choice_path(key: dict[str, Any]) -> Path:
+    digest = short_digest(json.dumps(key, sort_keys=True))
+    return tuning_dir() / f"{key['model'].replace('/', '_')}-{digest}.json"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(data, indent=2))
+    os.replace(partial, path)
+
+
+def cached_tuning(key: dict[str, Any]) -> Tuning | None:
+    """What was measured under `key`, or None (never measured, or a damaged file, which is redone)."""
+    path = choice_path(key)
+    try:
+        data = json.loads(path.read_text())
+        if data.get("key") != key:
+            return None
+        return Tuning.from_dict(data["tuning"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: unreadable tuning record (%s); measuring again", path, exc)
+        return None
+
+
+def remember(key: dict[str, Any], tuned: Tuning) -> None:
+    try:
+        _write_json(choice_path(key), {"key": key, "tuning": tuned.to_dict()})
+    except OSError as exc:  # a read-only home: the choice holds for this process only
+        log.warning("could not remember the engine choice in %s (%s)", tuning_dir(), exc)
+
+
+# -- measuring ------------------------------------------------------------------------------------
+
+
+def check_pixels(preprocessing: Preprocessing) -> np.ndarray:
+    """uint8 check batch: each check photo whole, four corner crops and the centre, each also mirrored."""
+    from PIL import Image, ImageOps
+
+    from pixelsift.imaging.images import open_image
+
+    out = []
+    folder = files("pixelsift").joinpath("data/check")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".jpg"):
+            continue
+        img = open_image(entry.read_bytes(), name=entry.name)
+        w, h = img.size
+        cw, ch = round(w * 0.7), round(h * 0.7)
+        boxes = [(0, 0, w, h), (0, 0, cw, ch), (w - cw, 0, w, ch), (0, h - ch, cw, h), (w - cw, h - ch, w, h)]
+        boxes.append(((w - cw) // 2, (h - ch) // 2, (w + cw) // 2, (h + ch) // 2))
+        for box in boxes:
+            crop: Image.Image = img.crop(box)
+            out.append(preprocessing.pixels(crop))
+            out.append(preprocessing.pixels(ImageOps.mirror(crop)))
+    return np.stack(out)
+
+
+DECIDED = 0.05  # fp32's best class ahead of its second by this much probability: not a tie
+
+
+def outputs_of(runner: Any, pixels: np.ndarray, batch: int) -> np.ndarray:
+    """The logits of `pixels`, run `batch` at a time."""
+    return np.concatenate([runner(pixels[i : i + batch])[1] for i in range(0, len(pixels), batch)])
+
+
+def decided(logits: np.ndarray) -> np.ndarray:
+    """Rows where the best class is ahead of the second by at least DECIDED (any change of arithmetic
+    flips a near-tie, so ties say nothing about whether an engine computes the same network)."""
+    shifted = np.exp(logits - logits.max(1, keepdims=True))
+    probs = np.sort(shifted / shifted.sum(1, keepdims=True), 1)
+    return (probs[:, -1] - probs[:, -2]) >= DECIDED
+
+
+def measure_rate(runner: Any, batch: np.ndarray, streams: int, seconds: float = SECONDS) -> float:
+    """Images/s of `streams` threads calling `runner(batch)` at once for `seconds`, each thread warmed
+    up first (oneDNN and ONNX Runtime prepare their kernels per thread on the first call)."""
+    done = [0] * streams
+    ready = threading.Barrier(streams + 1)
+    deadline = [float("inf")]  # set once every thread is warm
+    errors: list[BaseException] = []
+
+    def loop(i: int) -> None:
+        try:
+            runner(batch)
+        except BaseException as exc:
+            errors.append(exc)
+        ready.wait()
+        try:
+            while not errors and time.perf_counter() < deadline[0]:
+                runner(batch)
+                done[i] += len(batch)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(streams)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    start = time.perf_counter()
+    deadline[0] = start + seconds
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return sum(done) / (time.perf_counter() - start)
+
+
+Build = Callable[[Candidate, int], Any]  # (candidate, threads per stream) -> runner
+
+
+def _failed(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+
+
+def measure(
+    options: Sequence[Candidate],
+    build: Build,
+    check: np.ndarray,
+    cpus: int,
+    purposes: Sequence[str] = PURPOSES,
+    seconds: float = SECONDS,
+    say: Callable[[str], None] = lambda _: None,
+) -> list[Measurement]:
+    """Each candidate's top-1 agreement with torch fp32 on the decided check photos and, when it
+    agrees, its rate at one stream per CPU; then the fastest for each purpose at the other stream
+    counts. Candidates that fail to build or run are recorded with the reason, never raised."""
+    counts = stream_choices(cpus)
+    first = counts[-1]  # one stream per CPU (up to MAX_STREAMS): the usual best for throughput
+    results: list[Measurement] = []
+    reference: np.ndarray | None = None
+    keep: np.ndarray | None = None
+    for cand in options:
+        m = Measurement(cand.engine, cand.precision, first, max(1, cpus // first))
+        results.append(m)
+        try:
+            runner = build(cand, m.threads)
+            batch = int(runner.batch_size)
+            logits = outputs_of(runner, check, batch)
+            if reference is None:
+                ref_logits = (
+                    logits if cand == REFERENCE else outputs_of(build(REFERENCE, m.threads), check, 4)
+                )
+                reference, keep = ref_logits.argmax(1), decided(ref_logits)
+            assert keep is not None
+            m.agreement = float((logits.argmax(1) == reference)[keep].mean()) if keep.any() else 1.0
+            if m.agreement >= MIN_AGREEMENT or cand == REFERENCE:
+                m.images_per_s = measure_rate(runner, _batch_of(check, batch), first, seconds)
+            say(f"  {cand.label:<20} {m.images_per_s or 0:7.1f} images/s, top-1 same {m.agreement:.1%}")
+        except Exception as exc:  # an export or a runtime that fails is a candidate less, never an error
+            m.error = _failed(exc)
+            say(f"  {cand.label:<20} failed: {m.error}")
+    best = {pick(results, purpose).candidate for purpose in purposes}
+    for cand in sorted(best, key=lambda c: c.label):
+        agreement = next(m.agreement for m in results if m.candidate == cand)
+        for streams in counts[:-1]:
+            m = Measurement(
+                cand.engine, cand.precision, streams, max(1, cpus // streams), agreement=agreement
+            )
+            results.append(m)
+            try:
+                runner = build(cand, m.threads)
+                m.images_per_s = measure_rate(
+                    runner, _batch_of(check, int(runner.batch_size)), streams, seconds
+                )
+            except Exception as exc:
+                m.error = _failed(exc)
+    return results
+
+
+def _batch_of(check: np.ndarray, size: int) -> np.ndarray:
+    reps = -(-size // len(check))
+    return np.ascontiguousarray(np.concatenate([check] * reps)[:size])
