@@ -133,3 +133,18 @@ def test_cuda_runs_uint8_batches_like_the_cpu(precision: str, samples: Path) -> 
     gpu = softmax(gpu_model.run(pixels)[1])
     assert np.abs(gpu - cpu).max() <= (1e-3 if precision == "fp32" else 0.01)
     assert (gpu.argmax(1) == cpu.argmax(1)).all()
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_uint8_graph_engines_also_take_normalised_float_batches(engine: str, samples: Path) -> None:
+    """A caller holding a float batch (an explanation, an augmented crop) gets the same classes: the
+    batch goes back to uint8 levels (rounding moves a value by at most half a level)."""
+    pytest.importorskip(engine)
+    spec = get_model_spec("efficientnet_lite0")
+    pixels = _uint8_batch(spec, samples)
+    np.testing.assert_array_equal(
+        spec.preprocessing.to_pixels(spec.preprocessing.normalise_batch(pixels)), pixels
+    )
+    model = ImageModel.load("efficientnet_lite0", engine=engine, precision="fp32", device="cpu", cached=False)
+    from_float = model.run(spec.preprocessing.normalise_batch(pixels))[1]
+    np.testing.assert_allclose(from_float, model.run(pixels)[1], atol=1e-5)

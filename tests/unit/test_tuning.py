@@ -104,40 +104,46 @@ class FakeRunner:
         return np.zeros((len(batch), 1)), self.logits[rows]
 
 
-def test_measure_times_agreeing_candidates_and_picks_the_fastest_per_purpose() -> None:
+def test_measure_checks_the_fastest_first_and_picks_the_fastest_that_agrees_per_purpose() -> None:
     rows = 20
     check = np.zeros((rows, 3, 2, 2), np.uint8)
     check[:, 0, 0, 0] = np.arange(rows)
     logits = np.tile(np.array([5.0, 0.0, -5.0]), (rows, 1))  # decided: class 0 far ahead
-    speeds = {"torch fp32": 0.004, "torch bf16": 0.001, "onnxruntime fp32": 0.002, "onnxruntime int8": 0.0005}
-    wrong = {"onnxruntime int8": 0, "torch bf16": 1}  # bf16 flips one decided photo of 20: 95% < 99%
+    speeds = {
+        "torch fp32": 0.004,
+        "torch bf16": 0.001,
+        "onnxruntime fp32": 0.002,
+        "openvino fp32": 0.003,
+        "onnxruntime int8": 0.0005,
+    }
+    wrong = {"torch bf16": 1}  # bf16 flips one decided photo of 20: 95% < 99%
 
-    def build(candidate: Candidate, threads: int) -> FakeRunner:
+    def build(candidate: Candidate, threads: int, streams: int) -> FakeRunner:
         return FakeRunner(logits, speeds[candidate.label], wrong.get(candidate.label, 0))
 
-    options = [
-        Candidate("torch", "fp32"),
-        Candidate("torch", "bf16"),
-        Candidate("onnxruntime", "fp32"),
-        Candidate("onnxruntime", "int8"),
-    ]
-    measured = tuning.measure(options, build, check, cpus=2, seconds=0.1)
+    options = [Candidate(*label.split()) for label in speeds]
+    measured = tuning.measure(options, build, check, cpus=2, seconds=0.1, decode_seconds=0.001)
     by = {(x.candidate.label, x.streams): x for x in measured}
-    assert (
-        by[("torch bf16", 2)].agreement == pytest.approx(0.95) and by[("torch bf16", 2)].images_per_s is None
-    )
+    assert all(by[(label, 2)].images_per_s for label in speeds), "every candidate is timed"
     assert by[("onnxruntime int8", 2)].images_per_s > by[("onnxruntime fp32", 2)].images_per_s  # type: ignore[operator]
+    assert by[("torch bf16", 2)].agreement == pytest.approx(0.95) and not by[("torch bf16", 2)].usable
+    assert by[("openvino fp32", 2)].agreement is None, "slower than one that agreed: not checked"
     tuned = tuning.Tuning(measured)
     assert tuned.choice("classify").candidate == Candidate("onnxruntime", "int8")
     assert tuned.choice("features").candidate == Candidate("onnxruntime", "fp32")
     assert ("onnxruntime fp32", 1) in by and ("onnxruntime int8", 1) in by, (
         "the winners at every stream count"
     )
+    one = by[("onnxruntime int8", 2)]
+    assert one.end_to_end == pytest.approx(2 / (0.001 + 2 / one.images_per_s))  # type: ignore[operator]
 
 
 def test_near_ties_do_not_count_against_a_candidate() -> None:
-    logits = np.array([[5.0, 0.0], [0.01, 0.0], [0.0, 5.0]])
-    assert tuning.decided(logits).tolist() == [True, False, True]
+    clear = np.tile([5.0, 0.0], (12, 1))
+    logits = np.vstack([clear, [[0.01, 0.0]]])
+    assert tuning.decided(logits).tolist() == [True] * 12 + [False]
+    untrained = np.vstack([clear[:3], np.tile([0.01, 0.0], (20, 1))])
+    assert tuning.decided(untrained).all(), "too few decided photos: every photo counts, ties included"
 
 
 # -- the cache ----------------------------------------------------------------------------------

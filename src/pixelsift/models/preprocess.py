@@ -115,6 +115,13 @@ class Preprocessing:
         out -= offset[:, None, None]
         return out
 
+    def to_pixels(self, batch: np.ndarray) -> np.ndarray:
+        """The inverse of `normalise_batch`: a float batch normalised like `__call__` back to uint8
+        levels (rounded), for engines whose graph takes uint8 (ONNX Runtime, OpenVINO)."""
+        scale, offset = self.scale_and_offset()
+        levels = (batch + offset[:, None, None]) / scale[:, None, None]
+        return np.clip(np.rint(levels), 0, 255).astype(np.uint8)
+
     def normalise(self, img: Image.Image) -> np.ndarray:
         """RGB image -> float32 array (3, H, W), (x / 255 - mean) / std."""
         arr = np.asarray(img, dtype=np.float32)

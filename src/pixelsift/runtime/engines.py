@@ -45,8 +45,10 @@ def build_runner(
     candidate: tuning.Candidate,
     threads: int,
     calibration: Any = None,
+    streams: int = 1,
 ) -> Runner:
-    """A runner for one candidate with `threads` compute threads (per stream)."""
+    """A runner for one candidate with `threads` compute threads per stream, called from `streams`
+    threads at once (torch and ONNX Runtime run each call in its caller's thread; OpenVINO is told)."""
     options = dataclasses.replace(run_options, engine=candidate.engine, precision=candidate.precision)
     if candidate.engine == "torch":
         return ModelRunner(network, options, preprocessing=spec.preprocessing, threads=threads)
@@ -60,7 +62,12 @@ def build_runner(
         return OnnxRunner(path, options, spec.preprocessing, precision=candidate.precision, threads=threads)
     if candidate.engine == "openvino":
         return OpenVinoRunner(
-            ensure_onnx(spec, network), options, precision=candidate.precision, threads=threads
+            ensure_onnx(spec, network),
+            options,
+            precision=candidate.precision,
+            threads=threads,
+            streams=streams,
+            preprocessing=spec.preprocessing,
         )
     raise UsageError(f"unknown engine {candidate.engine!r}")
 
@@ -108,17 +115,18 @@ def auto_tuning(
     start = time.perf_counter()
     check = tuning.check_pixels(spec.preprocessing)
 
-    def build(candidate: tuning.Candidate, threads: int) -> Runner:
-        return build_runner(spec, network, run_options, candidate, threads, calibration=check)
+    def build(candidate: tuning.Candidate, threads: int, streams: int) -> Runner:
+        return build_runner(spec, network, run_options, candidate, threads, check, streams)
 
-    measured = tuning.measure(options, build, check, cpus, say=say or (lambda _: None))
+    decode = tuning.decode_cost(spec.preprocessing) if device.type == "cpu" else 0.0
+    measured = tuning.measure(options, build, check, cpus, decode_seconds=decode, say=say or (lambda _: None))
     tuned = tuning.Tuning(measured, round(time.perf_counter() - start, 2), measured_now=True)
     tuning.remember(key, tuned)
     best = tuned.choice("classify")
     log.info("engine measurements for %s:\n%s", spec.name, tuned.table())
     print(
         f"pixelsift: {spec.name} runs fastest here on {best.engine} {best.precision}, {best.streams} "
-        f"stream(s) ({best.images_per_s or 0:.0f} images/s; measured in {tuned.seconds:.1f} s; "
+        f"stream(s) ({best.images_per_s or 0:.0f} images/s model only; measured in {tuned.seconds:.1f} s; "
         f"`pixelsift models tune {spec.name}` shows the table)",
         file=sys.stderr,
     )
@@ -155,13 +163,24 @@ def create_runner(
     cpus = run_options.threads or default_threads()
     streams: int | None = run_options.streams
     if engine == "auto":
-        choice = auto_tuning(spec, network, run_options).choice(purpose)
+        tuned = auto_tuning(spec, network, run_options)
+        choice = tuned.choice(purpose)
         candidate, streams = choice.candidate, streams or choice.streams
+        log.info(
+            "engine auto for %s (%s): %s, %d stream(s), %.0f images/s model only%s; measured:\n%s",
+            spec.name,
+            purpose,
+            candidate.label,
+            choice.streams,
+            choice.images_per_s or 0.0,
+            "" if tuned.measured_now else " (remembered)",
+            tuned.table(purpose),
+        )
     else:
         candidate = explicit_candidate(engine, run_options.precision)
     plan = plan_threads(device, cpus, streams, run_options.workers)
     try:
-        runner = build_runner(spec, network, run_options, candidate, plan.threads)
+        runner = build_runner(spec, network, run_options, candidate, plan.threads, streams=plan.streams)
     except Exception as exc:
         if engine != "auto":
             raise

@@ -224,12 +224,9 @@ class OnnxRunner:
         return tuple(np.asarray(o, dtype=np.float32) for o in outputs)
 
     def _to_pixels(self, batch: np.ndarray) -> np.ndarray:
-        """A float batch normalised like `Preprocessing.__call__` back to the graph's uint8 levels."""
         if self.preprocessing is None:
             raise TypeError("the ONNX graph takes uint8 pixels; pass Preprocessing.pixels output")
-        scale, offset = self.preprocessing.scale_and_offset()
-        levels = (batch + offset[:, None, None]) / scale[:, None, None]
-        return np.clip(np.rint(levels), 0, 255).astype(np.uint8)
+        return self.preprocessing.to_pixels(batch)
 
 
 def int8_cache_path(spec: ClassifierSpec) -> Path:

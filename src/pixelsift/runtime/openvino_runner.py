@@ -17,6 +17,7 @@ import numpy as np
 
 from pixelsift.core.optional import optional_import
 from pixelsift.errors import UsageError
+from pixelsift.models.preprocess import Preprocessing
 from pixelsift.runtime.device import default_batch_size, default_threads, resolve_device
 from pixelsift.runtime.options import RunOptions
 
@@ -35,6 +36,8 @@ class OpenVinoRunner:
         *,
         precision: str = "fp32",
         threads: int | None = None,
+        streams: int = 1,
+        preprocessing: Preprocessing | None = None,
     ):
         ov = optional_import("openvino", "openvino", "openvino", "the openvino engine")
         run_options = run_options or RunOptions(engine="openvino")
@@ -48,15 +51,16 @@ class OpenVinoRunner:
         self.threads = threads or run_options.threads or default_threads()
         self.batch_size = max(8, default_batch_size(self.device))
         core = ov.Core()
+        # one OpenVINO stream per pixelsift stream: with one, infer requests from two threads take turns
         config = {
-            "INFERENCE_NUM_THREADS": self.threads,
+            "INFERENCE_NUM_THREADS": self.threads * streams,
             "INFERENCE_PRECISION_HINT": _HINTS[precision],
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
+            "NUM_STREAMS": streams,
         }
         self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         self._local = threading.local()
         self.path = path
+        self.preprocessing = preprocessing
         log.info("runner: %s", self.describe())
 
     def describe(self) -> str:
@@ -65,7 +69,9 @@ class OpenVinoRunner:
     def __call__(self, batch: Any) -> tuple[np.ndarray, ...]:
         x = batch.numpy() if hasattr(batch, "numpy") else batch
         if x.dtype != np.uint8:
-            raise TypeError("the openvino engine takes uint8 pixels (Preprocessing.pixels)")
+            if self.preprocessing is None:
+                raise TypeError("the openvino engine takes uint8 pixels (Preprocessing.pixels)")
+            x = self.preprocessing.to_pixels(x)
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()

@@ -111,13 +111,18 @@ class Measurement:
     precision: str
     streams: int
     threads: int
-    images_per_s: float | None = None
-    agreement: float | None = None
+    images_per_s: float | None = None  # the model alone, every stream computing at once
+    agreement: float | None = None  # None: not checked (slower than one that agreed)
     error: str | None = None
+    end_to_end: float | None = None  # estimated with decoding: streams / (decode + streams / images_per_s)
 
     @property
     def candidate(self) -> Candidate:
         return Candidate(self.engine, self.precision)
+
+    @property
+    def score(self) -> float:
+        return self.end_to_end or self.images_per_s or 0.0
 
     @property
     def usable(self) -> bool:
@@ -139,10 +144,10 @@ def pick(measurements: Sequence[Measurement], purpose: str = "classify") -> Meas
     the reference, so it needs no check)."""
     usable = [m for m in measurements if m.usable and allowed(m.candidate, purpose)]
     if usable:
-        return max(usable, key=lambda m: m.images_per_s or 0.0)
+        return max(usable, key=lambda m: m.score)
     reference = [m for m in measurements if m.candidate == REFERENCE and m.error is None]
     if reference:
-        return max(reference, key=lambda m: m.images_per_s or 0.0)
+        return max(reference, key=lambda m: m.score)
     raise RuntimeError("no engine could run this model")
 
 
@@ -166,18 +171,20 @@ class Tuning:
 
     def table(self, purpose: str = "classify") -> str:
         chosen = self.choice(purpose)
-        lines = [f"{'engine':<20} {'streams':>7} {'threads':>7} {'images/s':>9} {'top-1 same':>10}"]
+        columns = ("model img/s", "end to end", "top-1 same")
+        lines = [f"{'engine':<20} {'streams':>7} {'threads':>7} " + " ".join(f"{c:>11}" for c in columns)]
         for m in self.measurements:
             if not allowed(m.candidate, purpose):
                 continue
-            rate = f"{m.images_per_s:9.1f}" if m.images_per_s is not None else f"{'-':>9}"
-            agree = f"{m.agreement:10.1%}" if m.agreement is not None else f"{'-':>10}"
+            rate = f"{m.images_per_s:11.1f}" if m.images_per_s is not None else f"{'-':>11}"
+            e2e = f"{m.end_to_end:11.1f}" if m.end_to_end is not None else f"{'-':>11}"
+            agree = f"{m.agreement:11.1%}" if m.agreement is not None else f"{'-':>11}"
             mark = "  <- chosen" if m is chosen else ""
             note = f"  ({m.error})" if m.error else ""
-            if m.error is None and not m.usable and m.candidate != REFERENCE:
+            if m.error is None and m.agreement is not None and not m.usable and m.candidate != REFERENCE:
                 note = f"  (top-1 differs from fp32 on more than {1 - MIN_AGREEMENT:.0%} of the check photos)"
             label = f"{m.engine} {m.precision}"
-            lines.append(f"{label:<20} {m.streams:>7} {m.threads:>7} {rate} {agree}{mark}{note}")
+            lines.append(f"{label:<20} {m.streams:>7} {m.threads:>7} {rate} {e2e} {agree}{mark}{note}")
         return "\n".join(lines)
 
 
@@ -284,7 +291,7 @@ def remember(key: dict[str, Any], tuned: Tuning) -> None:
 
 
 def check_pixels(preprocessing: Preprocessing) -> np.ndarray:
-    """uint8 check batch: each check photo whole, four corner crops and the centre, each also mirrored."""
+    """uint8 check batch: each check photo whole and its centre (each also mirrored) and its four corners."""
     from PIL import Image, ImageOps
 
     from pixelsift.imaging.images import open_image
@@ -299,10 +306,11 @@ def check_pixels(preprocessing: Preprocessing) -> np.ndarray:
         cw, ch = round(w * 0.7), round(h * 0.7)
         boxes = [(0, 0, w, h), (0, 0, cw, ch), (w - cw, 0, w, ch), (0, h - ch, cw, h), (w - cw, h - ch, w, h)]
         boxes.append(((w - cw) // 2, (h - ch) // 2, (w + cw) // 2, (h + ch) // 2))
-        for box in boxes:
+        for i, box in enumerate(boxes):
             crop: Image.Image = img.crop(box)
             out.append(preprocessing.pixels(crop))
-            out.append(preprocessing.pixels(ImageOps.mirror(crop)))
+            if i in (0, 5):  # the whole photo and its centre, mirrored too
+                out.append(preprocessing.pixels(ImageOps.mirror(crop)))
     return np.stack(out)
 
 
@@ -314,12 +322,18 @@ def outputs_of(runner: Any, pixels: np.ndarray, batch: int) -> np.ndarray:
     return np.concatenate([runner(pixels[i : i + batch])[1] for i in range(0, len(pixels), batch)])
 
 
+MIN_DECIDED = 10  # fewer decided check photos than this (an untrained network): every photo counts
+
+
 def decided(logits: np.ndarray) -> np.ndarray:
     """Rows where the best class is ahead of the second by at least DECIDED (any change of arithmetic
-    flips a near-tie, so ties say nothing about whether an engine computes the same network)."""
+    flips a near-tie, so ties say nothing about whether an engine computes the same network). When
+    fewer than MIN_DECIDED rows are decided, all rows: then agreement is judged on ties too, which
+    only an engine computing the same numbers passes."""
     shifted = np.exp(logits - logits.max(1, keepdims=True))
     probs = np.sort(shifted / shifted.sum(1, keepdims=True), 1)
-    return (probs[:, -1] - probs[:, -2]) >= DECIDED
+    keep = (probs[:, -1] - probs[:, -2]) >= DECIDED
+    return keep if keep.sum() >= min(MIN_DECIDED, len(keep)) else np.ones_like(keep)
 
 
 def measure_rate(runner: Any, batch: np.ndarray, streams: int, seconds: float = SECONDS) -> float:
@@ -356,7 +370,23 @@ def measure_rate(runner: Any, batch: np.ndarray, streams: int, seconds: float = 
     return sum(done) / (time.perf_counter() - start)
 
 
-Build = Callable[[Candidate, int], Any]  # (candidate, threads per stream) -> runner
+Build = Callable[[Candidate, int, int], Any]  # (candidate, threads per stream, streams) -> runner
+
+
+def decode_cost(preprocessing: Preprocessing, repeats: int = 3) -> float:
+    """Seconds one core takes to decode and preprocess one check photo (best of `repeats` passes)."""
+    from pixelsift.imaging.images import open_image
+
+    photos = [
+        e.read_bytes() for e in files("pixelsift").joinpath("data/check").iterdir() if e.name.endswith(".jpg")
+    ]
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for data in photos:
+            preprocessing.pixels(open_image(data, min_size=preprocessing.resize))
+        best = min(best, (time.perf_counter() - start) / len(photos))
+    return best
 
 
 def _failed(exc: BaseException) -> str:
@@ -370,36 +400,59 @@ def measure(
     cpus: int,
     purposes: Sequence[str] = PURPOSES,
     seconds: float = SECONDS,
+    decode_seconds: float = 0.0,
     say: Callable[[str], None] = lambda _: None,
 ) -> list[Measurement]:
-    """Each candidate's top-1 agreement with torch fp32 on the decided check photos and, when it
-    agrees, its rate at one stream per CPU; then the fastest for each purpose at the other stream
-    counts. Candidates that fail to build or run are recorded with the reason, never raised."""
+    """Time every candidate at one stream per CPU; then, fastest first, check top-1 agreement with
+    torch fp32 on the decided check photos until one agrees for each purpose (a slower candidate
+    cannot win, so it is not checked); then time the winners at the other stream counts.
+    `decode_seconds` (one image's decode + preprocess on one core) turns model rates into end-to-end
+    estimates, `streams / (decode + streams / rate)`: each stream decodes its own batches. Candidates
+    that fail to build or run are recorded with the reason, never raised."""
     counts = stream_choices(cpus)
     first = counts[-1]  # one stream per CPU (up to MAX_STREAMS): the usual best for throughput
     results: list[Measurement] = []
-    reference: np.ndarray | None = None
-    keep: np.ndarray | None = None
+    runners: dict[Candidate, Any] = {}
+
+    def timed(m: Measurement, runner: Any) -> None:
+        m.images_per_s = measure_rate(runner, _batch_of(check, int(runner.batch_size)), m.streams, seconds)
+        if decode_seconds > 0:
+            m.end_to_end = m.streams / (decode_seconds + m.streams / m.images_per_s)
+
     for cand in options:
         m = Measurement(cand.engine, cand.precision, first, max(1, cpus // first))
         results.append(m)
         try:
-            runner = build(cand, m.threads)
-            batch = int(runner.batch_size)
-            logits = outputs_of(runner, check, batch)
-            if reference is None:
-                ref_logits = (
-                    logits if cand == REFERENCE else outputs_of(build(REFERENCE, m.threads), check, 4)
-                )
-                reference, keep = ref_logits.argmax(1), decided(ref_logits)
-            assert keep is not None
-            m.agreement = float((logits.argmax(1) == reference)[keep].mean()) if keep.any() else 1.0
-            if m.agreement >= MIN_AGREEMENT or cand == REFERENCE:
-                m.images_per_s = measure_rate(runner, _batch_of(check, batch), first, seconds)
-            say(f"  {cand.label:<20} {m.images_per_s or 0:7.1f} images/s, top-1 same {m.agreement:.1%}")
+            runners[cand] = build(cand, m.threads, m.streams)
+            timed(m, runners[cand])
+            say(f"  {cand.label:<20} {m.images_per_s or 0:7.1f} images/s")
         except Exception as exc:  # an export or a runtime that fails is a candidate less, never an error
             m.error = _failed(exc)
+            runners.pop(cand, None)
             say(f"  {cand.label:<20} failed: {m.error}")
+    reference_runner = runners.get(REFERENCE) or build(REFERENCE, max(1, cpus // first), first)
+    reference_logits = outputs_of(reference_runner, check, 4)
+    reference, keep = reference_logits.argmax(1), decided(reference_logits)
+    for m in results:
+        if m.candidate == REFERENCE and m.error is None:
+            m.agreement = 1.0
+    for purpose in purposes:
+        ranked = sorted(
+            (m for m in results if m.error is None and allowed(m.candidate, purpose)),
+            key=lambda m: m.score,
+            reverse=True,
+        )
+        for m in ranked:
+            if m.agreement is None:
+                runner = runners[m.candidate]
+                try:
+                    found = outputs_of(runner, check, int(runner.batch_size)).argmax(1)
+                    m.agreement = float((found == reference)[keep].mean())
+                except Exception as exc:
+                    m.error = _failed(exc)
+                    continue
+            if m.usable:
+                break
     best = {pick(results, purpose).candidate for purpose in purposes}
     for cand in sorted(best, key=lambda c: c.label):
         agreement = next(m.agreement for m in results if m.candidate == cand)
@@ -409,10 +462,7 @@ def measure(
             )
             results.append(m)
             try:
-                runner = build(cand, m.threads)
-                m.images_per_s = measure_rate(
-                    runner, _batch_of(check, int(runner.batch_size)), streams, seconds
-                )
+                timed(m, build(cand, m.threads, m.streams))
             except Exception as exc:
                 m.error = _failed(exc)
     return results
