@@ -84,6 +84,7 @@ def random_weights(home: Path) -> tuple[object, Path]:
 
 
 def ultralytics_loop(model, photos: list[Path]) -> int:  # type: ignore[no-untyped-def]
+    # ultralytics sets torch's threads itself when it sets up (cpu_count - 1: 1 on a 2-core machine)
     boxes = 0
     for path in photos:
         [result] = model.predict(str(path), verbose=False, conf=0.25, iou=0.45)

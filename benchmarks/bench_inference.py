@@ -124,6 +124,7 @@ def model_only(models: list[str], seconds: float, peak: dict[str, float]) -> Non
         net = network_for(name)
         flops = flops_per_image(net, size)
         x32 = torch.randn(32, 3, size, size)
+        use_threads()  # the eager baseline gets every core (runners of 1-thread streams leave torch at 1)
         with torch.inference_mode():
             base = rate(lambda net=net, x=x32: net(x), 32, seconds)
         rows = [("fp32 eager (plain)", 32, base, "fp32")]
@@ -263,7 +264,11 @@ def transfer_accuracy() -> None:
         ("torch fp32", "torch", "fp32"),
         ("torch bf16 autocast", "torch", "bf16"),
         ("onnxruntime fp32", "onnxruntime", "fp32"),
+        ("openvino bf16", "openvino", "bf16"),
+        ("auto (the default)", "auto", None),
     ):
+        if not installed(engine):
+            continue
         start = time.perf_counter()
         result = pixelsift.train(BIRDS, precision=precision, engine=engine, cache=False)
         seconds = time.perf_counter() - start

@@ -204,7 +204,11 @@ def run(
     >>> s.processed, s.throughput                                     # doctest: +SKIP
     >>> pixelsift.batch.read("out/").head()                           # doctest: +SKIP
     """
-    job = BatchJob(task, model, top_k, conf, normalize, run_options or RunOptions())
+    run_options = run_options or RunOptions()
+    if engine == "ray" and run_options.threads is None:
+        # a Ray worker may use the CPUs it reserved, not every CPU of its node (its affinity is the node's)
+        run_options = RunOptions.of(run_options, threads=max(1, int(cpus_per_worker)))
+    job = BatchJob(task, model, top_k, conf, normalize, run_options)
     options = EngineOptions(engine, address, workers, cpus_per_worker, gpus_per_worker, batch_size, verbose)
     if shard_size < 1:
         raise UsageError("--shard-size must be at least 1")

@@ -123,7 +123,6 @@ def auto_tuning(
     tuned = tuning.Tuning(measured, round(time.perf_counter() - start, 2), measured_now=True)
     tuning.remember(key, tuned)
     best = tuned.choice("classify")
-    log.info("engine measurements for %s:\n%s", spec.name, tuned.table())
     print(
         f"pixelsift: {spec.name} runs fastest here on {best.engine} {best.precision}, {best.streams} "
         f"stream(s) ({best.images_per_s or 0:.0f} images/s model only; measured in {tuned.seconds:.1f} s; "
@@ -167,15 +166,16 @@ def create_runner(
         choice = tuned.choice(purpose)
         candidate, streams = choice.candidate, streams or choice.streams
         log.info(
-            "engine auto for %s (%s): %s, %d stream(s), %.0f images/s model only%s; measured:\n%s",
+            "engine auto for %s (%s): %s, %d stream(s), %.0f images/s model only%s; measured:",
             spec.name,
             purpose,
             candidate.label,
             choice.streams,
             choice.images_per_s or 0.0,
             "" if tuned.measured_now else " (remembered)",
-            tuned.table(purpose),
         )
+        for line in tuned.table(purpose).splitlines():  # one log line each: log lines escape newlines
+            log.info("  %s", line)
     else:
         candidate = explicit_candidate(engine, run_options.precision)
     plan = plan_threads(device, cpus, streams, run_options.workers)

@@ -185,6 +185,8 @@ class Tuning:
                 note = f"  (top-1 differs from fp32 on more than {1 - MIN_AGREEMENT:.0%} of the check photos)"
             label = f"{m.engine} {m.precision}"
             lines.append(f"{label:<20} {m.streams:>7} {m.threads:>7} {rate} {e2e} {agree}{mark}{note}")
+        if any(m.agreement is None and m.error is None for m in self.measurements):
+            lines.append("(top-1 same -: not checked, slower than a candidate that agreed)")
         return "\n".join(lines)
 
 
