@@ -170,3 +170,25 @@ def test_cli_finetune_saves_on_ctrl_c_and_says_so(
     assert "interrupted; saved the best model so far (head epoch" in captured.err
     assert load_trained(out).training["interrupted"] is True
     assert '"interrupted": true' in captured.out
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "auto"])
+def test_a_fine_tuned_backbone_runs_its_own_tensors_whatever_engine_is_asked(
+    engine: str, samples: Path
+) -> None:
+    """The cached ONNX graph and the engine measurements are of the published weights: a backbone with
+    fine-tuned tensors must not run them."""
+    from pixelsift.runtime.options import RunOptions
+    from pixelsift.transfer.backbone import load_finetuned_backbone
+
+    published = ImageModel.load(engine="torch", precision="fp32", device="cpu")
+    state = {
+        k: v.numpy() * 1.5
+        for k, v in published.network.body.state_dict().items()
+        if k.startswith("_conv_head")
+    }
+    options = RunOptions(engine=engine, precision="fp32", device="cpu")
+    tuned = load_finetuned_backbone("efficientnet_lite0", state, options)
+    assert tuned.engine == "torch" and tuned.run_options == options
+    pixels = published.decode(samples / "coffee.png")[0][None]
+    assert not np.allclose(tuned.run(pixels)[0], published.run(pixels)[0], atol=1e-3)

@@ -3,6 +3,7 @@ loading a backbone with fine-tuned tensors applied."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -83,7 +84,10 @@ def load_finetuned_backbone(name: str, state: dict[str, np.ndarray], run_options
     """The backbone `name` with fine-tuned tensors replacing its own, ready to run (`ImageModel`)."""
     spec = get_spec_of(name, ClassifierSpec)
     network = finetuned_network(spec, state)
-    return ImageModel(spec, network, create_runner(spec, network, run_options), run_options)
+    # The cached ONNX / OpenVINO graphs and the engine measurements are of the published weights: a
+    # fine-tuned backbone runs in torch (its precision still chosen for this CPU).
+    in_torch = dataclasses.replace(run_options, engine="torch")
+    return ImageModel(spec, network, create_runner(spec, network, in_torch), run_options)
 
 
 def finetuned_network(spec: ClassifierSpec, state: dict[str, np.ndarray]) -> SplitNetwork:
