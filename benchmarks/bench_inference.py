@@ -249,6 +249,40 @@ def large_photos(seconds: float) -> None:
     print(f"full decode: {full:6.1f} photos/s   draft decode: {draft:6.1f} photos/s", end="   ")
     print(f"speed-up {draft / full:.1f}x")
     print(f"same top-1 with and without draft: {sum(same)}/{len(same)}")
+    decoders(files, pre, seconds)
+
+
+def decoders(large: list[Path], pre, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """Pillow's JPEG decoder against libjpeg-turbo through simplejpeg (both with DCT scaling), on the
+    large photos and on real ones: decode + `Preprocessing.pixels`, one core."""
+    from pixelsift.imaging import images
+
+    real = photos(64)
+    print("\n## JPEG decoders (decode + uint8 preprocessing, ms per photo, one core; best of the runs)")
+    print(f"{'photos':<28} {'Pillow':>8} {'simplejpeg':>11} {'ratio':>6}  same pixels")
+    for name, group in (("4000x3000 (draft 1/8)", large), (f"{len(real)} of the birds set", real)):
+        datas = [f.read_bytes() for f in group]
+        cost, out = {}, {}
+        for which, setting in (
+            ("Pillow", False),
+            ("simplejpeg", None),
+            ("Pillow", False),
+            ("simplejpeg", None),
+        ):
+            images._turbo = setting  # None: simplejpeg when installed (the default); False: Pillow
+            per = 1.0 / rate(
+                lambda d=datas: [pre.pixels(open_image(x, min_size=pre.resize)) for x in d],
+                len(datas),
+                seconds,
+            )
+            cost[which] = min(cost.get(which, per), per)
+            out[which] = [pre.pixels(open_image(x, min_size=pre.resize)) for x in datas]
+        images._turbo = None
+        same = all((a == b).all() for a, b in zip(out["Pillow"], out["simplejpeg"], strict=True))
+        ratio = cost["Pillow"] / cost["simplejpeg"]
+        print(
+            f"{name:<28} {cost['Pillow'] * 1e3:8.2f} {cost['simplejpeg'] * 1e3:11.2f} {ratio:5.2f}x  {same}"
+        )
 
 
 def transfer_accuracy() -> None:

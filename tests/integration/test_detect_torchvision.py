@@ -94,3 +94,26 @@ def test_torchvision_detectors_refuse_an_input_size(home: Path) -> None:
 
     with pytest.raises(UsageError, match="imgsz"):
         load(get_model_spec("ssdlite320_mobilenet_v3_large"), RunOptions(), imgsz=320)
+
+
+def test_photos_of_different_sizes_share_a_forward_pass(home: Path, tmp_path: Path, samples: Path) -> None:
+    """A batch of photos of different shapes goes through torchvision as one list (what a GPU runs, 8
+    at a time): the boxes of each photo are its own, in input order, and a batch of one photo gives
+    what the photo alone gives."""
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    torch.save(forced_state(name), tmp_path / "w.pth")
+    assert main(["models", "add", name, str(tmp_path / "w.pth")]) == 0
+    photos = [samples / "coffee.png", samples / "chelsea.png", samples / "rocket.jpg"]
+    alone = load_detector(name, conf=0.5, batch_size=1).detect(photos)
+    calls: list[int] = []
+    batched_detector = load_detector(name, conf=0.5, batch_size=3)
+    real_infer = batched_detector.infer
+    batched_detector.infer = lambda pixels: calls.append(len(pixels)) or real_infer(pixels)  # type: ignore[method-assign]
+    together = batched_detector.detect(photos)
+    assert calls == [3], "one forward pass for the three photos"
+    assert [r.path for r in together] == [str(p) for p in photos]
+    for a, b in zip(alone, together, strict=True):
+        assert (a.width, a.height) == (b.width, b.height)
+        assert len(a.detections) == len(b.detections) > 0
+        # torchvision pads the smaller photos of a batch to the largest: borders see zeros, not edges
+        np.testing.assert_allclose(a.detections.scores, b.detections.scores, atol=0.05)

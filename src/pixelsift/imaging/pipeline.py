@@ -31,7 +31,7 @@ from pixelsift.config import available_cpus
 from pixelsift.errors import ImageError
 
 Decoder = Callable[[str], tuple[np.ndarray, Any]]
-Compute = Callable[[np.ndarray], Any]
+Compute = Callable[[Any], Any]  # a batch's pixels (`Batch.pixels`) -> what the caller wants back
 
 
 @dataclass
@@ -52,13 +52,24 @@ class Item:
 @dataclass
 class Batch:
     items: list[Item]
-    pixels: np.ndarray  # (number of ok items, C, H, W): uint8 from Preprocessing.pixels, or float32
+    # (number of ok items, C, H, W): uint8 from Preprocessing.pixels, or float32; a list of arrays when
+    # the images have different shapes (detectors that resize each photo themselves)
+    pixels: np.ndarray | list[np.ndarray]
     ok_items: list[Item] = field(init=False)
 
     def __post_init__(self) -> None:
         self.ok_items = [item for item in self.items if item.ok]
         if len(self.ok_items) != len(self.pixels):
             raise ValueError(f"{len(self.ok_items)} decoded items but {len(self.pixels)} rows of pixels")
+
+
+def stack(rows: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """Decoded images as one array, or as the list itself when their shapes differ."""
+    if not rows:
+        return np.zeros((0, 3, 1, 1), np.float32)
+    if all(r.shape == rows[0].shape for r in rows):
+        return np.stack(rows)
+    return rows
 
 
 def default_decode_workers() -> int:
@@ -114,7 +125,7 @@ def iter_batches(
 
         def flush() -> bool:
             nonlocal items, rows
-            pixels = np.stack(rows) if rows else np.zeros((0, 3, 1, 1), np.float32)
+            pixels = stack(rows)
             ok = put(Batch(items, pixels))
             items, rows = [], []
             return ok
@@ -187,7 +198,7 @@ def _decode_chunk(chunk: list[tuple[int, str | Path | ImageError]], decode: Deco
             continue
         path = str(source)
         _add(items, rows, index, path, _decode_one(decode, path))
-    return Batch(items, np.stack(rows) if rows else np.zeros((0, 3, 1, 1), np.float32))
+    return Batch(items, stack(rows))
 
 
 def iter_computed(

@@ -106,7 +106,11 @@ class ModelRunner:
             f"device {self.device}, precision {self.precision} ({self.precision_reason}), {layout}{threads}"
         )
 
-    def to_device(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def to_device(self, batch: np.ndarray | torch.Tensor | list[Any]) -> Any:
+        """A batch on the runner's device, normalised when it is uint8; a list (images of different
+        sizes, for networks that take lists) is moved image by image."""
+        if isinstance(batch, list):
+            return [self.to_device(image[None])[0] for image in batch]
         x = torch.from_numpy(batch) if isinstance(batch, np.ndarray) else batch
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
@@ -119,7 +123,7 @@ class ModelRunner:
             x = x.float().mul_(scale).sub_(offset)
         return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
 
-    def __call__(self, batch: np.ndarray | torch.Tensor) -> tuple[np.ndarray, ...]:
+    def __call__(self, batch: np.ndarray | torch.Tensor | list[Any]) -> tuple[np.ndarray, ...]:
         """Run one batch; returns every output of the network as float32 numpy arrays."""
         self._use_threads()
         x = self.to_device(batch)

@@ -468,9 +468,9 @@ def _train_blocks(
     def features(paths: list[str], decode: Any) -> Iterator[tuple[list[int], torch.Tensor]]:
         for b in iter_batches(paths, decode, batch_size=batch, workers=extractor.run_options.workers):
             rows = [item.index for item in b.ok_items]
-            pixels = (
-                b.pixels if b.pixels.dtype == np.float32 else spec.preprocessing.normalise_batch(b.pixels)
-            )
+            pixels = np.asarray(b.pixels)  # one crop size: never a ragged list
+            if pixels.dtype != np.float32:
+                pixels = spec.preprocessing.normalise_batch(pixels)
             x = torch.from_numpy(pixels).to(device)
             yield rows, torch.flatten(body(x), 1)
 

@@ -1,7 +1,8 @@
 """Runs torchvision's COCO detectors (records in `pixelsift.models.families.torchvision_detectors`).
 
 The networks resize and normalise inside themselves; pixelsift only hands them RGB tensors in [0, 1]
-(the weights' own `transforms()`), one image per forward pass.
+(the weights' own `transforms()`), each at its own size: a batch is a list of images, which torchvision
+pads into one forward pass (8 per pass on a GPU; on a CPU one per pass, in several streams).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from pixelsift.runtime.torch_runner import ModelRunner
 
 def tensor_outputs(network: Any) -> Any:
     """The adapter between torchvision's detection API and the runner, in one place: torchvision
-    detectors take a list of CHW images and return a list of dicts; the runner passes a batch tensor
-    and wants tensors back. One image per call: (boxes (K, 4), scores (K,), labels (K,))."""
+    detectors take a list of CHW images and return a list of dicts; the runner passes a batch (a
+    tensor, or a list of tensors of different sizes) and wants tensors back: every image's boxes,
+    scores and labels one after the other, and how many belong to each image."""
+    import torch
     from torch import nn
 
     class TensorOutputs(nn.Module):
@@ -32,10 +35,10 @@ def tensor_outputs(network: Any) -> Any:
             self.net = net
 
         def forward(self, x: Any) -> Any:
-            if x.shape[0] != 1:
-                raise ValueError("torchvision detectors run one image per forward pass here")
-            out = self.net([x[0]])[0]
-            return out["boxes"], out["scores"], out["labels"]
+            outs = self.net(list(x))
+            counts = torch.tensor([len(o["boxes"]) for o in outs])
+            joined = [torch.cat([o[k] for o in outs]) for k in ("boxes", "scores", "labels")]
+            return (*joined, counts)
 
     return TensorOutputs(network)
 
@@ -50,13 +53,14 @@ def set_thresholds(network: Any, conf: float, iou: float) -> None:
 
 
 class TorchvisionDetector(Detector):
-    batchable = False  # the networks resize each photo themselves, to its own shape
+    """Each photo keeps its own shape: a batch is a list, which the network pads into one pass."""
 
     def __init__(self, spec: DetectorSpec, runner: Any, transform: Any, **kwargs: Any):
         super().__init__(
             spec,
             spec.categories,
-            batch_size=1,
+            # a GPU wants batches; on a CPU, streams of one image each keep every core busy
+            batch_size=1 if runner.device.type == "cpu" else 8,
             decode_size=spec.imgsz,
             runs_on=runner.describe(),
             **kwargs,
@@ -67,8 +71,11 @@ class TorchvisionDetector(Detector):
     def prepare(self, image: Any, batched: bool) -> tuple[np.ndarray, Any]:
         return self.transform(image).numpy(), None
 
-    def infer(self, pixels: np.ndarray) -> list[tuple[np.ndarray, ...]]:
-        return [self.runner(pixels)]
+    def infer(self, pixels: np.ndarray | list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+        boxes, scores, labels, counts = self.runner(list(pixels))
+        ends = np.cumsum(counts.astype(np.int64))
+        starts = ends - counts.astype(np.int64)
+        return [(boxes[a:b], scores[a:b], labels[a:b]) for a, b in zip(starts, ends, strict=True)]
 
     def postprocess(self, raw: tuple[np.ndarray, ...], meta: Any, size: tuple[int, int]) -> Detections:
         boxes, scores, labels = raw
