@@ -57,10 +57,11 @@ def test_models_tune_measures_again_and_prints_the_table(auto_env: dict[str, str
     chosen = report["chosen"]["features"]
     assert chosen["precision"] != "int8", "features never run in int8"
     assert chosen["agreement"] >= 0.99
-    rates = [m["images_per_s"] for m in report["measurements"] if m["images_per_s"] is not None]
-    assert chosen["images_per_s"] == max(
-        m["images_per_s"]
+    usable = [
+        m
         for m in report["measurements"]
         if m["images_per_s"] is not None and m["precision"] != "int8" and (m["agreement"] or 0) >= 0.99
-    )
-    assert len(rates) >= 2
+    ]
+    # ranked by the end-to-end estimate (decode included), which every CPU measurement has
+    assert chosen["end_to_end"] == max(m["end_to_end"] for m in usable)
+    assert len([m for m in report["measurements"] if m["images_per_s"] is not None]) >= 2
