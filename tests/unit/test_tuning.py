@@ -200,3 +200,13 @@ def test_another_cpu_is_another_key(random_resnet18: str) -> None:
     b = tuning.tuning_key(spec, "cpu", 2, None, cpu_flags="avx512_bf16, avx2")
     c = tuning.tuning_key(spec, "cpu", 4, None, cpu_flags="avx2")
     assert len({tuning.choice_path(k) for k in (a, b, c)}) == 3
+
+
+def test_an_asked_precision_is_run_even_when_it_disagrees_and_int8_features_are_refused() -> None:
+    from pixelsift.errors import UsageError
+
+    only_int8 = [m("onnxruntime", "int8", 300, agreement=0.6)]
+    assert tuning.pick(only_int8, "classify").precision == "int8", "--precision int8: the user chose it"
+    with pytest.raises(UsageError, match="classification only"):
+        engines.check_purpose(RunOptions(precision="int8"), "features")
+    engines.check_purpose(RunOptions(precision="int8"), "classify")

@@ -132,9 +132,19 @@ def auto_tuning(
     return tuned
 
 
+def check_purpose(run_options: RunOptions, purpose: str) -> None:
+    """int8 was asked for features: a usage error (it is for classification only)."""
+    if purpose == "features" and (run_options.precision or "").lower() == "int8":
+        raise UsageError(
+            "int8 is for classification only: features (embed, train, index) change too much in int8; "
+            "use --precision fp32, bf16 or auto"
+        )
+
+
 def planned_candidate(spec: ClassifierSpec, run_options: RunOptions, purpose: str) -> tuple[str, str] | None:
     """(engine, precision) a model would run with, worked out without loading its network, or None
     when `auto` has not measured this model here yet (the feature cache keys on it)."""
+    check_purpose(run_options, purpose)
     device = resolve_device(run_options.device)
     engine = run_options.engine_name
     if engine == "auto":
@@ -160,6 +170,7 @@ def create_runner(
     device = resolve_device(run_options.device)
     engine = run_options.engine_name
     cpus = run_options.threads or default_threads()
+    check_purpose(run_options, purpose)
     streams: int | None = run_options.streams
     if engine == "auto":
         tuned = auto_tuning(spec, network, run_options)

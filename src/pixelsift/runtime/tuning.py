@@ -36,6 +36,7 @@ import numpy as np
 from pixelsift.config import get_settings
 from pixelsift.core.hashing import sha256_file, short_digest
 from pixelsift.core.optional import is_installed
+from pixelsift.errors import PixelsiftError
 from pixelsift.models import weights
 from pixelsift.models.preprocess import Preprocessing
 from pixelsift.models.records import ClassifierSpec
@@ -148,7 +149,16 @@ def pick(measurements: Sequence[Measurement], purpose: str = "classify") -> Meas
     reference = [m for m in measurements if m.candidate == REFERENCE and m.error is None]
     if reference:
         return max(reference, key=lambda m: m.score)
-    raise RuntimeError("no engine could run this model")
+    # `--precision` ruled the reference out (int8, bf16 asked for): the user chose those numerics
+    ran = [
+        m
+        for m in measurements
+        if m.error is None and m.images_per_s is not None and allowed(m.candidate, purpose)
+    ]
+    if ran:
+        return max(ran, key=lambda m: m.score)
+    reasons = "; ".join(f"{m.engine} {m.precision}: {m.error}" for m in measurements if m.error) or "none ran"
+    raise PixelsiftError(f"no engine could run this model here ({reasons}); try --engine torch")
 
 
 @dataclass
@@ -455,7 +465,8 @@ def measure(
                     continue
             if m.usable:
                 break
-    best = {pick(results, purpose).candidate for purpose in purposes}
+    served = [p for p in purposes if any(allowed(m.candidate, p) for m in results)]
+    best = {pick(results, purpose).candidate for purpose in served}
     for cand in sorted(best, key=lambda c: c.label):
         agreement = next(m.agreement for m in results if m.candidate == cand)
         for streams in counts[:-1]:
