@@ -136,3 +136,12 @@ def test_the_server_classifies_with_the_engine_it_was_started_with(samples: Path
         1,
         "onnxruntime",
     ) and "onnxruntime" in model.runner.describe()
+
+
+def test_the_server_runs_one_stream_with_every_thread_unless_told() -> None:
+    """One photo at a time behind the inference lock: a single stream answers soonest."""
+    from pixelsift.cli import build_parser
+    from pixelsift.cli.serve import server_run_options
+
+    assert server_run_options(build_parser().parse_args(["serve"])).streams == 1
+    assert server_run_options(build_parser().parse_args(["serve", "--streams", "2"])).streams == 2

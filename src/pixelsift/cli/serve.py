@@ -9,6 +9,7 @@ from pathlib import Path
 from pixelsift.cli.common import add_runner_options, int_in, positive_float, run_options
 from pixelsift.errors import MissingDependencyError, UsageError
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
+from pixelsift.runtime.options import RunOptions
 
 EXAMPLES = """examples:
   pixelsift serve                          classify and detect from a browser at http://127.0.0.1:8000
@@ -48,6 +49,13 @@ def _default_index() -> Path | None:
         return None
 
 
+def server_run_options(args: argparse.Namespace) -> RunOptions:
+    """The command's run options; the server classifies one photo at a time (behind a lock), so unless
+    `--streams` says otherwise it runs one stream with every thread, which answers soonest."""
+    options = run_options(args)
+    return options if options.streams is not None else RunOptions.of(options, streams=1)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -69,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         cors_origins=args.cors,
         model=args.model,
         detector=args.detector,
-        run_options=run_options(args),
+        run_options=server_run_options(args),
     )
     app = create_app(config)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
