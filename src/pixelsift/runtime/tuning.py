@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import metadata
@@ -329,9 +330,13 @@ def check_pixels(preprocessing: Preprocessing) -> np.ndarray:
 DECIDED = 0.05  # fp32's best class ahead of its second by this much probability: not a tie
 
 
-def outputs_of(runner: Any, pixels: np.ndarray, batch: int) -> np.ndarray:
-    """The logits of `pixels`, run `batch` at a time."""
-    return np.concatenate([runner(pixels[i : i + batch])[1] for i in range(0, len(pixels), batch)])
+def outputs_of(runner: Any, pixels: np.ndarray, batch: int, streams: int = 1) -> np.ndarray:
+    """The logits of `pixels`, run `batch` at a time on `streams` threads at once."""
+    chunks = [pixels[i : i + batch] for i in range(0, len(pixels), batch)]
+    if streams <= 1:
+        return np.concatenate([runner(chunk)[1] for chunk in chunks])
+    with ThreadPoolExecutor(streams, thread_name_prefix="pixelsift-check") as pool:
+        return np.concatenate(list(pool.map(lambda chunk: runner(chunk)[1], chunks)))
 
 
 MIN_DECIDED = 10  # fewer decided check photos than this (an untrained network): every photo counts
@@ -443,7 +448,7 @@ def measure(
             runners.pop(cand, None)
             say(f"  {cand.label:<20} failed: {m.error}")
     reference_runner = runners.get(REFERENCE) or build(REFERENCE, max(1, cpus // first), first)
-    reference_logits = outputs_of(reference_runner, check, 4)
+    reference_logits = outputs_of(reference_runner, check, 4, first)
     reference, keep = reference_logits.argmax(1), decided(reference_logits)
     for m in results:
         if m.candidate == REFERENCE and m.error is None:
@@ -458,7 +463,7 @@ def measure(
             if m.agreement is None:
                 runner = runners[m.candidate]
                 try:
-                    found = outputs_of(runner, check, int(runner.batch_size)).argmax(1)
+                    found = outputs_of(runner, check, int(runner.batch_size), m.streams).argmax(1)
                     m.agreement = float((found == reference)[keep].mean())
                 except Exception as exc:
                     m.error = _failed(exc)
