@@ -59,6 +59,10 @@ class OpenVinoRunner:
         }
         self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         self._local = threading.local()
+        # OpenVINO's bindings set up their numpy access on first use, and two threads doing that at
+        # once deadlock (pybind11's call_once with the GIL released): do it here, in one thread.
+        self._local.request = self.compiled.create_infer_request()
+        np.asarray(self._local.request.get_input_tensor(0).data)
         self.path = path
         self.preprocessing = preprocessing
         log.info("runner: %s", self.describe())

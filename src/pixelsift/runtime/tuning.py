@@ -356,6 +356,7 @@ def decided(logits: np.ndarray) -> np.ndarray:
 def measure_rate(runner: Any, batch: np.ndarray, streams: int, seconds: float = SECONDS) -> float:
     """Images/s of `streams` threads calling `runner(batch)` at once for `seconds`, each thread warmed
     up first (oneDNN and ONNX Runtime prepare their kernels per thread on the first call)."""
+    runner(batch)  # one call in this thread first: a runtime's one-time set-up never races
     done = [0] * streams
     ready = threading.Barrier(streams + 1)
     deadline = [float("inf")]  # set once every thread is warm
