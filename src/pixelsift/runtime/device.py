@@ -17,6 +17,7 @@ import torch
 
 from pixelsift.config import DEVICES_HELP, PRECISIONS, available_cpus, get_settings
 from pixelsift.errors import UsageError
+from pixelsift.imaging.pipeline import default_decode_workers
 
 log = logging.getLogger("pixelsift")
 
@@ -189,7 +190,7 @@ def plan_threads(
     """
     cpus = cpus or default_threads()
     if device.type != "cpu":
-        decoders = workers if workers else max(2, min(8, available_cpus()))
+        decoders = workers or default_decode_workers()
         return ThreadPlan(streams=streams or 1, threads=1, workers=decoders)
     workers = workers or 0
     compute = max(1, cpus - workers)

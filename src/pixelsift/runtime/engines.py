@@ -90,7 +90,6 @@ def auto_tuning(
     network: nn.Module,
     run_options: RunOptions,
     force: bool = False,
-    say: Any = None,
 ) -> tuning.Tuning:
     """What was measured for this model here: from the cache, else measured now (for both purposes at
     once) and remembered."""
@@ -119,7 +118,7 @@ def auto_tuning(
         return build_runner(spec, network, run_options, candidate, threads, check, streams)
 
     decode = tuning.decode_cost(spec.preprocessing) if device.type == "cpu" else 0.0
-    measured = tuning.measure(options, build, check, cpus, decode_seconds=decode, say=say or (lambda _: None))
+    measured = tuning.measure(options, build, check, cpus, decode_seconds=decode)
     tuned = tuning.Tuning(measured, round(time.perf_counter() - start, 2), measured_now=True)
     tuning.remember(key, tuned)
     best = tuned.choice("classify")

@@ -218,15 +218,12 @@ class OnnxRunner:
 
     def __call__(self, batch: np.ndarray | torch.Tensor) -> tuple[np.ndarray, ...]:
         x = batch.numpy() if isinstance(batch, torch.Tensor) else batch
-        if x.dtype != np.uint8:
-            x = self._to_pixels(x)
+        if x.dtype != np.uint8:  # a normalised float batch: back to the graph's uint8 levels
+            if self.preprocessing is None:
+                raise TypeError("the ONNX graph takes uint8 pixels; pass Preprocessing.pixels output")
+            x = self.preprocessing.to_pixels(x)
         outputs = self.session.run(None, {"pixels": np.ascontiguousarray(x)})
         return tuple(np.asarray(o, dtype=np.float32) for o in outputs)
-
-    def _to_pixels(self, batch: np.ndarray) -> np.ndarray:
-        if self.preprocessing is None:
-            raise TypeError("the ONNX graph takes uint8 pixels; pass Preprocessing.pixels output")
-        return self.preprocessing.to_pixels(batch)
 
 
 def int8_cache_path(spec: ClassifierSpec) -> Path:

@@ -2,13 +2,13 @@
 
 The first time a model runs here, every candidate that can run (torch fp32; torch bf16 where the CPU
 does bf16 natively; ONNX Runtime fp32 and int8; OpenVINO when installed; torch fp16 / bf16 on a GPU)
-runs the check photos (`data/check/`: crops and mirrors of five real photos), must give the same top-1
-class as torch fp32 on at least 99% of them, and is timed for about half a second; the fastest is then
-timed with each stream count (`device.stream_choices`). The choice is remembered in
+is timed for about half a second; then, fastest first, candidates run the check photos (`data/check/`:
+crops and mirrors of five real photos) until one gives the same top-1 class as torch fp32 on at least
+99% of them; that one is timed with each stream count (`device.stream_choices`). The choice is remembered in
 `$PIXELSIFT_HOME/tuning/`, under a key of everything that could change it: model, weights sha256,
 device, CPU model and flags, CPU count and library versions. A new key measures again.
 
-`pick` and `candidates` are pure (tests pass fake timings and fake CPU flags); `tune` measures.
+`pick` and `candidates` are pure (tests pass fake timings and fake CPU flags); `measure` measures.
 int8 is a candidate only for classification: features for transfer learning and the photo index stay
 fp32 / bf16 (`purpose="features"`).
 """
@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from pixelsift.config import get_settings
+from pixelsift.core.arrays import softmax
 from pixelsift.core.hashing import sha256_file, short_digest
 from pixelsift.core.optional import is_installed
 from pixelsift.errors import PixelsiftError
@@ -303,6 +304,16 @@ def remember(key: dict[str, Any], tuned: Tuning) -> None:
 # -- measuring ------------------------------------------------------------------------------------
 
 
+def check_photos() -> list[tuple[str, bytes]]:
+    """(name, JPEG bytes) of the check photos shipped in the package, in name order."""
+    folder = files("pixelsift").joinpath("data/check")
+    return [
+        (e.name, e.read_bytes())
+        for e in sorted(folder.iterdir(), key=lambda e: e.name)
+        if e.name.endswith(".jpg")
+    ]
+
+
 def check_pixels(preprocessing: Preprocessing) -> np.ndarray:
     """uint8 check batch: each check photo whole and its centre (each also mirrored) and its four corners."""
     from PIL import Image, ImageOps
@@ -310,11 +321,8 @@ def check_pixels(preprocessing: Preprocessing) -> np.ndarray:
     from pixelsift.imaging.images import open_image
 
     out = []
-    folder = files("pixelsift").joinpath("data/check")
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".jpg"):
-            continue
-        img = open_image(entry.read_bytes(), name=entry.name)
+    for name, data in check_photos():
+        img = open_image(data, name=name)
         w, h = img.size
         cw, ch = round(w * 0.7), round(h * 0.7)
         boxes = [(0, 0, w, h), (0, 0, cw, ch), (w - cw, 0, w, ch), (0, h - ch, cw, h), (w - cw, h - ch, w, h)]
@@ -347,8 +355,7 @@ def decided(logits: np.ndarray) -> np.ndarray:
     flips a near-tie, so ties say nothing about whether an engine computes the same network). When
     fewer than MIN_DECIDED rows are decided, all rows: then agreement is judged on ties too, which
     only an engine computing the same numbers passes."""
-    shifted = np.exp(logits - logits.max(1, keepdims=True))
-    probs = np.sort(shifted / shifted.sum(1, keepdims=True), 1)
+    probs = np.sort(softmax(logits), 1)
     keep = (probs[:, -1] - probs[:, -2]) >= DECIDED
     return keep if keep.sum() >= min(MIN_DECIDED, len(keep)) else np.ones_like(keep)
 
@@ -395,9 +402,7 @@ def decode_cost(preprocessing: Preprocessing, repeats: int = 3) -> float:
     """Seconds one core takes to decode and preprocess one check photo (best of `repeats` passes)."""
     from pixelsift.imaging.images import open_image
 
-    photos = [
-        e.read_bytes() for e in files("pixelsift").joinpath("data/check").iterdir() if e.name.endswith(".jpg")
-    ]
+    photos = [data for _, data in check_photos()]
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -419,7 +424,6 @@ def measure(
     purposes: Sequence[str] = PURPOSES,
     seconds: float = SECONDS,
     decode_seconds: float = 0.0,
-    say: Callable[[str], None] = lambda _: None,
 ) -> list[Measurement]:
     """Time every candidate at one stream per CPU; then, fastest first, check top-1 agreement with
     torch fp32 on the decided check photos until one agrees for each purpose (a slower candidate
@@ -443,11 +447,9 @@ def measure(
         try:
             runners[cand] = build(cand, m.threads, m.streams)
             timed(m, runners[cand])
-            say(f"  {cand.label:<20} {m.images_per_s or 0:7.1f} images/s")
         except Exception as exc:  # an export or a runtime that fails is a candidate less, never an error
             m.error = _failed(exc)
             runners.pop(cand, None)
-            say(f"  {cand.label:<20} failed: {m.error}")
     reference_runner = runners.get(REFERENCE) or build(REFERENCE, max(1, cpus // first), first)
     reference_logits = outputs_of(reference_runner, check, 4, first)
     reference, keep = reference_logits.argmax(1), decided(reference_logits)
