@@ -8,9 +8,13 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 # Installed first, exactly: the releases the project is tested with (pip finds them on its CI machines).
 TORCH  := torch==2.14.1 torchvision==0.29.1
+# Every other release, exactly as the suite last passed with it (pip constraints; `make lock` rewrites it).
+LOCK   := requirements.lock
+CONSTRAINTS ?= -c $(LOCK)
+TEST_EXTRAS ?= test
 export PIXELSIFT_DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint typecheck unit bench clean browser notebooks notebooks-docs lab
+.PHONY: demo test lint typecheck unit bench clean browser notebooks notebooks-docs lab lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +23,34 @@ $(VENV)/.torch-installed: | $(BIN)/python
 	$(PIP) install $(TORCH)
 	touch $@
 
-$(VENV)/.demo-installed: pyproject.toml $(VENV)/.torch-installed
-	$(PIP) install -e '.[demo]'
+# One OpenCV package: ultralytics asks for opencv-python, pixelsift for opencv-python-headless, and both
+# write the same cv2 module (whichever installed last wins). Keep headless, reinstalled whole.
+define ONE_OPENCV
+	@if $(PIP) show opencv-python >/dev/null 2>&1; then \
+		echo "make: removing opencv-python (ultralytics asked for it; pixelsift keeps opencv-python-headless)"; \
+		$(PIP) uninstall -y -q opencv-python && \
+		$(PIP) install -q --no-deps --force-reinstall $(CONSTRAINTS) opencv-python-headless'<5'; \
+	fi
+endef
+
+$(VENV)/.demo-installed: pyproject.toml $(LOCK) $(VENV)/.torch-installed
+	$(PIP) install $(CONSTRAINTS) -e '.[demo]'
+	$(ONE_OPENCV)
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml $(VENV)/.torch-installed
-	$(PIP) install -e '.[test]'
+$(VENV)/.test-installed: pyproject.toml $(LOCK) $(VENV)/.torch-installed
+	$(PIP) install $(CONSTRAINTS) -e '.[$(TEST_EXTRAS)]'
+	$(ONE_OPENCV)
 	touch $@
+
+# Upgrade on purpose: the newest releases pyproject.toml admits, in a fresh .venv-lock, through the whole
+# suite (with the notebooks extra too, so the lock pins every extra); requirements.lock is rewritten
+# only when every check passed (then commit it).
+lock:
+	rm -rf .venv-lock
+	$(MAKE) test VENV=.venv-lock CONSTRAINTS= TEST_EXTRAS=test,notebooks
+	.venv-lock/bin/python tools/write_lock.py .venv-lock $(LOCK)
+	rm -rf .venv-lock
 
 demo: $(VENV)/.demo-installed
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift models --task classify
@@ -58,8 +83,8 @@ test: lint typecheck browser
 notebooks: | $(BIN)/python
 	$(BIN)/python tools/build_notebooks.py
 
-$(VENV)/.notebooks-installed: pyproject.toml $(VENV)/.torch-installed
-	$(PIP) install -e '.[notebooks]'
+$(VENV)/.notebooks-installed: pyproject.toml $(LOCK) $(VENV)/.torch-installed
+	$(PIP) install $(CONSTRAINTS) -e '.[notebooks]'
 	touch $@
 
 # The notebooks run, with their figures, in docs/notebooks/ (to read them on the web without running).

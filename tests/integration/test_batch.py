@@ -222,7 +222,7 @@ def ray_cluster() -> Iterator[Any]:
     ray.shutdown()
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("task", ["classify", "embed", "detect"])
 def test_the_ray_engine_writes_what_the_local_engine_writes(
     photos: Path, tmp_path: Path, ray_cluster: Any, task: str
@@ -269,7 +269,7 @@ def _kill_a_worker_process() -> int | None:
     return None
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(300)
 def test_a_worker_killed_mid_job_still_gives_every_input_once(tmp_path: Path, ray_cluster: Any) -> None:
     import threading
     import time

@@ -31,7 +31,7 @@ def two_nodes() -> Iterator[Any]:
     cluster.shutdown()
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(300)
 def test_two_nodes_write_what_one_process_writes(tmp_path: Path, two_nodes: Any) -> None:
     assert len([n for n in two_nodes.nodes() if n["Alive"]]) == 2
     photos = tmp_path / "photos"
