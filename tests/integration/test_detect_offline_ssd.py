@@ -149,7 +149,7 @@ def test_no_detector_ready_says_what_to_install(
 ) -> None:
     from pixelsift.detect import api
 
-    monkeypatch.setattr(api, "is_available", lambda spec: False)
+    monkeypatch.setattr(api, "detector_readiness", lambda: ([], {}))
     with pytest.raises(DetectorUnavailableError) as info:
         load_detector()
     message = str(info.value)

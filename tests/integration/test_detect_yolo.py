@@ -275,24 +275,46 @@ def test_unreadable_files_are_still_reported_after_ultralytics_is_imported(tmp_p
 def test_onnx_export_runs_through_opencv_dnn_with_the_same_results(
     yolo, tmp_path: Path, samples: Path
 ) -> None:  # type: ignore[no-untyped-def]
+    """The exported graph, run by OpenCV DNN on the detector's own letterboxed pixels, gives torch's
+    predictions, and the whole ONNX path (letterbox, OpenCV, decoding, class names, box scaling) gives
+    the torch path's kind of detections.
+
+    Which boxes survive is compared only as far as it is defined: this random network's features
+    vanish (std ~1e-7 before the head), so all 8,400 anchors give the very same car score, and which 300
+    of those exact ties NMS keeps is decided by float rounding. OpenCV 4.13 matched torch bit for bit
+    (class scores within 6e-12) and kept the same boxes; OpenCV 4.14 rounds like ONNX Runtime does
+    (within 6e-8 of torch; boxes within 3e-5 for both) and breaks the ties differently. Measured on
+    2026-12-06: neither pixelsift's ONNX path nor OpenCV 4.14 is wrong; the old test compared tie-breaks.
+    """
     import torch
 
     from pixelsift.detect.backends.yolo import predictions_only
 
     net = forced_network()
     net.fuse(verbose=False)
+    wrapped = predictions_only(net).eval()
     onnx_path = tmp_path / "yolov8n-car.onnx"
-    torch.onnx.export(
-        predictions_only(net), torch.zeros(1, 3, 640, 640), str(onnx_path), dynamo=False, opset_version=17
-    )
+    torch.onnx.export(wrapped, torch.zeros(1, 3, 640, 640), str(onnx_path), dynamo=False, opset_version=17)
     from_onnx = load_detector(str(onnx_path))
     assert from_onnx.categories[CAR] == "car"
+    image = Image.open(samples / "coffee.png").convert("RGB")
+    pixels, _ = from_onnx.prepare(image, batched=False)
+    [through_opencv] = from_onnx.infer(pixels[None])
+    with torch.no_grad():
+        expected = wrapped(torch.from_numpy(np.ascontiguousarray(pixels[None]))).numpy()[0]
+    assert through_opencv.shape == expected.shape == (84, 8400)
+    assert np.abs(through_opencv - expected).max() < 1e-3
     [onnx_result] = from_onnx.detect(samples / "coffee.png")
     # the torch path letterboxes to the same 640 x 640 square when it batches
     batched = load_detector("yolov8n", batch_size=2)
     [torch_result] = batched.iter_detect(samples / "coffee.png")
-    assert onnx_result.detections.class_names == torch_result.detections.class_names
-    assert onnx_result.detections.boxes == pytest.approx(torch_result.detections.boxes, abs=1.0)
+    for result in (onnx_result, torch_result):  # boxes in the 600 x 400 photo, not the 640 px square
+        assert set(result.detections.class_names) == {"car"}
+        # how many of the tied boxes survive NMS depends on the tie-breaks too (4.14: 5 more than torch)
+        assert 0 < len(result.detections.class_names) <= 300
+        boxes = result.detections.boxes
+        assert boxes[:, [0, 2]].min() >= -1 and boxes[:, [0, 2]].max() <= 601
+        assert boxes[:, [1, 3]].min() >= -1 and boxes[:, [1, 3]].max() <= 401
 
 
 def test_smaller_input_size_still_reports_boxes_in_the_photo(yolo_home: Path, samples: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,8 @@ def detector(monkeypatch: pytest.MonkeyPatch) -> FakeDetector:
 
     monkeypatch.setattr(pixelsift.detect, "load_detector", load_detector)
     monkeypatch.setattr(pixelsift.detect, "default_detector_name", lambda: fake.name)
+    ready = ([SimpleNamespace(name=fake.name)], {})  # what `auto` may load, best first
+    monkeypatch.setattr(pixelsift.detect.api, "detector_readiness", lambda: ready)
     return fake
 
 
@@ -159,6 +162,7 @@ def test_with_no_detector_ready_auto_means_none_and_a_named_detector_is_an_error
     import pixelsift.detect
 
     monkeypatch.setattr(pixelsift.detect, "default_detector_name", lambda: None)
+    monkeypatch.setattr(pixelsift.detect.api, "detector_readiness", lambda: ([], {}))
     root = tmp_path / "photos"
     colour_library(root)
     index = PhotoIndex(tmp_path / "i.db")

@@ -95,3 +95,42 @@ def test_no_detector_installed_is_503(samples: Path, monkeypatch: pytest.MonkeyP
     client = TestClient(create_app(WebConfig(detector=None)))
     response = client.post("/api/detect", files=upload(samples, "astronaut.png"))
     assert response.status_code == 503 and "pip install" in response.json()["error"]
+
+
+def test_a_detector_that_fails_to_load_is_a_json_503_never_a_500(
+    samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pixelsift.detect.api as api
+
+    def loader(backend: str) -> object:
+        def load(*args: object, **kwargs: object) -> object:
+            raise RuntimeError(
+                "OpenCV(5.1.0) x.cpp:1: error: (-2:Unspecified error) TensorFlow importer has been removed\n"
+            )
+
+        return load
+
+    monkeypatch.setattr(api, "backend_loader", loader)
+    monkeypatch.setattr(api, "backend_problem", lambda spec: None)
+    client = TestClient(create_app(WebConfig(detector=MODEL)), raise_server_exceptions=False)
+    response = client.post("/api/detect", files=upload(samples, "astronaut.png"))
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/json")
+    assert "TensorFlow importer has been removed" in response.json()["error"]
+
+
+def test_a_detector_that_fails_on_a_photo_is_a_json_503_never_a_500(samples: Path) -> None:
+    class Failing:
+        name = MODEL
+        conf = 0.25
+        agnostic = False
+
+        def detect_result(self, image: object, path: str) -> object:
+            raise RuntimeError("std::bad_alloc")
+
+    app = create_app(WebConfig(detector=MODEL))
+    app.state.detectors[MODEL] = Failing()
+    client = TestClient(app, raise_server_exceptions=False)
+    response = client.post("/api/detect", files=upload(samples, "astronaut.png"))
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == f"detector {MODEL} failed: std::bad_alloc"

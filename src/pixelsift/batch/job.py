@@ -17,8 +17,9 @@ import numpy as np
 from pixelsift.batch.files import is_uri, read_bytes, stat
 from pixelsift.core.arrays import l2_normalize, softmax, top_k_indices
 from pixelsift.core.hashing import sha256_bytes, sha256_file
-from pixelsift.errors import ImageError, UsageError
+from pixelsift.errors import DetectorUnavailableError, ImageError, UsageError
 from pixelsift.imaging.images import open_image
+from pixelsift.models.records import DetectorSpec
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
 from pixelsift.runtime.options import RunOptions
 
@@ -66,6 +67,12 @@ class BatchJob:
         from pixelsift.models import weights  # a registry lookup and a file check, no torch
 
         spec = get_model_spec(self.model_name())
+        if isinstance(spec, DetectorSpec):  # a backend that cannot run here (OpenCV 5 and a TF graph)
+            from pixelsift.detect.api import backend_problem
+
+            problem = backend_problem(spec)
+            if problem is not None:
+                raise DetectorUnavailableError(f"detector {spec.name} cannot run here: {problem}")
         if spec.weights is not None:
             weights.resolve(spec)
 

@@ -7,6 +7,7 @@ writes files, shard by shard, so the output is the same whichever engine ran it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -21,6 +22,7 @@ from pixelsift.batch.files import stat
 from pixelsift.batch.inputs import batch_inputs
 from pixelsift.batch.job import BatchJob, Worker
 from pixelsift.batch.output import (
+    JOB_FILE,
     SHARD_GLOB,
     finished_inputs,
     read_job_file,
@@ -217,6 +219,7 @@ def run(
     plan = _plan(paths, target, shard_size, resume)
     if plan.todo:  # an unknown model or missing weights: one clear error now, not one per worker
         job.check()
+    created = not target.exists()
     _prepare_out(target, job, resume, len(plan.shards))
     summary = BatchSummary(target, task, engine, len(paths), skipped=plan.skipped, shards=len(plan.shards))
     started = time.perf_counter()
@@ -226,11 +229,27 @@ def run(
         runner(_Run(job, options, plan, target, summary, started, progress))
     except KeyboardInterrupt:
         summary.interrupted = True
+    except BaseException:
+        _discard_unstarted(target, created)
+        raise
     summary.seconds = time.perf_counter() - started
     write_job_file(target, _job_record(job, options, summary, shard_size))
     if summary.interrupted:
         raise KeyboardInterrupt(summary.line())
     return summary
+
+
+def _discard_unstarted(out: Path, created: bool) -> None:
+    """A job that failed (a model that would not load, a worker's error) before it wrote any shard
+    leaves nothing behind: no `_job.json`, and no folder when it made the folder. Finished shards stay,
+    with `_job.json` saying the job is unfinished: `--resume` continues it."""
+    if any(out.glob(SHARD_GLOB)):
+        return
+    with contextlib.suppress(OSError):
+        (out / JOB_FILE).unlink()
+    if created:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # only when empty: nothing of anybody else's is removed
 
 
 @dataclass

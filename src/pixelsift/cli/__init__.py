@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "search",
     "serve",
     "batch",
+    "doctor",
 )
 
 

@@ -7,12 +7,14 @@ import sys
 
 from pixelsift.cli.common import add_agnostic_nms_option, add_runner_options, run_options
 from pixelsift.cli.output import to_json
+from pixelsift.errors import UsageError
 
 EXAMPLES = """examples:
   pixelsift index ~/Photos                       index (or update) a folder; later runs only do what changed
   pixelsift index ~/Photos --labeler birds.model  also label every photo with a model from `pixelsift train`
   pixelsift index ~/Photos --exclude 'Screenshots/*' --detector none
   pixelsift index ~/Photos --db ~/photo-index.db  keep the index in a file of your choice
+  pixelsift index ~/Photos --stats                what the index holds (no indexing)
 
 The index is one SQLite file, by default in $PIXELSIFT_HOME/libraries/ (pixelsift never writes into the
 photo folder). Moved or renamed photos keep their entry; deleted ones are dropped; photos that cannot be
@@ -28,7 +30,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("folder", metavar="PHOTOS_DIR", help="the photo folder (searched recursively)")
+    p.add_argument("folder", metavar="PHOTOS_DIR", nargs="?", help="the photo folder (searched recursively)")
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="print what the index holds (photos, models, photos without detection) and index nothing",
+    )
     p.add_argument(
         "--db", default=None, metavar="FILE", help="index file (default: one per folder in PIXELSIFT_HOME)"
     )
@@ -79,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
     from pixelsift.library import PhotoIndex
     from pixelsift.library.photo_index import default_db_path
 
+    if args.stats:
+        return print_stats(args)
+    if args.folder is None:
+        raise UsageError("give the photo folder to index: pixelsift index PHOTOS_DIR (or --stats with --db)")
     db = args.db or default_db_path(args.folder)
     with PhotoIndex(db) as index:
         report = index.update(
@@ -104,3 +115,37 @@ def run(args: argparse.Namespace) -> int:
             f"pixelsift: {count} photo{'s' * (count != 1)} could not be read (listed above)", file=sys.stderr
         )
     return 1 if report.failed else 0
+
+
+def print_stats(args: argparse.Namespace) -> int:
+    """`index --stats`: the index of --db, of PHOTOS_DIR, or the one `search` would use."""
+    from pixelsift.cli.search import open_index
+    from pixelsift.library.photo_index import default_db_path
+
+    db = args.db or (str(default_db_path(args.folder)) if args.folder else None)
+    with open_index(db) as index:
+        stats = index.stats()
+    if args.format == "json":
+        print(to_json(stats))
+        return 0
+    missing = stats["without_detection"]
+    rows = [
+        ("index", stats["db"]),
+        ("photos", f"{stats['photos']} ({stats['failed']} could not be read)"),
+        ("folder", stats["root"] or "-"),
+        ("classifier", stats["model"] or "-"),
+        ("detector", stats["detector"] or "auto"),
+        ("without detection", f"{missing} photo{'s' * (missing != 1)}"),
+        ("text-image model", stats["text_image_model"] or "none"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    if missing and stats["detector"] != "none":
+        print(
+            f"note: {missing} photo{'s have' if missing != 1 else ' has'} not been seen by an object "
+            "detector, so searches for objects and people rest on the classifier alone there; "
+            "`pixelsift doctor` says what detection needs, then run `pixelsift index` again",
+            file=sys.stderr,
+        )
+    return 0

@@ -9,7 +9,7 @@ from typing import Any
 
 from pixelsift.cli.common import add_format_option
 from pixelsift.cli.output import format_table, to_json
-from pixelsift.detect.api import default_model_names
+from pixelsift.detect.api import default_model_names, runnable_problem
 from pixelsift.errors import UsageError
 from pixelsift.models import weights
 from pixelsift.models.listing import model_record
@@ -119,7 +119,7 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     specs = list_models(pattern, task=args.task)
     defaults = default_model_names()
-    records = [model_record(s, defaults) for s in specs]
+    records = [model_record(s, defaults, runnable_problem(s)) for s in specs]
     if args.format == "json":
         print(to_json(records))
         return 0
@@ -128,7 +128,7 @@ def run_list(args: argparse.Namespace) -> int:
         return 1
     rows: list[tuple[Any, ...]] = [
         (
-            r["name"] + (" *" if r["default"] else ""),
+            r["name"] + (" *" if r["default"] else "") + ("" if r["usable"] else " !"),
             r["task"],
             r["source"],
             r["input_size"] or "-",
@@ -155,6 +155,9 @@ def run_list(args: argparse.Namespace) -> int:
         f"{weights.get_settings().weights_dir}, missing = `pixelsift models fetch NAME`.\n"
         "Any timm model also works as timm/<name> (list them: pixelsift models list 'timm/*resnet*')."
     )
+    for r in records:
+        if not r["usable"]:
+            print(f"! {r['name']} cannot run on this machine: {r['problem']}")
     return 0
 
 
@@ -236,5 +239,6 @@ def run_tune(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    print(to_json(model_record(get_model_spec(args.name), default_model_names())))
+    spec = get_model_spec(args.name)
+    print(to_json(model_record(spec, default_model_names(), runnable_problem(spec))))
     return 0

@@ -30,3 +30,24 @@ def is_installed(module: str) -> bool:
 
 def import_cv2() -> ModuleType:
     return optional_import("cv2", "opencv-python-headless", "opencv", "OpenCV DNN detection and video")
+
+
+def module_providers(module: str) -> dict[str, str]:
+    """Installed distribution -> version, for every distribution that writes top-level `module`
+    (`cv2` is written by opencv-python, opencv-python-headless and the contrib builds alike: two of
+    them installed means the one installed last wins, file by file)."""
+    from importlib import metadata
+
+    found: dict[str, str] = {}
+    for dist in metadata.packages_distributions().get(module, []):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return dict(sorted(found.items()))
+
+
+def major_version(version: str) -> int | None:
+    """The leading number of a version string ("5.1.0.95" -> 5), or None when there is none."""
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else None

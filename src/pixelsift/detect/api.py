@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from typing_extensions import Unpack
 
 from pixelsift.config import get_settings
-from pixelsift.core.optional import is_installed
+from pixelsift.core.optional import is_installed, major_version, module_providers
 from pixelsift.detect.detections import DetectionResult
 from pixelsift.detect.detector import Detector, Inputs, check_thresholds
-from pixelsift.errors import DetectorUnavailableError, UsageError
+from pixelsift.errors import DetectorUnavailableError, PixelsiftError, UsageError
 from pixelsift.models import weights as weights_store
-from pixelsift.models.records import DetectorSpec
+from pixelsift.models.records import DetectorSpec, ModelSpec
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_spec_of, list_models
 from pixelsift.runtime.options import RunKwargs, RunOptions
 
@@ -44,17 +45,76 @@ def backend_loader(backend: str) -> Callable[..., Detector]:
     raise UsageError(f"no detect backend {backend!r}")
 
 
-def requirements_met(spec: DetectorSpec) -> bool:
-    """Whether the Python packages this detector's backend needs are installed."""
-    return all(is_installed(module) for module in spec.requires)
+OPENCV_4 = "pip install 'opencv-python-headless>=4.8,<5'"
 
 
-def is_available(spec: DetectorSpec) -> bool:
-    """Runnable now without a download: packages installed and weights packaged or cached."""
+def backend_problem(spec: DetectorSpec) -> str | None:
+    """Why this detector's backend cannot run on this machine (a package missing, or one too new for
+    it), without importing anything heavy; None when nothing stands in its way."""
+    missing = missing_module(spec)
+    if missing is not None:
+        return missing
+    if spec.backend == "opencv_ssd":
+        return opencv_tensorflow_problem()
+    return None
+
+
+def runnable_problem(spec: ModelSpec) -> str | None:
+    """Why any model cannot run on this machine (`backend_problem` for a detector; a missing package
+    for the others), for `pixelsift models` and `/api/models`."""
+    if isinstance(spec, DetectorSpec):
+        return backend_problem(spec)
+    return missing_module(spec)
+
+
+def missing_module(spec: ModelSpec) -> str | None:
+    """The first Python module the model needs that is not installed, and what to install."""
+    missing = [module for module in spec.requires if not is_installed(module)]
+    if missing:
+        return f"needs the Python module {missing[0]!r}: pip install {spec.install or 'pixelsift[all]'!r}"
+    return None
+
+
+def opencv_tensorflow_problem() -> str | None:
+    """Why OpenCV cannot read TensorFlow graphs here: OpenCV 5 removed its TensorFlow importer."""
+    for dist, version in module_providers("cv2").items():
+        major = major_version(version)
+        if major is not None and major >= 5:
+            return (
+                f"{dist} {version} cannot read TensorFlow graphs (OpenCV 5 removed that importer): {OPENCV_4}"
+            )
+    return None
+
+
+def detector_readiness() -> tuple[list[DetectorSpec], dict[str, str]]:
+    """(the detectors that can run now without a download, most accurate first (published COCO box
+    mAP); detector name -> why it cannot run, for those whose weights are here but whose backend
+    cannot run on this machine)."""
+    # A torchvision detector is ready only when its weights are in the cache's torchvision folder:
+    # with nothing there, torchvision's records (2 s to import on a small CPU) need not be read.
+    torchvision_cache = get_settings().weights_dir / "torchvision"
     try:
-        return requirements_met(spec) and weights_store.weights_status(spec) != weights_store.MISSING
-    except OSError:  # a cache folder this user may not read holds nothing usable for them
-        return False
+        complete = torchvision_cache.is_dir() and any(torchvision_cache.iterdir())
+    except OSError:  # a cache this user may not read holds nothing usable for them
+        complete = False
+    ready: list[DetectorSpec] = []
+    broken: dict[str, str] = {}
+    for spec in list_models(task="detect", complete=complete):
+        if not isinstance(spec, DetectorSpec):
+            continue
+        try:
+            present = weights_store.weights_status(spec) != weights_store.MISSING
+        except OSError:
+            present = False
+        if not present:
+            continue
+        problem = backend_problem(spec)
+        if problem is None:
+            ready.append(spec)
+        elif all(is_installed(module) for module in spec.requires):
+            broken[spec.name] = problem  # installed, but cannot run here (not merely not installed)
+    ready.sort(key=lambda spec: spec.coco_map or 0.0, reverse=True)
+    return ready, broken
 
 
 def default_detector_name() -> str | None:
@@ -64,21 +124,8 @@ def default_detector_name() -> str | None:
     >>> default_detector_name()          # with pixelsift[detect-offline] installed  # doctest: +SKIP
     'ssd_mobilenet_v2_coco'
     """
-    # A torchvision detector is ready only when its weights are in the cache's torchvision folder:
-    # with nothing there, torchvision's records (2 s to import on a small CPU) need not be read.
-    torchvision_cache = get_settings().weights_dir / "torchvision"
-    try:
-        complete = torchvision_cache.is_dir() and any(torchvision_cache.iterdir())
-    except OSError:  # a cache this user may not read holds nothing usable for them
-        complete = False
-    ready = [
-        spec
-        for spec in list_models(task="detect", complete=complete)
-        if isinstance(spec, DetectorSpec) and is_available(spec)
-    ]
-    if not ready:
-        return None
-    return max(ready, key=lambda spec: spec.coco_map or 0.0).name
+    ready, _ = detector_readiness()
+    return ready[0].name if ready else None
 
 
 NO_DETECTOR_HELP = """no object detector has its weights on this machine yet; any of these fixes it:
@@ -132,10 +179,31 @@ def load_detector(
         detector = load_model_file(local, run_options, conf=conf, iou=iou, imgsz=imgsz)
     else:
         spec = get_spec_of(model, DetectorSpec, needed_for="detection")
-        detector = backend_loader(spec.backend)(spec, run_options, conf=conf, iou=iou, imgsz=imgsz)
+        problem = backend_problem(spec)
+        if problem is not None:
+            raise DetectorUnavailableError(f"detector {spec.name} cannot run here: {problem}")
+        try:
+            detector = backend_loader(spec.backend)(spec, run_options, conf=conf, iou=iou, imgsz=imgsz)
+        except PixelsiftError:
+            raise
+        except Exception as exc:  # a backend library's own failure (cv2.error, RuntimeError ...)
+            raise DetectorUnavailableError(
+                f"detector {spec.name} failed to load: {short_reason(exc)}. "
+                "`pixelsift doctor` checks every part and names the fix"
+            ) from exc
     detector.agnostic = agnostic_nms
     log.info("detect: %s", detector.describe())
     return detector
+
+
+def short_reason(exc: BaseException) -> str:
+    """One line for an exception from another library: its last non-empty line (OpenCV puts the
+    reason after a C++ location and code excerpt), at most 200 characters."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    opencv = re.search(r"error: \(-?\d+:[^)]*\) (.+)", text)  # "OpenCV(x) file:line: error: (-2:...) why"
+    if opencv:
+        text = opencv.group(1)
+    return (text or type(exc).__name__)[:200]
 
 
 def detect(

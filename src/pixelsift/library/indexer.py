@@ -32,7 +32,7 @@ from pixelsift.core.arrays import softmax
 from pixelsift.core.hashing import sha256_bytes, sha256_file
 from pixelsift.core.progress import progress_bar
 from pixelsift.core.sequences import chunks
-from pixelsift.errors import ImageError, UsageError
+from pixelsift.errors import DetectorUnavailableError, ImageError, PixelsiftError, UsageError
 from pixelsift.imaging.images import open_image, read_file
 from pixelsift.imaging.pipeline import Item, iter_batches
 from pixelsift.library.changes import Stat, paths_to_hash, plan_changes, scan_folder
@@ -209,9 +209,13 @@ class Indexer:
                 return None  # every photo has been seen by this detector (or there is none)
         try:
             return choose_detector(choice, self.options.run_options, self.options.agnostic_nms)
-        except Exception as exc:
-            log.warning("the detector this library used (%s) is not available (%s); skipping", choice, exc)
-            return None
+        except DetectorUnavailableError:
+            raise
+        except (PixelsiftError, ImportError) as exc:
+            raise DetectorUnavailableError(
+                f"the detector this library uses ({choice}) cannot load: {exc}. Fix it (`pixelsift doctor` "
+                "names how), choose another with --detector MODEL, or index without: --detector none"
+            ) from None
 
     def _settle_labelers(self) -> list[Labeler]:
         remembered = json.loads(self.store.get_meta("labelers", "[]") or "[]")

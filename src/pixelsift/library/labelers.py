@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pixelsift.core.hashing import sha256_file
-from pixelsift.errors import PixelsiftError, UsageError
+from pixelsift.errors import DetectorUnavailableError, PixelsiftError, UsageError
 from pixelsift.runtime.options import RunOptions
 
 log = logging.getLogger("pixelsift")
@@ -87,23 +87,44 @@ def load_labeler(path: str | Path) -> Labeler:
     return Labeler(name=name, path=str(path.resolve()), sha256=digest, model=model)
 
 
+NO_DETECTION = (
+    "no object detector is installed: indexing without object detection (searches for objects and "
+    "people rest on the classifier alone); pip install 'pixelsift[detect-offline]' adds one that works "
+    "offline, or say --detector none to index without one on purpose"
+)
+
+
 def choose_detector(name: str | None, run_options: RunOptions, agnostic_nms: bool = False) -> Any:
-    """The detector to use: `auto` = pixelsift's default when detection is available, `none` = no
-    detection, anything else = that detector model (an error when it cannot be loaded)."""
+    """The detector to use: `auto` = the best detector that loads here (a note when the best one
+    cannot, and another is taken), `none` = no detection, anything else = that detector model.
+
+    A detector that is installed but cannot load is an error (`DetectorUnavailableError`, exit 1)
+    unless another one loads; with no detector installed at all the library is indexed without one,
+    with a warning (and `index --stats` and the search notes say so afterwards)."""
     if name is None or name == NONE:
         return None
     # imported here: detection code (and Pillow's drawing) costs ~30 ms of start-up that a library
     # with no new photos does not need
     from pixelsift import detect
+    from pixelsift.detect.api import detector_readiness
 
-    if name == AUTO:
-        default = detect.default_detector_name()
-        if default is None:
-            log.info("no object detector available (see `pixelsift models --task detect`); indexing without")
-            return None
+    if name != AUTO:
+        return detect.load_detector(name, run_options, agnostic_nms=agnostic_nms)
+    ready, broken = detector_readiness()
+    failures = [f"{name}: {why}" for name, why in broken.items()]
+    for spec in ready:
         try:
-            return detect.load_detector(default, run_options, agnostic_nms=agnostic_nms)
+            detector = detect.load_detector(spec.name, run_options, agnostic_nms=agnostic_nms)
         except (PixelsiftError, ImportError) as exc:
-            log.info("default detector %s not usable (%s); indexing without", default, exc)
-            return None
-    return detect.load_detector(name, run_options, agnostic_nms=agnostic_nms)
+            failures.append(f"{spec.name}: {exc}")
+            continue
+        if failures:
+            log.warning("%s; indexing with %s instead", "; ".join(failures), spec.name)
+        return detector
+    if failures:
+        raise DetectorUnavailableError(
+            "no object detector can run here (" + "; ".join(failures) + "). Fix it (`pixelsift doctor` "
+            "names how), name another with --detector MODEL, or index without detection: --detector none"
+        )
+    log.warning(NO_DETECTION)
+    return None

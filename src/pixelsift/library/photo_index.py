@@ -406,6 +406,8 @@ class PhotoIndex:
         return [(str(root / path), reason) for path, reason in failed if root is not None]
 
     def stats(self) -> dict[str, Any]:
+        """What the index holds: photos, failures, the models it was built with, and how many photos
+        no object detector has looked at (`without_detection`: their searches rest on the classifier)."""
         count = self.store.status_counts()
         return {
             "db": str(self.db_path),
@@ -414,5 +416,6 @@ class PhotoIndex:
             "failed": count.get("failed", 0),
             "model": self.store.get_meta("model"),
             "detector": self.store.get_meta("detector"),
+            "without_detection": self.store.count_without_detection(),
             "text_image_model": self.store.get_meta("text_image_model"),
         }

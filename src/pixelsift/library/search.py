@@ -110,6 +110,7 @@ class Searcher:
         self.vocab = Vocabulary.load()
         self._probs = probs or (lambda: Probabilities.empty())
         self._custom: tuple[int, dict[str, set[str]]] | None = None  # (write sequence number, labels)
+        self._undetected: tuple[int, int] | None = None  # (write sequence number, photos without detection)
 
     # ------------------------------------------------------------------------------ understanding
     def understand(self, query: str) -> Query:
@@ -273,7 +274,22 @@ class Searcher:
         related = [t.describe() for t in query.terms if t.how in ("related", "anchor")]
         if related:
             notes.append("no class is named so; searched through WordNet's neighbours: " + "; ".join(related))
+        detectable = [t.text for t in query.terms if t.detection_names]
+        undetected = self._count_undetected() if detectable else 0
+        if undetected:
+            photos = "1 photo has" if undetected == 1 else f"{undetected} photos have"
+            notes.append(
+                f"{photos} not been seen by an object detector, so {', '.join(map(repr, detectable))} rests "
+                "on the classifier alone there (see `pixelsift index --stats` and `pixelsift doctor`)"
+            )
         return notes
+
+    def _count_undetected(self) -> int:
+        """Photos no detector has looked at, counted again only after the index changed."""
+        seq = self.store.seq()
+        if self._undetected is None or self._undetected[0] != seq:
+            self._undetected = (seq, self.store.count_without_detection())
+        return self._undetected[1]
 
     def _nothing_found(
         self, query: Query, matching: int, filters: Filters, min_score: float, total: np.ndarray

@@ -290,6 +290,13 @@ class LibraryStore:
         """(id, relative path) of the readable photos that `detector` has not looked at."""
         return self._ok_photos_where("p.detector IS NOT ?", (detector,))
 
+    def count_without_detection(self) -> int:
+        """Readable photos that no object detector has looked at."""
+        row = self.conn.execute(
+            f"SELECT COUNT(*) FROM photos WHERE status = '{OK}' AND detector IS NULL"
+        ).fetchone()
+        return int(row[0])
+
     def photos_without_vector(self, space: str) -> list[tuple[int, str]]:
         return self._ok_photos_where(
             "NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.photo_id = p.id AND e.space = ?)", (space,)

@@ -8,9 +8,10 @@ from pixelsift.models import weights
 from pixelsift.models.records import ClassifierSpec, ModelSpec
 
 
-def model_record(spec: ModelSpec, defaults: dict[str, str]) -> dict[str, Any]:
+def model_record(spec: ModelSpec, defaults: dict[str, str], problem: str | None = None) -> dict[str, Any]:
     """The JSON record of one model (what `pixelsift models --format json` and `/api/models` give);
-    `defaults`: task -> the model used when none is named."""
+    `defaults`: task -> the model used when none is named; `problem`: why it cannot run on this machine
+    (`detect.api.runnable_problem`), None when nothing stands in its way."""
     pre = getattr(spec, "preprocessing", None)  # detectors prepare their own inputs
     return {
         "name": spec.name,
@@ -28,6 +29,8 @@ def model_record(spec: ModelSpec, defaults: dict[str, str]) -> dict[str, Any]:
         "weights_url": spec.weights.url if spec.weights else None,
         "weights_path": str(_weights_path(spec)) if spec.weights else None,
         "default": defaults.get(spec.task) == spec.name,
+        "usable": problem is None,
+        "problem": problem,
         **spec.info(),
     }
 

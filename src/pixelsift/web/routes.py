@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
@@ -9,13 +10,15 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from pixelsift.detect import draw_detections, load_detector
-from pixelsift.detect.api import default_model_names
-from pixelsift.errors import ApiError
+from pixelsift.detect.api import default_model_names, runnable_problem, short_reason
+from pixelsift.errors import ApiError, DetectorUnavailableError, PixelsiftError
 from pixelsift.models.listing import model_record
 from pixelsift.models.registry import get_model_spec, list_models
 from pixelsift.web.config import WebConfig
 from pixelsift.web.library_access import LibraryAccess
 from pixelsift.web.uploads import decode_upload, jpeg_bytes, png_bytes, read_upload, read_upload_data
+
+log = logging.getLogger("pixelsift")
 
 
 class Prediction(BaseModel):
@@ -39,6 +42,8 @@ class ModelRecord(BaseModel):
     imagenet_top1: float | None = None
     weights: str
     default: bool = False
+    usable: bool = True  # false: it cannot run on this machine; `problem` says why and names the fix
+    problem: str | None = None
 
 
 class ErrorBody(BaseModel):
@@ -109,7 +114,7 @@ def add_routes(app: FastAPI) -> None:
     def models() -> list[dict[str, Any]]:
         """The model registry, as `pixelsift models --format json`."""
         defaults = default_model_names()
-        return [model_record(spec, defaults) for spec in list_models()]
+        return [model_record(spec, defaults, runnable_problem(spec)) for spec in list_models()]
 
     @app.post(
         "/api/detect",
@@ -140,15 +145,32 @@ def add_routes(app: FastAPI) -> None:
         with request.app.state.inference_lock:
             detector = detectors.get(name)
             if detector is None:  # load each detector once; later requests reuse it
-                detector = load_detector(name, config.run_options, conf=conf)
+                detector = load_detector(name, config.run_options, conf=conf)  # fails as a 503
                 detectors[name] = detector
             detector.conf = conf  # read at post-processing time, so one loaded detector serves every conf
             detector.agnostic = bool(agnostic_nms)
-            result = detector.detect_result(image, path=file.filename or "upload")
+            try:
+                result = detector.detect_result(image, path=file.filename or "upload")
+            except PixelsiftError:
+                raise
+            except Exception as exc:  # the backend's own failure: a JSON 503 with the reason, never a 500
+                log.exception("detector %s failed on an upload", detector.name)
+                raise DetectorUnavailableError(
+                    f"detector {detector.name} failed: {short_reason(exc)}"
+                ) from exc
         if annotated:
             assert result.detections is not None
             return Response(jpeg_bytes(draw_detections(image, result.detections)), media_type="image/jpeg")
         return {"model": detector.name, "summary": result.summary(), **result.to_dict()}
+
+
+class LibraryStats(BaseModel):
+    photos: int
+    failed: int
+    model: str | None = None
+    detector: str | None = None
+    without_detection: int
+    text_image_model: str | None = None
 
 
 class ExplanationResponse(BaseModel):
@@ -288,6 +310,15 @@ def add_library_routes(app: FastAPI) -> None:
             if results.notes:
                 response.headers["X-Pixelsift-Note"] = _header(" | ".join(results.notes))
             return _photo_results(library.servable(results))
+
+    @app.get("/api/library", response_model=LibraryStats, tags=["library"], responses=errors(503))
+    def library_stats() -> dict[str, Any]:
+        """What the served index holds (as `pixelsift index --stats --format json`, without its paths):
+        photos, failures, the models it was built with, and `without_detection`, the photos no object
+        detector has looked at (the page says so when there are any)."""
+        with library.lock:
+            stats = library.index().stats()
+        return {key: stats.get(key) for key in LibraryStats.model_fields}
 
     @app.get(
         "/api/similar/{photo_id}",

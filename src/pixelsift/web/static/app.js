@@ -252,6 +252,21 @@ async function search(query) {
   }
 }
 
+// An index some photos of which no object detector has seen: say so once, above the results.
+async function libraryStatus() {
+  try {
+    const stats = await api("/api/library");
+    const missing = stats.without_detection;
+    if (missing > 0 && stats.detector !== "none") {
+      const photos = missing === 1 ? "1 photo has" : `${missing} photos have`;
+      setStatus($("#library-status"), `${photos} of ${stats.photos} not been seen by an object detector: searches for objects and people rest on the classifier alone there (run \`pixelsift doctor\`, then \`pixelsift index\` again).`, true);
+      $("#library-status").hidden = false;
+    }
+  } catch {
+    // no index is served: the search says so when it is used
+  }
+}
+
 function setUp() {
   const zone = $("#drop-zone");
   const input = $("#file-input");
@@ -277,6 +292,7 @@ function setUp() {
     if (query) search(query);
   });
   loadModels();
+  libraryStatus();
 }
 
 document.addEventListener("DOMContentLoaded", setUp);
