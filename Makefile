@@ -29,7 +29,7 @@ define ONE_OPENCV
 	@if $(PIP) show opencv-python >/dev/null 2>&1; then \
 		echo "make: removing opencv-python (ultralytics asked for it; pixelsift keeps opencv-python-headless)"; \
 		$(PIP) uninstall -y -q opencv-python && \
-		$(PIP) install -q --no-deps --force-reinstall $(CONSTRAINTS) opencv-python-headless'<5'; \
+		$(PIP) install -q --no-deps --force-reinstall $(CONSTRAINTS) opencv-python-headless; \
 	fi
 endef
 

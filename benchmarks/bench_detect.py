@@ -1,6 +1,17 @@
-"""Detection speed and memory: pixelsift's YOLO path vs ultralytics' own predict loop, in one run.
+"""Detection speed and memory: the packaged SSD against OpenCV DNN, and pixelsift's YOLO path against
+ultralytics' own predict loop, each in one run.
 
+    python benchmarks/bench_detect.py --ssd [--photos DIR ...] [--rounds 5]
     python benchmarks/bench_detect.py [--images 100] [--memory-counts 100 1000]
+
+SSD (`--ssd`): the offline SSD-MobileNet-v2 as pixelsift runs it (`--engine auto`: the engine, precision
+and streams measured fastest here with detections that agree with torch fp32) against OpenCV 4 DNN
+running the same frozen graph the way pixelsift 0.1 did (`cv2.dnn.readNet`, one net, decode threads),
+end to end over real photos (the samples and, when present, ../shared/photos/dev-only): decoding,
+resizing, inference and NMS included. Where OpenCV 4 is not installed (OpenCV 5 has no TensorFlow
+importer) the baseline is torch fp32 at batch 1, and it says so. Prints the CPU flags, each way's
+images/s (median of interleaved rounds), the ratio to the baseline, and how many of the baseline's
+detections (score >= 0.3) each way finds again (same class, IoU >= 0.9).
 
 Speed: the same random `yolov8n.yaml` weights (seed 0) run over the same folders of generated JPEGs
 (640x480, the network's own size, and 3264x2448, an 8-megapixel phone photo) by
@@ -32,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("YOLO_OFFLINE", "1")  # the reference must not phone home either
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
@@ -216,11 +228,98 @@ def memory(counts: list[int], work: Path) -> None:
     print(f"  peak with {counts[-1]} images / peak with {counts[0]}: {peaks[-1] / peaks[0]:.3f}")
 
 
+def ssd_photos(folders: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for folder in folders:
+        found += sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return found
+
+
+def ssd_speed(photos: list[Path], rounds: int, min_images: int = 108) -> None:
+    """`min_images` per round: the photos repeated (a folder's run, not its first batches' start-up)."""
+    import torch
+
+    from pixelsift.core.optional import is_installed, major_version
+    from pixelsift.detect import load_detector
+    from pixelsift.models import get_model_spec
+    from pixelsift.models.weights import packaged_path
+    from pixelsift.runtime.device import detect_cpu_features
+    from pixelsift.runtime.options import RunOptions
+    from pixelsift.runtime.tuning import matched_detections
+
+    model = "ssd_mobilenet_v2_coco"
+    photos = (photos * -(-min_images // len(photos)))[: max(min_images, len(photos))]
+    print(
+        f"CPU features: {detect_cpu_features().describe()}; {os.cpu_count()} CPUs; torch {torch.__version__}"
+    )
+    print(f"{len(set(photos))} photos, {len(photos)} per round, {rounds} interleaved rounds (median round)\n")
+    ways: dict[str, object] = {}
+    opencv4 = False
+    if is_installed("cv2"):
+        import cv2
+
+        opencv4 = (major_version(cv2.__version__) or 0) < 5
+    if opencv4:
+        from pixelsift.detect.backends.opencv_dnn import load_model_file
+
+        graph = packaged_path(get_model_spec(model))
+        assert graph is not None
+        ways[f"OpenCV {cv2.__version__} DNN (baseline)"] = load_model_file(graph, RunOptions(), conf=0.25)
+        ways["torch fp32, batch 1"] = load_detector(model, engine="torch", precision="fp32", batch_size=1)
+    else:
+        print("OpenCV 4 is not installed here (OpenCV 5 cannot read TensorFlow graphs): the baseline is")
+        print("torch fp32 at batch 1")
+        ways["torch fp32, batch 1 (baseline)"] = load_detector(
+            model, engine="torch", precision="fp32", batch_size=1
+        )
+    start = time.perf_counter()
+    auto = load_detector(model)  # measures the engines once on a new machine (said on stderr)
+    print(f"auto loaded in {time.perf_counter() - start:.1f} s: {auto.describe()}")
+    ways[f"pixelsift auto ({auto.runs_on.split(',')[0]}, batch {auto.batch_size})"] = auto
+    found: dict[str, list] = {}  # type: ignore[type-arg]
+    for name, detector in ways.items():
+        found[name] = list(detector.iter_detect(photos[:2]))  # imports, first-call allocations
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(rounds):
+        for name, detector in ways.items():
+            start = time.perf_counter()
+            found[name] = list(detector.iter_detect(photos))  # type: ignore[attr-defined]
+            times[name].append(time.perf_counter() - start)
+    baseline_name = next(iter(ways))
+    baseline = len(photos) / float(np.median(times[baseline_name]))
+
+    def boxes(results: list) -> list:  # type: ignore[type-arg]
+        return [
+            (r.detections.boxes, r.detections.scores, np.asarray(r.detections.class_ids)) for r in results
+        ]
+
+    print(f"\n{'way':<48} {'images/s':>9} {'ratio':>6} {'detections alike':>17}")
+    reference = boxes(found[baseline_name])
+    for name in ways:
+        rate = len(photos) / float(np.median(times[name]))
+        agreed, total = matched_detections(reference, boxes(found[name]))
+        print(f"{name:<48} {rate:9.1f} {rate / baseline:5.2f}x {agreed / max(total, 1):16.1%}")
+    print(
+        "\nratio: images/s over the baseline's, measured in this run. detections alike: of the baseline's and"
+    )
+    print("this way's detections >= 0.3, the share with a same-class box at IoU >= 0.9 on the other side.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--images", type=int, default=100, help="photos per size")
+    parser.add_argument("--ssd", action="store_true", help="the packaged SSD against OpenCV DNN (see above)")
+    parser.add_argument(
+        "--photos",
+        type=Path,
+        nargs="+",
+        default=[REPO / "samples", REPO.parent / "shared" / "photos" / "dev-only"],
+        help="--ssd: folders of real photos (default: samples/ and ../shared/photos/dev-only)",
+    )
+    parser.add_argument(
+        "--images", type=int, default=100, help="photos per size (--ssd: at least this many per round)"
+    )
     parser.add_argument(
         "--sizes",
         nargs="+",
@@ -234,6 +333,9 @@ def main() -> None:
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ssd:
+        ssd_speed(ssd_photos([p for p in args.photos if p.is_dir()]), args.rounds, args.images)
+        return
     if args.memory_child is not None:
         os.environ["PIXELSIFT_HOME"] = str(args.work)
         memory_child(args.work / "memory", args.memory_child)

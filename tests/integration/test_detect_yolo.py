@@ -32,14 +32,14 @@ pytestmark = pytest.mark.skipif(
 CAR = 2  # in YOLO's 0-79 numbering
 
 
-def forced_network(class_id: int = CAR, seed: int = 0):  # type: ignore[no-untyped-def]
-    """yolov8n with random weights whose class head strongly prefers `class_id` everywhere."""
+def forced_network(class_id: int = CAR, seed: int = 0, name: str = "yolov8n"):  # type: ignore[no-untyped-def]
+    """`name` (yolov8n) with random weights whose class head strongly prefers `class_id` everywhere."""
     import torch
 
     from pixelsift.models.families.yolo import build_network
 
     torch.manual_seed(seed)
-    net = build_network("yolov8n")
+    net = build_network(name)
     with torch.no_grad():
         for branch in net.model[-1].cv3:
             bias = branch[-1].bias
@@ -323,3 +323,22 @@ def test_smaller_input_size_still_reports_boxes_in_the_photo(yolo_home: Path, sa
     boxes = result.detections.boxes
     assert len(boxes) and boxes[:, 2].max() > 320, "boxes are in the 600 px photo, not the 320 px input"
     assert boxes[:, 2].max() <= 600 and boxes[:, 3].max() <= 400
+
+
+def test_yolo26_runs_through_the_same_path(
+    tmp_path: Path, samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ultralytics' newest family: its record, weights import and detection path, with the class head
+    forced to "car" (random weights otherwise)."""
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("PIXELSIFT_HOME", str(tmp_path / "home"))
+    weights = tmp_path / "yolo26n-car.safetensors"
+    state = forced_network(name="yolo26n").state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(weights))
+    assert main(["models", "add", "yolo26n", str(weights)]) == 0
+    detector = load_detector("yolo26n")
+    [result] = detector.detect(samples / "coffee.png")
+    assert detector.name == "yolo26n" and result.ok
+    assert result.detections.class_names and set(result.detections.class_names) == {"car"}
+    assert result.detections.boxes[:, [0, 2]].max() <= 600 and result.detections.boxes[:, [1, 3]].max() <= 400

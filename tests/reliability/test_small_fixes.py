@@ -13,7 +13,7 @@ import pytest
 from helpers import write_image
 from pixelsift.cli import main
 from pixelsift.cli.output import printable, to_json
-from pixelsift.detect.detector import nms
+from pixelsift.core.boxes import nms
 from pixelsift.errors import ModelFileError
 from pixelsift.models.registry import get_model_spec
 

@@ -23,6 +23,11 @@ REQUIRED = [
     "yolov8l",
     "yolov8x",
     "yolo11n",
+    "yolo26n",
+    "yolo26s",
+    "yolo26m",
+    "yolo26l",
+    "yolo26x",
 ]
 
 
@@ -71,7 +76,7 @@ def test_torchvision_detector_builds_with_its_input_size_and_91_classes(name: st
     assert spec.categories[0] == "__background__" and len(spec.categories) == 91
 
 
-@pytest.mark.parametrize("name", ["yolov8n", "yolo11n"])
+@pytest.mark.parametrize("name", ["yolov8n", "yolo11n", "yolo26n"])
 def test_yolo_builds_from_its_yaml_with_80_classes(name: str) -> None:
     if importlib.util.find_spec("ultralytics") is None:
         pytest.skip("needs pip install 'pixelsift[yolo]'")

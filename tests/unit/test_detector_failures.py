@@ -127,3 +127,36 @@ def test_models_listing_marks_an_unusable_detector(
     assert main(["models", "--task", "detect"]) == 0
     out = capsys.readouterr().out
     assert "yolov8n !" in out and "! yolov8n cannot run on this machine: needs X: pip install y" in out
+
+
+def test_a_tensorflow_graph_on_opencv_5_is_one_clear_error(tmp_path: Any) -> None:
+    from pixelsift.detect.backends.opencv_dnn import read_tensorflow
+    from pixelsift.errors import UsageError
+
+    class FakeCv2:
+        __version__ = "5.1.0"
+
+        class dnn:
+            @staticmethod
+            def readNet(*args: Any) -> None:
+                raise AssertionError("never called on OpenCV 5")
+
+    with pytest.raises(UsageError) as caught:
+        read_tensorflow(FakeCv2, tmp_path / "faster_rcnn.pb", tmp_path / "faster_rcnn.pbtxt")
+    message = str(caught.value)
+    assert "OpenCV 5.1.0 cannot read TensorFlow graphs" in message
+    assert "pip install 'opencv-python-headless>=4.8,<5'" in message and "\n" not in message
+
+
+def test_a_graph_of_another_family_without_opencv_names_the_fix(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixelsift.errors import UsageError
+
+    graph = tmp_path / "other.pb"
+    graph.write_bytes(b"\x0a\x05hello")  # a protobuf field, but no graph of SSD-MobileNet-v2's
+    monkeypatch.setattr(api, "is_installed", lambda module: module != "cv2")
+    with pytest.raises(UsageError) as caught:
+        api.load_detector(str(graph))
+    message = str(caught.value)
+    assert str(graph) in message and "opencv-python-headless>=4.8,<5" in message

@@ -77,3 +77,18 @@ def test_normalise_batch_equals_the_float_path_on_the_same_pixels() -> None:
     p = Preprocessing(resize=8, crop=8, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8))
     np.testing.assert_allclose(p.normalise_batch(p.pixels(img)[None])[0], p.normalise(img), atol=1e-6)
+
+
+def test_squash_keeps_the_whole_photo_and_round_trips_through_its_record() -> None:
+    from pixelsift.models.preprocess import Preprocessing
+
+    squash = Preprocessing(resize=300, crop=300, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), fit="squash")
+    img = Image.new("RGB", (600, 200), (0, 0, 0))
+    img.paste((255, 255, 255), (500, 0, 600, 200))  # the right sixth: a crop would cut it off
+    pixels = squash.pixels(img)
+    assert pixels.shape == (3, 300, 300) and pixels.dtype == np.uint8
+    assert pixels[:, :, -40:].min() == 255 and pixels[:, :, :240].max() == 0
+    assert squash(img).shape == (3, 300, 300) and np.allclose(squash(img)[:, 0, 0], -1.0)
+    assert Preprocessing.from_dict(squash.to_dict()) == squash
+    with pytest.raises(ValueError, match="fit"):
+        Preprocessing(resize=300, crop=300, fit="stretch")  # type: ignore[arg-type]

@@ -210,3 +210,79 @@ def test_an_asked_precision_is_run_even_when_it_disagrees_and_int8_features_are_
     with pytest.raises(UsageError, match="classification only"):
         engines.check_purpose(RunOptions(precision="int8"), "features")
     engines.check_purpose(RunOptions(precision="int8"), "classify")
+
+
+# -- detectors: agreement by matching boxes ------------------------------------------------------
+
+
+def _image(*rows: tuple[int, float, tuple[float, float, float, float]]) -> tuple[np.ndarray, ...]:
+    """One image's detections from (class id, score, box) rows."""
+    boxes = np.array([r[2] for r in rows], np.float64).reshape(-1, 4)
+    return boxes, np.array([r[1] for r in rows], np.float64), np.array([r[0] for r in rows], np.int64)
+
+
+def test_detections_agree_when_the_same_class_overlaps_at_iou_0_9() -> None:
+    box = (0.1, 0.1, 0.5, 0.5)
+    nudged = (0.1, 0.1, 0.5, 0.52)  # IoU 0.95
+    moved = (0.2, 0.1, 0.6, 0.5)  # IoU 0.6
+    reference = [_image((1, 0.9, box), (3, 0.8, (0.6, 0.6, 0.9, 0.9)))]
+    assert tuning.matched_detections(
+        reference, [_image((1, 0.85, nudged), (3, 0.8, (0.6, 0.6, 0.9, 0.9)))]
+    ) == (4, 4)
+    assert tuning.matched_detections(
+        reference, [_image((1, 0.9, moved), (3, 0.8, (0.6, 0.6, 0.9, 0.9)))]
+    ) == (2, 4)
+    assert tuning.matched_detections(reference, [_image((2, 0.9, box), (3, 0.8, (0.6, 0.6, 0.9, 0.9)))]) == (
+        2,
+        4,
+    )
+
+
+def test_a_lost_or_a_new_detection_each_cost_one_and_weak_ones_do_not_count() -> None:
+    box = (0.1, 0.1, 0.5, 0.5)
+    reference = [_image((1, 0.9, box), (5, 0.31, (0.6, 0.6, 0.9, 0.9)))]
+    lost = [_image((1, 0.9, box), (5, 0.29, (0.6, 0.6, 0.9, 0.9)))]  # crossed the 0.3 line
+    assert tuning.matched_detections(reference, lost) == (2, 3)
+    new = [_image((1, 0.9, box), (5, 0.31, (0.6, 0.6, 0.9, 0.9)), (7, 0.5, (0, 0, 0.2, 0.2)))]
+    assert tuning.matched_detections(reference, new) == (4, 5)
+    weak = [_image((1, 0.9, box), (5, 0.31, (0.6, 0.6, 0.9, 0.9)), (7, 0.2, (0, 0, 0.2, 0.2)))]
+    assert tuning.matched_detections(reference, weak) == (4, 4)
+
+
+def test_a_detector_candidate_needs_95_percent_of_detections_alike() -> None:
+    """Through `measure`: the agreement compares decoded detections, and a detector candidate is
+    usable at 95% (a classifier needs 99%)."""
+    rows = 20
+    check = np.zeros((rows, 3, 2, 2), np.uint8)
+    check[:, 0, 0, 0] = np.arange(rows)
+
+    class Runner:
+        batch_size = 4
+
+        def __init__(self, shift: float, seconds: float):
+            self.shift, self.seconds = shift, seconds
+
+        def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            time.sleep(self.seconds * len(batch))
+            rows_ = batch[:, 0, 0, 0].astype(np.float64)
+            # one "box" per image: x1 moves by `shift` on images 0 and 1 (IoU < 0.9 there)
+            x1 = np.where(rows_ < 2, 0.1 + self.shift, 0.1)
+            return x1[:, None], np.ones((len(batch), 2))
+
+    def detections(outputs: tuple[np.ndarray, ...]) -> list[tuple[np.ndarray, ...]]:
+        return [_image((1, 0.9, (float(x1[0]), 0.1, 0.5, 0.5))) for x1 in outputs[0]]
+
+    speeds = {"torch fp32": (0.0, 0.004), "torch bf16": (0.2, 0.001), "onnxruntime fp32": (0.0, 0.002)}
+    agreement = tuning.detection_agreement(detections)
+    assert agreement.minimum == 0.95
+
+    def build(candidate: Candidate, threads: int, streams: int) -> Runner:
+        return Runner(*speeds[candidate.label])
+
+    options = [Candidate(*label.split()) for label in speeds]
+    measured = tuning.measure(options, build, check, 2, ("detect",), seconds=0.1, agreement=agreement)
+    by = {(m.candidate.label, m.streams): m for m in measured}
+    assert by[("torch bf16", 2)].agreement == pytest.approx(36 / 40)  # 2 of 20 images lose their box
+    assert not by[("torch bf16", 2)].usable
+    assert tuning.Tuning(measured).choice("detect").candidate == Candidate("onnxruntime", "fp32")
+    assert "boxes same" in tuning.Tuning(measured).table("detect")

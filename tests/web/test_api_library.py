@@ -196,3 +196,12 @@ def test_search_takes_the_cli_filters(client: TestClient) -> None:
     assert paths(min_score=best - 0.01)[0] == "cat.png" and paths(min_score=min(1.0, best + 0.01)) == []
     bad = client.get("/api/search", params={"q": "cat", "after": "last tuesday"})
     assert bad.status_code == 400 and "last tuesday" in bad.json()["error"]
+
+
+def test_library_stats_say_how_many_photos_no_detector_has_seen(client: TestClient) -> None:
+    stats = client.get("/api/library").json()
+    assert stats["detector"] == "none" and stats["model"] == "efficientnet_lite0"
+    assert stats["photos"] == stats["without_detection"] >= 3
+    assert "root" not in stats and "db" not in stats, "the page is told counts, never server paths"
+    search = client.get("/api/search", params={"q": "person"})
+    assert "not been seen by an object detector" in search.headers["x-pixelsift-note"]

@@ -13,7 +13,7 @@ from pixelsift.detect.api import default_model_names, runnable_problem
 from pixelsift.errors import UsageError
 from pixelsift.models import weights
 from pixelsift.models.listing import model_record
-from pixelsift.models.records import TASKS, ClassifierSpec
+from pixelsift.models.records import TASKS, ClassifierSpec, DetectorSpec
 from pixelsift.models.registry import get_model_spec, list_models
 
 EXAMPLES = """examples:
@@ -217,18 +217,31 @@ def run_tune(args: argparse.Namespace) -> int:
     from pixelsift.runtime.options import RunOptions
 
     spec = get_model_spec(args.name)
-    if not isinstance(spec, ClassifierSpec):
-        raise UsageError(f"tune measures classifiers; {spec.name!r} is a {spec.task} model")
     options = RunOptions(device=args.device, threads=args.threads, engine="auto")
-    tuned = auto_tuning(spec, load_split_network(spec), options, force=True)
-    purposes = [args.purpose] if args.purpose else ["classify", "features"]
+    if isinstance(spec, DetectorSpec) and spec.preprocessing is not None:  # a detector run by the engines
+        from pixelsift.models.weights import load_network
+
+        tuned = auto_tuning(spec, load_network(spec, download=False), options, force=True)
+        purposes = ["detect"]
+    elif isinstance(spec, ClassifierSpec):
+        tuned = auto_tuning(spec, load_split_network(spec), options, force=True)
+        purposes = [args.purpose] if args.purpose else ["classify", "features"]
+    else:
+        raise UsageError(
+            f"tune measures classifiers and the detectors pixelsift runs itself; {spec.name!r} runs in "
+            f"its own backend ({getattr(spec, 'backend', spec.task)})"
+        )
     if args.format == "json":
         chosen = {p: asdict(tuned.choice(p)) for p in purposes}
         print(to_json({"model": spec.name, **tuned.to_dict(), "chosen": chosen}))
         return 0
     for purpose in purposes:
         best = tuned.choice(purpose)
-        what = "classification (int8 allowed)" if purpose == "classify" else "features (fp32 / bf16 only)"
+        what = {
+            "classify": "classification (int8 allowed)",
+            "features": "features (fp32 / bf16 only)",
+            "detect": "detection (fp32 / bf16 only)",
+        }[purpose]
         print(f"{spec.name}, for {what}:")
         print(tuned.table(purpose))
         print(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
+from pathlib import Path
 
 CHUNK = 1 << 20
 
@@ -24,3 +27,21 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> str:
 def short_digest(text: str, length: int = 16) -> str:
     """A short stable name for `text` (a path, a description): the first hex digits of its sha256."""
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def remembered_sha256(path: str | os.PathLike[str], memo: Path) -> str:
+    """`sha256_file(path)`, hashed once per (path, size, mtime) and remembered in the JSON file `memo`
+    (a 70 MB weights file takes a few tenths of a second to hash; a changed file is hashed again)."""
+    stat = os.stat(path)
+    ident = f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
+    known: dict[str, str] = {}
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        known = dict(json.loads(memo.read_text()))
+    if ident not in known:
+        known[ident] = sha256_file(path)
+        with contextlib.suppress(OSError):  # a read-only home: hash again next time
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            partial = memo.with_name(f".{memo.name}.{os.getpid()}.partial")
+            partial.write_text(json.dumps(known, indent=0, sort_keys=True))
+            partial.replace(memo)
+    return known[ident]

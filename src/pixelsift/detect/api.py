@@ -18,7 +18,7 @@ from pixelsift.config import get_settings
 from pixelsift.core.optional import is_installed, major_version, module_providers
 from pixelsift.detect.detections import DetectionResult
 from pixelsift.detect.detector import Detector, Inputs, check_thresholds
-from pixelsift.errors import DetectorUnavailableError, PixelsiftError, UsageError
+from pixelsift.errors import DetectorUnavailableError, PixelsiftError, UsageError, WeightsInvalidError
 from pixelsift.models import weights as weights_store
 from pixelsift.models.records import DetectorSpec, ModelSpec
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_spec_of, list_models
@@ -30,10 +30,10 @@ log = logging.getLogger("pixelsift")
 def backend_loader(backend: str) -> Callable[..., Detector]:
     """The function that loads a detector of `backend`: (spec, run_options, conf, iou, imgsz) -> Detector."""
     # Imported here: each backend imports torch, cv2 or ultralytics, which `import pixelsift` must not.
-    if backend == "opencv_ssd":
-        from pixelsift.detect.backends.opencv_dnn import load_packaged_ssd
+    if backend == "torch_ssd":
+        from pixelsift.detect.backends.ssd_mobilenet import load as load_torch_ssd
 
-        return load_packaged_ssd
+        return load_torch_ssd
     if backend == "torchvision":
         from pixelsift.detect.backends.torchvision_detectors import load as load_torchvision
 
@@ -173,9 +173,6 @@ def load_detector(
         log.info("detect: default detector %s (the most accurate one ready here)", model)
     local = Path(model).expanduser()
     if local.suffix.lower() in LOCAL_MODEL_SUFFIXES and (local.is_file() or os.sep in model):
-        # OpenCV is imported only when a local model file is run
-        from pixelsift.detect.backends.opencv_dnn import load_model_file
-
         detector = load_model_file(local, run_options, conf=conf, iou=iou, imgsz=imgsz)
     else:
         spec = get_spec_of(model, DetectorSpec, needed_for="detection")
@@ -194,6 +191,30 @@ def load_detector(
     detector.agnostic = agnostic_nms
     log.info("detect: %s", detector.describe())
     return detector
+
+
+def load_model_file(
+    path: Path, run_options: RunOptions, conf: float, iou: float, imgsz: int | None
+) -> Detector:
+    """A detector in a file of the user's. A TensorFlow `.pb` of the offline SSD's family runs as
+    pixelsift's torch network (no OpenCV); other `.pb` graphs and `.onnx` files run in OpenCV DNN."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such model file")
+    if path.suffix.lower() == ".pb":
+        from pixelsift.detect.backends.ssd_mobilenet import load_graph_file  # imports torch
+
+        try:
+            return load_graph_file(path, run_options, conf=conf, iou=iou, imgsz=imgsz)
+        except WeightsInvalidError as exc:
+            if not is_installed("cv2"):
+                raise UsageError(
+                    f"{exc}. Other TensorFlow detection graphs run in OpenCV 4: {OPENCV_4}"
+                ) from None
+            log.info("%s: not an SSD-MobileNet-v2 graph (%s); trying OpenCV DNN", path, exc)
+    # OpenCV is imported only when a local model file is run
+    from pixelsift.detect.backends import opencv_dnn
+
+    return opencv_dnn.load_model_file(path, run_options, conf=conf, iou=iou, imgsz=imgsz)
 
 
 def short_reason(exc: BaseException) -> str:

@@ -64,34 +64,6 @@ def prepare_nms() -> None:
     from torchvision.ops import batched_nms  # noqa: F401
 
 
-def nms(
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    class_ids: np.ndarray,
-    iou: float,
-    max_det: int,
-    agnostic: bool = False,
-) -> np.ndarray:
-    """Indices kept by per-class non-maximum suppression, best score first, at most `max_det`.
-
-    `agnostic`: boxes of different classes suppress each other too (ultralytics' `agnostic_nms`), so one
-    dog is one box, not "dog, cow, zebra"."""
-    if len(boxes) == 0:
-        return np.zeros(0, dtype=np.int64)
-    if agnostic:
-        class_ids = np.zeros(len(boxes), np.int64)
-    import torch
-    from torchvision.ops import batched_nms
-
-    keep = batched_nms(
-        torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32)),
-        torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)),
-        torch.from_numpy(np.ascontiguousarray(class_ids, dtype=np.int64)),
-        iou,
-    )
-    return keep[:max_det].numpy()
-
-
 @dataclass
 class Prepared:
     """What `prepare` made of one image, besides its pixels."""

@@ -17,10 +17,12 @@ Two ways to apply it:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
+
+from pixelsift.imaging.resize import squash_bilinear
 
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -50,8 +52,13 @@ class Preprocessing:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
+    # "crop": shorter side to `resize`, centre crop (classifiers); "squash": the whole image to
+    # `crop` x `crop`, aspect not kept, with OpenCV's bilinear arithmetic (the TF detection-zoo SSD)
+    fit: Literal["crop", "squash"] = "crop"
 
     def __post_init__(self) -> None:
+        if self.fit not in ("crop", "squash"):
+            raise ValueError(f"fit must be 'crop' or 'squash', not {self.fit!r}")
         if self.interpolation not in _RESAMPLE:
             raise ValueError(f"interpolation must be one of {sorted(_RESAMPLE)}, not {self.interpolation!r}")
         if not 0 < self.crop <= self.resize:
@@ -76,6 +83,8 @@ class Preprocessing:
         return left * sx, top * sy, (left + self.crop) * sx, (top + self.crop) * sy
 
     def resize_and_crop(self, img: Image.Image) -> Image.Image:
+        if self.fit == "squash":
+            return Image.fromarray(self.pixels(img).transpose(1, 2, 0))
         width, height = img.size
         size = self.resized_size(width, height)
         if max(size) > MAX_ASPECT * min(size):
@@ -90,7 +99,10 @@ class Preprocessing:
         return img.crop((left, top, left + self.crop, top + self.crop))
 
     def pixels(self, img: Image.Image) -> np.ndarray:
-        """RGB image -> uint8 array (3, crop, crop): the centre crop resized in one step (no float)."""
+        """RGB image -> uint8 array (3, crop, crop): the centre crop resized in one step (no float), or
+        with `fit="squash"` the whole image squashed to the square."""
+        if self.fit == "squash":
+            return squash_bilinear(np.asarray(img, dtype=np.uint8), self.crop)
         width, height = img.size
         if (width, height) == (self.crop, self.crop):
             crop = img
@@ -143,6 +155,7 @@ class Preprocessing:
             mean=tuple(float(v) for v in data["mean"]),  # type: ignore[arg-type]
             std=tuple(float(v) for v in data["std"]),  # type: ignore[arg-type]
             interpolation=str(data.get("interpolation", "bilinear")),
+            fit="squash" if data.get("fit") == "squash" else "crop",
         )
 
     @classmethod

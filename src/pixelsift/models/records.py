@@ -134,7 +134,7 @@ class TextImageSpec(ModelSpec):
 
 
 # The detect backends a DetectorSpec can name (pixelsift.detect.backends runs each).
-DETECT_BACKENDS = ("opencv_ssd", "torchvision", "ultralytics")
+DETECT_BACKENDS = ("torch_ssd", "opencv_ssd", "torchvision", "ultralytics")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,11 +146,22 @@ class DetectorSpec(ModelSpec):
     backend: str
     imgsz: int  # the network's default input size in pixels
     coco_map: float | None = None  # published COCO val2017 box mAP
+    # How its input is scaled, for a plain convolutional network that runs through pixelsift's engines
+    # (`runtime.engines`: torch, ONNX Runtime, OpenVINO, chosen by `--engine auto`); None: its backend
+    # runs it its own way (torchvision, ultralytics, OpenCV DNN).
+    preprocessing: Preprocessing | None = None
+    # With `preprocessing`: a batch's raw outputs -> each image's (boxes, scores, class ids), what
+    # `--engine auto` compares between an engine and torch fp32 (`runtime.tuning.detection_agreement`).
+    detections: Callable[[tuple[Any, ...]], list[tuple[Any, Any, Any]]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.backend not in DETECT_BACKENDS:
             raise ValueError(f"{self.name}: backend must be one of {DETECT_BACKENDS}, not {self.backend!r}")
+        if self.preprocessing is not None and self.detections is None:
+            raise ValueError(f"{self.name}: a detector run through the engines needs `detections`")
 
     @property
     def input_size(self) -> int:
@@ -158,3 +169,14 @@ class DetectorSpec(ModelSpec):
 
     def info(self) -> dict[str, Any]:
         return {"input_size": self.imgsz, "coco_map": self.coco_map, **super().info()}
+
+
+def preprocessing_of(spec: ModelSpec) -> Preprocessing:
+    """The input scaling of a model that runs through pixelsift's engines (every classifier, and the
+    detectors whose record has one)."""
+    found = getattr(spec, "preprocessing", None)
+    if not isinstance(found, Preprocessing):
+        raise TypeError(
+            f"{spec.name} does not run through pixelsift's engines (its record has no preprocessing)"
+        )
+    return found

@@ -187,6 +187,12 @@ def load_into(spec: ModelSpec, net: nn.Module, path: Path) -> nn.Module:
     state = read_weights(spec, path)
     if spec.convert_state is not None:
         state = spec.convert_state(state)
+    return load_state(spec, net, state, str(path))
+
+
+def load_state(spec: ModelSpec, net: nn.Module, state: dict[str, Any], source: str) -> nn.Module:
+    """Load `state` (read from `source`) into `net` strictly, explaining a mismatch in terms of keys
+    and shapes."""
     own = net.state_dict()
     # Checkpoints older than PyTorch 0.4 lack BatchNorm's counter; BatchNorm fills it in itself.
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
@@ -204,7 +210,7 @@ def load_into(spec: ModelSpec, net: nn.Module, path: Path) -> nn.Module:
             parts.append(f"{len(missing)} tensors are missing (e.g. {missing[0]})")
         if unexpected:
             parts.append(f"{len(unexpected)} tensors are not part of {spec.name} (e.g. {unexpected[0]})")
-        raise WeightsInvalidError(f"{path} does not fit model {spec.name!r}: " + "; ".join(parts) + ".")
+        raise WeightsInvalidError(f"{source} does not fit model {spec.name!r}: " + "; ".join(parts) + ".")
     net.load_state_dict(state, strict=True)
     return net
 

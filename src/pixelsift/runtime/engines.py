@@ -1,4 +1,5 @@
-"""The one place a network becomes a runner: `create_runner(spec, network, run_options)` picks the engine.
+"""The one place a network becomes a runner: `create_runner(spec, network, run_options)` picks the engine,
+for classifiers and for the detectors that are plain convolutional networks (the offline SSD).
 
 `--engine auto` (the default) reads the choice measured for this model on this machine, or measures it
 now (`tuning.py`; a few seconds, once, said on stderr); an explicit engine runs as asked. Every runner
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from pixelsift.errors import UsageError
-from pixelsift.models.records import ClassifierSpec
+from pixelsift.models.records import DetectorSpec, ModelSpec, preprocessing_of
 from pixelsift.runtime import tuning
 from pixelsift.runtime.device import (
     ThreadPlan,
@@ -39,7 +40,7 @@ Runner = ModelRunner | OnnxRunner | OpenVinoRunner
 
 
 def build_runner(
-    spec: ClassifierSpec,
+    spec: ModelSpec,
     network: nn.Module,
     run_options: RunOptions,
     candidate: tuning.Candidate,
@@ -51,15 +52,17 @@ def build_runner(
     threads at once (torch and ONNX Runtime run each call in its caller's thread; OpenVINO is told)."""
     options = dataclasses.replace(run_options, engine=candidate.engine, precision=candidate.precision)
     if candidate.engine == "torch":
-        return ModelRunner(network, options, preprocessing=spec.preprocessing, threads=threads)
+        return ModelRunner(network, options, preprocessing=preprocessing_of(spec), threads=threads)
     if candidate.engine == "onnxruntime":
         if candidate.precision == "int8":
             if calibration is None:
-                calibration = tuning.check_pixels(spec.preprocessing)
+                calibration = tuning.check_pixels(preprocessing_of(spec))
             path = ensure_int8(spec, network, calibration)
         else:
             path = ensure_onnx(spec, network)
-        return OnnxRunner(path, options, spec.preprocessing, precision=candidate.precision, threads=threads)
+        return OnnxRunner(
+            path, options, preprocessing_of(spec), precision=candidate.precision, threads=threads
+        )
     if candidate.engine == "openvino":
         return OpenVinoRunner(
             ensure_onnx(spec, network),
@@ -67,7 +70,7 @@ def build_runner(
             precision=candidate.precision,
             threads=threads,
             streams=streams,
-            preprocessing=spec.preprocessing,
+            preprocessing=preprocessing_of(spec),
         )
     raise UsageError(f"unknown engine {candidate.engine!r}")
 
@@ -86,7 +89,7 @@ def explicit_candidate(engine: str, precision: str | None) -> tuning.Candidate:
 
 
 def auto_tuning(
-    spec: ClassifierSpec,
+    spec: ModelSpec,
     network: nn.Module,
     run_options: RunOptions,
     force: bool = False,
@@ -101,8 +104,11 @@ def auto_tuning(
         if found is not None:
             return found
     cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    # a classifier is measured for both its purposes at once; a detector for detection
+    detector = spec.task == "detect"
+    purposes = ("detect",) if detector else tuning.PURPOSES
     options = tuning.candidates(
-        device.type, detect_cpu_features(), "classify", run_options.precision, cuda_bf16=cuda_bf16
+        device.type, detect_cpu_features(), purposes[0], run_options.precision, cuda_bf16=cuda_bf16
     )
     if not options:
         raise UsageError(f"no engine runs precision {run_options.precision} here; use --precision auto")
@@ -112,16 +118,22 @@ def auto_tuning(
         file=sys.stderr,
     )
     start = time.perf_counter()
-    check = tuning.check_pixels(spec.preprocessing)
+    preprocessing = preprocessing_of(spec)
+    check = tuning.check_pixels(preprocessing)
 
     def build(candidate: tuning.Candidate, threads: int, streams: int) -> Runner:
         return build_runner(spec, network, run_options, candidate, threads, check, streams)
 
-    decode = tuning.decode_cost(spec.preprocessing) if device.type == "cpu" else 0.0
-    measured = tuning.measure(options, build, check, cpus, decode_seconds=decode)
+    decode = tuning.decode_cost(preprocessing) if device.type == "cpu" else 0.0
+    agreement = tuning.TOP1
+    if isinstance(spec, DetectorSpec) and spec.detections is not None:
+        agreement = tuning.detection_agreement(spec.detections)
+    measured = tuning.measure(
+        options, build, check, cpus, purposes=purposes, decode_seconds=decode, agreement=agreement
+    )
     tuned = tuning.Tuning(measured, round(time.perf_counter() - start, 2), measured_now=True)
     tuning.remember(key, tuned)
-    best = tuned.choice("classify")
+    best = tuned.choice(purposes[0])
     print(
         f"pixelsift: {spec.name} runs fastest here on {best.engine} {best.precision}, {best.streams} "
         f"stream(s) ({best.images_per_s or 0:.0f} images/s model only; measured in {tuned.seconds:.1f} s; "
@@ -132,15 +144,16 @@ def auto_tuning(
 
 
 def check_purpose(run_options: RunOptions, purpose: str) -> None:
-    """int8 was asked for features: a usage error (it is for classification only)."""
-    if purpose == "features" and (run_options.precision or "").lower() == "int8":
+    """int8 was asked for features or detection: a usage error (it is for classification only)."""
+    if purpose != "classify" and (run_options.precision or "").lower() == "int8":
+        what = "detection boxes" if purpose == "detect" else "features (embed, train, index)"
         raise UsageError(
-            "int8 is for classification only: features (embed, train, index) change too much in int8; "
+            f"int8 is for classification only: {what} change too much in int8; "
             "use --precision fp32, bf16 or auto"
         )
 
 
-def planned_candidate(spec: ClassifierSpec, run_options: RunOptions, purpose: str) -> tuple[str, str] | None:
+def planned_candidate(spec: ModelSpec, run_options: RunOptions, purpose: str) -> tuple[str, str] | None:
     """(engine, precision) a model would run with, worked out without loading its network, or None
     when `auto` has not measured this model here yet (the feature cache keys on it)."""
     check_purpose(run_options, purpose)
@@ -160,12 +173,12 @@ def planned_candidate(spec: ClassifierSpec, run_options: RunOptions, purpose: st
 
 
 def create_runner(
-    spec: ClassifierSpec, network: nn.Module, run_options: RunOptions, purpose: str = "features"
+    spec: ModelSpec, network: nn.Module, run_options: RunOptions, purpose: str = "features"
 ) -> Runner:
     """The runner `run_options` ask for: every task that runs a classification network gets it here.
 
     `purpose`: "classify" lets `auto` choose int8; "features" (embeddings, transfer learning, the photo
-    index) keeps fp32 / bf16."""
+    index) keeps fp32 / bf16; "detect" is a detector's (its record has `preprocessing`: the SSD)."""
     device = resolve_device(run_options.device)
     engine = run_options.engine_name
     cpus = run_options.threads or default_threads()

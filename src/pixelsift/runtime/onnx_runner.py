@@ -27,7 +27,7 @@ from pixelsift.core.optional import optional_import
 from pixelsift.errors import PixelsiftError, UsageError
 from pixelsift.models import weights
 from pixelsift.models.preprocess import Preprocessing
-from pixelsift.models.records import ClassifierSpec
+from pixelsift.models.records import ModelSpec, preprocessing_of
 from pixelsift.runtime.device import default_batch_size, default_threads, resolve_device
 from pixelsift.runtime.options import RunOptions
 
@@ -42,14 +42,14 @@ def _ort() -> Any:
     return optional_import("onnxruntime", "onnxruntime", "onnx", "the onnxruntime engine")
 
 
-def onnx_cache_path(spec: ClassifierSpec) -> Path:
+def onnx_cache_path(spec: ModelSpec) -> Path:
     """`$PIXELSIFT_HOME/weights/<source>/<weights stem>.onnx`, beside the weights it is made from."""
     assert spec.weights is not None
     stem = spec.weights.filename.rsplit(".", 1)[0]
     return weights.cache_path(spec).with_name(f"{stem}.onnx")
 
 
-def _weights_identity(spec: ClassifierSpec) -> dict[str, Any]:
+def _weights_identity(spec: ModelSpec) -> dict[str, Any]:
     path = weights.resolve(spec)
     stat = path.stat()
     return {"weights": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "format": _FORMAT}
@@ -73,17 +73,17 @@ class ExportReport:
         }
 
 
-def check_inputs(spec: ClassifierSpec, count: int = 4, seed: int = 0) -> np.ndarray:
+def check_inputs(spec: ModelSpec, count: int = 4, seed: int = 0) -> np.ndarray:
     """Deterministic uint8 check inputs: smooth random images (closer to photos than white noise)."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    size = spec.preprocessing.resize
+    size = preprocessing_of(spec).resize
     images = []
     for _ in range(count):
         small = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
         img = Image.fromarray(small).resize((size + 40, size), Image.Resampling.BICUBIC)
-        images.append(spec.preprocessing.pixels(img))
+        images.append(preprocessing_of(spec).pixels(img))
     return np.stack(images)
 
 
@@ -120,7 +120,7 @@ def _export_graph(network: nn.Module, example: torch.Tensor, path: Path) -> None
 
 
 def export_onnx(
-    spec: ClassifierSpec, network: nn.Module, path: Path | None = None, check: np.ndarray | None = None
+    spec: ModelSpec, network: nn.Module, path: Path | None = None, check: np.ndarray | None = None
 ) -> ExportReport:
     """Export `network` (a SplitNetwork: pixels -> features, logits) with uint8 input and compare it
     with torch on the same pixels."""
@@ -129,25 +129,31 @@ def export_onnx(
     target.parent.mkdir(parents=True, exist_ok=True)
     inputs = check if check is not None else check_inputs(spec)
     start = time.perf_counter()
-    network = FromPixels(network.eval().float(), spec.preprocessing).eval()
+    network = FromPixels(network.eval().float(), preprocessing_of(spec)).eval()
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         _export_graph(network, torch.from_numpy(inputs[:1]), partial)
         session = ort.InferenceSession(str(partial), providers=["CPUExecutionProvider"])
         with torch.inference_mode():
-            expected = network(torch.from_numpy(inputs))[1].numpy()
-        got = session.run(["logits"], {"pixels": inputs})[0]
+            expected_all = [t.numpy() for t in network(torch.from_numpy(inputs))[:2]]
+        got_all = session.run(["features", "logits"], {"pixels": inputs})
         os.replace(partial, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
+    # both outputs must match (a detector's box codes as much as its class logits), each to 1e-3 of
+    # its own magnitude; the report gives the logits' difference and top-1 agreement
+    matches = all(
+        float(np.abs(g - e).max()) <= 1e-3 * max(1.0, float(np.abs(e).max()))
+        for g, e in zip(got_all, expected_all, strict=True)
+    )
+    got, expected = got_all[1], expected_all[1]
     diff = float(np.abs(got - expected).max())
-    agree = float((got.argmax(1) == expected.argmax(1)).mean())
-    scale = max(1.0, float(np.abs(expected).max()))
-    return ExportReport(target, diff, agree, time.perf_counter() - start, diff <= 1e-3 * scale)
+    agree = float((got.argmax(-1) == expected.argmax(-1)).mean())
+    return ExportReport(target, diff, agree, time.perf_counter() - start, matches)
 
 
-def export_to_cache(spec: ClassifierSpec, network: nn.Module) -> ExportReport:
+def export_to_cache(spec: ModelSpec, network: nn.Module) -> ExportReport:
     """Export into the cache with a note naming the weights it came from; refuse a mismatching graph."""
     path = onnx_cache_path(spec)
     report = export_onnx(spec, network, path)
@@ -162,7 +168,7 @@ def export_to_cache(spec: ClassifierSpec, network: nn.Module) -> ExportReport:
     return report
 
 
-def ensure_onnx(spec: ClassifierSpec, network: nn.Module) -> Path:
+def ensure_onnx(spec: ModelSpec, network: nn.Module) -> Path:
     """The cached ONNX file for `spec`, exported now when missing or made from other weights."""
     path = onnx_cache_path(spec)
     note = path.with_name(path.name + ".json")
@@ -226,7 +232,7 @@ class OnnxRunner:
         return tuple(np.asarray(o, dtype=np.float32) for o in outputs)
 
 
-def int8_cache_path(spec: ClassifierSpec) -> Path:
+def int8_cache_path(spec: ModelSpec) -> Path:
     """`<weights stem>.int8.onnx` beside the fp32 export it is quantized from."""
     return onnx_cache_path(spec).with_suffix(".int8.onnx")
 
@@ -248,7 +254,7 @@ class _Calibration:
         self.position = 0
 
 
-def ensure_int8(spec: ClassifierSpec, network: nn.Module, calibration: np.ndarray) -> Path:
+def ensure_int8(spec: ModelSpec, network: nn.Module, calibration: np.ndarray) -> Path:
     """The cached int8 model of `spec`: ONNX Runtime's post-training static quantization (QDQ, int8
     weights per channel, uint8 activations) of the fp32 export, calibrated on `calibration` (uint8
     photos). The first convolution and the classifier stay fp32, the usual practice: measured on

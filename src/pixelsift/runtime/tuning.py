@@ -36,17 +36,18 @@ import numpy as np
 
 from pixelsift.config import get_settings
 from pixelsift.core.arrays import softmax
-from pixelsift.core.hashing import sha256_file, short_digest
+from pixelsift.core.boxes import box_iou
+from pixelsift.core.hashing import remembered_sha256, short_digest
 from pixelsift.core.optional import is_installed
 from pixelsift.errors import PixelsiftError
 from pixelsift.models import weights
 from pixelsift.models.preprocess import Preprocessing
-from pixelsift.models.records import ClassifierSpec
+from pixelsift.models.records import ModelSpec
 from pixelsift.runtime.device import CpuFeatures, detect_cpu_features, stream_choices
 
 log = logging.getLogger("pixelsift")
 
-PURPOSES = ("classify", "features")
+PURPOSES = ("classify", "features")  # a classifier's; a detector is measured for "detect"
 MIN_AGREEMENT = 0.99  # top-1 agreement with torch fp32 on the check photos a candidate needs
 SECONDS = 0.5  # timing window per measurement
 _FORMAT = 1  # bump when what is measured changes, so old choices are measured again
@@ -118,6 +119,7 @@ class Measurement:
     agreement: float | None = None  # None: not checked (slower than one that agreed)
     error: str | None = None
     end_to_end: float | None = None  # estimated with decoding: streams / (decode + streams / images_per_s)
+    needed: float = 0.99  # the agreement a candidate needs (`Agreement.minimum`)
 
     @property
     def candidate(self) -> Candidate:
@@ -133,7 +135,7 @@ class Measurement:
             self.error is None
             and self.images_per_s is not None
             and self.agreement is not None
-            and self.agreement >= MIN_AGREEMENT
+            and self.agreement >= self.needed
         )
 
 
@@ -183,7 +185,8 @@ class Tuning:
 
     def table(self, purpose: str = "classify") -> str:
         chosen = self.choice(purpose)
-        columns = ("model img/s", "end to end", "top-1 same")
+        what = "boxes same" if purpose == "detect" else "top-1 same"
+        columns = ("model img/s", "end to end", what)
         lines = [f"{'engine':<20} {'streams':>7} {'threads':>7} " + " ".join(f"{c:>11}" for c in columns)]
         for m in self.measurements:
             if not allowed(m.candidate, purpose):
@@ -194,11 +197,12 @@ class Tuning:
             mark = "  <- chosen" if m is chosen else ""
             note = f"  ({m.error})" if m.error else ""
             if m.error is None and m.agreement is not None and not m.usable and m.candidate != REFERENCE:
-                note = f"  (top-1 differs from fp32 on more than {1 - MIN_AGREEMENT:.0%} of the check photos)"
+                differs = "its boxes differ from fp32's" if purpose == "detect" else "top-1 differs from fp32"
+                note = f"  ({differs} on more than {1 - m.needed:.0%} of the check photos)"
             label = f"{m.engine} {m.precision}"
             lines.append(f"{label:<20} {m.streams:>7} {m.threads:>7} {rate} {e2e} {agree}{mark}{note}")
         if any(m.agreement is None and m.error is None for m in self.measurements):
-            lines.append("(top-1 same -: not checked, slower than a candidate that agreed)")
+            lines.append(f"({what} -: not checked, slower than a candidate that agreed)")
         return "\n".join(lines)
 
 
@@ -223,27 +227,16 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def weights_digest(spec: ClassifierSpec) -> str:
+def weights_digest(spec: ModelSpec) -> str:
     """The sha256 of the weights file the model loads (the file's own, so a file imported with
     `models add` counts too), hashed once per (path, size, mtime) and remembered beside the choices."""
     if spec.weights is None:
         return "none"
-    path = weights.resolve(spec)
-    stat = path.stat()
-    memo = tuning_dir() / "digests.json"
-    ident = f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
-    known: dict[str, str] = {}
-    with contextlib.suppress(OSError, ValueError):
-        known = dict(json.loads(memo.read_text()))
-    if ident not in known:
-        known[ident] = sha256_file(path)
-        with contextlib.suppress(OSError):
-            _write_json(memo, known)
-    return known[ident]
+    return remembered_sha256(weights.resolve(spec), tuning_dir() / "digests.json")
 
 
 def tuning_key(
-    spec: ClassifierSpec,
+    spec: ModelSpec,
     device: str,
     cpus: int,
     precision: str | None,
@@ -338,13 +331,18 @@ def check_pixels(preprocessing: Preprocessing) -> np.ndarray:
 DECIDED = 0.05  # fp32's best class ahead of its second by this much probability: not a tie
 
 
-def outputs_of(runner: Any, pixels: np.ndarray, batch: int, streams: int = 1) -> np.ndarray:
-    """The logits of `pixels`, run `batch` at a time on `streams` threads at once."""
+Outputs = tuple[np.ndarray, ...]  # a runner's outputs for a batch (features, logits; box codes, logits)
+
+
+def outputs_of(runner: Any, pixels: np.ndarray, batch: int, streams: int = 1) -> Outputs:
+    """Every output of `pixels`, run `batch` at a time on `streams` threads at once."""
     chunks = [pixels[i : i + batch] for i in range(0, len(pixels), batch)]
     if streams <= 1:
-        return np.concatenate([runner(chunk)[1] for chunk in chunks])
-    with ThreadPoolExecutor(streams, thread_name_prefix="pixelsift-check") as pool:
-        return np.concatenate(list(pool.map(lambda chunk: runner(chunk)[1], chunks)))
+        parts = [tuple(runner(chunk)) for chunk in chunks]
+    else:
+        with ThreadPoolExecutor(streams, thread_name_prefix="pixelsift-check") as pool:
+            parts = list(pool.map(lambda chunk: tuple(runner(chunk)), chunks))
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
 
 
 MIN_DECIDED = 10  # fewer decided check photos than this (an untrained network): every photo counts
@@ -358,6 +356,67 @@ def decided(logits: np.ndarray) -> np.ndarray:
     probs = np.sort(softmax(logits), 1)
     keep = (probs[:, -1] - probs[:, -2]) >= DECIDED
     return keep if keep.sum() >= min(MIN_DECIDED, len(keep)) else np.ones_like(keep)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How a candidate's outputs are compared with torch fp32's on the check photos: `compare` gives
+    the share alike, and a candidate needs at least `minimum`."""
+
+    name: str
+    compare: Callable[[Outputs, Outputs], float]
+    minimum: float
+
+
+def top1_agreement(reference: Outputs, found: Outputs) -> float:
+    """Classification: the share of decided check photos whose top-1 class is fp32's."""
+    logits, got = reference[1], found[1]
+    keep = decided(logits)
+    return float((got.argmax(1) == logits.argmax(1))[keep].mean())
+
+
+TOP1 = Agreement("top-1 class", top1_agreement, MIN_AGREEMENT)
+
+# Detection: what a reduced-precision engine must keep of fp32's detections on the check photos.
+DETECTION_SCORE = 0.3  # detections at or above this score are compared (the SSD graph's own threshold)
+DETECTION_IOU = 0.9  # a detection is kept when the other side has one of its class overlapping this much
+MIN_DETECTION_AGREEMENT = 0.95
+
+Found = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per image: boxes (N, 4), scores (N,), class ids
+
+
+def matched_detections(reference: Found, found: Found) -> tuple[int, int]:
+    """(detections with a counterpart, detections) over both sides' detections at or above
+    DETECTION_SCORE: a counterpart is a detection of the same class on the other side, at or above
+    the score too, with IoU >= DETECTION_IOU. Both sides count, so a lost and a new detection each
+    cost one."""
+    agreed = total = 0
+    for (ref_boxes, ref_scores, ref_ids), (got_boxes, got_scores, got_ids) in zip(
+        reference, found, strict=True
+    ):
+        ref_keep, got_keep = ref_scores >= DETECTION_SCORE, got_scores >= DETECTION_SCORE
+        a_boxes, a_ids = ref_boxes[ref_keep], ref_ids[ref_keep]
+        b_boxes, b_ids = got_boxes[got_keep], got_ids[got_keep]
+        total += len(a_ids) + len(b_ids)
+        if len(a_ids) and len(b_ids):
+            alike = (box_iou(a_boxes, b_boxes) >= DETECTION_IOU) & (a_ids[:, None] == b_ids[None, :])
+            agreed += int(alike.any(1).sum()) + int(alike.any(0).sum())
+    return agreed, total
+
+
+def detection_agreement(detections: Callable[[Outputs], Found]) -> Agreement:
+    """The agreement of a detector whose raw outputs `detections` turns into each image's detections
+    (its record's `DetectorSpec.detections`): the share of detections with a counterpart on the
+    other side (`matched_detections`). With no detection at all on the check photos (an untrained
+    network), the share of anchors whose best class is fp32's."""
+
+    def compare(reference: Outputs, found: Outputs) -> float:
+        agreed, total = matched_detections(detections(reference), detections(found))
+        if total:
+            return agreed / total
+        return float((found[-1].argmax(-1) == reference[-1].argmax(-1)).mean())
+
+    return Agreement("detections", compare, MIN_DETECTION_AGREEMENT)
 
 
 def measure_rate(runner: Any, batch: np.ndarray, streams: int, seconds: float = SECONDS) -> float:
@@ -424,10 +483,12 @@ def measure(
     purposes: Sequence[str] = PURPOSES,
     seconds: float = SECONDS,
     decode_seconds: float = 0.0,
+    agreement: Agreement = TOP1,
 ) -> list[Measurement]:
     """Time every candidate at one stream per CPU; then, fastest first, check top-1 agreement with
     torch fp32 on the decided check photos until one agrees for each purpose (a slower candidate
     cannot win, so it is not checked); then time the winners at the other stream counts.
+    `agreement` compares a candidate's outputs with fp32's (`TOP1`, `detection_agreement(...)`).
     `decode_seconds` (one image's decode + preprocess on one core) turns model rates into end-to-end
     estimates, `streams / (decode + streams / rate)`: each stream decodes its own batches. Candidates
     that fail to build or run are recorded with the reason, never raised."""
@@ -442,7 +503,7 @@ def measure(
             m.end_to_end = m.streams / (decode_seconds + m.streams / m.images_per_s)
 
     for cand in options:
-        m = Measurement(cand.engine, cand.precision, first, max(1, cpus // first))
+        m = Measurement(cand.engine, cand.precision, first, max(1, cpus // first), needed=agreement.minimum)
         results.append(m)
         try:
             runners[cand] = build(cand, m.threads, m.streams)
@@ -451,8 +512,7 @@ def measure(
             m.error = _failed(exc)
             runners.pop(cand, None)
     reference_runner = runners.get(REFERENCE) or build(REFERENCE, max(1, cpus // first), first)
-    reference_logits = outputs_of(reference_runner, check, 4, first)
-    reference, keep = reference_logits.argmax(1), decided(reference_logits)
+    reference_outputs = outputs_of(reference_runner, check, 4, first)
     for m in results:
         if m.candidate == REFERENCE and m.error is None:
             m.agreement = 1.0
@@ -466,8 +526,8 @@ def measure(
             if m.agreement is None:
                 runner = runners[m.candidate]
                 try:
-                    found = outputs_of(runner, check, int(runner.batch_size), m.streams).argmax(1)
-                    m.agreement = float((found == reference)[keep].mean())
+                    found = outputs_of(runner, check, int(runner.batch_size), m.streams)
+                    m.agreement = agreement.compare(reference_outputs, found)
                 except Exception as exc:
                     m.error = _failed(exc)
                     continue
@@ -476,10 +536,15 @@ def measure(
     served = [p for p in purposes if any(allowed(m.candidate, p) for m in results)]
     best = {pick(results, purpose).candidate for purpose in served}
     for cand in sorted(best, key=lambda c: c.label):
-        agreement = next(m.agreement for m in results if m.candidate == cand)
+        agreed = next(m.agreement for m in results if m.candidate == cand)
         for streams in counts[:-1]:
             m = Measurement(
-                cand.engine, cand.precision, streams, max(1, cpus // streams), agreement=agreement
+                cand.engine,
+                cand.precision,
+                streams,
+                max(1, cpus // streams),
+                agreement=agreed,
+                needed=agreement.minimum,
             )
             results.append(m)
             try:

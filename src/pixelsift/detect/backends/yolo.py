@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from pixelsift.core.boxes import nms
 from pixelsift.detect.detections import Detections
-from pixelsift.detect.detector import Detector, nms
+from pixelsift.detect.detector import Detector
 from pixelsift.models.families.yolo import DEFAULT_IMGSZ, import_ultralytics
 from pixelsift.models.records import DetectorSpec
 from pixelsift.models.weights import load_network

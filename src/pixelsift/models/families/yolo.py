@@ -1,4 +1,4 @@
-"""ultralytics YOLO records (YOLOv8, YOLO11): architectures, official COCO weights, safe checkpoint reading.
+"""ultralytics YOLO records (YOLOv8, YOLO11, YOLO26): architectures, COCO weights, safe checkpoint reading.
 
 ultralytics (AGPL-3.0, the optional extra `pixelsift[yolo]`) supplies the network definitions and the
 official COCO weights; `pixelsift.detect.backends.yolo` runs them.
@@ -43,6 +43,13 @@ VARIANTS: dict[str, tuple[float, float]] = {
     "yolo11m": (51.5, 20.1),
     "yolo11l": (53.4, 25.3),
     "yolo11x": (54.7, 56.9),
+    # YOLO26 (January 2026): ultralytics' newest family; pixelsift runs its one-to-many head with NMS,
+    # as for the others (its end-to-end head is trained to need none)
+    "yolo26n": (40.9, 2.4),
+    "yolo26s": (48.6, 9.5),
+    "yolo26m": (53.1, 20.4),
+    "yolo26l": (55.0, 24.8),
+    "yolo26x": (57.5, 55.7),
 }
 
 # pixelsift uses ultralytics' model code only: its online features (version checks, hub, analytics,
@@ -163,8 +170,8 @@ def download(name: str) -> Any:
 
 
 def display_name(name: str) -> str:
-    """yolov8n -> YOLOv8n, yolo11n -> YOLO11n."""
-    return name.replace("yolov", "YOLOv").replace("yolo1", "YOLO1")
+    """yolov8n -> YOLOv8n, yolo11n -> YOLO11n, yolo26n -> YOLO26n."""
+    return name.replace("yolov", "YOLOv").replace("yolo", "YOLO")
 
 
 def make_spec(name: str) -> DetectorSpec:

@@ -258,8 +258,8 @@ async function libraryStatus() {
     const stats = await api("/api/library");
     const missing = stats.without_detection;
     if (missing > 0 && stats.detector !== "none") {
-      const photos = missing === 1 ? "1 photo has" : `${missing} photos have`;
-      setStatus($("#library-status"), `${photos} of ${stats.photos} not been seen by an object detector: searches for objects and people rest on the classifier alone there (run \`pixelsift doctor\`, then \`pixelsift index\` again).`, true);
+      const photos = `${missing} of ${stats.photos} photo${stats.photos === 1 ? "" : "s"} ${missing === 1 ? "has" : "have"}`;
+      setStatus($("#library-status"), `${photos} not been seen by an object detector: searches for objects and people rest on the classifier alone there (run \`pixelsift doctor\`, then \`pixelsift index\` again).`, true);
       $("#library-status").hidden = false;
     }
   } catch {
