@@ -116,21 +116,33 @@ def test_runs_batched_under_every_engine_auto_may_choose(engine: str, precision:
 
 
 def test_detection_needs_no_opencv(samples: Path, tmp_path: Path) -> None:
-    """cv2 made unimportable: the packaged detector loads, detects and draws."""
+    """cv2 made unimportable: the packaged detector loads, detects and draws, and the index and the
+    web API detect with it."""
+    photo = str(samples / "astronaut.png")
     code = (
         "import sys\n"
         "sys.modules['cv2'] = None\n"
         "from pixelsift.cli import main\n"
-        f"rc = main(['detect', {str(samples / 'astronaut.png')!r}, '--format', 'json', '--save', "
-        f"{str(tmp_path / 'out')!r}, '-q'])\n"
+        f"out = {str(tmp_path / 'out')!r}\n"
+        f"assert main(['detect', {photo!r}, '--format', 'json', '--save', out, '-q']) == 0\n"
+        f"assert main(['index', {str(samples)!r}, '--db', {str(tmp_path / 'lib.db')!r}, '-q']) == 0\n"
+        "from fastapi.testclient import TestClient\n"
+        "from pixelsift.web import WebConfig, create_app\n"
+        f"client = TestClient(create_app(WebConfig(detector={MODEL!r})))\n"
+        f"answer = client.post('/api/detect', files={{'file': ('a.png', open({photo!r}, 'rb').read())}})\n"
+        "assert answer.status_code == 200 and answer.json()['summary'].startswith('1 person'), answer.text\n"
         "assert sys.modules['cv2'] is None\n"
-        "sys.exit(rc)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=280)
     assert done.returncode == 0, done.stderr
-    [result] = json.loads(done.stdout)
+    [result], _ = json.JSONDecoder().raw_decode(done.stdout)  # detect's JSON, then index's summary
     assert result["detections"][0]["label"] == "person"
     assert (tmp_path / "out" / "astronaut.png").is_file()
+    from pixelsift.library import PhotoIndex
+
+    with PhotoIndex(tmp_path / "lib.db", create=False) as index:
+        stats = index.stats()
+    assert stats["photos"] == 5 and stats["without_detection"] == 0
 
 
 def _changed_graph(source: Path, target: Path) -> tuple[Path, np.ndarray]:

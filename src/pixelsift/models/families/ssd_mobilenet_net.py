@@ -19,6 +19,7 @@ reads them without TensorFlow), checking every shape.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -364,11 +365,14 @@ def read_graph_weights(path: Path, cache_dir: Path | None = None) -> dict[str, t
         except OSError as exc:
             raise WeightsInvalidError(f"{path}: cannot read ({exc.strerror or exc})") from None
         cached = cache_dir / f"ssd_mobilenet_v2-{digest}.safetensors"
-        if cached.is_file():
-            try:
+        try:
+            if cached.is_file():
                 return dict(load_file(str(cached)))
-            except Exception:  # a damaged conversion is made again from the graph
-                cached.unlink(missing_ok=True)
+        except OSError:  # a cache this user may not read (another user's home): convert in memory
+            cached = None
+        except Exception:  # a damaged conversion is made again from the graph
+            with contextlib.suppress(OSError):
+                cached.unlink()
     try:
         state = state_from_graph(read_graph(path))
     except WeightsInvalidError:
@@ -384,7 +388,8 @@ def read_graph_weights(path: Path, cache_dir: Path | None = None) -> dict[str, t
             save_file(state, str(partial))
             partial.replace(cached)
         except OSError:  # a read-only cache: convert again next time
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
     return state
 
 
