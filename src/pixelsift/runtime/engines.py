@@ -113,7 +113,8 @@ def auto_tuning(
     if not options:
         raise UsageError(f"no engine runs precision {run_options.precision} here; use --precision auto")
     print(
-        f"pixelsift: measuring {len(options)} ways to run {spec.name} on this machine "
+        f"pixelsift: measuring {len(options)} way{'s' * (len(options) != 1)} to run {spec.name} on this "
+        "machine "
         "(once, a few seconds; remembered for later runs)",
         file=sys.stderr,
     )
