@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pixelsift.config import get_settings
 from pixelsift.core.optional import is_installed, major_version, module_providers
+from pixelsift.errors import short_reason
 
 Status = Literal["ok", "info", "missing", "warning", "broken"]
 STATUSES: tuple[Status, ...] = ("ok", "info", "missing", "warning", "broken")
@@ -69,12 +70,6 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _short(exc: BaseException) -> str:
-    from pixelsift.detect.api import short_reason
-
-    return short_reason(exc)
-
-
 def package_check(
     part: str, module: str, dist: str, extra: str, purpose: str, importer: Callable[[str], Any] | None = None
 ) -> Check:
@@ -91,7 +86,7 @@ def package_check(
             part,
             dist,
             "broken",
-            f"installed but does not import: {_short(exc)}",
+            f"installed but does not import: {short_reason(exc)}",
             f"pip install --force-reinstall 'pixelsift[{extra}]'",
         )
     return Check(part, dist, "ok", f"{_version(dist) or '?'}: {purpose}")
@@ -144,7 +139,7 @@ def opencv_check() -> Check:
             "opencv",
             "cv2",
             "broken",
-            f"{listed} does not import: {_short(exc)}",
+            f"{listed} does not import: {short_reason(exc)}",
             f"pip install --force-reinstall {dist}",
         )
     version = str(getattr(cv2, "__version__", "?"))

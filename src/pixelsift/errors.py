@@ -6,6 +6,7 @@ with `exit_code`; the web app answers with `http_status` and the message (never 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -121,3 +122,14 @@ class ApiError(PixelsiftError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.http_status, self.message = status, message
+
+
+def short_reason(exc: BaseException) -> str:
+    """One line for an exception from another library (a backend that failed to load or run, a package
+    that does not import), for pixelsift's own messages: OpenCV's reason without its C++ location and
+    code excerpt, any other message on one line, at most 200 characters."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    opencv = re.search(r"error: \(-?\d+:[^)]*\) (.+)", text)  # "OpenCV(x) file:line: error: (-2:...) why"
+    if opencv:
+        text = opencv.group(1)
+    return (text or type(exc).__name__)[:200]

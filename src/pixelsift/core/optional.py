@@ -28,6 +28,10 @@ def is_installed(module: str) -> bool:
         return False
 
 
+# What reads TensorFlow .pb graphs in OpenCV: version 4 (OpenCV 5 removed its TensorFlow importer).
+OPENCV_4 = "pip install 'opencv-python-headless>=4.8,<5'"
+
+
 def import_cv2() -> ModuleType:
     return optional_import("cv2", "opencv-python-headless", "opencv", "OpenCV DNN detection and video")
 

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from typing_extensions import Unpack
 
 from pixelsift.config import get_settings
-from pixelsift.core.optional import is_installed, major_version, module_providers
+from pixelsift.core.optional import OPENCV_4, is_installed, major_version, module_providers
 from pixelsift.detect.detections import DetectionResult
 from pixelsift.detect.detector import Detector, Inputs, check_thresholds
-from pixelsift.errors import DetectorUnavailableError, PixelsiftError, UsageError, WeightsInvalidError
+from pixelsift.errors import (
+    DetectorUnavailableError,
+    PixelsiftError,
+    UsageError,
+    WeightsInvalidError,
+    short_reason,
+)
 from pixelsift.models import weights as weights_store
 from pixelsift.models.records import DetectorSpec, ModelSpec
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_spec_of, list_models
@@ -43,9 +48,6 @@ def backend_loader(backend: str) -> Callable[..., Detector]:
 
         return load_yolo
     raise UsageError(f"no detect backend {backend!r}")
-
-
-OPENCV_4 = "pip install 'opencv-python-headless>=4.8,<5'"
 
 
 def backend_problem(spec: DetectorSpec) -> str | None:
@@ -111,7 +113,7 @@ def detector_readiness() -> tuple[list[DetectorSpec], dict[str, str]]:
         problem = backend_problem(spec)
         if problem is None:
             ready.append(spec)
-        elif all(is_installed(module) for module in spec.requires):
+        elif missing_module(spec) is None:
             broken[spec.name] = problem  # installed, but cannot run here (not merely not installed)
     ready.sort(key=lambda spec: spec.coco_map or 0.0, reverse=True)
     return ready, broken
@@ -215,16 +217,6 @@ def load_model_file(
     from pixelsift.detect.backends import opencv_dnn
 
     return opencv_dnn.load_model_file(path, run_options, conf=conf, iou=iou, imgsz=imgsz)
-
-
-def short_reason(exc: BaseException) -> str:
-    """One line for an exception from another library: its last non-empty line (OpenCV puts the
-    reason after a C++ location and code excerpt), at most 200 characters."""
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    opencv = re.search(r"error: \(-?\d+:[^)]*\) (.+)", text)  # "OpenCV(x) file:line: error: (-2:...) why"
-    if opencv:
-        text = opencv.group(1)
-    return (text or type(exc).__name__)[:200]
 
 
 def detect(

@@ -111,7 +111,7 @@ def choose_detector(name: str | None, run_options: RunOptions, agnostic_nms: boo
     if name != AUTO:
         return detect.load_detector(name, run_options, agnostic_nms=agnostic_nms)
     ready, broken = detector_readiness()
-    failures = [f"{name}: {why}" for name, why in broken.items()]
+    failures = [f"{detector}: {why}" for detector, why in broken.items()]
     for spec in ready:
         try:
             detector = detect.load_detector(spec.name, run_options, agnostic_nms=agnostic_nms)

@@ -13,7 +13,7 @@ from OpenCV 5) is needed to load the offline SSD's weights into torch.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +125,6 @@ def _tensor(data: memoryview) -> np.ndarray:
 class Node:
     name: str
     op: str
-    inputs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -140,9 +139,6 @@ class Graph:
             return self.constants[name]
         except KeyError:
             raise GraphFormatError(f"the graph has no constant {name!r}") from None
-
-    def ops(self, op: str) -> list[str]:
-        return [n.name for n in self.nodes.values() if n.op == op]
 
 
 def read_graph(path: Path) -> Graph:
@@ -166,8 +162,6 @@ def read_graph(path: Path) -> Graph:
                     node.name = bytes(v).decode()
                 elif n == 2:
                     node.op = bytes(v).decode()
-                elif n == 3:
-                    node.inputs.append(bytes(v).decode())
                 elif n == 5:  # map<string, AttrValue> entry: key 1, value 2
                     entry = {k: val for k, _, val in fields(v)}
                     key = entry.get(1)

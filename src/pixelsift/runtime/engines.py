@@ -104,9 +104,11 @@ def auto_tuning(
         if found is not None:
             return found
     cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    # a classifier is measured for both its purposes at once; a detector for detection
-    detector = spec.task == "detect"
-    purposes = ("detect",) if detector else tuning.PURPOSES
+    # a classifier is measured for both its purposes at once; a detector for detection, by its boxes
+    purposes: tuple[str, ...] = tuning.PURPOSES
+    agreement = tuning.TOP1
+    if isinstance(spec, DetectorSpec) and spec.detections is not None:
+        purposes, agreement = ("detect",), tuning.detection_agreement(spec.detections)
     options = tuning.candidates(
         device.type, detect_cpu_features(), purposes[0], run_options.precision, cuda_bf16=cuda_bf16
     )
@@ -114,8 +116,7 @@ def auto_tuning(
         raise UsageError(f"no engine runs precision {run_options.precision} here; use --precision auto")
     print(
         f"pixelsift: measuring {len(options)} way{'s' * (len(options) != 1)} to run {spec.name} on this "
-        "machine "
-        "(once, a few seconds; remembered for later runs)",
+        "machine (once, a few seconds; remembered for later runs)",
         file=sys.stderr,
     )
     start = time.perf_counter()
@@ -126,9 +127,6 @@ def auto_tuning(
         return build_runner(spec, network, run_options, candidate, threads, check, streams)
 
     decode = tuning.decode_cost(preprocessing) if device.type == "cpu" else 0.0
-    agreement = tuning.TOP1
-    if isinstance(spec, DetectorSpec) and spec.detections is not None:
-        agreement = tuning.detection_agreement(spec.detections)
     measured = tuning.measure(
         options, build, check, cpus, purposes=purposes, decode_seconds=decode, agreement=agreement
     )

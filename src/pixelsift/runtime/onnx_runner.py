@@ -78,12 +78,13 @@ def check_inputs(spec: ModelSpec, count: int = 4, seed: int = 0) -> np.ndarray:
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    size = preprocessing_of(spec).resize
+    preprocessing = preprocessing_of(spec)
+    size = preprocessing.resize
     images = []
     for _ in range(count):
         small = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
         img = Image.fromarray(small).resize((size + 40, size), Image.Resampling.BICUBIC)
-        images.append(preprocessing_of(spec).pixels(img))
+        images.append(preprocessing.pixels(img))
     return np.stack(images)
 
 

@@ -363,7 +363,6 @@ class Agreement:
     """How a candidate's outputs are compared with torch fp32's on the check photos: `compare` gives
     the share alike, and a candidate needs at least `minimum`."""
 
-    name: str
     compare: Callable[[Outputs, Outputs], float]
     minimum: float
 
@@ -375,7 +374,7 @@ def top1_agreement(reference: Outputs, found: Outputs) -> float:
     return float((got.argmax(1) == logits.argmax(1))[keep].mean())
 
 
-TOP1 = Agreement("top-1 class", top1_agreement, MIN_AGREEMENT)
+TOP1 = Agreement(top1_agreement, MIN_AGREEMENT)
 
 # Detection: what a reduced-precision engine must keep of fp32's detections on the check photos.
 DETECTION_SCORE = 0.3  # detections at or above this score are compared (the SSD graph's own threshold)
@@ -416,7 +415,7 @@ def detection_agreement(detections: Callable[[Outputs], Found]) -> Agreement:
             return agreed / total
         return float((found[-1].argmax(-1) == reference[-1].argmax(-1)).mean())
 
-    return Agreement("detections", compare, MIN_DETECTION_AGREEMENT)
+    return Agreement(compare, MIN_DETECTION_AGREEMENT)
 
 
 def measure_rate(runner: Any, batch: np.ndarray, streams: int, seconds: float = SECONDS) -> float:

@@ -10,8 +10,8 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from pixelsift.detect import draw_detections, load_detector
-from pixelsift.detect.api import default_model_names, runnable_problem, short_reason
-from pixelsift.errors import ApiError, DetectorUnavailableError, PixelsiftError
+from pixelsift.detect.api import default_model_names, runnable_problem
+from pixelsift.errors import ApiError, DetectorUnavailableError, PixelsiftError, short_reason
 from pixelsift.models.listing import model_record
 from pixelsift.models.registry import get_model_spec, list_models
 from pixelsift.web.config import WebConfig

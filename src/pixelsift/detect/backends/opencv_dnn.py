@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from pixelsift.core.boxes import nms
-from pixelsift.core.optional import import_cv2, is_installed
+from pixelsift.core.optional import OPENCV_4, import_cv2, is_installed, major_version
 from pixelsift.detect.backends.yolo import decode_predictions, letterbox
 from pixelsift.detect.detections import Detections
 from pixelsift.detect.detector import Detector
-from pixelsift.errors import UsageError
+from pixelsift.errors import UsageError, short_reason
 from pixelsift.models.categories import coco80, coco91
 from pixelsift.models.families.ssd import SSD_INPUT
 from pixelsift.models.records import DetectorSpec
@@ -178,7 +178,7 @@ def load_model_file(
 
 TF_IMPORTER_GONE = (
     "{path}: OpenCV {version} cannot read TensorFlow graphs (OpenCV 5 removed its TensorFlow importer); "
-    "install OpenCV 4 for .pb detectors: pip install 'opencv-python-headless>=4.8,<5' "
+    f"install OpenCV 4 for .pb detectors: {OPENCV_4} "
     "(the packaged ssd_mobilenet_v2_coco needs no OpenCV: -m ssd_mobilenet_v2_coco)"
 )
 
@@ -187,7 +187,7 @@ def read_tensorflow(cv2: Any, path: Path, config: Path) -> Any:
     """`cv2.dnn.readNet` of a TensorFlow graph, or a UsageError naming the fix on an OpenCV without the
     TensorFlow importer."""
     version = str(getattr(cv2, "__version__", "?"))
-    if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 5:
+    if (major_version(version) or 0) >= 5:
         raise UsageError(TF_IMPORTER_GONE.format(path=path, version=version))
     try:
         return cv2.dnn.readNet(str(path), str(config))
@@ -195,13 +195,8 @@ def read_tensorflow(cv2: Any, path: Path, config: Path) -> Any:
         if "tensorflow" in str(exc).lower() and "importer" in str(exc).lower():
             raise UsageError(TF_IMPORTER_GONE.format(path=path, version=version)) from None
         raise UsageError(
-            f"{path}: OpenCV could not read this TensorFlow graph ({_first_line(exc)})"
+            f"{path}: OpenCV could not read this TensorFlow graph ({short_reason(exc)})"
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1][:200] if lines else type(exc).__name__
 
 
 def _first_int(value: Any) -> int | None:
