@@ -353,7 +353,7 @@ def read_graph_weights(path: Path, cache_dir: Path | None = None) -> dict[str, t
     """The torch state_dict of the frozen graph at `path`; converted once and kept as safetensors in
     `cache_dir` under the graph's sha256 (a changed graph has another digest, so it is converted again,
     never served stale; reading the 70 MB protobuf takes a few tenths of a second, the conversion
-    about a second, reading it back milliseconds)."""
+    0.15 s, reading it back about 7 ms)."""
     from safetensors.torch import load_file, save_file
 
     from pixelsift.core.hashing import remembered_sha256
