@@ -35,6 +35,7 @@ _LAZY = {
     "read_dataset": "imaging.datasets",
     "Dataset": "imaging.datasets",
     "make_shapes_dataset": "imaging.datasets",
+    "make_hard_dataset": "imaging.generated",
     "embed": "features.embed",
     "Embedder": "features.embedder",
     "Embeddings": "features.embed",

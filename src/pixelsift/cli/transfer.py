@@ -30,6 +30,8 @@ TRAIN_EXAMPLES = """examples:
   pixelsift train birds/                          logistic regression on efficientnet_lite0 features
   pixelsift train birds/ -c svm -o birds-svm.safetensors
   pixelsift train birds/ --search --format json   cross-validated choice of classifier and strength
+  pixelsift train birds/ -m auto                  the backbone with the best cross-validated accuracy,
+                                                  or the cheapest within --auto-margin of it
   pixelsift train birds/ --finetune --epochs 20 --hidden 256 --layers 2
   pixelsift train dishes/ --reject-test street-photos/   how many photos of other things it turns away
 
@@ -90,6 +92,19 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         help="photos from outside your classes: report how many the model turns away as unknown",
     )
     p.add_argument("--no-report", action="store_true", help="do not write the report folder")
+    auto = p.add_argument_group("choosing the backbone (-m auto)")
+    auto.add_argument(
+        "--candidates",
+        metavar="NAME,NAME",
+        help="the backbones -m auto compares (default: every classifier whose weights are on this machine)",
+    )
+    auto.add_argument(
+        "--auto-margin",
+        type=float,
+        default=0.01,
+        metavar="ACCURACY",
+        help="a cheaper backbone this close to the best cross-validated accuracy is taken (default: 0.01)",
+    )
     add_cache_option(p)
     add_format_option(p, ("table", "json"))
     ft = p.add_argument_group("fine-tuning (--finetune)")
@@ -201,6 +216,11 @@ def _train_result(args: argparse.Namespace) -> TrainResult:
             raise UsageError(
                 "--search chooses among scikit-learn classifiers; it does not combine with --finetune"
             )
+        if args.model == "auto":
+            raise UsageError(
+                "-m auto compares backbones under a scikit-learn classifier; --finetune trains one backbone: "
+                "name it with -m (or run `pixelsift train ROOT -m auto` first to see which is best)"
+            )
         options = FinetuneOptions(
             epochs=args.epochs,
             layers=args.layers,
@@ -236,7 +256,14 @@ def _train_result(args: argparse.Namespace) -> TrainResult:
         progress=args.progress,
         run_options=run_options(args),
         reject_test=args.reject_test,
+        candidates=[c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None,
+        margin=args.auto_margin,
+        on_backbone=_say_backbone if args.model == "auto" else None,
     )
+
+
+def _say_backbone(line: str) -> None:
+    print(f"pixelsift: -m auto: {line}", file=sys.stderr, flush=True)
 
 
 def _describe_params(params: dict[str, Any]) -> str:
@@ -293,6 +320,27 @@ def _write_report(result: TrainResult, folder: Path) -> str | None:
     return None
 
 
+def _print_backbones(result: TrainResult) -> None:
+    choice = result.backbones
+    assert choice is not None
+    print(
+        f"Backbones (-m auto; {choice.classifier}, {choice.repeats}x{choice.folds}-fold CV "
+        "on the training split):"
+    )
+    rows = [
+        [
+            ("* " if s.chosen else "  ") + s.backbone,
+            format_score(s.cv_score),
+            format_score(s.cv_std),
+            f"{s.ms_per_photo:.1f}",
+        ]
+        for s in sorted(choice.scores, key=lambda s: -s.cv_score)
+    ]
+    print(format_table(["backbone", "cv score", "std", "ms/photo"], rows, right=(1, 2, 3)))
+    print(f"Chosen: {choice.reason}")
+    print()
+
+
 def _print_train(
     result: TrainResult, written: Path, report_dir: Path | None, report_note: str | None
 ) -> None:
@@ -311,6 +359,8 @@ def _print_train(
         ]
         print(format_table(["classifier", "parameters", "cv score", "std"], rows, right=(2, 3)))
         print()
+    if result.backbones is not None:
+        _print_backbones(result)
     dim = model.head.n_features
     params = (
         _describe_params(model.params) if model.classifier != "finetune" else _finetune_summary(model.params)

@@ -16,6 +16,7 @@ hold-out of each class is the validation set.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from pixelsift.transfer.classifiers import CLASSIFIERS, encode_labels, get_class
 from pixelsift.transfer.data import HOLDOUT_FRACTION, TrainingData, labelled_splits
 from pixelsift.transfer.domain import DomainGate
 from pixelsift.transfer.evaluation import Evaluation
+from pixelsift.transfer.selection import AUTO, MARGIN, BackboneChoice, choose_backbone
 from pixelsift.transfer.trained import TrainedModel, load_trained
 
 if TYPE_CHECKING:
@@ -92,6 +94,7 @@ class TrainResult:
     interrupted: bool = False  # fine-tuning stopped by Ctrl-C (the model is its best epoch so far)
     history: list[dict[str, Any]] = field(default_factory=list)  # fine-tuning: one record per epoch
     reject_test: RejectionCheck | None = None  # `reject_test=FOLDER`: how many of its photos it turned away
+    backbones: BackboneChoice | None = None  # `model="auto"`: the backbones compared, and the choice
 
     def __repr__(self) -> str:
         return (
@@ -127,6 +130,8 @@ class TrainResult:
         result["domain"] = self.domain_dict()
         if self.search is not None:
             result["search"] = self.search.to_dict(orient="records")
+        if self.backbones is not None:
+            result["backbones"] = self.backbones.to_dict()
         if self.interrupted:
             result["interrupted"] = True
         return result
@@ -168,10 +173,16 @@ def train(
     progress: bool | None = False,
     run_options: RunOptions | None = None,
     reject_test: str | os.PathLike[str] | None = None,
+    candidates: Sequence[str] | None = None,
+    margin: float = MARGIN,
+    on_backbone: Callable[[str], None] | None = None,
     **run: Unpack[RunKwargs],
 ) -> TrainResult:
     """Train a classifier for the classes of a data-set folder on `model`'s features.
 
+    `model="auto"` cross-validates the classifier on each of `candidates` (default: every backbone
+    whose weights are on this machine) and keeps the most accurate, or the cheapest within `margin`
+    of it (`transfer.selection`; `on_backbone(line)` hears each result; `backbones` in the result).
     `classifier`: logreg | svm | knn | forest | mlp (`params` overrides its defaults). `search=True`
     cross-validates every classifier's small grid on the training split and keeps the best.
     Unreadable photos are skipped and listed in `failures`. The model learns which photos it knows
@@ -183,15 +194,21 @@ def train(
     >>> r.valid_score, r.per_class()                   # doctest: +SKIP
     """
     choice = get_classifier(classifier)
-    splits = labelled_splits(
-        root,
-        model,
-        holdout,
-        seed,
-        cache,
-        progress,
-        RunOptions.of(run_options, **run),
-    )
+    options = RunOptions.of(run_options, **run)
+    backbones = None
+    if model == AUTO:
+        backbones = choose_backbone(
+            lambda name: labelled_splits(root, name, holdout, seed, cache, progress, options),
+            candidates,
+            choice,
+            {**choice.defaults, **(params or {})},
+            seed,
+            margin,
+            on_backbone,
+        )
+        splits = backbones.splits[backbones.chosen]
+    else:
+        splits = labelled_splits(root, model, holdout, seed, cache, progress, options)
     data, extractor, failures = splits.data, splits.extractor, splits.failures
     train_set, valid_set, classes = splits.train, splits.valid, splits.classes
     X = l2_normalize(train_set.raw)
@@ -221,7 +238,8 @@ def train(
         data,
         failures,
         table,
-        extractor.images_run,
+        sum(s.extractor.images_run for s in backbones.splits.values()) if backbones else extractor.images_run,
+        backbones=backbones,
     )
     if reject_test is not None:
         result.reject_test = check_rejection(
