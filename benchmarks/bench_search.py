@@ -2,6 +2,7 @@
 for this checkout and for a baseline commit, in one run.
 
     python benchmarks/bench_search.py [--baseline ee61d74] [--birds 60] [--shapes 40] [--calibrate]
+    python benchmarks/bench_search.py --models efficientnet_lite0,efficientnet_lite2   (index classifiers)
 
 The library is built in a temporary folder from `../shared/photos` (the committed and the dev-only
 photos, each tagged by hand below with what it shows), photos of `../shared/datasets/birds` (tagged
@@ -169,12 +170,20 @@ def relevant(tags: dict[str, set[str]], want: list[set[str]]) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------- the worker
-def worker(library: Path, db: Path, out: Path, calibrate: bool, min_score: float | None = None) -> None:
-    """Index `library` and answer every query with the pixelsift on sys.path (in its own process)."""
+def worker(
+    library: Path,
+    db: Path,
+    out: Path,
+    calibrate: bool,
+    min_score: float | None = None,
+    model: str | None = None,
+) -> None:
+    """Index `library` (with classifier `model`, default the library's default) and answer every query
+    with the pixelsift on sys.path (in its own process)."""
     from pixelsift.library import PhotoIndex
 
     index = PhotoIndex(db)
-    index.update(library)
+    index.update(library, model=model)
     answers = {}
     for query, _, _ in QUERIES:
         try:
@@ -213,7 +222,13 @@ def calibration_rows(index: object) -> list[list]:
 
 # ---------------------------------------------------------------------------------------- the driver
 def run_version(
-    src: Path, library: Path, work: Path, name: str, calibrate: bool, min_score: float | None = None
+    src: Path,
+    library: Path,
+    work: Path,
+    name: str,
+    calibrate: bool,
+    min_score: float | None = None,
+    model: str | None = None,
 ) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src), PIXELSIFT_HOME=str(work / f"home-{name}"))
     out = work / f"{name}.json"
@@ -222,6 +237,8 @@ def run_version(
         command.append("--calibrate")
     if min_score is not None:
         command += ["--min-score", str(min_score)]
+    if model is not None:
+        command += ["--model", model]
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
 
@@ -261,10 +278,17 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true", help="print the Platt fits on this library")
     parser.add_argument("--show", action="store_true", help="print each query's results (+ = relevant)")
     parser.add_argument("--min-score", type=float, default=None, help="the minimum score to search with")
+    parser.add_argument(
+        "--models",
+        metavar="NAME,NAME",
+        help="compare these index classifiers with this checkout (e.g. "
+        "efficientnet_lite0,efficientnet_lite2) instead of this checkout with --baseline",
+    )
+    parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         library, db, out = (Path(p) for p in args.worker)
-        worker(library, db, out, args.calibrate, args.min_score)
+        worker(library, db, out, args.calibrate, args.min_score, args.model)
         return
     if not (SHARED / "photos").is_dir():
         sys.exit(f"bench_search needs {SHARED / 'photos'} (the shared sample photos)")
@@ -277,6 +301,13 @@ def main() -> None:
             f"library: {len(tags)} photos ({sum(p.startswith('birds/') for p in tags)} birds, "
             f"{sum(p.startswith('shapes/') for p in tags)} generated shapes); {len(QUERIES)} queries"
         )
+        if args.models:
+            versions = {
+                f"-m {name}": run_version(REPO / "src", library, work, name, False, args.min_score, name)
+                for name in args.models.split(",")
+            }
+            report(versions, tags)
+            return
         baseline_src = work / "baseline"
         subprocess.run(
             ["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline_src), args.baseline],

@@ -10,7 +10,12 @@ Runs in a fresh temporary PIXELSIFT_HOME (cold feature cache), all in one run:
 2. the feature cache: `pixelsift train -c logreg` on a cold cache, then `pixelsift train -c forest` on
    the same folder, both as CLI processes (process start and imports included) and in one Python
    process (a notebook);
-3. validation accuracy of every `-c` choice and of `--finetune` (head; head + last 2 blocks).
+3. validation accuracy of every `-c` choice and of `--finetune` (head; head + last 2 blocks);
+4. backbones, on the birds set and on a generated hard set (`make_hard_dataset`): for every backbone
+   available offline (EfficientNet-Lite0/1/2 with `pixelsift[lite]`), logistic regression's validation
+   accuracy, its 5x5-fold CV accuracy on the training split (mean ± std), and the embedding rate
+   relative to Lite0 (cold cache, same run); the same for every ensemble of them (`-m a+b`), what
+   `-m auto` chooses, and validation accuracy with `--tta flip`.
 """
 
 from __future__ import annotations
@@ -65,8 +70,10 @@ def main() -> None:
     )
     parser.add_argument("--root", default=str(BIRDS))
     parser.add_argument("--images", type=int, default=64, help="photos for the throughput figures")
-    parser.add_argument("--sections", default="123", help="which sections to run, e.g. 13")
+    parser.add_argument("--sections", default="1234", help="which sections to run, e.g. 14")
     parser.add_argument("--skip-finetune", action="store_true")
+    parser.add_argument("--hard-train", type=int, default=40, help="hard set: training photos per class")
+    parser.add_argument("--hard-valid", type=int, default=40, help="hard set: validation photos per class")
     args = parser.parse_args()
     root = Path(args.root)
     if not root.is_dir():
@@ -87,6 +94,72 @@ def main() -> None:
         cache_speedup(root, home)
     if "3" in args.sections:
         accuracy(root, args.skip_finetune)
+    if "4" in args.sections:
+        from pixelsift.imaging.generated import make_hard_dataset
+
+        print(cpu_line() + "\n")
+        hard = make_hard_dataset(
+            Path(home) / "hard", train_per_class=args.hard_train, valid_per_class=args.hard_valid
+        )
+        for name, folder in (
+            ("birds", root),
+            (f"hard ({args.hard_train}+{args.hard_valid} per class)", hard),
+        ):
+            backbones(name, folder)
+
+
+def cpu_line() -> str:
+    from pixelsift.runtime.device import detect_cpu_features
+
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    return f"CPU: {model}, {os.cpu_count()} cores, flags: {detect_cpu_features().describe()}"
+
+
+def backbones(name: str, root: Path) -> None:
+    """Section 4 on one data set: each backbone, each ensemble, -m auto, --tta flip."""
+    import itertools
+
+    import pixelsift
+    from pixelsift.runtime.options import RunOptions
+    from pixelsift.transfer.classifiers import CLASSIFIERS
+    from pixelsift.transfer.data import labelled_splits
+    from pixelsift.transfer.selection import choose_backbone, cross_validate, offline_backbones
+
+    logreg = CLASSIFIERS["logreg"]
+    found, rates = {}, {}
+    for backbone in offline_backbones():
+        t0 = time.perf_counter()  # a cold feature cache: this is the embedding rate
+        found[backbone] = labelled_splits(root, backbone, 0.2, 0, True, False, RunOptions())
+        rates[backbone] = (len(found[backbone].train) + len(found[backbone].valid)) / (
+            time.perf_counter() - t0
+        )
+    names = list(found)
+    first = found[names[0]]
+    print(
+        f"4. backbones on {name}: {len(first.train)} training, {len(first.valid)} validation photos, logreg"
+    )
+    print(f"   {'backbone':<58} {'valid':>6} {'5x5-fold CV':>14} {'embed rate':>11} {'tta flip':>9}")
+    for k in range(1, len(names) + 1):
+        for combo in itertools.combinations(names, k):
+            model = "+".join(combo)
+            result = pixelsift.train(root, model=model)  # features from the cache
+            splits = labelled_splits(root, model, 0.2, 0, True, False, RunOptions())
+            cv = cross_validate(splits.train, splits.classes, logreg, logreg.defaults, repeats=5)
+            rate = 1 / sum(1 / rates[n] for n in combo) / rates[names[0]]
+            flip = result.model.evaluate(root, tta="flip").accuracy
+            print(
+                f"   {model:<58} {result.valid_score:6.3f} {cv.mean():7.3f} ± {cv.std():.3f} "
+                f"{rate:10.2f}x {flip:9.3f}"
+            )
+    choice = choose_backbone(found.__getitem__, names, logreg, logreg.defaults)
+    print(f"   -m auto chose {choice.chosen}: {choice.reason}\n")
 
 
 def throughput(photos: list[Path]) -> None:

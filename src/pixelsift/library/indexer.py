@@ -576,19 +576,49 @@ class Indexer:
         return done
 
     def _label_with_backbone(self, labeler: Labeler, photos: list[tuple[int, str]]) -> int:
-        """A labeler trained on another backbone needs that backbone's features: one more pass."""
+        """A labeler trained on another backbone (or an ensemble of backbones) needs those features:
+        one more pass."""
         from pixelsift.runtime.loaded import ImageModel  # imports torch: only for this pass
 
-        backbone = ImageModel.load(labeler.backbone, self.options.run_options)
+        if labeler.model.members is not None:
+            chunks_of_features = self._ensemble_features_in_chunks(labeler, photos, 64)
+        else:
+            backbone = ImageModel.load(labeler.backbone, self.options.run_options)
+            chunks_of_features = (
+                [(i, f) for i, f, _ in chunk]
+                for chunk in self._outputs_in_chunks(backbone, photos, labeler.name, 64)
+            )
         done = 0
-        for chunk in self._outputs_in_chunks(backbone, photos, labeler.name, 64):
-            predictions = labeler.predict(np.stack([f for _, f, _ in chunk]), CUSTOM_LABELS_PER_PHOTO)
+        for chunk in chunks_of_features:
+            predictions = labeler.predict(np.stack([f for _, f in chunk]), CUSTOM_LABELS_PER_PHOTO)
             with self.store.transaction():
                 self.store.next_seq()  # readers that cache label names see the change
-                for (photo_id, _, _), answer in zip(chunk, predictions, strict=True):
+                for (photo_id, _), answer in zip(chunk, predictions, strict=True):
                     self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
             done += len(chunk)
         return done
+
+    def _ensemble_features_in_chunks(
+        self, labeler: Labeler, photos: list[tuple[int, str]], size: int
+    ) -> Iterator[list[tuple[int, np.ndarray]]]:
+        """(photo id, the ensemble's features) of photos, `size` at a time, through the feature cache;
+        unreadable ones are logged and left out."""
+        ids = {str(self.root / p): i for i, p in photos}
+        extractor = labeler.model.feature_extractor(run_options=self.options.run_options)
+        pending: list[tuple[int, np.ndarray]] = []
+        rows = extractor.iter_features(
+            list(ids), progress=self.options.progress, total=len(ids), desc=labeler.name
+        )
+        for row in rows:
+            if row.vector is None:
+                log.warning("%s: %s", row.path, row.error)
+                continue
+            pending.append((ids[row.path], row.vector))
+            if len(pending) >= size:
+                yield pending
+                pending = []
+        if pending:
+            yield pending
 
     def _pixel_pass(self, need_detect: list[tuple[int, str]], need_clip: list[tuple[int, str]]) -> None:
         """Decode older photos once more for a detector or text-image model they have not met yet."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelsift.errors import UsageError
+from pixelsift.features.ensemble import EnsembleExtractor, feature_extractor
 from pixelsift.features.extractor import FeatureExtractor
 from pixelsift.imaging.datasets import Dataset, Sample, holdout_split, read_dataset, split_folders
 from pixelsift.runtime.options import RunOptions
@@ -68,18 +69,20 @@ class LabelledFeatures:
 
 
 def extract_labelled(
-    extractor: FeatureExtractor,
+    extractor: FeatureExtractor | EnsembleExtractor,
     samples: Sequence[Sample],
     failures: list[tuple[str, str]],
     progress: bool | None = False,
     desc: str = "features",
+    mirror: bool = False,
 ) -> LabelledFeatures:
-    """Features of `samples`; each unreadable photo is appended to `failures` and skipped."""
+    """Features of `samples`; each unreadable photo is appended to `failures` and skipped.
+    `mirror=True`: of the photos mirrored left to right (test-time augmentation; never cached)."""
     paths: list[str] = []
     labels: list[str] = []
     vectors: list[np.ndarray] = []
     rows = extractor.iter_features(
-        [s.path for s in samples], progress=progress, total=len(samples), desc=desc
+        [s.path for s in samples], progress=progress, total=len(samples), desc=desc, mirror=mirror
     )
     for sample, row in zip(samples, rows, strict=True):
         if row.vector is None:
@@ -97,7 +100,7 @@ class LabelledSplits:
     """A data-set folder's train and validation features (what `train` and `finetune` start from)."""
 
     data: TrainingData
-    extractor: FeatureExtractor
+    extractor: FeatureExtractor | EnsembleExtractor
     train: LabelledFeatures
     valid: LabelledFeatures
     classes: list[str]
@@ -116,7 +119,7 @@ def labelled_splits(
     """Read the splits of `root` and compute (or read from the cache) the features of every photo;
     unreadable photos are listed in `failures`."""
     data = training_data(root, holdout, seed)
-    extractor = FeatureExtractor(model, cache=cache, run_options=run_options)
+    extractor = feature_extractor(model, cache=cache, run_options=run_options)
     # entries of the folder that cannot be photos (a link loop, a FIFO) are failures like unreadable photos
     failures: list[tuple[str, str]] = [(e.path, e.reason) for e in data.dataset.skipped]
     train_set = extract_labelled(extractor, data.train, failures, progress, "train features")

@@ -35,6 +35,7 @@ from typing_extensions import Unpack
 
 from pixelsift.core.progress import progress_bar
 from pixelsift.errors import UsageError
+from pixelsift.features.ensemble import ensemble_members
 from pixelsift.features.extractor import FeatureExtractor
 from pixelsift.imaging.images import open_image
 from pixelsift.imaging.pipeline import iter_batches
@@ -222,6 +223,11 @@ def finetune(
     run_options = RunOptions.of(run_options, **run)
     opts = options or FinetuneOptions()
     opts.check()
+    if ensemble_members(model) is not None:
+        raise UsageError(
+            f"-m {model}: fine-tuning trains one backbone; an ensemble of backbones works with the "
+            "scikit-learn classifiers (pixelsift train without --finetune)"
+        )
     splits = labelled_splits(
         root,
         model,
@@ -232,6 +238,7 @@ def finetune(
         run_options,
     )
     data, extractor, failures = splits.data, splits.extractor, splits.failures
+    assert isinstance(extractor, FeatureExtractor)  # ensembles are refused above
     train_set, valid_set, classes = splits.train, splits.valid, splits.classes
     index = {c: i for i, c in enumerate(classes)}
     y_train = torch.tensor([index[label] for label in train_set.labels])
@@ -272,7 +279,7 @@ def finetune(
             except _Interrupted as stop:
                 interrupted, unfrozen, state = True, stop.unfrozen, stop.state
 
-    info = backbone_info(extractor, extractor.key()[1])
+    info = backbone_info(extractor)
     if state:
         info.update(state_digest=state_digest(state), unfrozen=unfrozen)
     params = asdict(opts)

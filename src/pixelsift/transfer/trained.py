@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing_extensions import Unpack
 from pixelsift.core.arrays import l2_normalize
 from pixelsift.errors import ImageError, ModelFileError, UsageError, WeightsInvalidError
 from pixelsift.features.cache import FeatureCache
+from pixelsift.features.ensemble import EnsembleExtractor, ensemble_members
 from pixelsift.features.extractor import FeatureExtractor
 from pixelsift.imaging.images import expand_inputs
 from pixelsift.models import weights
@@ -31,6 +33,16 @@ from pixelsift.version import __version__
 
 if TYPE_CHECKING:
     from pixelsift.runtime.loaded import ImageModel
+
+# Test-time augmentation: "flip" averages the probabilities of each photo and its mirror image.
+TTA = ("none", "flip")
+
+
+def check_tta(tta: str | None) -> str:
+    name = tta or "none"
+    if name not in TTA:
+        raise UsageError(f"unknown test-time augmentation {tta!r}; use one of {', '.join(TTA)}")
+    return name
 
 
 class TrainedModel:
@@ -120,6 +132,11 @@ class TrainedModel:
 
     # -- predictions from photos --
 
+    @property
+    def members(self) -> list[str] | None:
+        """The backbones of a feature ensemble ("a+b"), or None for a single backbone."""
+        return ensemble_members(self.backbone)
+
     def image_model(self, run_options: RunOptions | None = None) -> ImageModel:
         """The backbone, with fine-tuned layers applied when the model has them."""
         # torch only when a network must run: loading a model file and predicting from stored
@@ -127,6 +144,11 @@ class TrainedModel:
         from pixelsift.runtime.loaded import ImageModel
         from pixelsift.transfer.backbone import load_finetuned_backbone
 
+        if self.members is not None:
+            raise UsageError(
+                f"this model stands on an ensemble of backbones ({self.backbone}); explanations and "
+                "fine-tuning need a model trained on one backbone"
+            )
         run_options = run_options or RunOptions()
         if not self.backbone_modified:
             return ImageModel.load(self.backbone, run_options)
@@ -140,9 +162,12 @@ class TrainedModel:
 
     def feature_extractor(
         self, cache: bool = True, run_options: RunOptions | None = None
-    ) -> FeatureExtractor:
-        """Raw features as this model sees them (fine-tuned backbone included), through the cache."""
+    ) -> FeatureExtractor | EnsembleExtractor:
+        """Raw features as this model sees them (fine-tuned backbone included; each member of an
+        ensemble side by side), through the cache."""
         run_options = run_options or RunOptions()
+        if self.members is not None:
+            return EnsembleExtractor(self.members, cache=cache, run_options=run_options)
         image_model = self.image_model(run_options) if self.backbone_modified else None
         return FeatureExtractor(
             self.backbone,
@@ -160,18 +185,29 @@ class TrainedModel:
         total: int | None = None,
         run_options: RunOptions | None = None,
         cache: bool = True,
+        tta: str | None = None,
     ) -> Iterator[Classification]:
-        """One `Classification` (top-k of this model's classes) per input, failures included."""
+        """One `Classification` (top-k of this model's classes) per input, failures included.
+        `tta="flip"`: each photo's probabilities averaged with its mirror image's."""
         if top_k < 1:
             raise UsageError("top-k must be at least 1")
+        flip = check_tta(tta) == "flip"
         extractor = self.feature_extractor(cache, run_options)
         sources = expand_inputs([inputs] if isinstance(inputs, str | os.PathLike) else inputs)
         names = tuple(self.classes)
-        for row in extractor.iter_features(sources, progress=progress, total=total, desc="predict"):
+        # with flip, two passes over the inputs in step (tee keeps only the gap between them)
+        plain, again = itertools.tee(sources) if flip else (sources, iter(()))
+        rows = extractor.iter_features(plain, progress=progress, total=total, desc="predict")
+        mirror = extractor.iter_features(again, mirror=True) if flip else None
+        for row in rows:
+            flipped = next(mirror) if mirror is not None else None
             if row.vector is None:
                 yield Classification(row.path, error=row.error)
             else:
-                labels, scores = top_classes(self._proba(row.vector[None])[0], names, top_k)
+                proba = self._proba(row.vector[None])[0]
+                if flipped is not None and flipped.vector is not None:
+                    proba = (proba + self._proba(flipped.vector[None])[0]) / 2
+                labels, scores = top_classes(proba, names, top_k)
                 known = bool(self.recognises(row.vector[None])[0]) if self.domain is not None else None
                 yield Classification(row.path, labels, scores, recognised=known)
 
@@ -181,21 +217,32 @@ class TrainedModel:
         top_k: int = 5,
         progress: bool | None = False,
         run_options: RunOptions | None = None,
+        tta: str | None = None,
         **run: Unpack[RunKwargs],
     ) -> ClassificationResults:
         """Top-k classes for files, folders or globs (unreadable inputs come back with `.error`).
+        `tta="flip"` averages each photo's probabilities with its mirror image's.
 
         >>> load_trained("birds.safetensors").predict("photos/", top_k=1).to_pandas()   # doctest: +SKIP
         """
         options = RunOptions.of(run_options, **run)
         return ClassificationResults(
-            self.iter_predict(inputs, top_k=top_k, progress=progress, run_options=options)
+            self.iter_predict(inputs, top_k=top_k, progress=progress, run_options=options, tta=tta)
         )
 
     def evaluate_features(
-        self, features: LabelledFeatures, failures: list[tuple[str, str]] | None = None
+        self,
+        features: LabelledFeatures,
+        failures: list[tuple[str, str]] | None = None,
+        mirrored: LabelledFeatures | None = None,
     ) -> Evaluation:
+        """Scores on labelled features; with `mirrored` (the same photos flipped, in the same order)
+        each photo's probabilities are the mean of both."""
         proba = self._proba(features.raw) if len(features) else np.zeros((0, len(self.classes)))
+        if mirrored is not None and len(features):
+            if mirrored.paths != features.paths:
+                raise ValueError("the mirrored features must be of the same photos, in the same order")
+            proba = (proba + self._proba(mirrored.raw)) / 2
         return Evaluation(self.classes, features.paths, features.labels, proba, list(failures or []))
 
     def evaluate(
@@ -205,18 +252,26 @@ class TrainedModel:
         progress: bool | None = False,
         run_options: RunOptions | None = None,
         cache: bool = True,
+        tta: str | None = None,
         **run: Unpack[RunKwargs],
     ) -> Evaluation:
         """Accuracy etc. on a data set's `split` (default valid/) or on a folder of class folders.
 
         Unreadable photos are left out and listed in the evaluation's `failures`; `cache=False`
-        neither reads nor writes the feature cache.
+        neither reads nor writes the feature cache. `tta="flip"` averages each photo's probabilities
+        with its mirror image's.
         """
+        flip = check_tta(tta) == "flip"
         samples = evaluation_samples(root_or_split, split)
         failures: list[tuple[str, str]] = []
         extractor = self.feature_extractor(cache, run_options=RunOptions.of(run_options, **run))
         features = extract_labelled(extractor, samples, failures, progress, "evaluate")
-        return self.evaluate_features(features, failures)
+        flipped = None
+        if flip:
+            read = set(features.paths)
+            readable = [s for s in samples if str(s.path) in read]
+            flipped = extract_labelled(extractor, readable, [], progress, "evaluate (mirrored)", mirror=True)
+        return self.evaluate_features(features, failures, flipped)
 
     # -- saving --
 
@@ -287,7 +342,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
             f"{target}: the classifier predicts {head.n_classes} classes but {len(classes)} are named"
         )
     state = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")} or None
-    _check_backbone(target, name, backbone, head.n_features)
+    _check_backbones(target, name, backbone, head.n_features)
     return TrainedModel(
         name,
         classes,
@@ -301,6 +356,28 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
         path=target,
         domain=DomainGate.from_metadata(metadata.get("domain"), tensors, target),
     )
+
+
+def _check_backbones(path: Path, name: str, recorded: dict[str, Any], n_features: int) -> None:
+    """`_check_backbone` for the one backbone, or for each member of an ensemble."""
+    try:
+        members = ensemble_members(name)
+    except UsageError as exc:
+        raise ModelFileError(f"{path}: its backbones {name!r} are not all here ({exc})") from None
+    if members is None:
+        return _check_backbone(path, name, recorded, n_features)
+    records = recorded.get("members")
+    if (
+        not isinstance(records, list)
+        or len(records) != len(members)
+        or not all(isinstance(r, dict) for r in records)
+    ):
+        raise ModelFileError(f"{path}: the record of its ensemble's backbones is missing or malformed")
+    dims = [r.get("embed_dim") for r in records]
+    if not all(isinstance(d, int) and d > 0 for d in dims) or sum(dims) != n_features:
+        raise ModelFileError(f"{path}: its classifier takes {n_features} features, its backbones give {dims}")
+    for member, record, dim in zip(members, records, dims, strict=True):
+        _check_backbone(path, member, record, dim)
 
 
 def _check_backbone(path: Path, name: str, recorded: dict[str, Any], n_features: int) -> None:

@@ -25,6 +25,7 @@ from typing_extensions import Unpack
 
 from pixelsift.core.arrays import l2_normalize
 from pixelsift.errors import UsageError
+from pixelsift.features.ensemble import EnsembleExtractor
 from pixelsift.features.extractor import FeatureExtractor
 from pixelsift.imaging.images import expand_inputs
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
@@ -221,14 +222,13 @@ def train(
         chosen = {**choice.defaults, **(params or {})}
     estimator = choice.build(chosen, seed, len(y), int(np.bincount(y).min()))
     estimator.fit(choice.fit_inputs(X), y)
-    _, description = extractor.key()
     trained = TrainedModel(
-        extractor.spec.name,
+        extractor.name,
         classes,
         choice.to_head(estimator, len(classes), X.shape[1]),
         classifier=choice.name,
         params=chosen,
-        backbone_info=backbone_info(extractor, description),
+        backbone_info=backbone_info(extractor),
         domain=DomainGate.fit(train_set.raw, y, valid_set.raw),
     )
     result = TrainResult(
@@ -249,8 +249,16 @@ def train(
     return result
 
 
-def backbone_info(extractor: FeatureExtractor, description: dict[str, Any]) -> dict[str, Any]:
-    """What a model file records about its backbone: identity of the weights and preprocessing."""
+def backbone_info(extractor: FeatureExtractor | EnsembleExtractor) -> dict[str, Any]:
+    """What a model file records about its backbone: identity of the weights and preprocessing (for
+    an ensemble, that of each member under `members`)."""
+    if isinstance(extractor, EnsembleExtractor):
+        return {
+            "name": extractor.name,
+            "members": [backbone_info(member) for member in extractor.members],
+            "embed_dim": extractor.embed_dim,
+        }
+    _, description = extractor.key()
     spec = extractor.spec
     return {
         "name": spec.name,
@@ -268,12 +276,16 @@ def evaluate(
     split: str = "valid",
     progress: bool | None = False,
     run_options: RunOptions | None = None,
+    tta: str | None = None,
     **run: Unpack[RunKwargs],
 ) -> Evaluation:
-    """Evaluate a trained model (or a saved model file) on labelled photos; see `TrainedModel.evaluate`.
+    """Evaluate a trained model (or a saved model file) on labelled photos; see `TrainedModel.evaluate`
+    (`tta="flip"`: each photo's probabilities averaged with its mirror image's).
 
     >>> pixelsift.evaluate("birds.safetensors", "birds/").accuracy     # doctest: +SKIP
     0.97
     """
     trained = model if isinstance(model, TrainedModel) else load_trained(model)
-    return trained.evaluate(root_or_split, split=split, progress=progress, run_options=run_options, **run)
+    return trained.evaluate(
+        root_or_split, split=split, progress=progress, run_options=run_options, tta=tta, **run
+    )
