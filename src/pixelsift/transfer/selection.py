@@ -4,12 +4,15 @@ Every candidate backbone (by default each classifier whose weights are on this m
 offline) embeds the training split once (features are cached per backbone, so a second run costs
 nothing); the classifier asked for is cross-validated on each (repeated stratified k-fold on the
 training split only: the validation photos stay unseen); and each backbone's cost per photo is
-measured here, in this run (model and decode, on the engine it runs on). The most accurate backbone
-wins, unless a cheaper one is within `margin` of its mean accuracy: then the cheapest of those wins.
+measured here, in this run (model and decode, on the engine it runs on). Ensembles of the best
+candidates (`a+b`, their features side by side) are cross-validated too: their features are cached
+already, so they cost only the fits, and their cost per photo is the sum of their members'. The most
+accurate wins, unless a cheaper one is within `margin` of its mean accuracy: then the cheapest of those.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,6 +22,7 @@ import numpy as np
 
 from pixelsift.core.arrays import l2_normalize
 from pixelsift.errors import UsageError
+from pixelsift.features.ensemble import SEPARATOR
 from pixelsift.models import weights
 from pixelsift.models.records import ClassifierSpec
 from pixelsift.models.registry import list_models
@@ -34,6 +38,7 @@ AUTO = "auto"
 MARGIN = 0.01  # one point of mean CV accuracy: closer than this, the cheaper backbone is taken
 CV_FOLDS = 5
 CV_REPEATS = 3
+ENSEMBLE_OF_BEST = 3  # ensembles are tried among this many of the most accurate single backbones
 
 
 @dataclass
@@ -145,10 +150,12 @@ def choose_backbone(
     seed: int = 0,
     margin: float = MARGIN,
     log: Callable[[str], None] | None = None,
+    ensembles: bool = True,
 ) -> BackboneChoice:
     """Cross-validate `choice` on each candidate's features (`load_splits(name)` gives a candidate's
     `LabelledSplits`), measure each one's cost, and choose. `candidates`: None for every backbone
-    available offline (`offline_backbones`). `log(line)` hears about each candidate as it is done."""
+    available offline (`offline_backbones`). `log(line)` hears about each candidate as it is done.
+    `ensembles`: also try every ensemble of the `ENSEMBLE_OF_BEST` most accurate candidates."""
     candidates = list(candidates) if candidates else offline_backbones()
     if not candidates:
         raise UsageError(
@@ -176,6 +183,24 @@ def choose_backbone(
                 f"{name}: cross-validated accuracy {score.cv_score:.3f} ± {score.cv_std:.3f}, "
                 f"{score.ms_per_photo:.1f} ms a photo ({time.perf_counter() - started:.0f} s)"
             )
+    if ensembles and len(scores) > 1:
+        best = sorted(scores, key=lambda s: -s.cv_score)[:ENSEMBLE_OF_BEST]
+        cost = {s.backbone: s.ms_per_photo for s in scores}
+        for size in range(2, len(best) + 1):
+            for combo in itertools.combinations([s.backbone for s in best], size):
+                name = SEPARATOR.join(combo)
+                found = splits[name] = load_splits(name)  # the members' features are cached: no network
+                accuracy = cross_validate(found.train, found.classes, choice, params, seed)
+                score = BackboneScore(
+                    name,
+                    float(accuracy.mean()),
+                    float(accuracy.std()),
+                    sum(cost[member] for member in combo),
+                    int(found.train.raw.shape[1]),
+                )
+                scores.append(score)
+                if log is not None:
+                    log(f"{name}: cross-validated accuracy {score.cv_score:.3f} ± {score.cv_std:.3f}")
     chosen, reason = decide(scores, margin)
     chosen.chosen = True
     return BackboneChoice(chosen.backbone, scores, margin, choice.name, CV_FOLDS, CV_REPEATS, reason, splits)
