@@ -94,7 +94,9 @@ def test_the_photo_index_labels_with_an_ensemble_model(
     assert correct >= len(rows) - 1
 
 
-def test_bad_ensembles_are_one_clear_error(shapes: Path, ensemble: TrainResult, tmp_path: Path) -> None:
+def test_bad_ensembles_are_one_clear_error(
+    shapes: Path, ensemble: TrainResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(UsageError, match="names the same backbone twice"):
         ensemble_members("efficientnet_lite0+EfficientNet-Lite0")
     with pytest.raises(UsageError, match="joined by '\\+'"):
@@ -105,8 +107,12 @@ def test_bad_ensembles_are_one_clear_error(shapes: Path, ensemble: TrainResult, 
         finetune(shapes, model=PAIR)
     with pytest.raises(UsageError, match="ensemble of backbones"):
         ensemble.model.image_model()
-    # a model file whose record of its members was damaged (and re-signed) is refused on load
     saved = ensemble.model.save(tmp_path / "pair.safetensors")
+    photo = str(next((shapes / "valid" / "red_circle").glob("*.jpg")))
+    assert main(["explain", photo, "--trained", str(saved)]) == 2
+    err = capsys.readouterr().err
+    assert "ensemble of backbones" in err and "Traceback" not in err
+    # a model file whose record of its members was damaged (and re-signed) is refused on load
     metadata, arrays = read_model_file(saved)
     metadata["backbone"]["members"] = metadata["backbone"]["members"][:1]
     write_model_file(tmp_path / "damaged.safetensors", metadata, arrays)

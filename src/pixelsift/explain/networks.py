@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pixelsift.core.arrays import softmax
+from pixelsift.errors import UsageError
 from pixelsift.models.preprocess import Preprocessing
 from pixelsift.models.records import ClassifierSpec
 from pixelsift.models.registry import get_spec_of
@@ -119,6 +120,11 @@ def trained_network(path: str | os.PathLike[str], run_options: RunOptions) -> Bu
     from pixelsift.transfer.trained import load_trained
 
     model = load_trained(path)
+    if model.members is not None:
+        raise UsageError(
+            f"--trained {path}: this model stands on an ensemble of backbones ({model.backbone}); an "
+            "explanation follows one network's gradients: explain a model trained on one backbone (-m NAME)"
+        )
     spec = get_spec_of(model.backbone, ClassifierSpec)
     if model.backbone_modified:
         assert model.backbone_state is not None
