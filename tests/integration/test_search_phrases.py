@@ -146,7 +146,7 @@ def test_a_photo_has_the_same_scores_in_classify_the_index_and_an_upload(
 
     categories = get_model_spec("efficientnet_lite0").categories
     from_index = dict(zip(categories, stored.tolist(), strict=True))
-    client = TestClient(create_app(WebConfig()))
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig()))
     response = client.post(
         "/api/classify?k=1000", files={"file": ("big-cat.jpg", photo.read_bytes(), "image/jpeg")}
     )

@@ -128,7 +128,7 @@ def test_detection_needs_no_opencv(samples: Path, tmp_path: Path) -> None:
         f"assert main(['index', {str(samples)!r}, '--db', {str(tmp_path / 'lib.db')!r}, '-q']) == 0\n"
         "from fastapi.testclient import TestClient\n"
         "from pixelsift.web import WebConfig, create_app\n"
-        f"client = TestClient(create_app(WebConfig(detector={MODEL!r})))\n"
+        f"client = TestClient(base_url='http://127.0.0.1', app=create_app(WebConfig(detector={MODEL!r})))\n"
         f"answer = client.post('/api/detect', files={{'file': ('a.png', open({photo!r}, 'rb').read())}})\n"
         "assert answer.status_code == 200 and answer.json()['summary'].startswith('1 person'), answer.text\n"
         "assert sys.modules['cv2'] is None\n"

@@ -76,7 +76,7 @@ def test_a_bad_environment_value_in_the_web_app_is_a_400(monkeypatch: pytest.Mon
 
     from pixelsift.web import WebConfig, create_app
 
-    client = TestClient(create_app(WebConfig()))
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig()))
     monkeypatch.setenv("PIXELSIFT_MAX_PIXELS", "lots")
     data = (samples / "coffee.png").read_bytes()
     response = client.post("/api/classify", files={"file": ("coffee.png", data, "image/png")})

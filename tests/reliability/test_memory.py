@@ -56,7 +56,7 @@ def run(path):
 WEB = """
 from fastapi.testclient import TestClient
 from pixelsift.web import WebConfig, create_app
-client = TestClient(create_app(WebConfig()))
+client = TestClient(base_url='http://127.0.0.1', app=create_app(WebConfig()))
 def post(path):
     with open(path, "rb") as fh:
         return client.post("/api/classify", files={"file": (path, fh.read(), "image/png")})

@@ -14,7 +14,9 @@ from pixelsift.web import WebConfig, create_app
 
 @pytest.fixture
 def client() -> TestClient:
-    return TestClient(create_app(WebConfig(max_upload_bytes=2 * 1024 * 1024)))
+    return TestClient(
+        base_url="http://127.0.0.1", app=create_app(WebConfig(max_upload_bytes=2 * 1024 * 1024))
+    )
 
 
 def png_bytes(size: tuple[int, int] = (32, 32), mode: str = "RGB") -> bytes:
@@ -106,9 +108,11 @@ def test_page_docs_and_openapi_are_served(client: TestClient) -> None:
 
 def test_cors_is_off_by_default_and_on_when_asked(samples: Path) -> None:
     headers = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
-    off = TestClient(create_app()).options("/api/classify", headers=headers)
+    off = TestClient(base_url="http://127.0.0.1", app=create_app()).options("/api/classify", headers=headers)
     assert "access-control-allow-origin" not in off.headers
-    on = TestClient(create_app(WebConfig(cors_origins=["http://app.example"])))
+    on = TestClient(
+        base_url="http://127.0.0.1", app=create_app(WebConfig(cors_origins=["http://app.example"]))
+    )
     response = on.options("/api/classify", headers={**headers, "Origin": "http://app.example"})
     assert response.headers.get("access-control-allow-origin") == "http://app.example"
 
@@ -124,7 +128,8 @@ def test_the_server_classifies_with_the_engine_it_was_started_with(samples: Path
 
     loaded.clear_model_cache()
     client = TestClient(
-        create_app(WebConfig(run_options=RunOptions(engine=args.engine, threads=args.threads)))
+        base_url="http://127.0.0.1",
+        app=create_app(WebConfig(run_options=RunOptions(engine=args.engine, threads=args.threads))),
     )
     data = (samples / "coffee.png").read_bytes()
     response = client.post("/api/classify?k=1", files={"file": ("coffee.png", data, "image/png")})

@@ -24,7 +24,7 @@ MODEL = "ssd_mobilenet_v2_coco"
 
 @pytest.fixture
 def client() -> TestClient:
-    return TestClient(create_app(WebConfig(detector=MODEL)))
+    return TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig(detector=MODEL)))
 
 
 def upload(samples: Path, name: str) -> dict[str, tuple[str, bytes, str]]:
@@ -82,7 +82,7 @@ def test_a_classifier_is_not_a_detector(client: TestClient, samples: Path) -> No
 
 
 def test_missing_detector_weights_are_503_with_the_fix(samples: Path) -> None:
-    client = TestClient(create_app(WebConfig(detector="yolov8n")))
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig(detector="yolov8n")))
     response = client.post("/api/detect", files=upload(samples, "astronaut.png"))
     assert response.status_code == 503
     assert "pixelsift models fetch yolov8n" in response.json()["error"]
@@ -92,7 +92,7 @@ def test_no_detector_installed_is_503(samples: Path, monkeypatch: pytest.MonkeyP
     import pixelsift.detect.api as detector_module
 
     monkeypatch.setattr(detector_module, "default_detector_name", lambda: None)
-    client = TestClient(create_app(WebConfig(detector=None)))
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig(detector=None)))
     response = client.post("/api/detect", files=upload(samples, "astronaut.png"))
     assert response.status_code == 503 and "pip install" in response.json()["error"]
 
@@ -112,7 +112,9 @@ def test_a_detector_that_fails_to_load_is_a_json_503_never_a_500(
 
     monkeypatch.setattr(api, "backend_loader", loader)
     monkeypatch.setattr(api, "backend_problem", lambda spec: None)
-    client = TestClient(create_app(WebConfig(detector=MODEL)), raise_server_exceptions=False)
+    client = TestClient(
+        base_url="http://127.0.0.1", app=create_app(WebConfig(detector=MODEL)), raise_server_exceptions=False
+    )
     response = client.post("/api/detect", files=upload(samples, "astronaut.png"))
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/json")
@@ -130,7 +132,7 @@ def test_a_detector_that_fails_on_a_photo_is_a_json_503_never_a_500(samples: Pat
 
     app = create_app(WebConfig(detector=MODEL))
     app.state.detectors[MODEL] = Failing()
-    client = TestClient(app, raise_server_exceptions=False)
+    client = TestClient(base_url="http://127.0.0.1", app=app, raise_server_exceptions=False)
     response = client.post("/api/detect", files=upload(samples, "astronaut.png"))
     assert response.status_code == 503, response.text
     assert response.json()["error"] == f"detector {MODEL} failed: std::bad_alloc"

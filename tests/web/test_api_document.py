@@ -24,7 +24,10 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     shutil.copy(REPO / "samples" / "coffee.png", photos / "coffee.png")
     with PhotoIndex(base / "index.db") as index:
         index.update(photos, detector="none")
-    return TestClient(create_app(WebConfig(db=base / "index.db", max_upload_bytes=64 * 1024)))
+    return TestClient(
+        base_url="http://127.0.0.1",
+        app=create_app(WebConfig(db=base / "index.db", max_upload_bytes=64 * 1024)),
+    )
 
 
 CASES = [

@@ -16,7 +16,9 @@ pytest.importorskip("pytorch_grad_cam")
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    return TestClient(create_app(WebConfig(max_upload_bytes=2 * 1024 * 1024)))
+    return TestClient(
+        base_url="http://127.0.0.1", app=create_app(WebConfig(max_upload_bytes=2 * 1024 * 1024))
+    )
 
 
 def upload(client: TestClient, path: Path, query: str = "") -> object:

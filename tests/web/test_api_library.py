@@ -42,7 +42,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
 
 @pytest.fixture
 def client(library: tuple[Path, Path, Path]) -> TestClient:
-    return TestClient(create_app(WebConfig(db=library[1])))
+    return TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig(db=library[1])))
 
 
 def photo_id(client: TestClient, relative: str) -> int:
@@ -157,7 +157,9 @@ def test_a_symlink_out_of_the_library_is_never_served(
 
 
 def test_search_without_an_index_is_503_with_the_fix() -> None:
-    response = TestClient(create_app(WebConfig(db=None))).get("/api/search", params={"q": "cat"})
+    response = TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig(db=None))).get(
+        "/api/search", params={"q": "cat"}
+    )
     assert response.status_code == 503
     assert "pixelsift serve --db" in response.json()["error"]
 

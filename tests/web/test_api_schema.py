@@ -24,7 +24,9 @@ def web_schema(tmp_path_factory: pytest.TempPathFactory) -> object:
     shutil.copy(REPO / "samples" / "rocket.jpg", photos / "rocket.jpg")
     with PhotoIndex(base / "index.db") as index:
         index.update(photos, detector="none")
-    app = create_app(WebConfig(db=base / "index.db", max_upload_bytes=256 * 1024))
+    # schemathesis's ASGI client addresses the app as "testserver": the one name this app answers to
+    config = WebConfig(db=base / "index.db", max_upload_bytes=256 * 1024, allowed_hosts=("testserver",))
+    app = create_app(config)
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

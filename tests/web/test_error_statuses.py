@@ -47,6 +47,6 @@ def test_each_error_type_is_answered_with_its_status_and_message(cls: type[error
     def raise_it() -> None:
         raise exc
 
-    response = TestClient(app, raise_server_exceptions=False).get("/raise")
+    response = TestClient(base_url="http://127.0.0.1", app=app, raise_server_exceptions=False).get("/raise")
     assert response.status_code == status
     assert response.json() == {"error": str(exc), "status": status}

@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   pixelsift serve                          classify and detect from a browser at http://127.0.0.1:8000
   pixelsift serve --db photos.db           search that photo index (default: the one `search` uses)
   pixelsift serve --host 0.0.0.0 --port 9000             reachable from other machines (no auth!)
+  pixelsift serve --allow-host photos.home.lan            also answer to that name (a reverse proxy)
 """
 
 
@@ -33,6 +34,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--max-upload-mb", type=positive_float, default=25.0, help="largest upload accepted (default: 25)"
     )
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow this origin (CORS)")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests addressed to this host name (default: 127.0.0.1, localhost, ::1 and "
+        "--host; any name when --host is 0.0.0.0 or :: and no --allow-host is given)",
+    )
     p.add_argument("--detector", default=None, help="detector (default: the best available)")
     add_runner_options(p, DEFAULT_CLASSIFIER, batch=False)  # -m, --device, --precision, --threads, --engine
     p.set_defaults(func=run)
@@ -56,6 +65,18 @@ def server_run_options(args: argparse.Namespace) -> RunOptions:
     return options if options.streams is not None else RunOptions.of(options, streams=1)
 
 
+def allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...]:
+    """The names the server answers to: loopback, the address it listens on, and `--allow-host`'s; none
+    (any name) when it listens on every interface and no name was given."""
+    # imported when the command runs: `pixelsift --help` stays fast
+    from pixelsift.web.config import LOOPBACK_HOSTS
+
+    if host in ("0.0.0.0", "::") and not extra:
+        return ()
+    names = [*LOOPBACK_HOSTS, *extra] + ([] if host in ("0.0.0.0", "::") else [host])
+    return tuple(dict.fromkeys(name.strip().lower().strip("[]") for name in names if name.strip()))
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -72,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         )
     db = args.db if args.db is not None else _default_index()  # the index `pixelsift search` uses
     config = WebConfig(
+        allowed_hosts=allowed_hosts(args.host, args.allow_host),
+        port=args.port,
         db=db,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         cors_origins=args.cors,

@@ -1,9 +1,12 @@
 """The local web app: a REST API over the same library functions as the CLI, and a page that uses it.
 
-Security model: the server binds to 127.0.0.1 unless told otherwise; it only ever serves files that
-are recorded in the photo index, looked up by id (never by a path from the request) and resolved
-inside the library root; uploads are size- and pixel-limited and never written anywhere but
-Starlette's self-deleting spool files; CORS is off unless origins are given.
+Security model: the server binds to 127.0.0.1 unless told otherwise; it answers only requests
+addressed to its own names (the Host header: 127.0.0.1, localhost, [::1], or the --host given, at its
+port; `--allow-host` adds names), so a page on a DNS-rebinding domain cannot read the library; a
+request from another site's page (a foreign Origin header) is refused unless `--cors` allows that
+origin; it only ever serves files that are recorded in the photo index, looked up by id (never by a
+path from the request) and resolved inside the library root; uploads are size- and pixel-limited and
+never written anywhere but Starlette's self-deleting spool files.
 """
 
 from __future__ import annotations
@@ -82,6 +85,57 @@ class _BodyTooLarge(Exception):
     pass
 
 
+def split_host(value: str) -> tuple[str, int | None]:
+    """ "Name:port" of a Host header or an origin's authority -> (lower-case name, port or None);
+    an IPv6 address keeps no brackets ("[::1]:8000" -> ("::1", 8000))."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        name, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    return name, int(port) if port.isdigit() else None
+
+
+class TrustedRequests:
+    """421 for a request addressed to a name this server does not answer to (its Host header), 403 for
+    one sent by another site's page (an Origin that is neither this server nor a `--cors` origin)."""
+
+    def __init__(self, app: ASGIApp, config: WebConfig):
+        self.app = app
+        self.hosts = {split_host(h)[0] if h.startswith("[") else h.lower() for h in config.allowed_hosts}
+        self.port = config.port
+        self.origins = {o.rstrip("/").lower() for o in config.cors_origins}
+
+    def _ours(self, name: str, port: int | None) -> bool:
+        return (not self.hosts or name in self.hosts) and (self.port is None or port in (None, self.port))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not self._ours(*split_host(host)):
+            message = (
+                f"this server does not answer to the host {host!r} (it serves 127.0.0.1, localhost and the "
+                "--host it was given); to reach it by another name, start it with --allow-host NAME"
+            )
+            await _error(421, message)(scope, receive, send)
+            return
+        origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/").lower()
+        if origin and origin not in self.origins:
+            scheme, _, authority = origin.partition("://")
+            if scheme not in ("http", "https") or not self._ours(*split_host(authority)):
+                message = (
+                    f"a request from the page of another site ({origin}) is refused; to let that site "
+                    f"use this server, start it with --cors {origin}"
+                )
+                await _error(403, message)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _too_large(limit: int) -> JSONResponse:
     return _error(413, f"upload is over the limit of {limit / 1024 / 1024:.0f} MB (set --max-upload-mb)")
 
@@ -108,6 +162,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
 
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"])
     app.add_middleware(BodySizeLimit, limit=config.max_upload_bytes)
+    app.add_middleware(TrustedRequests, config=config)  # the outermost: checked before anything else
 
     @app.exception_handler(PixelsiftError)
     async def pixelsift_error(_: Request, exc: PixelsiftError) -> JSONResponse:
