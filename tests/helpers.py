@@ -87,15 +87,17 @@ def shared_tmp_dir() -> Iterator[Path]:
 
 
 def run_cli(
-    *args: str, input: str | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+    *args: str, input: str | None = None, env: dict[str, str | None] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m pixelsift ARGS` in a subprocess (the real entry point, exit code and streams)."""
+    """Run `python -m pixelsift ARGS` in a subprocess (the real entry point, exit code and streams);
+    `env` adds variables, and removes those it gives as None."""
+    merged = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "pixelsift", *args],
         input=input,
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={k: v for k, v in merged.items() if v is not None},
         cwd=cwd or REPO,
         timeout=600,
     )

