@@ -108,3 +108,47 @@ def test_a_bad_environment_value_in_the_web_app_is_a_400(monkeypatch: pytest.Mon
     response = client.post("/api/classify", files={"file": ("coffee.png", data, "image/png")})
     assert response.status_code == 400
     assert "PIXELSIFT_MAX_PIXELS='lots'" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (["--threads", "100000"], {}, "--threads must be a whole number from 1 to"),
+        (["--threads", "0"], {}, "--threads must be a whole number from 1 to"),
+        (["--workers", "5000"], {}, "--workers must be a whole number from 0 to"),
+        (["--batch-size", "1000000"], {}, "--batch-size must be a whole number from 1 to 1024"),
+        ([], {"PIXELSIFT_THREADS": "99999"}, "PIXELSIFT_THREADS='99999' must be a whole number from 1 to"),
+    ],
+)
+def test_thread_and_batch_counts_are_bounded_before_any_work(
+    args: list[str], env: dict[str, str], words: str, monkeypatch: pytest.MonkeyPatch, samples, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from pixelsift.config import THREADS_PER_CPU, available_cpus
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(["classify", str(samples / "chelsea.png"), *args])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert words in err and len(err.strip().splitlines()) == 1
+    if "threads" in words.lower() or "workers" in words:
+        assert f"to {THREADS_PER_CPU * available_cpus()} ({THREADS_PER_CPU} per CPU" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--lr", "nan"], "--lr must be a finite number above 0"),
+        (["--lr", "inf"], "--lr must be a finite number above 0"),
+        (["--hidden", "100000000"], "--hidden must be a whole number from 0 to 65536"),
+        (["--augment-views", "100000"], "--augment-views must be a whole number from 0 to 100"),
+        (["--dropout", "nan"], "--dropout must be from 0"),
+    ],
+)
+def test_fine_tuning_numbers_are_bounded_before_any_work(
+    args: list[str], words: str, tmp_path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "never-read"  # the options are refused before the folder is looked at
+    code = main(["train", str(missing), "--finetune", *args])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Traceback" not in err and words in err, err

@@ -17,7 +17,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TypedDict
 
-from pixelsift.config import ENGINES, PRECISIONS, get_settings
+from pixelsift.config import (
+    ENGINES,
+    MAX_BATCH_SIZE,
+    PRECISIONS,
+    THREADS_PER_CPU,
+    check_count,
+    get_settings,
+    thread_limit,
+)
 from pixelsift.errors import UsageError
 
 
@@ -56,13 +64,17 @@ class RunOptions:
             raise UsageError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
         if self.precision is not None and self.precision.lower() not in PRECISIONS:
             raise UsageError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
-        for name in ("threads", "streams", "batch_size"):
+        per_cpu = f"{THREADS_PER_CPU} per CPU this process may use"
+        limits = {
+            "threads": (1, thread_limit(), per_cpu),
+            "streams": (1, thread_limit(), per_cpu),
+            "workers": (0, thread_limit(), per_cpu),
+            "batch_size": (1, MAX_BATCH_SIZE, ""),
+        }
+        for name, (low, high, why) in limits.items():
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                flag = "--" + name.replace("_", "-")
-                raise UsageError(f"{flag} must be a whole number of at least 1, not {value!r}")
-        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
-            raise UsageError(f"--workers must be a whole number of at least 0, not {self.workers!r}")
+            if value is not None:
+                check_count("--" + name.replace("_", "-"), value, low, high, why)
 
     @classmethod
     def of(cls, options: RunOptions | None = None, **kwargs: object) -> RunOptions:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from typing_extensions import Unpack
 
+from pixelsift.config import MAX_BATCH_SIZE, check_count, check_rate
 from pixelsift.core.progress import progress_bar
 from pixelsift.errors import UsageError
 from pixelsift.features.ensemble import ensemble_members
@@ -60,6 +61,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pixelsift")
 
+# Bounds of the fine-tuning options: far above any useful value, far below what exhausts a machine.
+MAX_EPOCHS = 10_000
+MAX_LAYERS = 1_000
+MAX_HIDDEN = 65_536
+MAX_AUGMENT_VIEWS = 100
+
 
 @dataclass
 class FinetuneOptions:
@@ -79,12 +86,21 @@ class FinetuneOptions:
     seed: int = 0
 
     def check(self) -> None:
-        if self.epochs < 1 or self.backbone_epochs < 0 or self.layers < 0 or self.hidden < 0:
-            raise UsageError("epochs must be at least 1; layers, hidden and backbone epochs at least 0")
-        if not 0 <= self.dropout < 1 or self.lr <= 0 or self.augment_views < 0 or self.patience < 1:
-            raise UsageError("need 0 <= dropout < 1, lr > 0, augment views >= 0, patience >= 1")
-        if self.batch_size < 1:
-            raise UsageError("batch size must be at least 1")
+        """Every number within its bound before any work (`--hidden 100000000` asked for 512 GB,
+        `--lr nan` passed `lr > 0` and failed inside AdamW)."""
+        check_count("--epochs", self.epochs, 1, MAX_EPOCHS)
+        check_count("--layer-epochs", self.backbone_epochs, 0, MAX_EPOCHS)
+        check_count("--layers", self.layers, 0, MAX_LAYERS)
+        check_count("--hidden", self.hidden, 0, MAX_HIDDEN)
+        check_count("--augment-views", self.augment_views, 0, MAX_AUGMENT_VIEWS)
+        check_count("--patience", self.patience, 1, MAX_EPOCHS)
+        check_count("batch size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_rate("--lr", self.lr, 10.0)
+        check_rate("backbone lr factor", self.backbone_lr_factor, 10.0)
+        if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
+            raise UsageError(f"--dropout must be from 0 up to (not including) 1, not {self.dropout!r}")
+        if not (isinstance(self.weight_decay, int | float) and 0 <= self.weight_decay <= 1):
+            raise UsageError(f"weight decay must be from 0 to 1, not {self.weight_decay!r}")
 
 
 EpochCallback = Callable[[dict[str, Any]], None]
