@@ -152,3 +152,23 @@ def test_fine_tuning_numbers_are_bounded_before_any_work(
     code = main(["train", str(missing), "--finetune", *args])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and "Traceback" not in err and words in err, err
+
+
+def test_serve_checks_what_it_needs_before_it_says_serving(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = run_cli("serve", "--port", port)
+    assert busy.returncode == 1 and "serving on" not in busy.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in busy.stderr and "Traceback" not in busy.stderr
+    for args, words, code in (
+        (["-m", "nosuch"], "unknown model 'nosuch'", 2),
+        (["--detector", "efficientnet_lite0"], "serve --detector needs a detector", 2),
+        (["--host", "999.1.1.1"], "cannot listen on '999.1.1.1'", 1),
+    ):
+        done = run_cli("serve", *args, "--port", port)
+        assert done.returncode == code and words in done.stderr, (args, done.stderr)
+        assert "serving on" not in done.stderr and "Traceback" not in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -77,6 +78,39 @@ def allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name.strip().lower().strip("[]") for name in names if name.strip()))
 
 
+def listen_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (a bad address, a port in use), or None: bound
+    once and released, so the problem is one line before "serving", not a failure after it."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"cannot listen on {host!r}: not an address of this machine ({exc}); use --host 127.0.0.1"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use (another server?); choose another with --port"
+            reason = exc.strerror or exc
+            return f"cannot listen on {host}:{port}: {reason}; use --host 127.0.0.1 or another --port"
+    return None
+
+
+def check_models(model: str, detector: str | None) -> None:
+    """The classifier and detector named exist (a `UsageError` with suggestions, before serving)."""
+    # imported when the command runs: `pixelsift --help` stays fast
+    from pixelsift.models.records import ClassifierSpec, DetectorSpec
+    from pixelsift.models.registry import get_spec_of
+
+    get_spec_of(model, ClassifierSpec, needed_for="serve -m")
+    if detector is not None:
+        get_spec_of(detector, DetectorSpec, needed_for="serve --detector")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -91,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{args.db}: no such index; build one with `pixelsift index PHOTOS_DIR --db {args.db}`"
         )
+    check_models(args.model, args.detector)
+    problem = listen_problem(args.host, args.port)
+    if problem:
+        print(f"pixelsift: error: {problem}", file=sys.stderr)
+        return 1
     db = args.db if args.db is not None else _default_index()  # the index `pixelsift search` uses
     config = WebConfig(
         allowed_hosts=allowed_hosts(args.host, args.allow_host),
