@@ -121,3 +121,17 @@ def test_detect_class_filters_are_understood_like_search_words() -> None:
     assert {"dog", "cat", "horse", "bird"} <= detector.check_classes(["animal"])  # type: ignore[operator]
     with pytest.raises(UsageError, match="does not detect 'spaceship'"):
         detector.check_classes(["spaceship"])
+
+
+def test_explain_save_on_a_file_and_a_flat_layer_are_one_line(samples: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+
+    existing = tmp_path / "taken.png"
+    existing.write_bytes(b"the user's file")
+    assert main(["explain", str(samples / "coffee.png"), "--save", str(existing)]) == 2
+    err = capsys.readouterr().err
+    assert f"--save {existing}: exists and is not a folder" in err and "Traceback" not in err
+    assert existing.read_bytes() == b"the user's file"
+    assert main(["explain", str(samples / "coffee.png"), "--layer", "_fc"]) == 2
+    err = capsys.readouterr().err
+    assert "layer '_fc' gives [1, 1280], not a map over the image" in err and "'_conv_head'" in err
+    assert "Traceback" not in err

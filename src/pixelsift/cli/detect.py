@@ -244,10 +244,7 @@ def run(args: argparse.Namespace) -> int:
     images = [s for s in sources if not (isinstance(s, Path) and is_video(s))]
     names: OutputNames | None = None
     if args.save is not None:
-        if args.save.exists() and not args.save.is_dir():
-            raise UsageError(f"--save {args.save}: exists and is not a folder")
-        args.save.mkdir(parents=True, exist_ok=True)
-        names = OutputNames(args.save)
+        names = OutputNames.make(args.save)
     detector = load_detector(
         args.model,
         run_options(args),

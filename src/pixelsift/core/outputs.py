@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from pixelsift.errors import UsageError
 
 
 class OutputNames:
@@ -11,6 +14,21 @@ class OutputNames:
     def __init__(self, folder: Path):
         self.folder = folder
         self.taken: set[str] = set()
+
+    @classmethod
+    def make(cls, folder: str | os.PathLike[str], option: str = "--save") -> OutputNames:
+        """The folder created (with its parents) when missing, before any work; a path that is a file,
+        or a folder that cannot be created, is a `UsageError` naming `option`."""
+        path = Path(folder).expanduser()
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {path}: exists and is not a folder; give a folder for the new files")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{option} {path}: cannot create that folder ({exc.strerror or exc})") from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"{option} {path}: this user cannot write into that folder")
+        return cls(path)
 
     def claim(self, stem: str, suffixes: tuple[str, ...]) -> str:
         """A stem such that stem + each suffix is new in the folder ("photo", "photo-1", ...)."""

@@ -222,9 +222,7 @@ class Explainer:
             self.class_index(label)  # a bad --class stops before any work
         names = None
         if save is not None:
-            folder = Path(save).expanduser()
-            folder.mkdir(parents=True, exist_ok=True)
-            names = OutputNames(folder)
+            names = OutputNames.make(save)
         with progress_bar(total=total, desc="explain", enabled=progress) as bar:
             for item in expand_inputs(inputs):
                 bar.update(1)

@@ -96,7 +96,17 @@ def find_target(body: Any, size: int, name: str | None = None) -> Target:
             name = seen[spatial[-1]][0]
         else:
             raise UsageError("this network has no spatial layer to take a class activation map from")
-    return _target_for(name, modules[name], shapes.get(name, ()))
+    shape = shapes.get(name, ())
+    if not (len(shape) == 4 and _grid(shape) is not None) and not (
+        len(shape) == 3 and shape[1] > 1 and _is_square_tokens(shape[1])
+    ):
+        spatial_names = [repr(n) for n, s in seen if len(s) == 4 and _grid(s) is not None]
+        maps = ", ".join(spatial_names[-3:]) or "none"
+        raise UsageError(
+            f"layer {name!r} gives {list(shape) or 'no tensor'}, not a map over the image; a class "
+            f"activation map needs a convolutional layer, such as {maps}"
+        )
+    return _target_for(name, modules[name], shape)
 
 
 def _grid(shape: tuple[int, ...]) -> str | None:
