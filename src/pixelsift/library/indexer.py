@@ -33,6 +33,7 @@ from pixelsift.core.hashing import sha256_bytes, sha256_file
 from pixelsift.core.progress import progress_bar
 from pixelsift.core.sequences import chunks
 from pixelsift.errors import DetectorUnavailableError, ImageError, PixelsiftError, UsageError
+from pixelsift.features.ensemble import ensemble_members
 from pixelsift.imaging.images import open_image, read_file
 from pixelsift.imaging.pipeline import Item, iter_batches
 from pixelsift.library.changes import Stat, paths_to_hash, plan_changes, scan_folder
@@ -580,7 +581,7 @@ class Indexer:
         one more pass."""
         from pixelsift.runtime.loaded import ImageModel  # imports torch: only for this pass
 
-        if labeler.model.members is not None:
+        if ensemble_members(labeler.backbone) is not None:
             chunks_of_features = self._ensemble_features_in_chunks(labeler, photos, 64)
         else:
             backbone = ImageModel.load(labeler.backbone, self.options.run_options)
