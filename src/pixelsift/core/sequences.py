@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -16,3 +17,14 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of at most `size` items of any iterable, read as they are needed.
+
+    >>> list(batched(iter(range(5)), 2))
+    [[0, 1], [2, 3], [4]]
+    """
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch

@@ -31,7 +31,7 @@ import numpy as np
 from pixelsift.core.arrays import softmax
 from pixelsift.core.hashing import sha256_bytes, sha256_file
 from pixelsift.core.progress import progress_bar
-from pixelsift.core.sequences import chunks
+from pixelsift.core.sequences import batched, chunks
 from pixelsift.errors import DetectorUnavailableError, ImageError, PixelsiftError, UsageError
 from pixelsift.features.ensemble import ensemble_members
 from pixelsift.imaging.images import open_image, read_file
@@ -536,19 +536,16 @@ class Indexer:
         """(photo id, features, logits) of older photos through `model`, `size` at a time; unreadable
         ones are logged and left out."""
         ids = {str(self.root / p): i for i, p in photos}
-        pending: list[tuple[int, np.ndarray, np.ndarray]] = []
-        for item, features, logits in model.iter_outputs(
-            list(ids), progress=self.options.progress, total=len(ids), desc=desc
-        ):
-            if features is None:
-                log.warning("%s: %s", item.path, item.error)
-                continue
-            pending.append((ids[item.path], features, logits))
-            if len(pending) >= size:
-                yield pending
-                pending = []
-        if pending:
-            yield pending
+        outputs = model.iter_outputs(list(ids), progress=self.options.progress, total=len(ids), desc=desc)
+
+        def readable() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+            for item, features, logits in outputs:
+                if features is None:
+                    log.warning("%s: %s", item.path, item.error)
+                else:
+                    yield ids[item.path], features, logits
+
+        yield from batched(readable(), size)
 
     def _classify_again(self, photos: list[tuple[int, str]]) -> int:
         """The classifier's probabilities for photos that have none stored (one more pass)."""
@@ -606,20 +603,18 @@ class Indexer:
         unreadable ones are logged and left out."""
         ids = {str(self.root / p): i for i, p in photos}
         extractor = labeler.model.feature_extractor(run_options=self.options.run_options)
-        pending: list[tuple[int, np.ndarray]] = []
         rows = extractor.iter_features(
             list(ids), progress=self.options.progress, total=len(ids), desc=labeler.name
         )
-        for row in rows:
-            if row.vector is None:
-                log.warning("%s: %s", row.path, row.error)
-                continue
-            pending.append((ids[row.path], row.vector))
-            if len(pending) >= size:
-                yield pending
-                pending = []
-        if pending:
-            yield pending
+
+        def readable() -> Iterator[tuple[int, np.ndarray]]:
+            for row in rows:
+                if row.vector is None:
+                    log.warning("%s: %s", row.path, row.error)
+                else:
+                    yield ids[row.path], row.vector
+
+        yield from batched(readable(), size)
 
     def _pixel_pass(self, need_detect: list[tuple[int, str]], need_clip: list[tuple[int, str]]) -> None:
         """Decode older photos once more for a detector or text-image model they have not met yet."""

@@ -143,6 +143,12 @@ def encode_labels(labels: Sequence[str], classes: list[str]) -> np.ndarray:
     return np.asarray([index[label] for label in labels], dtype=np.int64)
 
 
+def fold_sizes(n_train: int, smallest: int, n_splits: int) -> tuple[int, int]:
+    """(photos, photos of the smallest class) one cross-validation fold trains on: each loses up to
+    ceil(n / n_splits) photos to testing. A classifier is built for these sizes (k of k-NN, SVM folds)."""
+    return n_train - -(-n_train // n_splits), smallest - -(-smallest // n_splits)
+
+
 def search_classifier(
     X: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = 5
 ) -> tuple[str, dict[str, Any], pd.DataFrame]:
@@ -157,9 +163,7 @@ def search_classifier(
     if smallest < 2:
         raise UsageError("--search cross-validates: it needs at least 2 training images in every class")
     cv = StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
-    # What one fold trains on: the smallest class loses up to ceil(smallest / folds) photos to testing.
-    fold_smallest = smallest - -(-smallest // cv.n_splits)
-    fold_train = len(y) - -(-len(y) // cv.n_splits)
+    fold_train, fold_smallest = fold_sizes(len(y), smallest, cv.n_splits)
     rows = []
     for choice in CLASSIFIERS.values():
         for params in choice.grid:

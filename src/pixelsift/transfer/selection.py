@@ -26,7 +26,7 @@ from pixelsift.features.ensemble import SEPARATOR
 from pixelsift.models import weights
 from pixelsift.models.records import ClassifierSpec
 from pixelsift.models.registry import list_models
-from pixelsift.transfer.classifiers import ClassifierChoice, encode_labels
+from pixelsift.transfer.classifiers import ClassifierChoice, encode_labels, fold_sizes
 from pixelsift.transfer.data import LabelledFeatures
 
 if TYPE_CHECKING:
@@ -111,8 +111,7 @@ def cross_validate(
         )
     n_splits = min(folds, smallest)
     cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=repeats, random_state=seed)
-    fold_smallest = smallest - -(-smallest // n_splits)
-    estimator = choice.build(params, seed, len(y) - -(-len(y) // n_splits), fold_smallest)
+    estimator = choice.build(params, seed, *fold_sizes(len(y), smallest, n_splits))
     X = choice.fit_inputs(l2_normalize(features.raw))
     return np.asarray(cross_val_score(estimator, X, y, cv=cv, scoring="accuracy"))
 
@@ -166,41 +165,31 @@ def choose_backbone(
         raise UsageError(f"the backbone margin must be between 0 and 1, not {margin}")
     scores: list[BackboneScore] = []
     splits: dict[str, LabelledSplits] = {}
-    for name in dict.fromkeys(candidates):
+
+    def score(name: str, members_cost: float | None = None) -> BackboneScore:
+        """Cross-validate `name`; its cost is measured, or for an ensemble its members' sum."""
         started = time.perf_counter()
         found = splits[name] = load_splits(name)
         accuracy = cross_validate(found.train, found.classes, choice, params, seed)
-        score = BackboneScore(
-            name,
-            float(accuracy.mean()),
-            float(accuracy.std()),
-            cost_per_photo(found),
-            int(found.train.raw.shape[1]),
+        cost = cost_per_photo(found) if members_cost is None else members_cost
+        scored = BackboneScore(
+            name, float(accuracy.mean()), float(accuracy.std()), cost, int(found.train.raw.shape[1])
         )
-        scores.append(score)
+        scores.append(scored)
         if log is not None:
-            log(
-                f"{name}: cross-validated accuracy {score.cv_score:.3f} ± {score.cv_std:.3f}, "
-                f"{score.ms_per_photo:.1f} ms a photo ({time.perf_counter() - started:.0f} s)"
-            )
-    if ensembles and len(scores) > 1:
-        best = sorted(scores, key=lambda s: -s.cv_score)[:ENSEMBLE_OF_BEST]
-        cost = {s.backbone: s.ms_per_photo for s in scores}
+            line = f"{name}: cross-validated accuracy {scored.cv_score:.3f} ± {scored.cv_std:.3f}"
+            if members_cost is None:
+                line += f", {cost:.1f} ms a photo ({time.perf_counter() - started:.0f} s)"
+            log(line)
+        return scored
+
+    singles = [score(name) for name in dict.fromkeys(candidates)]
+    if ensembles and len(singles) > 1:
+        best = sorted(singles, key=lambda s: -s.cv_score)[:ENSEMBLE_OF_BEST]
         for size in range(2, len(best) + 1):
-            for combo in itertools.combinations([s.backbone for s in best], size):
-                name = SEPARATOR.join(combo)
-                found = splits[name] = load_splits(name)  # the members' features are cached: no network
-                accuracy = cross_validate(found.train, found.classes, choice, params, seed)
-                score = BackboneScore(
-                    name,
-                    float(accuracy.mean()),
-                    float(accuracy.std()),
-                    sum(cost[member] for member in combo),
-                    int(found.train.raw.shape[1]),
-                )
-                scores.append(score)
-                if log is not None:
-                    log(f"{name}: cross-validated accuracy {score.cv_score:.3f} ± {score.cv_std:.3f}")
+            for combo in itertools.combinations(best, size):
+                # the members' features are cached: no network runs
+                score(SEPARATOR.join(m.backbone for m in combo), sum(m.ms_per_photo for m in combo))
     chosen, reason = decide(scores, margin)
     chosen.chosen = True
     return BackboneChoice(chosen.backbone, scores, margin, choice.name, CV_FOLDS, CV_REPEATS, reason, splits)

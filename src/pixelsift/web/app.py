@@ -103,7 +103,7 @@ class TrustedRequests:
 
     def __init__(self, app: ASGIApp, config: WebConfig):
         self.app = app
-        self.hosts = {split_host(h)[0] if h.startswith("[") else h.lower() for h in config.allowed_hosts}
+        self.hosts = {h.strip().lower().strip("[]") for h in config.allowed_hosts}
         self.port = config.port
         self.origins = {o.rstrip("/").lower() for o in config.cors_origins}
 
