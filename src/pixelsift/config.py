@@ -88,6 +88,7 @@ def available_cpus() -> int:
 # per CPU only slows a run down (--threads 64 on 2 CPUs took 34 s and 3.2 GB for one photo), and
 # thousands of them exhaust the machine (libgomp "Thread creation failed", then a crash).
 THREADS_PER_CPU = 4
+THREAD_LIMIT_REASON = f"{THREADS_PER_CPU} per CPU this process may use"
 MAX_BATCH_SIZE = 1024
 
 
@@ -156,7 +157,7 @@ class Settings:
                 settings.threads,
                 1,
                 thread_limit(),
-                f"{THREADS_PER_CPU} per CPU this process may use",
+                THREAD_LIMIT_REASON,
             )
         settings.max_pixels = _positive_int(
             env, "PIXELSIFT_MAX_PIXELS", settings.max_pixels, "pixels", 250_000_000

@@ -12,6 +12,8 @@ from pixelsift.errors import MissingDependencyError, UsageError
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 from pixelsift.runtime.options import RunOptions
 
+WILDCARD_HOSTS = ("0.0.0.0", "::")  # listening on every interface
+
 EXAMPLES = """examples:
   pixelsift serve                          classify and detect from a browser at http://127.0.0.1:8000
   pixelsift serve --db photos.db           search that photo index (default: the one `search` uses)
@@ -72,9 +74,9 @@ def allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...]:
     # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.web.config import LOOPBACK_HOSTS
 
-    if host in ("0.0.0.0", "::") and not extra:
+    if host in WILDCARD_HOSTS and not extra:
         return ()
-    names = [*LOOPBACK_HOSTS, *extra] + ([] if host in ("0.0.0.0", "::") else [host])
+    names = [*LOOPBACK_HOSTS, *extra] + ([] if host in WILDCARD_HOSTS else [host])
     return tuple(dict.fromkeys(name.strip().lower().strip("[]") for name in names if name.strip()))
 
 
@@ -147,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             f"pixelsift: warning: listening on {args.host}: anyone who can reach it can use it",
             file=sys.stderr,
         )
-    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    shown = "127.0.0.1" if args.host in WILDCARD_HOSTS else args.host
     if db:
         print(f"pixelsift: searching the photo index {db}", file=sys.stderr)
     else:

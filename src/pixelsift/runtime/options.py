@@ -21,7 +21,7 @@ from pixelsift.config import (
     ENGINES,
     MAX_BATCH_SIZE,
     PRECISIONS,
-    THREADS_PER_CPU,
+    THREAD_LIMIT_REASON,
     check_count,
     get_settings,
     thread_limit,
@@ -64,17 +64,12 @@ class RunOptions:
             raise UsageError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
         if self.precision is not None and self.precision.lower() not in PRECISIONS:
             raise UsageError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
-        per_cpu = f"{THREADS_PER_CPU} per CPU this process may use"
-        limits = {
-            "threads": (1, thread_limit(), per_cpu),
-            "streams": (1, thread_limit(), per_cpu),
-            "workers": (0, thread_limit(), per_cpu),
-            "batch_size": (1, MAX_BATCH_SIZE, ""),
-        }
-        for name, (low, high, why) in limits.items():
+        for name, low in (("threads", 1), ("streams", 1), ("workers", 0)):
             value = getattr(self, name)
-            if value is not None:
-                check_count("--" + name.replace("_", "-"), value, low, high, why)
+            if value is not None:  # the CPUs are looked up only for a count that was given
+                check_count(f"--{name}", value, low, thread_limit(), THREAD_LIMIT_REASON)
+        if self.batch_size is not None:
+            check_count("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
 
     @classmethod
     def of(cls, options: RunOptions | None = None, **kwargs: object) -> RunOptions:
