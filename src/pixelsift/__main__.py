@@ -1,5 +1,3 @@
-import sys
+from pixelsift.cli import entry
 
-from pixelsift.cli import main
-
-sys.exit(main())
+entry()

@@ -159,3 +159,20 @@ def test_a_fine_tuned_model_is_explained_through_its_own_layers(shapes: Path, tm
     key = next(iter(state))
     body = explainer.cam.forward.body.state_dict()
     assert np.allclose(body[key].cpu().numpy(), state[key])
+
+
+def test_a_linear_svm_is_explained_by_its_gradients(shapes: Path, tmp_path: Path) -> None:
+    """The Platt-calibrated linear SVM is a dense linear head: gradient methods run through it, and the
+    scores they report are the model's own probabilities."""
+    from pixelsift.transfer.trained import load_trained
+    from pixelsift.transfer.training import train
+
+    path = train(shapes, classifier="svm").model.save(tmp_path / "svm.safetensors")
+    model = load_trained(path)
+    rel = next(r for r in json.loads((shapes / "shapes.json").read_text()) if r.startswith("valid/"))
+    image = Image.open(shapes / rel).convert("RGB")
+    (result,) = Explainer(trained=path, method="gradcam").explain_image(image, rel, k=1)
+    (prediction,) = model.predict([shapes / rel])
+    assert result.label == prediction.labels[0]
+    assert result.score == pytest.approx(prediction.scores[0], abs=1e-3)
+    assert result.peak is not None and result.heatmap.max() > 0.5  # a map, not the blank of no gradient

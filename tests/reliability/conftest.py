@@ -78,3 +78,36 @@ HOSTILE = {
     "sock.jpg": "a socket",
     "notes.jpg": "not an image",
 }
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a small tmpfs that is filled to the last byte (root only: mounting needs it)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("a full disk is simulated with a tmpfs mount, which needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})")
+    try:
+        with contextlib.suppress(OSError), open(folder / "filler", "wb", buffering=0) as fh:
+            while True:  # until ENOSPC
+                fh.write(b"\0" * 4096)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def small_library(samples: Path, folder: Path, db: Path) -> Path:
+    """`folder` with a cat (cat.png) and a cup of coffee (cup.png), indexed into `db` without a detector."""
+    from pixelsift.library import PhotoIndex
+
+    folder.mkdir(parents=True)
+    shutil.copy(samples / "chelsea.png", folder / "cat.png")
+    shutil.copy(samples / "coffee.png", folder / "cup.png")
+    with PhotoIndex(db) as index:
+        index.update(folder, detector="none")
+    return db

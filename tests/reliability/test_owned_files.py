@@ -4,6 +4,7 @@ into it says why not)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -15,7 +16,7 @@ from helpers import write_image
 from pixelsift.cli import main
 from pixelsift.library import PhotoIndex
 
-from .conftest import unwritable
+from .conftest import small_library, unwritable
 
 
 @pytest.fixture
@@ -124,3 +125,146 @@ def test_a_read_only_home_means_running_without_the_cache(
     assert "cannot use the feature cache" in err
     assert len(np.load(tmp_path / "v.npz")["paths"]) == 3
     assert not any(home.iterdir())  # nothing was written there
+
+
+def _damage_table(db: Path, table: str) -> None:
+    """Overwrite the root page of `table` with noise, leaving the file's header and the other tables."""
+    conn = sqlite3.connect(db)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with open(db, "r+b") as fh:
+        fh.seek((root - 1) * page_size)
+        fh.write(bytes([0x0D]) + os.urandom(page_size - 1))
+
+
+def test_a_damaged_index_is_one_line_and_repair_rebuilds_it(
+    samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = tmp_path / "photos"
+    db = small_library(samples, photos, tmp_path / "index.db")
+    _damage_table(db, "photos")
+    capsys.readouterr()
+    for command in (["search", "cat"], ["index", str(photos)], ["index", "--stats"]):
+        code = main([*command, "--db", str(db)])
+        err = capsys.readouterr().err
+        assert code == 1 and "Traceback" not in err, (command, err)
+        assert "the index file is damaged" in err and f"pixelsift index --repair --db {db}" in err
+    # the folder is read from the damaged file's settings; the damaged file is kept, never deleted
+    assert main(["index", "--repair", "--db", str(db), "-q"]) == 0
+    err = capsys.readouterr().err
+    (aside,) = list(tmp_path.glob("index.db.damaged-*[0-9]"))
+    assert f"kept the damaged index as {aside}" in err
+    assert main(["search", "cat", "--db", str(db), "--format", "json", "-n", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["path"] == str(photos / "cat.png")
+
+
+def test_a_folder_where_the_lock_file_goes_is_one_line(
+    samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "index.db"
+    (tmp_path / "index.db.lock").mkdir()
+    assert main(["index", str(samples), "--db", str(db), "--detector", "none", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"cannot take the lock {db}.lock: it is a folder" in err
+
+
+def test_the_web_answers_503_with_the_repair_for_a_damaged_index(samples: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from pixelsift.web import WebConfig, create_app
+
+    db = small_library(samples, tmp_path / "photos", tmp_path / "index.db")
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig(db=db)))
+    assert client.get("/api/search", params={"q": "cat"}).status_code == 200
+    client.app.state.library._index.close()  # type: ignore[attr-defined]
+    client.app.state.library._index = None  # type: ignore[attr-defined]
+    _damage_table(db, "photos")
+    response = client.get("/api/search", params={"q": "cat"})
+    assert response.status_code == 503
+    assert "the index file is damaged" in response.json()["error"] and "--repair" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "target,words",
+    [
+        ("{folder}", "is a folder; give a file name"),
+        ("/dev/full", "not a regular file (a device or a pipe)"),
+        ("{locked}/v.parquet", "this user cannot write into that folder"),
+    ],
+    ids=["existing-folder", "device", "unwritable-folder"],
+)
+def test_embed_checks_its_output_before_the_work(
+    target: str, words: str, samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    output = target.format(folder=tmp_path, locked=locked)
+    with unwritable(locked):
+        code = main(["embed", str(samples / "chelsea.png"), "-o", output, "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and words in err
+    assert not os.path.exists("/dev/full.parquet") and sorted(os.listdir(locked)) == []
+
+
+def test_train_refuses_a_file_where_its_report_goes_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "set"
+    for label, colour in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
+        for i in range(3):
+            write_image(root / label / f"{i}.jpg", color=colour, seed=i)
+    (tmp_path / "m.report").write_text("mine")
+    assert main(["train", str(root), "-o", str(tmp_path / "m.safetensors"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "a file is where the report folder goes" in err
+    assert not (tmp_path / "m.safetensors").exists()  # refused before the training, nothing written
+    assert (tmp_path / "m.report").read_text() == "mine"
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_a_damaged_cached_export_is_made_again(
+    engine: str, home: Path, samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnxruntime" if engine == "onnxruntime" else "openvino")
+    from pixelsift.models.registry import get_model_spec
+    from pixelsift.runtime.loaded import clear_model_cache
+    from pixelsift.runtime.onnx_runner import onnx_cache_path
+
+    photo = str(samples / "chelsea.png")
+    assert main(["classify", photo, "-k", "1", "--engine", engine, "-q"]) == 0
+    cached = onnx_cache_path(get_model_spec("efficientnet_lite0"))
+    whole = cached.read_bytes()
+    cached.write_bytes(whole[: len(whole) // 3])  # as a crash or a full disk mid-write would leave it
+    clear_model_cache()
+    capsys.readouterr()
+    assert main(["classify", photo, "-k", "1", "--engine", engine, "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)[0]["predictions"][0]["label"] == "Egyptian cat"
+    assert "could not be loaded" in err and "exporting it again" in err and "Traceback" not in err
+    assert cached.stat().st_size == len(whole)  # deleted and rebuilt, whole again
+
+
+@pytest.mark.parametrize(
+    "command,words",
+    [
+        (["embed", "{photos}", "-o", "{full}/v.parquet"], "{full}/v.parquet: cannot write the embeddings"),
+        (["batch", "embed", "{photos}", "-o", "{full}/out"], "No space left on device"),
+        (["index", "{photos}", "--db", "{full}/index.db", "--detector", "none"], "the disk is full"),
+    ],
+    ids=["embed", "batch", "index"],
+)
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(
+    command: list[str], words: str, full_disk: Path, samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [a.format(photos=samples, full=full_disk) for a in command]
+    assert main([*args, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and words.format(full=full_disk) in err, err
+    assert "standard output" not in err
+    leftovers = [p.name for p in full_disk.rglob("*") if p.is_file() and p.name != "filler"]
+    assert not [n for n in leftovers if "partial" in n or n.endswith(".tmp") or n.endswith(".parquet")], (
+        leftovers
+    )

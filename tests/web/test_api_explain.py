@@ -53,3 +53,14 @@ def test_bad_requests_are_400(client: TestClient, samples: Path, query: str, sta
 def test_not_an_image_is_415(client: TestClient) -> None:
     response = client.post("/api/explain", files={"file": ("x.jpg", b"hello", "image/jpeg")})
     assert response.status_code == 415
+
+
+def test_scorecam_is_refused_on_the_web_with_the_cli_command(client: TestClient, samples: Path) -> None:
+    import time
+
+    started = time.monotonic()
+    response = upload(client, samples / "coffee.png", "?method=scorecam")
+    assert time.monotonic() - started < 30  # refused, not computed (146 s on 2 cores)
+    assert response.status_code == 400  # type: ignore[attr-defined]
+    error = response.json()["error"]  # type: ignore[attr-defined]
+    assert "not served on the web" in error and "pixelsift explain PHOTO --method scorecam" in error

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pixelsift.config import get_settings
 from pixelsift.core.optional import optional_import
-from pixelsift.errors import ImageError, UsageError
+from pixelsift.errors import ImageError, UsageError, short_reason
 from pixelsift.imaging.images import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, read_file
 
 
@@ -19,12 +20,20 @@ def is_uri(path: str) -> bool:
     return "://" in path
 
 
+LOCAL_SCHEMES = ("file", "local")
+
+
 def _filesystem(uri: str) -> tuple[Any, str]:
+    """pyarrow's filesystem for `uri`, or `ImageError` saying why there is none (an unknown scheme,
+    a filesystem pyarrow was built without, or the network while PIXELSIFT_OFFLINE is set)."""
+    scheme = uri.split("://", 1)[0].lower()
+    if get_settings().offline and scheme not in LOCAL_SCHEMES:
+        raise ImageError(uri, "PIXELSIFT_OFFLINE is set: photos are not read over the network")
     pafs = optional_import("pyarrow.fs", "pyarrow", "parquet", "Reading photos by URI")
     try:
         return pafs.FileSystem.from_uri(uri)
-    except Exception as exc:  # an unknown scheme, or a filesystem pyarrow was built without
-        raise UsageError(f"{uri}: no filesystem for this URI here ({exc})") from None
+    except Exception as exc:
+        raise ImageError(uri, f"no filesystem for this URI here ({short_reason(exc)})") from None
 
 
 def read_bytes(path: str) -> tuple[bytes, int, int]:
@@ -53,15 +62,23 @@ def stat(path: str) -> tuple[int | None, int | None]:
         if found.type.name != "File":
             return None, None
         return int(found.size), int(found.mtime_ns or 0)
-    except (OSError, UsageError):
+    except (OSError, ImageError):
         return None, None
 
 
 def list_uri(uri: str) -> list[str]:
-    """A URI of a file as itself; of a folder (prefix), every image file below it, as URIs."""
-    fs, inner = _filesystem(uri)
+    """A URI of a file as itself; of a folder (prefix), every image file below it, as URIs. A URI that
+    cannot be listed (no filesystem for it, offline, unreachable) is passed on as itself: reading it
+    then gives its error row, and the rest of the job goes on."""
+    try:
+        fs, inner = _filesystem(uri)
+    except ImageError:
+        return [uri]
     pafs = optional_import("pyarrow.fs", "pyarrow", "parquet", "Reading photos by URI")
-    info = fs.get_file_info(inner)
+    try:
+        info = fs.get_file_info(inner)
+    except (OSError, ValueError):
+        return [uri]
     scheme = uri.split("://", 1)[0]
     if info.type == pafs.FileType.File:
         return [uri]

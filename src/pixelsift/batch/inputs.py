@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pixelsift.batch.files import is_uri, list_uri
 from pixelsift.core.optional import optional_import
+from pixelsift.core.paths import paths_from_columns
 from pixelsift.errors import UsageError
 from pixelsift.imaging.images import iter_folder
 
@@ -41,7 +42,9 @@ def _manifest(path: Path) -> list[str]:
             schema = pq.read_schema(path)
             if "path" not in schema.names:
                 raise UsageError(f"{path}: a Parquet manifest needs a 'path' column")
-            entries = [str(p) for p in pq.read_table(path, columns=["path"]).column("path").to_pylist() if p]
+            raw = ["path_bytes"] if "path_bytes" in schema.names else []
+            data = pq.read_table(path, columns=["path", *raw]).to_pydict()
+            entries = paths_from_columns(data["path"], data.get("path_bytes"))
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the manifest ({exc})") from None
     except UsageError:
@@ -66,7 +69,7 @@ def batch_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
                 found.add(os.path.abspath(entry.path if not isinstance(entry, Path) else entry))
         elif path.is_file() and path.suffix.lower() in MANIFESTS:
             found.update(_manifest(path))
-        elif path.is_file():
+        elif path.exists() or path.is_symlink():  # a file, or a FIFO, device or broken link: its error row
             found.add(os.path.abspath(path))
         elif glob.has_magic(text):
             matches = glob.glob(os.path.expanduser(text), recursive=True)

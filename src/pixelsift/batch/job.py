@@ -8,6 +8,7 @@ so the output never depends on where it ran.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -125,10 +126,11 @@ class Worker:
         return int(self.model.embed_dim) if self.model is not None else 0
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
-        paths = [str(p) for p in batch["path"]]
+        # Paths travel as the bytes of the name (Arrow's strings must be UTF-8; a file name need not be).
+        paths = [os.fsdecode(p) if isinstance(p, bytes) else str(p) for p in batch["path"]]
         rows, vectors = self.process(paths)
         out: dict[str, np.ndarray] = {
-            "path": np.array(paths, dtype=object),
+            "path": np.array([os.fsencode(p) for p in paths], dtype=object),
             "row": np.array([json.dumps(r) for r in rows], dtype=object),
         }
         if self.job.task == "embed":

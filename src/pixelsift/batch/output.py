@@ -8,7 +8,9 @@ A shard is written whole (to a temporary name, then renamed), so an interrupted 
 shards only; `resume` keeps each shard whose rows still match their files (path, size, mtime).
 Rows: path, size, mtime_ns, sha256, width, height, error, then the task's columns (classify:
 labels, scores; embed: vector (fixed-size list of float32), labels, scores; detect: objects, a list
-of {label, score, box [x1, y1, x2, y2]} in the photo's pixels).
+of {label, score, box [x1, y1, x2, y2]} in the photo's pixels). A shard with a file name that is not
+UTF-8 also has `path_bytes`, every row's name as bytes (`path` shows such a name with `\\xNN` escapes;
+see `core.paths`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pixelsift.core.jsontext import to_json
 from pixelsift.core.optional import optional_import
+from pixelsift.core.outputs import write_atomically
+from pixelsift.core.paths import path_columns, path_text, paths_from_columns
 from pixelsift.errors import UsageError
 
 if TYPE_CHECKING:
@@ -70,9 +75,10 @@ def rows_to_table(
     order = sorted(range(len(rows)), key=lambda i: rows[i]["path"])
     rows = [rows[i] for i in order]
     columns: dict[str, Any] = {
-        name: [r.get(name) for r in rows]
-        for name in ("path", "size", "mtime_ns", "sha256", "width", "height", "error")
+        name: [r.get(name) for r in rows] for name in ("size", "mtime_ns", "sha256", "width", "height")
     }
+    columns.update(path_columns(r["path"] for r in rows))
+    columns["error"] = [None if r.get("error") is None else path_text(r["error"]) for r in rows]
     ok = [r.get("error") is None for r in rows]
     if task in ("classify", "embed"):
         columns["labels"] = [r.get("labels") if good else None for r, good in zip(rows, ok, strict=True)]
@@ -85,6 +91,8 @@ def rows_to_table(
     if task == "detect":
         columns["objects"] = [r.get("objects") if good else None for r, good in zip(rows, ok, strict=True)]
     target = schema(task, dim)
+    if "path_bytes" in columns:
+        target = target.append(pa.field("path_bytes", pa.binary()))
     arrays = [
         columns[f.name] if isinstance(columns[f.name], pa.Array) else pa.array(columns[f.name], f.type)
         for f in target
@@ -95,11 +103,7 @@ def rows_to_table(
 def write_shard(folder: Path, index: int, table: pa.Table) -> Path:
     """Write one shard atomically: readers see the whole shard or none of it."""
     pq = optional_import("pyarrow.parquet", "pyarrow", "parquet", "Batch jobs' Parquet output")
-    target = folder / shard_name(index)
-    tmp = folder / f".{target.name}.{os.getpid()}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, target)
-    return target
+    return write_atomically(folder / shard_name(index), lambda tmp: pq.write_table(table, tmp), "a shard")
 
 
 def finished_inputs(folder: Path, index: int) -> dict[str, tuple[int | None, int | None]] | None:
@@ -109,17 +113,20 @@ def finished_inputs(folder: Path, index: int) -> dict[str, tuple[int | None, int
     if not path.is_file():
         return None
     try:
-        table = pq.read_table(path, columns=["path", "size", "mtime_ns"])
+        names = pq.read_schema(path).names
+        table = pq.read_table(
+            path, columns=[c for c in ("path", "path_bytes", "size", "mtime_ns") if c in names]
+        )
     except Exception:  # a damaged shard of ours is done again, never trusted
         return None
     data = table.to_pydict()
-    return {p: (s, m) for p, s, m in zip(data["path"], data["size"], data["mtime_ns"], strict=True)}
+    paths = paths_from_columns(data["path"], data.get("path_bytes"))
+    return {p: (s, m) for p, s, m in zip(paths, data["size"], data["mtime_ns"], strict=True)}
 
 
 def write_job_file(folder: Path, record: dict[str, Any]) -> None:
-    tmp = folder / f".{JOB_FILE}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / JOB_FILE)
+    text = to_json(record) + "\n"
+    write_atomically(folder / JOB_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"), "the job record")
 
 
 def read_job_file(folder: Path) -> dict[str, Any] | None:
@@ -144,4 +151,5 @@ def read(folder: str | os.PathLike[str]) -> pd.DataFrame:
     if not shards:
         raise UsageError(f"{out}: no batch output here (part-*.parquet); run `pixelsift batch ... -o {out}`")
     pa = _pa()
-    return pa.concat_tables([pq.read_table(s) for s in shards]).to_pandas()
+    # promote: only the shards with a name that is not UTF-8 have `path_bytes` (null in the others)
+    return pa.concat_tables([pq.read_table(s) for s in shards], promote_options="default").to_pandas()

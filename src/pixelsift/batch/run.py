@@ -32,7 +32,7 @@ from pixelsift.batch.output import (
 )
 from pixelsift.core.progress import progress_bar
 from pixelsift.core.sequences import chunks
-from pixelsift.errors import PixelsiftError, UsageError
+from pixelsift.errors import PixelsiftError, UsageError, short_reason
 from pixelsift.models.registry import get_model_spec
 from pixelsift.runtime.options import RunOptions
 from pixelsift.version import __version__
@@ -293,6 +293,32 @@ def _run_local(run: _Run) -> None:
             run.write(index, rows, np.concatenate(parts), worker.dim)
 
 
+WORKER_RETRIES = 2
+
+
+def check_resources(options: EngineOptions, nodes: list[dict[str, Any]]) -> None:
+    """Refuse, before the job starts, a request the cluster can never satisfy (Ray would wait for it in
+    silence forever): one worker larger than every node, or more workers than the cluster holds."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    for key, per_worker, option in (
+        ("CPU", options.cpus_per_worker, "--cpus-per-worker"),
+        ("GPU", options.gpus_per_worker, "--gpus-per-worker"),
+    ):
+        if not per_worker:
+            continue
+        sizes = [float(r.get(key, 0.0)) for r in alive]
+        largest, total = max(sizes, default=0.0), sum(sizes)
+        has = f"the cluster has {total:g} {key}s ({len(alive)} node(s), at most {largest:g} on one)"
+        if per_worker > largest:
+            raise UsageError(f"{option} {per_worker:g}: no node can give one worker that; {has}")
+        if per_worker * options.workers > total:
+            fits = int(total // per_worker)
+            raise UsageError(
+                f"--workers {options.workers} x {option} {per_worker:g} is more than {has}; "
+                f"use --workers {fits} or fewer"
+            )
+
+
 def _bound_worker(job: BatchJob) -> type:
     """A `Worker` class that carries the job itself: Ray rebuilds it in each actor (and again when a
     dead actor is restarted) without constructor arguments in the object store."""
@@ -314,9 +340,16 @@ def _ray_batches(
     quiet = logging.INFO if options.verbose else logging.ERROR
     if not ray.is_initialized():
         if options.address:
-            ray.init(address=options.address, log_to_driver=options.verbose, logging_level=quiet)
+            try:
+                ray.init(address=options.address, log_to_driver=options.verbose, logging_level=quiet)
+            except (ValueError, ConnectionError, RuntimeError, TimeoutError) as exc:
+                raise UsageError(
+                    f"--address {options.address}: no Ray cluster to join there ({short_reason(exc)}); use "
+                    "`auto` on a node of a running cluster, or ray://HEAD:10001 (needs ray[client])"
+                ) from None
         else:  # a local cluster with this machine's CPUs and GPUs
             ray.init(include_dashboard=False, log_to_driver=options.verbose, logging_level=quiet)
+    check_resources(options, ray.nodes())
     import ray.data  # imported with ray
 
     logging.getLogger("ray.data").setLevel(quiet)
@@ -324,7 +357,7 @@ def _ray_batches(
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # shards complete one after another
     context.enable_progress_bars = options.verbose
-    dataset = ray.data.from_items([{"path": p} for p in paths])
+    dataset = ray.data.from_items([{"path": os.fsencode(p)} for p in paths])  # see Worker.__call__
     mapped = dataset.map_batches(
         _bound_worker(job),
         batch_size=options.batch_size,
@@ -332,6 +365,10 @@ def _ray_batches(
         compute=ray.data.ActorPoolStrategy(size=options.workers),
         num_cpus=options.cpus_per_worker,
         num_gpus=options.gpus_per_worker or None,
+        # a worker process that dies (out of memory, a signal) is restarted and its batch retried a few
+        # times, then the job stops with the reason; Ray's default retries forever
+        max_restarts=WORKER_RETRIES,
+        max_task_retries=WORKER_RETRIES,
     )
     return mapped.iter_batches(batch_size=None, batch_format="numpy"), mapped
 
@@ -360,7 +397,12 @@ def _run_ray(run: _Run) -> None:
         cause = _root_cause(exc)
         if isinstance(cause, PixelsiftError):
             raise cause from None
-        raise
+        # e.g. a worker that died more often than WORKER_RETRIES: the finished shards stay
+        raise PixelsiftError(
+            f"the Ray job stopped: {type(cause).__name__}: {short_reason(cause)}. Finished shards are kept; "
+            "run again with --resume to do the rest (fewer --workers or a larger --cpus-per-worker if a "
+            "worker ran out of memory)"
+        ) from None
 
 
 def _collect_ray(
@@ -381,12 +423,13 @@ def _collect_ray(
                 run.started_up()
                 first = False
             vectors = batch.get("vector")
-            for i, (path, text) in enumerate(zip(batch["path"], batch["row"], strict=True)):
-                index = shard_of[str(path)]
+            for i, (raw, text) in enumerate(zip(batch["path"], batch["row"], strict=True)):
+                path = os.fsdecode(raw)
+                index = shard_of[path]
                 # a retried task (a worker process that died) may deliver a row twice: keyed by path
-                if str(path) not in pending[index]:
+                if path not in pending[index]:
                     bar.update(1)
-                pending[index][str(path)] = (json.loads(str(text)), None if vectors is None else vectors[i])
+                pending[index][path] = (json.loads(str(text)), None if vectors is None else vectors[i])
                 if vectors is not None:
                     dim = int(np.asarray(vectors).shape[1])
                 if len(pending[index]) == len(plan.shards[index]):

@@ -7,6 +7,8 @@ Data goes to stdout, progress and messages to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import os
 import sys
@@ -86,24 +88,86 @@ def _setup_logging(verbose: int) -> None:
     silence_pillow_warnings()
 
 
+def _escape_unprintable() -> None:
+    # A name the terminal's encoding cannot show (PYTHONIOENCODING=ascii, a C locale) is printed
+    # escaped (`caf\\xe9.jpg`), never a UnicodeEncodeError halfway through the output.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+# A write that failed because the disk or the device is full (stdout on /dev/full, a full disk under -o)
+NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def _stdout_to_devnull() -> None:
+    # Nothing more can reach the reader; without this Python's exit would try to flush again and print
+    # "Exception ignored ...".
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _cwd_missing() -> bool:
+    try:
+        os.getcwd()
+    except OSError:
+        return True
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _escape_unprintable()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    if _cwd_missing():  # relative paths would mean nothing (and native libraries abort on it)
+        print(
+            "pixelsift: error: the current folder no longer exists; cd to a folder that does", file=sys.stderr
+        )
+        return 2
     _setup_logging(args.verbose)
     args.progress = False if args.quiet else None
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a full or broken stdout fails here, not in Python's exit
+        return code
     except PixelsiftError as exc:
-        print(f"pixelsift: error: {exc}", file=sys.stderr)
+        print(f"pixelsift: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("pixelsift: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away; that is not an error of ours.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _stdout_to_devnull()
         return 0
+    except OSError as exc:
+        if exc.errno not in NO_ROOM:
+            raise
+        where = f" {printable(str(exc.filename))}" if exc.filename else " (standard output)"
+        print(
+            f"pixelsift: error: cannot write{where}: {exc.strerror}; free some space or write elsewhere",
+            file=sys.stderr,
+        )
+        _stdout_to_devnull()
+        return 1
+
+
+def entry() -> None:
+    """The `pixelsift` command: `main`, then the exit. After Ctrl-C the process leaves at once (exit 130):
+    a native runtime interrupted mid-call (torch's ONNX export, a thread pool) can abort the interpreter's
+    normal shutdown with "terminate called without an active exception" (SIGABRT)."""
+    code = main()
+    if code == 130:
+        if "ray" in sys.modules:  # a local Ray cluster this run started goes with it
+            with contextlib.suppress(Exception):
+                sys.modules["ray"].shutdown()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)

@@ -7,6 +7,7 @@ import sys
 
 from pixelsift.cli.common import add_cache_option, add_runner_options, run_options
 from pixelsift.cli.output import error_line
+from pixelsift.core.outputs import output_file
 from pixelsift.errors import UsageError
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
@@ -50,14 +51,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.features.embed import embed
 
-    output = Path(args.output)
+    output = output_file(args.output)  # checked before the work
     if not output.suffix:  # no extension: Parquet, the default
-        output = output.with_name(output.name + ".parquet")
+        output = output_file(output.with_name(output.name + ".parquet"))
     elif output.suffix.lower() not in (".parquet", ".npz", ".csv"):
         raise UsageError(
             f"-o {args.output}: unknown output format {output.suffix!r}; use .parquet, .npz or .csv"

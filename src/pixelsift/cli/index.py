@@ -67,6 +67,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="skip matching files or folders (repeatable)",
     )
     p.add_argument(
+        "--repair",
+        action="store_true",
+        help="keep a damaged index aside (DB.damaged-TIME) and build it again with the same settings",
+    )
+    p.add_argument(
+        "--follow-links",
+        action="store_true",
+        help="also index what symbolic links out of the folder lead to (default: reported, not followed)",
+    )
+    p.add_argument(
         "--from-batch",
         action="append",
         default=[],
@@ -88,6 +98,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.stats:
         return print_stats(args)
+    if args.repair:
+        from pixelsift.library.photo_index import repair_index
+
+        if args.db is None and args.folder is None:
+            raise UsageError("give the index to repair: pixelsift index --repair --db FILE (or PHOTOS_DIR)")
+        aside, settings = repair_index(args.db or default_db_path(args.folder))
+        print(f"pixelsift: kept the damaged index as {aside}; indexing again", file=sys.stderr)
+        args.folder = args.folder or settings.get("root")
+        if args.folder is None:
+            raise UsageError(
+                "the damaged index did not say which folder it held; give it: "
+                f"pixelsift index PHOTOS_DIR --db {args.db}"
+            )
     if args.folder is None:
         raise UsageError("give the photo folder to index: pixelsift index PHOTOS_DIR (or --stats with --db)")
     db = args.db or default_db_path(args.folder)
@@ -99,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
             labelers=args.labeler,
             text_image=args.text_image,
             exclude=args.exclude,
+            follow_links=args.follow_links,
             agnostic_nms=args.agnostic_nms,
             from_batch=args.from_batch,
             progress=args.progress,

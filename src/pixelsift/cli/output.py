@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
-import numpy as np
+from pixelsift.core.jsontext import to_json
+from pixelsift.core.paths import path_text
 
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
+__all__ = [
+    "JsonArrayWriter",
+    "csv_writer",
+    "error_line",
+    "format_score",
+    "format_table",
+    "printable",
+    "to_json",
+]
 
 
 # Control characters (a newline or an escape sequence in a file name) would split a line of output or
@@ -29,26 +29,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def printable(text: str) -> str:
-    """`text` with control characters escaped (`\\n`, `\\x1b`): one line, nothing the terminal obeys."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-
-
-def _finite(obj: Any) -> Any:
-    """NaN and infinities become null: JSON has no such numbers (Python would write `NaN`)."""
-    if isinstance(obj, float | np.floating):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _finite(obj.tolist())
-    return obj
-
-
-def to_json(obj: Any, indent: int | None = 2) -> str:
-    """Valid JSON whatever the values: numpy types converted, NaN and infinities as null."""
-    return json.dumps(_finite(obj), indent=indent, default=_json_default, ensure_ascii=False, allow_nan=False)
+    """`text` with control characters escaped (`\\n`, `\\x1b`): one line, nothing the terminal obeys;
+    the bytes of a file name that are not UTF-8 as `\\xNN` (`core.paths.path_text`)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], path_text(text))
 
 
 def format_score(value: float | None, places: int = 3) -> str:
@@ -94,8 +77,18 @@ class JsonArrayWriter:
         self.stream.flush()
 
 
-def csv_writer(stream: IO[str] | None = None) -> Any:
-    return csv.writer(stream or sys.stdout, lineterminator="\n")
+class _CsvWriter:
+    """csv.writer whose text cells are valid UTF-8 (a file name that is not: `\\xNN` escapes)."""
+
+    def __init__(self, stream: IO[str]):
+        self._writer = csv.writer(stream, lineterminator="\n")
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        self._writer.writerow([path_text(c) if isinstance(c, str) else c for c in row])
+
+
+def csv_writer(stream: IO[str] | None = None) -> _CsvWriter:
+    return _CsvWriter(stream or sys.stdout)
 
 
 def error_line(path: str, reason: str) -> None:

@@ -117,6 +117,7 @@ def print_results(results: SearchResults, fmt: str) -> None:
                         "matched": [e.to_dict() for e in r.matched],
                         "labels": r.labels,
                         "id": r.id,
+                        "missing": r.missing,
                     }
                 )
     elif fmt == "csv":
@@ -129,7 +130,7 @@ def print_results(results: SearchResults, fmt: str) -> None:
         header = ["score", "path", "matched", "labels"] if matched else ["score", "path", "labels"]
         rows = []
         for r in results:
-            cells = [format_score(r.score), shown_path(r.path)]
+            cells = [format_score(r.score), shown_path(r.path) + (" (missing)" if r.missing else "")]
             if matched:
                 cells.append(r.matched_text())
             rows.append((*cells, ", ".join(r.labels[:4])))

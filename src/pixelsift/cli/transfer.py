@@ -17,6 +17,7 @@ from pixelsift.cli.common import (
     run_options,
 )
 from pixelsift.cli.output import error_line, format_score, format_table, to_json
+from pixelsift.core.outputs import output_file
 from pixelsift.errors import MissingDependencyError, UsageError
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
@@ -292,6 +293,13 @@ def run_train(args: argparse.Namespace) -> int:
     # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.transfer.reports import report_folder
 
+    if args.output:  # checked before the training: the model file, and its report folder beside it
+        target = output_file(args.output)
+        if not args.no_report and report_folder(target).exists() and not report_folder(target).is_dir():
+            raise UsageError(
+                f"{report_folder(target)}: a file is where the report folder goes; move it, pick another -o, "
+                "or pass --no-report"
+            )
     result = _train_result(args)
     model = result.model
     output = Path(args.output) if args.output else _default_output(args.root, model.classifier)

@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pixelsift.errors import LibraryFileError
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -27,7 +29,14 @@ def exclusive_lock(
         yield
         return
     lock_path = Path(path)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a folder in its place, no permission, a read-only disk
+        what = "it is a folder" if lock_path.is_dir() else (exc.strerror or str(exc))
+        raise LibraryFileError(
+            f"cannot take the lock {lock_path}: {what}; remove it (pixelsift keeps an empty file there) "
+            "or make its folder writable"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,11 +1,58 @@
-"""Free file names for what pixelsift writes next to each other (annotated copies, explanations)."""
+"""Where pixelsift writes: output files and folders checked before any work, and free file names for
+what it writes next to each other (annotated copies, explanations)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from pixelsift.errors import UsageError
+from pixelsift.errors import PixelsiftError, UsageError
+
+
+def writable_folder(folder: str | os.PathLike[str], option: str) -> Path:
+    """`folder`, created (with its parents) when missing; a path that is a file, or a folder that cannot
+    be created or written, is a `UsageError` naming `option`."""
+    path = Path(folder).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: exists and is not a folder; give a folder for the new files")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot create that folder ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: this user cannot write into that folder")
+    return path
+
+
+def output_file(path: str | os.PathLike[str], option: str = "-o") -> Path:
+    """An output file checked before any work: not a folder, not a device or a pipe (`-o /dev/full`), in
+    a folder this user can write (created when missing). Its content is written later, under a
+    temporary name, then renamed."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise UsageError(f"{option} {target}: is a folder; give a file name inside it or beside it")
+    if target.exists() and not target.is_file():
+        raise UsageError(f"{option} {target}: not a regular file (a device or a pipe); give a file name")
+    writable_folder(target.parent, option)
+    return target
+
+
+def write_atomically(target: Path, write: Callable[[Path], object], what: str) -> Path:
+    """`write(tmp)` to a temporary name beside `target`, then rename it to `target`: readers see the
+    whole file or none of it. A failed write (a full disk, a folder that became unwritable) removes the
+    temporary file and is one `PixelsiftError` naming the file."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise PixelsiftError(f"{target}: cannot write {what} ({exc.strerror or exc})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    return target
 
 
 class OutputNames:
@@ -19,16 +66,7 @@ class OutputNames:
     def make(cls, folder: str | os.PathLike[str], option: str = "--save") -> OutputNames:
         """The folder created (with its parents) when missing, before any work; a path that is a file,
         or a folder that cannot be created, is a `UsageError` naming `option`."""
-        path = Path(folder).expanduser()
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"{option} {path}: exists and is not a folder; give a folder for the new files")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"{option} {path}: cannot create that folder ({exc.strerror or exc})") from None
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise UsageError(f"{option} {path}: this user cannot write into that folder")
-        return cls(path)
+        return cls(writable_folder(folder, option))
 
     def claim(self, stem: str, suffixes: tuple[str, ...]) -> str:
         """A stem such that stem + each suffix is new in the folder ("photo", "photo-1", ...)."""

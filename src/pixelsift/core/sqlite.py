@@ -5,15 +5,56 @@ The schema version is SQLite's `user_version`; `migrations[i]` takes a database 
 inside the same transaction that records the new version, so a migration happens entirely or not at
 all (a process killed halfway leaves the previous version, and the next open runs it again). Never edit
 a released migration: add a new one.
+
+Both files are opened with `connect`, which stores a file name that is not UTF-8 as its raw bytes and
+reads it back as the OS gave it (see `core.paths`), in every statement.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from pixelsift.core.paths import is_utf8
 
 Migration = Callable[[sqlite3.Connection], None]
+
+
+def _parameter(value: Any) -> Any:
+    # A name that is not UTF-8 cannot be bound as TEXT; its raw bytes (a BLOB) can, and compare, sort and
+    # stay unique as exactly that name.
+    return os.fsencode(value) if isinstance(value, str) and not is_utf8(value) else value
+
+
+def _parameters(params: Any) -> Any:
+    if isinstance(params, dict):
+        return {key: _parameter(v) for key, v in params.items()}
+    return tuple(_parameter(v) for v in params)
+
+
+def _text(value: bytes) -> str:
+    # Every column declared TEXT, read back: UTF-8, and the bytes of a name that is not UTF-8 as
+    # surrogates, exactly as `os.fsdecode` gives them.
+    return value.decode("utf-8", "surrogateescape")
+
+
+class _Connection(sqlite3.Connection):
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return super().execute(sql, _parameters(parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        return super().executemany(sql, (_parameters(p) for p in parameters))
+
+
+sqlite3.register_converter("TEXT", _text)
+
+
+def connect(database: str | os.PathLike[str], **kwargs: Any) -> sqlite3.Connection:
+    """`sqlite3.connect` for pixelsift's files: any file name can be stored, queried and read back."""
+    return sqlite3.connect(database, factory=_Connection, detect_types=sqlite3.PARSE_DECLTYPES, **kwargs)
 
 
 def run_script(conn: sqlite3.Connection, script: str) -> None:

@@ -26,6 +26,7 @@ from PIL import Image
 from typing_extensions import Unpack
 
 from pixelsift.core.outputs import OutputNames
+from pixelsift.core.paths import data_frame
 from pixelsift.core.progress import progress_bar
 from pixelsift.errors import ImageError, UsageError
 from pixelsift.explain.cam import DEFAULT_METHOD, METHODS, CamModel
@@ -104,11 +105,9 @@ class Explanations(list[Explanation]):
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per photo and class: path, label, score, rank, method, layer, peak, box, saved, error."""
-        import pandas as pd
-
         columns = ["path", "label", "score", "rank", "method", "layer", "peak", "box", "saved", "error"]
         rows = [{**e.to_dict(), "error": e.error} for e in self]
-        return pd.DataFrame(rows, columns=columns)
+        return data_frame({c: [row.get(c) for row in rows] for c in columns})
 
 
 class Explainer:

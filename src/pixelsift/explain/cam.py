@@ -31,6 +31,10 @@ METHODS: dict[str, tuple[str, bool]] = {
     "scorecam": ("ScoreCAM", False),
 }
 DEFAULT_METHOD = "gradcam"
+# Methods too slow to run inside a web request (the server has one inference lock): why, for the refusal.
+SLOW_METHODS = {
+    "scorecam": "one forward pass per feature map (146 s and 3.3 GB for one photo on a 2-core CPU)",
+}
 
 
 def _grad_cam() -> Any:

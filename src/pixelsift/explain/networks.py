@@ -49,7 +49,8 @@ class _Logits(nn.Module):
 
 class _DenseLogits(nn.Module):
     """A trained model's dense head in torch (same arithmetic as `DenseHead.predict_proba`, before its
-    softmax), after the L2 normalisation training used."""
+    softmax), after the L2 normalisation training used. A linear SVM's Platt-calibrated head gives
+    log-probabilities: differentiable, and their softmax is exactly `predict_proba`."""
 
     def __init__(self, head: DenseHead, normalize: bool):
         super().__init__()
@@ -63,6 +64,11 @@ class _DenseLogits(nn.Module):
             head.activation, lambda t: t
         )
         self.normalize, self.binary = normalize, head.output == "logistic"
+        self.calibrated = head.output == "sigmoid_calibrated"
+        if self.calibrated:
+            assert head.calibration_a is not None and head.calibration_b is not None
+            self.register_buffer("cal_a", torch.from_numpy(np.asarray(head.calibration_a, np.float32)))
+            self.register_buffer("cal_b", torch.from_numpy(np.asarray(head.calibration_b, np.float32)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         h = nn.functional.normalize(features, dim=1) if self.normalize else features
@@ -72,11 +78,17 @@ class _DenseLogits(nn.Module):
                 h = self.activation(h)
         if self.binary:  # one logit z: P(class 1) = sigmoid(z) = softmax([0, z])[1]
             h = torch.cat([torch.zeros_like(h), h], dim=1)
+        elif self.calibrated:  # P_k = sigmoid(-(a_k d_k + b_k)), normalised over the classes
+            z = -(self.get_buffer("cal_a") * h + self.get_buffer("cal_b"))
+            if z.shape[1] == 1:  # two classes: P(class 1) and its complement
+                return torch.cat([nn.functional.logsigmoid(-z), nn.functional.logsigmoid(z)], dim=1)
+            log_p = nn.functional.logsigmoid(z)
+            return log_p - torch.logsumexp(log_p, dim=1, keepdim=True)
         return h
 
 
 class _NumpyHead(nn.Module):
-    """A head without gradients (k-NN, forest, calibrated SVM): probabilities, for scorecam and eigencam."""
+    """A head without gradients (k-NN, forest): probabilities, for scorecam and eigencam."""
 
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray]):
         super().__init__()
@@ -132,7 +144,7 @@ def trained_network(path: str | os.PathLike[str], run_options: RunOptions) -> Bu
     else:
         split = load_split_network(spec)
     head: Any
-    gradients = isinstance(model.head, DenseHead) and model.head.output in ("softmax", "logistic")
+    gradients = isinstance(model.head, DenseHead)  # softmax, logistic and the calibrated linear SVM
     if gradients:
         head = _DenseLogits(model.head, model.normalize)  # type: ignore[arg-type]
     else:

@@ -31,6 +31,7 @@ from pixelsift.config import get_settings
 from pixelsift.core.hashing import short_digest
 from pixelsift.core.sequences import chunks
 from pixelsift.core.sqlite import Migration, migrate, script_migration
+from pixelsift.core.sqlite import connect as sqlite_connect
 from pixelsift.errors import ImageError
 from pixelsift.imaging.images import file_sha256, read_error
 
@@ -101,7 +102,7 @@ class FeatureCache:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            conn = sqlite_connect(self.path, timeout=60, check_same_thread=False)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")

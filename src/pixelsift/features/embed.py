@@ -31,6 +31,8 @@ import numpy as np
 from typing_extensions import Unpack
 
 from pixelsift.core.optional import optional_import
+from pixelsift.core.outputs import write_atomically
+from pixelsift.core.paths import data_frame, path_columns, path_text
 from pixelsift.errors import UsageError
 from pixelsift.features.extractor import (
     FeatureExtractor,
@@ -77,19 +79,21 @@ class Embeddings:
         """One row per image: path, split, label, then one column per dimension (f0, f1, ...)."""
         import pandas as pd
 
-        meta = pd.DataFrame({"path": self.paths, "split": self.splits, "label": self.labels})
+        meta = data_frame({"path": self.paths, "split": self.splits, "label": self.labels})
         values = pd.DataFrame(self.vectors, columns=feature_names(self.shape[1]))
         return pd.concat([meta, values], axis=1)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write as Parquet (`.parquet`, needs pyarrow), `.npz` or `.csv`, chosen by the extension."""
+        """Write as Parquet (`.parquet`, needs pyarrow), `.npz` or `.csv`, chosen by the extension.
+        A file name that is not UTF-8 is kept exactly in Parquet's `path_bytes` column and in `.npz`, and
+        shown with `\\xNN` escapes in `path` (see `core.paths`)."""
         target = Path(path)
         suffix = target.suffix.lower()
         if suffix not in (".parquet", ".npz", ".csv"):
             raise UsageError(f"{target}: unknown output format; use a .parquet, .npz or .csv file name")
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.partial")
-        try:
+
+        def write(tmp: Path) -> None:
             if suffix == ".npz":
                 with open(tmp, "wb") as fh:
                     np.savez(
@@ -100,24 +104,27 @@ class Embeddings:
                         vectors=self.vectors,
                     )
             elif suffix == ".csv":
-                self.to_pandas().to_csv(tmp, index=False)
+                table = self.to_pandas()
+                table["path"] = [path_text(p) for p in self.paths]  # CSV is text: `\xNN` for such bytes
+                table.to_csv(tmp, index=False)
             else:
                 _write_parquet(self, tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return target
+
+        return write_atomically(target, write, "the embeddings")
 
 
 def _write_parquet(embeddings: Embeddings, path: Path) -> None:
     pq = optional_import("pyarrow.parquet", "pyarrow", "parquet", "Writing Parquet files")
     import pyarrow as pa  # imported with pyarrow.parquet
 
+    names = path_columns(embeddings.paths)  # `path`, and `path_bytes` when a name is not UTF-8
     columns: dict[str, Any] = {
-        "path": pa.array(embeddings.paths, pa.string()),
-        "split": pa.array(embeddings.splits, pa.string()),
-        "label": pa.array(embeddings.labels, pa.string()),
+        "path": pa.array(names["path"], pa.string()),
+        "split": pa.array([None if s is None else path_text(s) for s in embeddings.splits], pa.string()),
+        "label": pa.array([None if s is None else path_text(s) for s in embeddings.labels], pa.string()),
     }
+    if "path_bytes" in names:
+        columns["path_bytes"] = pa.array(names["path_bytes"], pa.binary())
     for i, name in enumerate(feature_names(embeddings.shape[1])):
         columns[name] = pa.array(embeddings.vectors[:, i], pa.float32())
     table = pa.table(columns)

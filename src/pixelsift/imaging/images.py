@@ -149,14 +149,42 @@ def read_error(path: str | os.PathLike[str], exc: OSError) -> ImageError:
     return ImageError(label, f"cannot read the file ({exc.strerror or exc})")
 
 
+def _regular_file(path: str | os.PathLike[str], label: str) -> os.stat_result:
+    """The stat of a regular file that is worth reading, else `ImageError` naming what it is: a folder, a
+    FIFO (opening it would wait for a writer forever), a device (`/dev/zero` never ends), a socket, an
+    empty file, or a file over the size one photo may have (the decode bound, PIXELSIFT_MAX_DECODE_MB)."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise (_link_error(label, exc) if os.path.islink(path) else read_error(label, exc)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageError(label, "is a folder, not an image file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError(label, f"{_special_kind(info.st_mode)}, not an image file")
+    if info.st_size == 0:
+        raise ImageError(label, "empty file (0 bytes)")
+    limit = get_settings().max_decode_mb << 20
+    if info.st_size > limit:
+        raise PixelLimitError(
+            label,
+            f"{info.st_size / 2**20:.0f} MB is over the {limit >> 20} MB one photo may have "
+            "(raise PIXELSIFT_MAX_DECODE_MB to allow it)",
+        )
+    return info
+
+
 def read_file(path: str) -> tuple[bytes, int, int]:
-    """(bytes, size, mtime_ns) of a file, or `ImageError` saying why it cannot be read."""
+    """(bytes, size, mtime_ns) of a file, or `ImageError` saying why it cannot be read (only regular
+    files are read, and never more than the size bound of `_regular_file`)."""
+    info = _regular_file(path, path)
     try:
         with open(path, "rb") as fh:
-            info = os.fstat(fh.fileno())
-            return fh.read(), info.st_size, info.st_mtime_ns
+            data = fh.read(info.st_size + 1)
     except OSError as exc:
         raise read_error(path, exc) from None
+    if len(data) > info.st_size:  # it grew after the stat: not a photo that is finished being written
+        raise ImageError(path, "the file is still being written (it grew while it was read)")
+    return data, info.st_size, info.st_mtime_ns
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -196,10 +224,7 @@ def open_image(
         else:
             fp = source
             if isinstance(source, str | os.PathLike):
-                if os.path.isdir(source):
-                    raise ImageError(label, "is a folder, not an image file")
-                if os.path.getsize(source) == 0:
-                    raise ImageError(label, "empty file (0 bytes)")
+                _regular_file(source, label)
         with Image.open(fp) as img:
             width, height = img.size
             if width * height > limit:
@@ -295,13 +320,25 @@ def _link_error(path: str, exc: OSError) -> ImageError:
     return read_error(path, exc)
 
 
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def _walk(
-    folder: str, exclude: Sequence[str], extensions: frozenset[str] | None
+    folder: str, exclude: Sequence[str], extensions: frozenset[str] | None, follow_links: bool = True
 ) -> Iterator[str | ImageError]:
     """`iter_folder` on plain strings: a walk of a million files spends more on pathlib than on stat."""
     exts = extensions or image_extensions()
     prefix = len(folder.rstrip(os.sep)) + 1
     seen: set[tuple[int, int]] = set()  # (device, inode) of every folder walked
+    root = os.path.realpath(folder)
+
+    def leaves_root(entry: os.DirEntry[str]) -> str | None:
+        """Where a link leads when that is outside the walked folder (None: inside, or links are followed)."""
+        if follow_links:
+            return None
+        target = os.path.realpath(entry.path)
+        return None if _inside(target, root) else target
 
     def excluded(path: str, name: str) -> bool:
         rel = path[prefix:].replace(os.sep, "/")
@@ -332,6 +369,13 @@ def _walk(
                         if is_image_name:
                             yield entry.path
                         continue
+                outside = leaves_root(entry) if entry.is_symlink() else None
+                if outside is not None:
+                    yield ImageError(
+                        entry.path,
+                        f"a symbolic link out of the folder (to {outside}); not followed (--follow-links)",
+                    )
+                    continue
                 mode = entry.stat().st_mode  # a link (followed), or a FIFO, socket or device
             except OSError as exc:
                 # a link named like an image, or with no extension (it may have been a folder)
@@ -350,7 +394,10 @@ def _walk(
 
 
 def iter_folder(
-    folder: str | os.PathLike[str], exclude: Sequence[str] = (), extensions: frozenset[str] | None = None
+    folder: str | os.PathLike[str],
+    exclude: Sequence[str] = (),
+    extensions: frozenset[str] | None = None,
+    follow_links: bool = True,
 ) -> Iterator[Path | ImageError]:
     """Image files under `folder`, recursively, in sorted order, skipping hidden files and folders; an
     `ImageError` in place of each entry that looks like an image but cannot be one (a broken or looping
@@ -358,9 +405,11 @@ def iter_folder(
 
     `exclude` holds glob patterns matched against the path relative to `folder` and against the name.
     Symbolic links are followed, each folder at most once (a link back to a folder already walked is
-    skipped), so a link loop cannot make the walk endless.
+    skipped), so a link loop cannot make the walk endless. With `follow_links=False` a link that leads
+    out of `folder` is not followed: it is one `ImageError` naming where it leads (the photo library
+    never leaves its folder).
     """
-    for item in _walk(os.fspath(folder), exclude, extensions):
+    for item in _walk(os.fspath(folder), exclude, extensions, follow_links):
         yield item if isinstance(item, ImageError) else Path(item)
 
 
@@ -369,10 +418,11 @@ def walk_image_paths(
     exclude: Sequence[str] = (),
     extensions: frozenset[str] | None = None,
     on_skip: Callable[[ImageError], None] | None = None,
+    follow_links: bool = True,
 ) -> Iterator[str]:
     """The image files of `iter_folder`, as strings; each skipped entry goes to `on_skip` (default: a
     warning naming the path and the reason). Never raises."""
-    for item in _walk(os.fspath(folder), exclude, extensions):
+    for item in _walk(os.fspath(folder), exclude, extensions, follow_links):
         if isinstance(item, ImageError):
             if on_skip is not None:
                 on_skip(item)

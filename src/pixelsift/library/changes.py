@@ -22,13 +22,17 @@ Stat = tuple[int, int]  # (size in bytes, mtime in ns)
 
 
 def scan_folder(
-    root: Path, exclude: Sequence[str] = (), on_skip: Callable[[ImageError], None] | None = None
+    root: Path,
+    exclude: Sequence[str] = (),
+    on_skip: Callable[[ImageError], None] | None = None,
+    follow_links: bool = False,
 ) -> dict[str, Stat]:
     """relative path -> (size, mtime_ns) of every photo under `root` (hidden files and folders skipped;
-    entries that cannot be photos, such as a link loop or a FIFO, go to `on_skip`)."""
+    entries that cannot be photos, such as a link loop or a FIFO, go to `on_skip`, and so does a link
+    out of `root` unless `follow_links`)."""
     found: dict[str, Stat] = {}
     prefix = len(str(root).rstrip(os.sep)) + 1  # plain strings: pathlib costs more than stat here
-    for name in walk_image_paths(root, exclude=exclude, on_skip=on_skip):
+    for name in walk_image_paths(root, exclude=exclude, on_skip=on_skip, follow_links=follow_links):
         try:
             stat = os.stat(name)
         except OSError:  # vanished between listing and stat, or a broken symlink

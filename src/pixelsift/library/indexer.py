@@ -65,6 +65,7 @@ class IndexOptions:
     labelers: Sequence[str | os.PathLike[str]] = ()
     text_image: str | None = None  # "auto", "none" or a model name; None = last time's (else "auto")
     exclude: Sequence[str] = ()
+    follow_links: bool = False  # a symbolic link out of the library's folder is followed too
     run_options: RunOptions = field(default_factory=RunOptions)  # the classifier's, detector's, labelers'
     progress: bool | None = False
     agnostic_nms: bool = False  # the detector keeps one box per object, whatever its classes
@@ -291,7 +292,9 @@ class Indexer:
         self.model_name = self._settle_model()
         with self.store.transaction():
             self.store.set_meta("root", str(self.root))
-        on_disk = scan_folder(self.root, self.options.exclude, on_skip=self._skipped)
+        on_disk = scan_folder(
+            self.root, self.options.exclude, on_skip=self._skipped, follow_links=self.options.follow_links
+        )
         self.report.photos = len(on_disk) + len(self.report.failed)  # failed so far: skipped entries
         if self.options.from_batch:
             self.batch = BatchResults(self.options.from_batch, self.model_name)

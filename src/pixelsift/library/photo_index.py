@@ -12,13 +12,15 @@ file per indexed folder, named after the folder, so pixelsift never writes into 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import numpy as np
 from typing_extensions import Unpack
@@ -31,7 +33,7 @@ from pixelsift.errors import ImageError, LibraryFileError, UnknownModelError, Us
 from pixelsift.library.fusion import Probabilities
 from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
 from pixelsift.library.rows import CLIP, FEATURES, OK, PROBS, Filters, Term
-from pixelsift.library.schema import unwritable_reason
+from pixelsift.library.schema import damaged_index_error, unwritable_reason
 from pixelsift.library.search import Searcher, SearchResults
 from pixelsift.library.store import LibraryStore
 from pixelsift.library.vectors import VectorCache
@@ -40,6 +42,7 @@ from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.runtime.text_image import load_text_image_model
 
 PathLike = str | os.PathLike[str]
+P = ParamSpec("P")
 log = logging.getLogger("pixelsift")
 
 
@@ -94,6 +97,46 @@ def find_db(cwd: PathLike | None = None) -> Path:
     )
 
 
+def _flags_missing(method: Callable[P, SearchResults]) -> Callable[P, SearchResults]:
+    """`PhotoIndex.search` / `similar`, with the results whose file is gone marked (`_flag_missing`)."""
+
+    @functools.wraps(method)
+    def flagged(*args: P.args, **kwargs: P.kwargs) -> SearchResults:
+        index = args[0]
+        assert isinstance(index, PhotoIndex)
+        return index._flag_missing(method(*args, **kwargs))
+
+    return flagged
+
+
+# What `repair_index` carries over: how the library is indexed, never what was computed from the photos.
+REPAIR_KEEPS = ("root", "model", "detector", "labelers", "text_image")
+
+
+def repair_index(db_path: PathLike) -> tuple[Path, dict[str, str]]:
+    """Keep a damaged index aside (`DB.damaged-TIME`, with its -wal and -shm files) and start a new one
+    at `db_path` with the settings that can still be read from it (folder, models, labelers); the next
+    `update` indexes the photos again. Returns (where the old file now is, the settings kept). Nothing
+    is deleted."""
+    db = Path(db_path).expanduser()
+    if not db.is_file():
+        raise UsageError(f"{db}: no index file to repair")
+    with exclusive_lock(f"{db}.lock"):
+        settings = LibraryStore.salvage_settings(db, REPAIR_KEEPS)
+        aside = db.with_name(f"{db.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{db}{suffix}").exists():
+                os.replace(f"{db}{suffix}", f"{aside}{suffix}")
+        store = LibraryStore.open(db)
+        try:
+            with store.transaction():
+                for key, value in settings.items():
+                    store.set_meta(key, value)
+        finally:
+            store.close()
+    return aside, settings
+
+
 class PhotoIndex:
     """The index of one photo folder: `update` it, then `search`, `similar` and `photo`.
 
@@ -135,8 +178,12 @@ class PhotoIndex:
     def __enter__(self) -> PhotoIndex:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         self.close()
+        if isinstance(exc, sqlite3.DatabaseError):  # a damaged file or a full disk: one line that says so
+            error = damaged_index_error(self.db_path, exc)
+            if error is not None:
+                raise error from None
 
     @property
     def root(self) -> Path | None:
@@ -161,6 +208,7 @@ class PhotoIndex:
         labelers: Sequence[PathLike] = (),
         text_image: str | None = None,
         exclude: Sequence[str] = (),
+        follow_links: bool = False,
         progress: bool | None = False,
         run_options: RunOptions | None = None,
         agnostic_nms: bool = False,
@@ -170,7 +218,9 @@ class PhotoIndex:
         """Index new and changed photos of `folder` (default: the library's folder), drop deleted ones.
 
         `detector`: "auto" (default detector when available), "none", or a detector name;
-        `labelers`: models saved by `pixelsift train`, remembered for later runs; `agnostic_nms`: the
+        `labelers`: models saved by `pixelsift train`, remembered for later runs; `follow_links`: also
+        follow symbolic links that lead out of the folder (by default they are reported, not followed,
+        so the library never leaves its folder); `agnostic_nms`: the
         detector keeps one box per object, whatever its classes; `from_batch`: output folders of
         `pixelsift batch embed` / `detect` jobs whose results are used for the photos they ran (matched
         by content hash) instead of running the networks here. How the networks run:
@@ -189,6 +239,7 @@ class PhotoIndex:
                 labelers=list(labelers),
                 text_image=text_image,
                 exclude=list(exclude),
+                follow_links=follow_links,
                 progress=progress,
                 run_options=RunOptions.of(run_options, **run),
                 agnostic_nms=agnostic_nms,
@@ -248,6 +299,26 @@ class PhotoIndex:
             self._caches[space] = VectorCache(self.store, self.db_path, space, normalize=space != PROBS)
         return self._caches[space]
 
+    def _flag_missing(self, results: SearchResults) -> SearchResults:
+        """Mark the results whose file is gone since it was indexed, and say in a note what to do."""
+        for r in results:
+            r.missing = not os.path.isfile(r.path)
+        gone = sum(r.missing for r in results)
+        if gone:
+            root = self.root
+            if root is not None and not root.is_dir():
+                results.notes.append(
+                    f"the library's folder {root} is not there any more; if it moved, run `pixelsift "
+                    f"index NEW_FOLDER --db {self.db_path}` (the index follows it, nothing is computed again)"
+                )
+            else:
+                results.notes.append(
+                    f"{gone} of these photos are not on disk any more (marked missing); "
+                    f"`pixelsift index --db {self.db_path}` updates the index"
+                )
+        return results
+
+    @_flags_missing
     def search(
         self,
         query: str,
@@ -259,7 +330,8 @@ class PhotoIndex:
         min_score: float | None = None,
     ) -> SearchResults:
         """Photos matching a word ("cat", "dogs", "stop sign", a custom label), several words (all must
-        match), or free text when the library has a text-image model. Best first.
+        match), or free text when the library has a text-image model. Best first. A result whose file
+        is gone since it was indexed has `missing` set, and a note says what to do.
 
         >>> index.search("cat", n=5, after="2020", camera="pixel")[0].path   # doctest: +SKIP
         """
@@ -321,6 +393,7 @@ class PhotoIndex:
         except Exception as exc:
             raise UsageError(f"free-text search needs the text-image model {name!r}: {exc}") from None
 
+    @_flags_missing
     def similar(
         self,
         photo: PathLike,

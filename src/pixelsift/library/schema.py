@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from pixelsift.core.sqlite import Migration, run_script, schema_version
+from pixelsift.core.sqlite import connect as sqlite_connect
 from pixelsift.core.sqlite import migrate as run_migrations
 from pixelsift.errors import LibraryFileError
 
@@ -190,14 +191,35 @@ def connect(path: str | Path, create: bool = True, readonly: bool | None = False
     for attempt in range(OPEN_ATTEMPTS):
         try:
             return _open(path, uri, readonly)
-        except sqlite3.OperationalError as exc:
-            if attempt == OPEN_ATTEMPTS - 1 or not _transient(exc):
+        except sqlite3.DatabaseError as exc:
+            transient = isinstance(exc, sqlite3.OperationalError) and _transient(exc)
+            if attempt == OPEN_ATTEMPTS - 1 or not transient:
+                text = str(exc).lower()
+                if "malformed" in text or "corrupt" in text or "full" in text:
+                    raise damaged_index_error(path, exc) or exc from None
                 raise LibraryFileError(f"{path} is not a readable pixelsift index ({exc})") from None
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
 
 
 OPEN_ATTEMPTS = 5
+_DAMAGE = ("malformed", "not a database", "disk i/o error", "corrupt")
+
+
+def damaged_index_error(path: str | os.PathLike[str], exc: BaseException) -> LibraryFileError | None:
+    """The one line for an SQLite error that says the index file is damaged or its disk is full (None:
+    another kind of error). The file is never deleted: `pixelsift index --repair` keeps it aside."""
+    text = str(exc).lower()
+    if "full" in text:
+        return LibraryFileError(
+            f"{path}: the disk is full ({exc}); free some space and run again. What was committed is kept"
+        )
+    if any(word in text for word in _DAMAGE):
+        return LibraryFileError(
+            f"{path}: the index file is damaged ({exc}). `pixelsift index --repair --db {path}` keeps it "
+            "aside and builds the index again from the photos, with the same settings"
+        )
+    return None
 
 
 def _transient(exc: sqlite3.OperationalError) -> bool:
@@ -207,7 +229,7 @@ def _transient(exc: sqlite3.OperationalError) -> bool:
 
 def _open(path: Path, uri: str, readonly: bool | None) -> sqlite3.Connection:
     # isolation_level=None: autocommit; transactions are explicit (`transaction`), one per batch.
-    conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
+    conn = sqlite_connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA busy_timeout = 60000")
         if not readonly:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pixelsift.core.paths import data_frame
 from pixelsift.core.sequences import chunks
 from pixelsift.library.fusion import DEFAULT, Calibration, Evidence, Fusion, Probabilities, TermScores
 from pixelsift.library.query import Query, parse
@@ -49,6 +50,7 @@ class SearchResult:
     taken_at: str | None = None
     camera: str | None = None
     matched: list[Evidence] = field(default_factory=list)  # why it matched, per concept, strongest first
+    missing: bool = False  # the file is not on disk any more (deleted, or the folder moved) since indexing
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class SearchResult:
             "relative_path": self.relative_path,
             "taken_at": self.taken_at,
             "camera": self.camera,
+            "missing": self.missing,
         }
 
     def matched_text(self) -> str:
@@ -94,11 +97,9 @@ class SearchResults(list[SearchResult]):
     def to_pandas(self) -> pd.DataFrame:
         """One row per photo: path, score, matched (the evidence, as text), labels (joined by ", "), id,
         relative_path, taken_at, camera."""
-        import pandas as pd
-
         rows = [{**r.to_dict(), "matched": r.matched_text(), "labels": ", ".join(r.labels)} for r in self]
         columns = ["path", "score", "matched", "labels", "id", "relative_path", "taken_at", "camera"]
-        return pd.DataFrame(rows, columns=columns)
+        return data_frame({c: [row.get(c) for row in rows] for c in columns})
 
 
 class Searcher:

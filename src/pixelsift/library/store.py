@@ -90,6 +90,25 @@ class LibraryStore:
             self.conn.execute("COMMIT")
 
     # ------------------------------------------------------------------------------------- settings
+    @staticmethod
+    def salvage_settings(path: Path, keys: Sequence[str]) -> dict[str, str]:
+        """The settings `keys` that can still be read from a damaged index file (opened read-only, never
+        changed); {} when none can."""
+        found: dict[str, str] = {}
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return found
+        try:
+            for key in keys:
+                with contextlib.suppress(sqlite3.Error):
+                    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+                    if row and isinstance(row[0], str):
+                        found[key] = row[0]
+        finally:
+            conn.close()
+        return found
+
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default

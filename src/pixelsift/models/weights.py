@@ -153,9 +153,17 @@ def is_safetensors(path: Path) -> bool:
 def read_state_dict(path: Path) -> dict[str, Any]:
     """A state_dict from a safetensors or torch file, never executing pickled code."""
     if is_safetensors(path):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return dict(load_file(str(path)))
+        try:
+            return dict(load_file(str(path)))
+        except (
+            SafetensorError,
+            OSError,
+            ValueError,
+        ) as exc:  # truncated, or its header does not fit the file
+            raise WeightsInvalidError(f"{path} is a damaged or truncated .safetensors file ({exc})") from None
     import pickle
 
     import torch
@@ -230,6 +238,10 @@ def add(spec: ModelSpec, source_file: str | os.PathLike[str]) -> tuple[Path, boo
     """
     _require_weights(spec)
     source = Path(source_file).expanduser()
+    if source.is_dir():
+        raise UsageError(f"{source}: is a folder; give the weights file (.safetensors, .pth)")
+    if source.exists() and not source.is_file():
+        raise UsageError(f"{source}: not a regular file (a device or a pipe); give the weights file")
     if not source.is_file():
         raise UsageError(f"{source}: no such file")
     if spec.build is None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pixelsift.core.arrays import softmax, top_k_indices
+from pixelsift.core.paths import data_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,15 +64,13 @@ class ClassificationResults(list[Classification]):
 
     def to_pandas(self) -> pd.DataFrame:
         """Long format, one row per (path, rank, label, score); a failed input is one row with its error."""
-        import pandas as pd
-
         rows: list[dict[str, Any]] = []
         for r in self:
             if not r.ok:
                 rows.append({"path": r.path, "rank": None, "label": None, "score": None, "error": r.error})
             for rank, (label, score) in enumerate(zip(r.labels, r.scores, strict=True), start=1):
                 rows.append({"path": r.path, "rank": rank, "label": label, "score": score, "error": None})
-        frame = pd.DataFrame(rows, columns=["path", "rank", "label", "score", "error"])
+        frame = data_frame({c: [row[c] for row in rows] for c in ("path", "rank", "label", "score", "error")})
         return frame.astype({"rank": "Int64"})
 
 

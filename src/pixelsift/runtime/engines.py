@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pixelsift.errors import UsageError
+from pixelsift.errors import PixelsiftError, UsageError, short_reason
 from pixelsift.models.records import DetectorSpec, ModelSpec, preprocessing_of
 from pixelsift.runtime import tuning
 from pixelsift.runtime.device import (
@@ -29,7 +29,13 @@ from pixelsift.runtime.device import (
     plan_threads,
     resolve_device,
 )
-from pixelsift.runtime.onnx_runner import OnnxRunner, ensure_int8, ensure_onnx
+from pixelsift.runtime.onnx_runner import (
+    OnnxRunner,
+    ensure_int8,
+    ensure_onnx,
+    int8_cache_path,
+    onnx_cache_path,
+)
 from pixelsift.runtime.openvino_runner import OpenVinoRunner
 from pixelsift.runtime.options import RunOptions
 from pixelsift.runtime.torch_runner import ModelRunner
@@ -53,6 +59,34 @@ def build_runner(
     options = dataclasses.replace(run_options, engine=candidate.engine, precision=candidate.precision)
     if candidate.engine == "torch":
         return ModelRunner(network, options, preprocessing=preprocessing_of(spec), threads=threads)
+    try:
+        return _exported_runner(spec, network, options, candidate, threads, calibration, streams)
+    except PixelsiftError:
+        raise
+    except Exception as exc:  # a damaged cached export (a crash or a full disk while it was written)
+        cached = [p for p in (onnx_cache_path(spec), int8_cache_path(spec)) if p.is_file()]
+        if not cached:
+            raise
+        log.warning(
+            "the cached export of %s could not be loaded (%s); exporting it again",
+            spec.name,
+            short_reason(exc),
+        )
+        for path in cached:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".json").unlink(missing_ok=True)
+        return _exported_runner(spec, network, options, candidate, threads, calibration, streams)
+
+
+def _exported_runner(
+    spec: ModelSpec,
+    network: nn.Module,
+    options: RunOptions,
+    candidate: tuning.Candidate,
+    threads: int,
+    calibration: Any,
+    streams: int,
+) -> Runner:
     if candidate.engine == "onnxruntime":
         if candidate.precision == "int8":
             if calibration is None:

@@ -426,15 +426,19 @@ def measure_rate(runner: Any, batch: np.ndarray, streams: int, seconds: float = 
     ready = threading.Barrier(streams + 1)
     deadline = [float("inf")]  # set once every thread is warm
     errors: list[BaseException] = []
+    stop = threading.Event()
 
     def loop(i: int) -> None:
         try:
             runner(batch)
         except BaseException as exc:
             errors.append(exc)
-        ready.wait()
         try:
-            while not errors and time.perf_counter() < deadline[0]:
+            ready.wait()
+        except threading.BrokenBarrierError:  # interrupted before the measurement began
+            return
+        try:
+            while not stop.is_set() and not errors and time.perf_counter() < deadline[0]:
                 runner(batch)
                 done[i] += len(batch)
         except BaseException as exc:
@@ -443,11 +447,20 @@ def measure_rate(runner: Any, batch: np.ndarray, streams: int, seconds: float = 
     threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(streams)]
     for t in threads:
         t.start()
-    ready.wait()
-    start = time.perf_counter()
-    deadline[0] = start + seconds
-    for t in threads:
-        t.join()
+    try:
+        ready.wait()
+        start = time.perf_counter()
+        deadline[0] = start + seconds
+        for t in threads:
+            t.join()
+    except BaseException:
+        # Ctrl-C: every measuring thread ends its call before this one leaves. A thread still inside a
+        # native runtime when the interpreter exits aborts the process ("terminate called ...").
+        stop.set()
+        ready.abort()
+        for t in threads:
+            t.join()
+        raise
     if errors:
         raise errors[0]
     return sum(done) / (time.perf_counter() - start)

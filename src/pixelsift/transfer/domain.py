@@ -95,7 +95,10 @@ class DomainGate:
         return record, {"domain.examples": np.ascontiguousarray(self.examples)}
 
     @classmethod
-    def from_metadata(cls, record: Any, tensors: dict[str, np.ndarray], path: object) -> DomainGate | None:
+    def from_metadata(
+        cls, record: Any, tensors: dict[str, np.ndarray], path: object, n_features: int | None = None
+    ) -> DomainGate | None:
+        """The gate a model file describes; `n_features`: what its backbone gives (the examples' width)."""
         if record is None:
             return None  # a model file from before the gate: it labels every photo
         examples = tensors.get("domain.examples")
@@ -103,9 +106,18 @@ class DomainGate:
             threshold = float(record["threshold"])
         except (KeyError, TypeError, ValueError):
             raise ModelFileError(f"{path}: its domain record is malformed; the file is damaged") from None
-        if examples is None or examples.ndim != 2 or not np.isfinite(threshold):
+        if examples is None or examples.ndim != 2 or len(examples) < 1 or not np.isfinite(threshold):
             raise ModelFileError(f"{path}: its domain examples are missing; the file is damaged")
+        if examples.dtype.kind != "f" or (n_features is not None and examples.shape[1] != n_features):
+            raise ModelFileError(
+                f"{path}: its domain examples have {examples.shape[1]} features, its backbone gives "
+                f"{n_features}; the file is damaged"
+            )
         rejected = record.get("valid_rejected")
+        if rejected is not None and not (isinstance(rejected, int | float) and 0 <= rejected <= 1):
+            raise ModelFileError(
+                f"{path}: its domain record is malformed (valid_rejected); the file is damaged"
+            )
         return cls(examples.astype(np.float16), threshold, None if rejected is None else float(rejected))
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pixelsift.core.paths import data_frame
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -76,10 +78,8 @@ class Evaluation:
 
     def predictions(self) -> pd.DataFrame:
         """One row per photo: path, true class, predicted class, its probability, correct or not."""
-        import pandas as pd
-
         pred = self.predicted
-        return pd.DataFrame(
+        return data_frame(
             {
                 "path": self.paths,
                 "true": self.labels,

@@ -204,6 +204,8 @@ class KnnHead:
         _check(vectors is not None and labels is not None, "the nearest-neighbour vectors are missing")
         assert vectors is not None and labels is not None
         _check(vectors.ndim == 2 and labels.shape == (len(vectors),), "vectors and labels do not match")
+        _check(len(vectors) >= 1 and vectors.shape[1] >= 1, "no nearest-neighbour vectors")
+        _check(vectors.dtype.kind == "f", "the nearest-neighbour vectors are not numbers")
         _check(isinstance(n_classes, int) and n_classes >= 2, "bad class count")
         _check(isinstance(k, int) and k >= 1, "bad neighbour count")
         _check(config.get("weighting") in ("distance", "uniform"), "unknown weighting")
@@ -242,13 +244,15 @@ class ForestHead:
         x = np.asarray(X, dtype=np.float32)
         rows = np.arange(len(x))[:, None]
         node = np.broadcast_to(self.roots, (len(x), len(self.roots))).copy()
-        while True:
+        # Children come after their parents (checked on load), so a walk takes at most n_nodes steps: the
+        # bound holds even for arrays that did not come through `from_arrays`.
+        for _ in range(len(self.left) + 1):
             inner = self.left[node] != -1
             if not inner.any():
-                break
+                return self.value[node].mean(axis=1)
             goes_left = x[rows, self.feature[node]] <= self.threshold[node]
             node = np.where(inner, np.where(goes_left, self.left[node], self.right[node]), node)
-        return self.value[node].mean(axis=1)
+        raise ModelFileError("the classifier in this model file is malformed: a tree walk does not end")
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         config = {"kind": self.kind, "n_trees": len(self.roots), "n_features": self.feature_count}
@@ -279,8 +283,18 @@ class ForestHead:
             "tree arrays differ in length",
         )
         _check(value.ndim == 2 and value.shape[1] >= 2 and roots.ndim == 1 and len(roots) >= 1, "bad shapes")
+        _check(
+            all(a.dtype.kind in "iu" for a in (left, right, feature, roots)), "tree indices are not integers"
+        )
+        _check(value.dtype.kind == "f" and threshold.dtype.kind == "f", "tree values are not numbers")
         idx = np.arange(n_nodes)
         inner = left != -1
+        leaves = value[~inner]
+        # a leaf's class fractions are probabilities: each in [0, 1], summing to 1
+        _check(
+            bool(np.all((leaves >= 0) & (leaves <= 1)) and np.allclose(leaves.sum(axis=1), 1, atol=1e-3)),
+            "leaf class fractions are not probabilities",
+        )
         # Children after parents (so every walk ends) and inside the arrays; features in range.
         _check(bool(np.all((left[inner] > idx[inner]) & (left[inner] < n_nodes))), "bad left children")
         _check(bool(np.all((right[inner] > idx[inner]) & (right[inner] < n_nodes))), "bad right children")

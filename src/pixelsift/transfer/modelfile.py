@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ FORMAT = "pixelsift-model"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 MAX_HEADER_BYTES = 64 << 20
+MAX_MODEL_BYTES = 4 << 30  # a fine-tuned large backbone is well under 1 GiB
 _NOT_OURS = (
     "it is not a pixelsift model file. pixelsift saves models as .safetensors files with `pixelsift train`; "
     "pickles and torch checkpoints are never loaded, since loading them can run code"
@@ -47,20 +49,33 @@ def content_digest(metadata: dict[str, Any], tensors: dict[str, np.ndarray]) -> 
 
 
 def _read_header(data: bytes, path: Path) -> dict[str, Any]:
-    if len(data) < 10:
+    size = int.from_bytes(data[:8], "little")
+    if len(data) < 8 or (len(data) < 10 and size >= 2):
         raise ModelFileError(
             f"{path}: the file is too short to be a model file ({len(data)} bytes); {_NOT_OURS}"
         )
-    size = int.from_bytes(data[:8], "little")
-    if size > len(data) - 8 or size > MAX_HEADER_BYTES or data[8:9] != b"{":
+    if size < 2 or size > len(data) - 8 or size > MAX_HEADER_BYTES or data[8:9] != b"{":
         raise ModelFileError(f"{path}: {_NOT_OURS}")
     try:
         header = json.loads(data[8 : 8 + size])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
         raise ModelFileError(f"{path}: the file header is damaged (not valid JSON); {_NOT_OURS}") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: {_NOT_OURS}")
     return header
+
+
+def _data_size(header: dict[str, Any], path: Path) -> int:
+    """The bytes of tensor data the header declares (the largest end offset)."""
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise ModelFileError(f"{path}: the file header is damaged (tensor {name!r}); {_NOT_OURS}")
+        end = max(end, offsets[1])
+    return end
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -79,7 +94,7 @@ def _metadata_of(header: dict[str, Any], path: Path) -> dict[str, Any]:
         raise ModelFileError(f"{path}: a safetensors file, but not one written by pixelsift ({_NOT_OURS})")
     try:
         metadata = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise ModelFileError(
             f"{path}: the model description inside the file is damaged (not valid JSON)"
         ) from None
@@ -101,14 +116,39 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     """(metadata, tensors) of a pixelsift model file, verified; `ModelFileError` says what is wrong."""
     target = Path(path)
     try:
-        data = target.read_bytes()
+        if stat.S_ISDIR(os.stat(target).st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(os.stat(target).st_mode):  # a FIFO would block the open, a device never end
+            raise UsageError(
+                f"{target}: not a regular file (a device or a pipe); give a .safetensors model file"
+            )
+        with open(target, "rb") as fh:
+            # The header first, bounded; then the size it declares, checked against the file's size before
+            # anything more is read (a truncated download, or a huge sparse file, costs nothing).
+            head = fh.read(8)
+            size = int.from_bytes(head, "little") if len(head) == 8 else 0
+            header_bytes = head + fh.read(min(size, MAX_HEADER_BYTES) + 1)
+            header = _read_header(header_bytes, target)
+            metadata = _metadata_of(header, target)
+            expected = 8 + size + _data_size(header, target)
+            actual = os.fstat(fh.fileno()).st_size
+            if actual != expected:
+                raise ModelFileError(
+                    f"{target}: the model file is corrupt or truncated ({actual} bytes where its header "
+                    f"declares {expected}); use an intact copy or train the model again"
+                )
+            if expected > MAX_MODEL_BYTES:
+                raise ModelFileError(
+                    f"{target}: {expected / 2**30:.1f} GiB is over the 4 GiB a model file may hold"
+                )
+            fh.seek(8 + size)
+            data = header_bytes[: 8 + size] + fh.read()
     except FileNotFoundError:
         raise UsageError(f"{target}: no such model file") from None
     except IsADirectoryError:
         raise UsageError(f"{target}: is a folder, not a model file") from None
     except OSError as exc:
         raise ModelFileError(f"{target}: cannot read the model file ({exc.strerror or exc})") from None
-    metadata = _metadata_of(_read_header(data, target), target)
     from safetensors import SafetensorError
     from safetensors.numpy import load
 

@@ -13,7 +13,6 @@ writing a report never changes the plotting backend of a notebook.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pixelsift.core.jsontext import to_json
 from pixelsift.core.optional import optional_import
 from pixelsift.errors import ImageError
 from pixelsift.imaging.images import open_image
@@ -163,9 +163,7 @@ def write_report(
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     metrics = target / "metrics.json"
-    metrics.write_text(
-        json.dumps(metrics_dict(evaluation, extra), indent=2, ensure_ascii=False, default=str) + "\n"
-    )
+    metrics.write_text(to_json(metrics_dict(evaluation, extra)) + "\n", encoding="utf-8")
     report = Report(target, metrics)
     report.confusion_matrix = plot_confusion_matrix(evaluation, target / "confusion_matrix.png", title)
     report.predictions = plot_predictions(evaluation, target / "predictions.png", title)

@@ -354,7 +354,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
         backbone_state=state,
         training=metadata.get("training") or {},
         path=target,
-        domain=DomainGate.from_metadata(metadata.get("domain"), tensors, target),
+        domain=DomainGate.from_metadata(metadata.get("domain"), tensors, target, head.n_features),
     )
 
 

@@ -11,6 +11,7 @@ never written anywhere but Starlette's self-deleting spool files.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +25,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pixelsift.core.jsontext import to_json
 from pixelsift.errors import PixelsiftError
+from pixelsift.library.schema import damaged_index_error
 from pixelsift.version import __version__
 from pixelsift.web import routes
 from pixelsift.web.config import WebConfig
@@ -140,8 +143,15 @@ def _too_large(limit: int) -> JSONResponse:
     return _error(413, f"upload is over the limit of {limit / 1024 / 1024:.0f} MB (set --max-upload-mb)")
 
 
+class ValidJSONResponse(JSONResponse):
+    """Every JSON answer: valid UTF-8 whatever a file name holds (`\\xNN` escapes), NaN as null."""
+
+    def render(self, content: Any) -> bytes:
+        return to_json(content, indent=None).encode("utf-8")
+
+
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+    return ValidJSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
 def create_app(config: WebConfig | None = None) -> FastAPI:
@@ -151,6 +161,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         title="pixelsift",
         version=__version__,
         description="Classify, detect and search photos with pretrained networks.",
+        default_response_class=ValidJSONResponse,
     )
     app.state.config = config
     app.state.inference_lock = threading.Lock()  # one network at a time: they use every core anyway
@@ -167,6 +178,11 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
     @app.exception_handler(PixelsiftError)
     async def pixelsift_error(_: Request, exc: PixelsiftError) -> JSONResponse:
         return _error(exc.http_status, str(exc))  # each error type declares its own
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def damaged_index(_: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
+        error = damaged_index_error(config.db or "the photo index", exc)
+        return _error(503, str(error) if error else f"the photo index cannot be read ({exc})")
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameters(_: Request, exc: RequestValidationError) -> JSONResponse:

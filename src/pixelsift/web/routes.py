@@ -205,7 +205,14 @@ def add_explain_route(app: FastAPI) -> None:
         """Where the classifier looked for an uploaded photo's top classes (as `pixelsift explain --format
         json`, without saved files), or with `annotated=1` the heatmap overlay of the first as a PNG."""
         from pixelsift.explain.api import Explainer  # imports torch: not before the first photo
+        from pixelsift.explain.cam import SLOW_METHODS  # with the explainer, as above
 
+        if method in SLOW_METHODS:  # it would hold the server's one inference lock for minutes
+            raise ApiError(
+                400,
+                f"method {method} is not served on the web: {SLOW_METHODS[method]}; run it with the CLI: "
+                f"pixelsift explain PHOTO --method {method}",
+            )
         config = _config(request)
         image = read_upload(file, config)
         name = model or config.model

@@ -27,7 +27,7 @@ from pixelsift.core.optional import OPENCV_4, import_cv2, is_installed, major_ve
 from pixelsift.detect.backends.yolo import decode_predictions, letterbox
 from pixelsift.detect.detections import Detections
 from pixelsift.detect.detector import Detector
-from pixelsift.errors import UsageError, short_reason
+from pixelsift.errors import ModelFileError, UsageError, short_reason
 from pixelsift.models.categories import coco80, coco91
 from pixelsift.models.families.ssd import SSD_INPUT
 from pixelsift.models.records import DetectorSpec
@@ -118,8 +118,14 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
     if not is_installed("onnx"):
         return {}
     import onnx
+    from google.protobuf.message import DecodeError  # protobuf comes with onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(
+            f"{path}: not a readable ONNX model ({short_reason(exc)}); is the file complete?"
+        ) from None
     return {p.key: p.value for p in model.metadata_props}
 
 
@@ -155,7 +161,10 @@ def load_model_file(
     meta = _onnx_metadata(path)
     size = imgsz or _first_int(_literal(meta.get("imgsz"))) or 640
     stride = int(_literal(meta.get("stride")) or 32)
-    net = cv2.dnn.readNet(str(path))
+    try:
+        net = cv2.dnn.readNet(str(path))
+    except cv2.error as exc:
+        raise ModelFileError(f"{path}: OpenCV cannot read this ONNX model ({short_reason(exc)})") from None
     runs_on = configure_target(net, run_options)
     names = _literal(meta.get("names"))
     if isinstance(names, dict):
