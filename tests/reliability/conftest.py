@@ -81,24 +81,34 @@ HOSTILE = {
 
 
 @pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A folder on a small tmpfs that is filled to the last byte (root only: mounting needs it)."""
-    folder = tmp_path / "full"
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on its own 2 MB tmpfs (root only: mounting needs it), to be filled with `fill`."""
+    folder = tmp_path / "disk"
     folder.mkdir()
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("a full disk is simulated with a tmpfs mount, which needs root")
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})")
     try:
-        with contextlib.suppress(OSError), open(folder / "filler", "wb", buffering=0) as fh:
-            while True:  # until ENOSPC
-                fh.write(b"\0" * 4096)
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def fill(folder: Path) -> None:
+    """Fill the disk of `folder` to the last byte."""
+    with contextlib.suppress(OSError), open(folder / "filler", "wb", buffering=0) as fh:
+        while True:  # until ENOSPC
+            fh.write(b"\0" * 4096)
+
+
+@pytest.fixture
+def full_disk(small_disk: Path) -> Path:
+    fill(small_disk)
+    return small_disk
 
 
 def small_library(samples: Path, folder: Path, db: Path) -> Path:

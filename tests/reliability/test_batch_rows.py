@@ -165,3 +165,18 @@ def test_a_bad_ray_address_is_one_line(
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "--address not a url: no Ray cluster to join there" in err
+
+
+def test_a_worker_larger_than_any_node_is_refused_by_the_cluster_check(
+    tmp_path: Path, samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--cpus-per-worker is checked against the cluster's nodes, not refused by this machine's thread bound
+    (a cluster's nodes may be larger than the machine that submits the job)."""
+    ray = pytest.importorskip("ray")
+    args = ["batch", "classify", str(samples / "chelsea.png"), "-o", str(tmp_path / "o"), "--engine", "ray"]
+    try:
+        code = main([*args, "--cpus-per-worker", "64", "-q"])
+    finally:
+        ray.shutdown()
+    err = capsys.readouterr().err
+    assert code == 2 and "--cpus-per-worker 64: no node can give one worker that; the cluster has" in err

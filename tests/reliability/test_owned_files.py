@@ -16,7 +16,7 @@ from helpers import write_image
 from pixelsift.cli import main
 from pixelsift.library import PhotoIndex
 
-from .conftest import small_library, unwritable
+from .conftest import fill, small_library, unwritable
 
 
 @pytest.fixture
@@ -252,7 +252,7 @@ def test_a_damaged_cached_export_is_made_again(
     [
         (["embed", "{photos}", "-o", "{full}/v.parquet"], "{full}/v.parquet: cannot write the embeddings"),
         (["batch", "embed", "{photos}", "-o", "{full}/out"], "No space left on device"),
-        (["index", "{photos}", "--db", "{full}/index.db", "--detector", "none"], "the disk is full"),
+        (["index", "{photos}", "--db", "{full}/index.db", "--detector", "none"], "is full"),
     ],
     ids=["embed", "batch", "index"],
 )
@@ -268,3 +268,15 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(
     assert not [n for n in leftovers if "partial" in n or n.endswith(".tmp") or n.endswith(".parquet")], (
         leftovers
     )
+
+
+def test_an_intact_index_on_a_full_disk_is_still_searched(
+    small_disk: Path, samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = small_library(samples, small_disk / "photos", small_disk / "index.db")
+    fill(small_disk)
+    capsys.readouterr()
+    assert main(["search", "cat", "--db", str(db), "--format", "json", "-n", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["path"].endswith("cat.png")  # was "disk I/O error"
+    assert main(["index", str(small_disk / "photos"), "--db", str(db), "-q"]) == 1
+    assert f"the disk of {small_disk} is full" in capsys.readouterr().err

@@ -30,6 +30,7 @@ from pixelsift.batch.output import (
     write_job_file,
     write_shard,
 )
+from pixelsift.config import thread_limit
 from pixelsift.core.progress import progress_bar
 from pixelsift.core.sequences import chunks
 from pixelsift.errors import PixelsiftError, UsageError, short_reason
@@ -208,8 +209,11 @@ def run(
     """
     run_options = run_options or RunOptions()
     if engine == "ray" and run_options.threads is None:
-        # a Ray worker may use the CPUs it reserved, not every CPU of its node (its affinity is the node's)
-        run_options = RunOptions.of(run_options, threads=max(1, int(cpus_per_worker)))
+        # a Ray worker may use the CPUs it reserved, not every CPU of its node (its affinity is the node's);
+        # within the thread bound of this machine, which is all it can check (--cpus-per-worker itself is
+        # checked against the cluster's nodes when the job starts)
+        threads = min(max(1, int(cpus_per_worker)), thread_limit())
+        run_options = RunOptions.of(run_options, threads=threads)
     job = BatchJob(task, model, top_k, conf, normalize, run_options)
     options = EngineOptions(engine, address, workers, cpus_per_worker, gpus_per_worker, batch_size, verbose)
     if shard_size < 1:

@@ -136,12 +136,20 @@ def _file_unwritable(path: Path) -> str | None:
     return None
 
 
+# SQLite's -shm file of a WAL index takes 32 KB: with less room than this an index cannot even be opened
+# for writing ("disk I/O error"), while reading it as immutable still works.
+MIN_FREE_BYTES = 64 << 10
+
+
 def _folder_unwritable(folder: Path) -> str | None:
     try:  # SQLite writes its -wal and -shm files beside the index
         with tempfile.TemporaryFile(dir=folder, prefix=".pixelsift-probe-"):
             pass
+        room = os.statvfs(folder)
     except OSError as exc:
         return f"its folder {folder} is not writable ({exc.strerror})"
+    if room.f_bavail * room.f_frsize < MIN_FREE_BYTES:
+        return f"the disk of {folder} is full"
     return None
 
 
