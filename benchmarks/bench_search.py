@@ -68,7 +68,7 @@ PHOTO_TAGS: dict[str, set[str]] = {
 BIRD_TAGS = {"bird", "animal"}
 
 # (query, kind, what is relevant: alternatives (OR) of tag sets (AND)), kinds: word, plural, synonym,
-# phrase, and (two concepts), absent (nothing in the library shows it).
+# phrase, and (two concepts), misspell (a typo of a word), absent (nothing in the library shows it).
 QUERIES: list[tuple[str, str, list[set[str]]]] = [
     ("cat", "word", [{"cat"}]),
     ("dog", "word", [{"dog"}]),
@@ -105,6 +105,15 @@ QUERIES: list[tuple[str, str, list[set[str]]]] = [
     ("person and horse", "and", [{"person", "horse"}]),
     ("dog horse", "and", [{"dog", "horse"}]),
     ("cat or dog", "or", [{"cat"}, {"dog"}]),
+    ("cta", "misspell", [{"cat"}]),
+    ("dgo", "misspell", [{"dog"}]),
+    ("brid", "misspell", [{"bird"}]),
+    ("hors", "misspell", [{"horse"}]),
+    ("giraf", "misspell", [{"giraffe"}]),
+    ("squirel", "misspell", [{"squirrel"}]),
+    ("butterfy", "misspell", [{"butterfly"}]),
+    ("bycicle", "misspell", [{"bicycle"}]),
+    ("my photos of dgos", "misspell", [{"dog"}]),
     ("elephant", "absent", []),
     ("pizza", "absent", []),
     ("sheep", "absent", []),
@@ -363,6 +372,7 @@ def report(versions: dict[str, dict], tags: dict[str, set[str]]) -> None:
         for group, kinds in (
             ("word", {"word", "plural", "synonym"}),
             ("phrase+and", {"phrase", "and", "or"}),
+            ("misspell", {"misspell"}),
         ):
             ms = [m for k, m in rows if k in kinds]
             print(

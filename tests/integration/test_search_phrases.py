@@ -214,3 +214,26 @@ def test_serve_finds_the_index_search_would_use(
     config = started["app"].state.config
     assert config.db is not None and Path(config.db).parent == home / "libraries"
     assert f"searching the photo index {config.db}" in capsys.readouterr().err
+
+
+def test_a_misspelling_is_corrected_and_says_so(library: tuple[Path, Path]) -> None:
+    _, db = library
+    with PhotoIndex(db) as index:
+        for typed, meant in (("cta", "cat"), ("espreso", "espresso")):
+            results = index.search(f"my photos of {typed}")
+            assert f"showing results for {meant!r} (you typed {typed!r})" in results.notes, results.notes
+            assert [r.relative_path for r in results] == [r.relative_path for r in index.search(meant)]
+        assert index.search("cta")[0].relative_path == "chelsea.png"
+        assert index.searcher().correction("beech") is None  # a real word that names nothing here
+
+
+def test_an_ambiguous_misspelling_corrects_nothing_and_lists_the_candidates(
+    library: tuple[Path, Path],
+) -> None:
+    _, db = library
+    with PhotoIndex(db) as index:
+        # boat, bolt, boot and post are each one letter away: no one of them is clearly meant
+        assert index.searcher().correction("bost") is None
+        results = index.search("bost")
+        assert not results and not any("showing results" in n for n in results.notes)
+        assert "nearest known labels" in results.message

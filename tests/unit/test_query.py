@@ -103,3 +103,21 @@ def test_accents_are_folded_and_a_query_of_filler_understands_nothing() -> None:
         KNOWN.discard("cafe")
     only_filler = parse("photos of the", resolve)
     assert not only_filler.understood and only_filler.unknown == []
+
+
+def test_a_word_that_means_nothing_is_searched_as_its_clear_correction() -> None:
+    asked: list[str] = []
+
+    def correct(phrase: str) -> str | None:
+        asked.append(phrase)
+        return {"dgo": "dog", "hot dgo": "hot dog"}.get(phrase)
+
+    query = parse("a dgo on the beach", resolve, correct=correct)
+    assert [[t.text for t in g] for g in query.groups] == [["dog", "beach"]]
+    assert query.corrected == [("dgo", "dog")] and query.unknown == []
+    assert "beach" not in asked  # a word that means something is never corrected
+    # the longest run is corrected first: "hot dgo" is one concept, not "hot" and "dog"
+    assert [t.text for t in parse("hot dgo", resolve, correct=correct).terms] == ["hot dog"]
+    # no clear correction: the word is reported as unknown, as without the hook
+    query = parse("xqzv cat", resolve, correct=correct)
+    assert query.unknown == ["xqzv"] and query.corrected == []

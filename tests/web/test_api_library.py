@@ -90,6 +90,12 @@ def test_ignored_words_are_named_in_a_header(client: TestClient) -> None:
     assert "ignored 'fluffy'" in response.headers["x-pixelsift-note"]
 
 
+def test_a_corrected_misspelling_is_named_in_a_header(client: TestClient) -> None:
+    response = client.get("/api/search", params={"q": "my photos of a cta"})
+    assert response.status_code == 200 and response.json()[0]["path"] == "cat.png"
+    assert "showing results for 'cat' (you typed 'cta')" in response.headers["x-pixelsift-note"]
+
+
 def test_similar_excludes_the_photo_itself(client: TestClient) -> None:
     cat = photo_id(client, "cat.png")
     results = client.get(f"/api/similar/{cat}", params={"n": 5}).json()

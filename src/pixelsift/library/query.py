@@ -168,6 +168,7 @@ class Query:
     groups: list[list[Term]] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # words that matched nothing
     ignored: list[str] = field(default_factory=list)  # filler dropped on purpose
+    corrected: list[tuple[str, str]] = field(default_factory=list)  # (typed, searched): "piza" -> "pizza"
 
     @property
     def terms(self) -> list[Term]:
@@ -224,10 +225,12 @@ def parse(
     text: str,
     resolve: Callable[[str], Term | None],
     holds: Callable[[Term], bool] | None = None,
+    correct: Callable[[str], str | None] | None = None,
 ) -> Query:
     """The query as concepts. `resolve(phrase)` gives the Term a phrase means, or None; `holds(term)`
     says whether a concept is a container ("cup"), so that "a cup of coffee" means coffee: a photo of
-    coffee shows its cup, and the classifier calls it espresso, not cup."""
+    coffee shows its cup, and the classifier calls it espresso, not cup. `correct(word)` gives the one
+    known word a word that means nothing is clearly a misspelling of ("piza" -> "pizza"), or None."""
     check_length(text)
     query = Query(text)
     tokens = words_of(text)
@@ -272,8 +275,24 @@ def parse(
                 i += n
                 break
         else:
-            query.unknown.append(token)
-            i += 1
+            # nothing known starts here: the longest run that is clearly a misspelling of something known
+            # ("moter scooter" is motor scooter, not mote and scooter)
+            fix = correct or (lambda phrase: None)
+            for n in range(end - i, 0, -1):
+                if tokens[i] in FILLER or tokens[i + n - 1] in FILLER | AND_WORDS:
+                    continue
+                phrase = " ".join(tokens[i : i + n])
+                fixed = fix(phrase)
+                term = resolve(fixed) if fixed is not None else None
+                if term is not None and fixed is not None:
+                    query.corrected.append((phrase, fixed))
+                    if all(t.text != term.text for t in group):
+                        group.append(term)
+                    i += n
+                    break
+            else:
+                query.unknown.append(token)
+                i += 1
     if group:
         query.groups.append(group)
     query.unknown = list(dict.fromkeys(query.unknown))

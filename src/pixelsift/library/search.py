@@ -26,7 +26,7 @@ from pixelsift.library.fusion import DEFAULT, Calibration, Evidence, Fusion, Pro
 from pixelsift.library.query import Query, parse
 from pixelsift.library.rows import Filters, Term
 from pixelsift.library.store import LibraryStore
-from pixelsift.models.vocabulary import WORD, Vocabulary, base_forms, normalise
+from pixelsift.models.vocabulary import WORD, Vocabulary, anchors, base_forms, is_english_word, normalise
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -112,11 +112,56 @@ class Searcher:
         self._probs = probs or (lambda: Probabilities.empty())
         self._custom: tuple[int, dict[str, set[str]]] | None = None  # (write sequence number, labels)
         self._undetected: tuple[int, int] | None = None  # (write sequence number, photos without detection)
+        self._known: tuple[int, list[str]] | None = None  # (write sequence number, words a query can name)
 
     # ------------------------------------------------------------------------------ understanding
     def understand(self, query: str) -> Query:
-        """The query as concepts (see `library.query`)."""
-        return parse(query, self._term, self._holds)
+        """The query as concepts (see `library.query`); a clear misspelling is searched as the word it
+        misspells (`correction`)."""
+        return parse(query, self._term, self._holds, self.correction)
+
+    def _known_words(self) -> list[str]:
+        """Every word a query can name: the vocabulary (classes, their synonyms and kinds, place and
+        scene words), the library's own labels and the detector's classes."""
+        seq = self.store.seq()
+        if self._known is None or self._known[0] != seq:
+            words = {*self.vocab.words, *self.vocab.related}
+            words.update(normalise(n) for n in self.store.label_names())
+            self._known = (seq, sorted(words))
+        return self._known[1]
+
+    def correction(self, word: str) -> str | None:
+        """The known word `word` is clearly a misspelling of, or None. Candidates are the known words
+        within an edit distance of 1 (a word of up to 4 letters) or 2 (longer), a swap of two letters
+        counting as one edit (RapidFuzz's optimal string alignment). They are ranked by that distance,
+        then by being a label of this library's photos, then by the fewest letters replaced (a letter
+        left out or doubled before a wrong one: "piza" is pizza before pika); a tie on all three is
+        ambiguous and corrects nothing. A word that means something itself is never corrected (only
+        words that resolve to nothing are asked about), nor is a word of English that names nothing
+        photos are indexed by ("fluffy", "beech": `is_english_word`)."""
+        from rapidfuzz import process  # with the first search that needs it
+        from rapidfuzz.distance import OSA, Indel
+
+        word = normalise(word)
+        forms = list(dict.fromkeys([word, *base_forms(word)]))  # "elefants": the singular is closer
+        if len(word) < 3 or not word.replace(" ", "").isalpha():
+            return None
+        if any(f in anchors() for f in forms) or is_english_word(word):
+            return None  # a real word ("beech", "fluffy") that names nothing here is no misspelling
+        limit = 1 if len(word) <= 4 else 2
+        in_library = {normalise(n) for n in self.store.label_names()}
+        ranks: dict[str, tuple[int, int, int, int]] = {}
+        for order, form in enumerate(forms):  # the word as typed before its base forms ("hors": horse)
+            for known, distance, _ in process.extract(
+                form, self._known_words(), scorer=OSA.distance, score_cutoff=limit, limit=8
+            ):
+                rank = (int(distance), known not in in_library, int(Indel.distance(form, known)), order)
+                ranks[known] = min(ranks.get(known, rank), rank)
+        if not ranks:
+            return None
+        best = min(ranks.values())
+        candidates = [k for k, r in ranks.items() if r == best]
+        return candidates[0] if len(candidates) == 1 else None
 
     def _holds(self, term: Term) -> bool:
         """Whether a concept is a container, WordNet's first sense of the word ("cup", "glass", "bowl")."""
@@ -266,7 +311,7 @@ class Searcher:
         return results
 
     def _notes(self, query: Query) -> list[str]:
-        notes = []
+        notes = [f"showing results for {fixed!r} (you typed {typed!r})" for typed, fixed in query.corrected]
         if query.unknown:
             notes.append(
                 f"ignored {', '.join(repr(w) for w in query.unknown)}: not a thing photos are indexed by; "

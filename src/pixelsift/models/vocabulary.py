@@ -200,3 +200,22 @@ def anchors() -> dict[str, list]:
     nouns)."""
     data = resources.files("pixelsift").joinpath("data", ANCHORS).read_bytes()
     return dict(json.loads(gzip.decompress(data)))
+
+
+ENGLISH_MIN_COUNT = 20  # pyspellchecker's word counts: real words have hundreds and more, typos none
+
+
+@cache
+def _english() -> object:
+    # pyspellchecker: an English word-frequency list (MIT, 160,000 words) in the wheel, offline; read on
+    # the first query word that names nothing (0.3 s)
+    from spellchecker import SpellChecker
+
+    return SpellChecker(language="en", distance=1)
+
+
+def is_english_word(word: str) -> bool:
+    """True for a word of English ("fluffy", "smiling", "beech"), whether or not photos are indexed by
+    it: such a word is never taken for a misspelling of another."""
+    frequency = _english().word_frequency  # type: ignore[attr-defined]
+    return all(frequency[part] >= ENGLISH_MIN_COUNT for part in normalise(word).split())
