@@ -70,10 +70,10 @@ def test_no_match_says_so_with_suggestions_and_exit_1(
 ) -> None:
     _, db, _ = library
     capsys.readouterr()
-    assert main(["search", "espreso", "--db", str(db), "--format", "json"]) == 1
+    assert main(["search", "bost", "--db", str(db), "--format", "json"]) == 1  # no clear correction
     out, err = capsys.readouterr()
     assert json.loads(out) == []
-    assert "no photo label matches 'espreso'" in err and "espresso" in err
+    assert "no photo label matches 'bost'" in err and "boat" in err
     assert main(["search", "pizza", "--db", str(db)]) == 1, "nothing listed: exit 1, whatever the reason"
     assert "no photo matches 'pizza' with a score of at least 0.25" in capsys.readouterr().err
 

@@ -237,3 +237,11 @@ def test_an_ambiguous_misspelling_corrects_nothing_and_lists_the_candidates(
         results = index.search("bost")
         assert not results and not any("showing results" in n for n in results.notes)
         assert "nearest known labels" in results.message
+
+
+def test_a_compound_name_is_not_split_into_other_words(library: tuple[Path, Path]) -> None:
+    _, db = library
+    with PhotoIndex(db) as index:
+        query = index.searcher().understand("spring rolls")
+        assert query.unknown == ["spring rolls"] and not query.groups  # was spring AND roll
+        assert [t.text for t in index.searcher().understand("a cat and spring rolls").terms] == ["cat"]

@@ -121,3 +121,15 @@ def test_a_word_that_means_nothing_is_searched_as_its_clear_correction() -> None
     # no clear correction: the word is reported as unknown, as without the hook
     query = parse("xqzv cat", resolve, correct=correct)
     assert query.unknown == ["xqzv"] and query.corrected == []
+
+
+def test_a_name_of_several_words_is_one_concept_even_when_nothing_is_indexed_by_it() -> None:
+    def is_name(phrase: str) -> bool:
+        return phrase in ("spring rolls", "cat food")
+
+    query = parse("spring rolls", resolve, is_name=is_name)
+    assert query.groups == [] and query.unknown == ["spring rolls"]  # not spring AND roll(s)
+    query = parse("cat food or dog", resolve, is_name=is_name)
+    assert [[t.text for t in g] for g in query.groups] == [["dog"]] and query.unknown == ["cat food"]
+    # a name that resolves is taken as before; single words are never asked
+    assert [t.text for t in parse("hot dog", resolve, is_name=lambda p: True).terms] == ["hot dog"]

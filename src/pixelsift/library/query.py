@@ -226,11 +226,15 @@ def parse(
     resolve: Callable[[str], Term | None],
     holds: Callable[[Term], bool] | None = None,
     correct: Callable[[str], str | None] | None = None,
+    is_name: Callable[[str], bool] | None = None,
 ) -> Query:
     """The query as concepts. `resolve(phrase)` gives the Term a phrase means, or None; `holds(term)`
     says whether a concept is a container ("cup"), so that "a cup of coffee" means coffee: a photo of
     coffee shows its cup, and the classifier calls it espresso, not cup. `correct(word)` gives the one
-    known word a word that means nothing is clearly a misspelling of ("piza" -> "pizza"), or None."""
+    known word a word that means nothing is clearly a misspelling of ("piza" -> "pizza"), or None.
+    `is_name(phrase)` says whether several words are one name of the language ("spring rolls", "french
+    fries"): such a name is one concept, reported unknown when nothing in photos is indexed by it, and
+    never split into words that mean something else (spring AND roll)."""
     check_length(text)
     query = Query(text)
     tokens = words_of(text)
@@ -265,6 +269,10 @@ def parse(
             if n > 1 and (tokens[i] in FILLER or tokens[i + n - 1] in FILLER | AND_WORDS):
                 continue  # "the dog" is "dog"; a name never starts or ends with filler
             term = resolve(phrase)
+            if term is None and n > 1 and is_name is not None and is_name(phrase):
+                query.unknown.append(phrase)
+                i += n
+                break
             if term is not None:
                 if before_of in group and holds is not None and holds(before_of):
                     group.remove(before_of)  # "a cup of coffee": coffee

@@ -118,7 +118,11 @@ class Searcher:
     def understand(self, query: str) -> Query:
         """The query as concepts (see `library.query`); a clear misspelling is searched as the word it
         misspells (`correction`)."""
-        return parse(query, self._term, self._holds, self.correction)
+        return parse(query, self._term, self._holds, self.correction, self._is_name)
+
+    def _is_name(self, phrase: str) -> bool:
+        """Whether a phrase is a name of WordNet's ("spring rolls": spring roll), in any of its forms."""
+        return any(form in anchors() for form in self.vocab.forms(phrase))
 
     def _known_words(self) -> list[str]:
         """Every word a query can name: the vocabulary (classes, their synonyms and kinds, place and

@@ -118,6 +118,10 @@ class Vocabulary:
     def names(self, synset: str) -> list[str]:
         return list(self.synsets[synset]["names"])
 
+    def forms(self, text: str) -> list[str]:
+        """The forms a word or phrase is looked up in: as typed, singular, with and without hyphens."""
+        return self._forms(text)
+
     def _forms(self, text: str) -> list[str]:
         word = normalise(text)
         forms = dict.fromkeys([self.irregular.get(word, word), *base_forms(word)])
