@@ -135,3 +135,18 @@ def test_explain_save_on_a_file_and_a_flat_layer_are_one_line(samples: Path, tmp
     err = capsys.readouterr().err
     assert "layer '_fc' gives [1, 1280], not a map over the image" in err and "'_conv_head'" in err
     assert "Traceback" not in err
+
+
+def test_one_photo_per_class_is_a_clear_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for label, colour in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
+        write_image(tmp_path / "set" / label / "0.jpg", color=colour)
+    assert main(["train", str(tmp_path / "set"), "-o", str(tmp_path / "m"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "too few photos to validate a model (blue: 1, red: 1)" in err
+
+
+def test_batch_output_on_a_device_is_one_line(samples: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["batch", "embed", str(samples / "chelsea.png"), "-o", "/dev/full", "-q"]) == 2
+    assert "-o /dev/full: exists and is not a folder" in capsys.readouterr().err

@@ -31,6 +31,7 @@ from pixelsift.batch.output import (
     write_shard,
 )
 from pixelsift.config import thread_limit
+from pixelsift.core.outputs import writable_folder
 from pixelsift.core.progress import progress_bar
 from pixelsift.core.sequences import chunks
 from pixelsift.errors import PixelsiftError, UsageError, short_reason
@@ -131,10 +132,7 @@ def _plan(paths: list[str], out: Path, shard_size: int, resume: bool) -> _Plan:
 
 
 def _prepare_out(out: Path, job: BatchJob, resume: bool, shards: int) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"-o {out}: cannot create the folder ({exc.strerror})") from None
+    writable_folder(out, "-o")
     earlier = read_job_file(out)
     existing = sorted(out.glob(SHARD_GLOB))
     if not resume and (earlier is not None or existing):

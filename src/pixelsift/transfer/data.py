@@ -53,6 +53,13 @@ def training_data(
     else:
         train = dataset.samples
     train, valid = holdout_split(train, holdout, seed)
+    if not valid and train:  # one photo per class: nothing can be held out to measure the model on
+        counts = {c: sum(s.label == c for s in train) for c in dict.fromkeys(s.label for s in train)}
+        raise UsageError(
+            f"{dataset.root}: too few photos to validate a model ("
+            + ", ".join(f"{c}: {n}" for c, n in counts.items())
+            + "); give each class at least 2 photos (a few dozen train a useful model), or a valid/ folder"
+        )
     return TrainingData(dataset, train, valid, True, holdout)
 
 
