@@ -15,10 +15,13 @@ EXAMPLES = """examples:
   pixelsift index ~/Photos --exclude 'Screenshots/*' --detector none
   pixelsift index ~/Photos --db ~/photo-index.db  keep the index in a file of your choice
   pixelsift index ~/Photos --stats                what the index holds (no indexing)
+  pixelsift index --repair --db ~/photo-index.db  a damaged index: kept aside, built again, same settings
+  pixelsift index /mnt/new-place --db ~/photo-index.db  the library's folder moved: the index follows it
 
 The index is one SQLite file, by default in $PIXELSIFT_HOME/libraries/ (pixelsift never writes into the
 photo folder). Moved or renamed photos keep their entry; deleted ones are dropped; photos that cannot be
 read are listed once and not retried until they change. Interrupted runs resume where they stopped.
+A symbolic link out of the folder is reported, not followed (--follow-links follows it).
 """
 
 
