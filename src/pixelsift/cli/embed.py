@@ -51,7 +51,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.features.embed import embed
 

@@ -48,11 +48,6 @@ def path_text(path: str | os.PathLike[str]) -> str:
     return text if is_utf8(text) else _SURROGATE.sub(_escape, text)
 
 
-def path_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The name's bytes on disk (what `os.fsencode` gives)."""
-    return os.fsencode(path)
-
-
 def path_columns(paths: Iterable[Any]) -> dict[str, list[Any]]:
     """The columns a table of files stores its paths in: `path` (text, for people and other tools) and,
     only when some name is not UTF-8, `path_bytes` (every row's name as bytes, so it can be opened).

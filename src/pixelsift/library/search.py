@@ -112,7 +112,8 @@ class Searcher:
         self._probs = probs or (lambda: Probabilities.empty())
         self._custom: tuple[int, dict[str, set[str]]] | None = None  # (write sequence number, labels)
         self._undetected: tuple[int, int] | None = None  # (write sequence number, photos without detection)
-        self._known: tuple[int, list[str]] | None = None  # (write sequence number, words a query can name)
+        # (write sequence number, words a query can name, the library's own labels among them)
+        self._known: tuple[int, list[str], set[str]] | None = None
 
     # ------------------------------------------------------------------------------ understanding
     def understand(self, query: str) -> Query:
@@ -124,15 +125,15 @@ class Searcher:
         """Whether a phrase is a name of WordNet's ("spring rolls": spring roll), in any of its forms."""
         return any(form in anchors() for form in self.vocab.forms(phrase))
 
-    def _known_words(self) -> list[str]:
+    def _known_words(self) -> tuple[list[str], set[str]]:
         """Every word a query can name: the vocabulary (classes, their synonyms and kinds, place and
-        scene words), the library's own labels and the detector's classes."""
+        scene words), the library's own labels and the detector's classes; and those labels alone (read
+        again only after the index changed)."""
         seq = self.store.seq()
         if self._known is None or self._known[0] != seq:
-            words = {*self.vocab.words, *self.vocab.related}
-            words.update(normalise(n) for n in self.store.label_names())
-            self._known = (seq, sorted(words))
-        return self._known[1]
+            in_library = {normalise(n) for n in self.store.label_names()}
+            self._known = (seq, sorted({*self.vocab.words, *self.vocab.related, *in_library}), in_library)
+        return self._known[1], self._known[2]
 
     def correction(self, word: str) -> str | None:
         """The known word `word` is clearly a misspelling of, or None. Candidates are the known words
@@ -153,11 +154,11 @@ class Searcher:
         if any(f in anchors() for f in forms) or is_english_word(word):
             return None  # a real word ("beech", "fluffy") that names nothing here is no misspelling
         limit = 1 if len(word) <= 4 else 2
-        in_library = {normalise(n) for n in self.store.label_names()}
+        known_words, in_library = self._known_words()
         ranks: dict[str, tuple[int, int, int, int]] = {}
         for order, form in enumerate(forms):  # the word as typed before its base forms ("hors": horse)
             for known, distance, _ in process.extract(
-                form, self._known_words(), scorer=OSA.distance, score_cutoff=limit, limit=8
+                form, known_words, scorer=OSA.distance, score_cutoff=limit, limit=8
             ):
                 rank = (int(distance), known not in in_library, int(Indel.distance(form, known)), order)
                 ranks[known] = min(ranks.get(known, rank), rank)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pixelsift.core.sequences import chunks
+from pixelsift.core.sqlite import connect as sqlite_connect
 from pixelsift.core.sqlite import transaction
 from pixelsift.library.rows import (
     FAILED,
@@ -96,7 +97,8 @@ class LibraryStore:
         changed); {} when none can."""
         found: dict[str, str] = {}
         try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            # read as every index is read: a folder name that is not UTF-8 comes back as the OS gave it
+            conn = sqlite_connect(f"file:{path}?mode=ro", uri=True)
         except sqlite3.Error:
             return found
         try:

@@ -120,9 +120,6 @@ class Vocabulary:
 
     def forms(self, text: str) -> list[str]:
         """The forms a word or phrase is looked up in: as typed, singular, with and without hyphens."""
-        return self._forms(text)
-
-    def _forms(self, text: str) -> list[str]:
         word = normalise(text)
         forms = dict.fromkeys([self.irregular.get(word, word), *base_forms(word)])
         return list(dict.fromkeys(v for f in forms for v in (f, f.replace("-", " "), f.replace(" ", "-"))))
@@ -132,7 +129,7 @@ class Vocabulary:
 
         `related`: also words that name no class but sit beside some ("beach", "snow", "kitchen"), and
         kinds of things found through a specific synset above them ("chocolate cake")."""
-        forms = self._forms(text)
+        forms = self.forms(text)
         for form in forms:
             entry = self.words.get(form)
             if entry:
@@ -157,7 +154,7 @@ class Vocabulary:
         if meaning is not None:
             direct = [s for s, w in meaning.synsets if w >= 1.0]
         else:
-            direct = next((list(anchors()[f][1:]) for f in self._forms(name) if f in anchors()), [])
+            direct = next((list(anchors()[f][1:]) for f in self.forms(name) if f in anchors()), [])
         found = set(direct)
         for synset in direct:
             found.update(self.ancestors.get(synset) or self._ancestors(synset))

@@ -158,11 +158,8 @@ def read_state_dict(path: Path) -> dict[str, Any]:
 
         try:
             return dict(load_file(str(path)))
-        except (
-            SafetensorError,
-            OSError,
-            ValueError,
-        ) as exc:  # truncated, or its header does not fit the file
+        # truncated, or its header does not fit the file
+        except (SafetensorError, OSError, ValueError) as exc:
             raise WeightsInvalidError(f"{path} is a damaged or truncated .safetensors file ({exc})") from None
     import pickle
 

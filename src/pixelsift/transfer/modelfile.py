@@ -116,9 +116,10 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     """(metadata, tensors) of a pixelsift model file, verified; `ModelFileError` says what is wrong."""
     target = Path(path)
     try:
-        if stat.S_ISDIR(os.stat(target).st_mode):
+        mode = os.stat(target).st_mode
+        if stat.S_ISDIR(mode):
             raise IsADirectoryError
-        if not stat.S_ISREG(os.stat(target).st_mode):  # a FIFO would block the open, a device never end
+        if not stat.S_ISREG(mode):  # a FIFO would block the open, a device never end
             raise UsageError(
                 f"{target}: not a regular file (a device or a pipe); give a .safetensors model file"
             )
