@@ -65,6 +65,21 @@ def test_search_table_json_and_csv(
     assert Path(rows[0]["path"]).name == "coffee.png" and float(rows[0]["score"]) > 0.9
 
 
+def test_search_all_keeps_the_strict_and_and_json_names_the_weak_concepts(
+    library: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, db, _ = library
+    assert main(["search", "cat and espresso", "--db", str(db), "--format", "json"]) == 0
+    out = capsys.readouterr()
+    data = json.loads(out.out)
+    assert Path(data[0]["path"]).name == "chelsea.png" and data[0]["weak"] == ["espresso"]
+    assert "only part of the query" in out.err and "--all" in out.err
+    assert main(["search", "cat and espresso", "--db", str(db), "--all"]) == 1
+    assert "no photo matches 'cat AND espresso'" in capsys.readouterr().err
+    assert main(["search", "cat", "--db", str(db), "--all", "--format", "json"]) == 0, "one concept: as ever"
+    assert json.loads(capsys.readouterr().out)[0]["weak"] == []
+
+
 def test_no_match_says_so_with_suggestions_and_exit_1(
     library: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

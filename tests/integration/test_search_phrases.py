@@ -56,13 +56,32 @@ def test_unknown_words_are_named_and_the_rest_answers(library: tuple[Path, Path]
         assert any("ignored 'fluffy'" in note for note in results.notes)
 
 
-def test_cat_or_coffee_lists_both_and_cat_and_coffee_lists_neither(library: tuple[Path, Path]) -> None:
+def test_cat_or_coffee_lists_both_and_cat_and_coffee_ranks_the_cat_with_all_listing_none(
+    library: tuple[Path, Path],
+) -> None:
     _, db = library
     with PhotoIndex(db) as index:
         either = {r.relative_path for r in index.search("cat or espresso")}
         assert {"chelsea.png", "coffee.png"} <= either
         both = index.search("cat and espresso")
-        assert not both and "cat AND espresso" in both.message, "no photo shows both"
+        assert [r.relative_path for r in both] == ["chelsea.png"], "the main concept's photo, ranked"
+        assert both[0].weak == ["espresso"] and any("only part of the query" in n for n in both.notes)
+        assert index.search("cat", n=1)[0].score > both[0].score, "a missing concept lowers the score"
+        strict = index.search("cat and espresso", match_all=True)
+        assert not strict and "cat AND espresso" in strict.message, "--all: no photo shows both"
+
+
+def test_a_context_word_without_a_class_ranks_the_main_concept_and_all_keeps_the_and(
+    library: tuple[Path, Path],
+) -> None:
+    _, db = library
+    with PhotoIndex(db) as index:
+        cat = index.search("cat")
+        beach = index.search("the beach with a cat")  # beach names no class: cat is the main concept
+        assert [r.relative_path for r in beach][:1] == ["chelsea.png"] == [r.relative_path for r in cat][:1]
+        assert beach[0].weak == ["beach"] and beach[0].score < cat[0].score
+        assert "not clearly beach" in beach[0].matched_text()
+        assert not index.search("the beach with a cat", match_all=True)
 
 
 def test_nothing_is_listed_below_the_minimum_score(library: tuple[Path, Path]) -> None:

@@ -60,6 +60,17 @@ def test_search_cat_returns_the_cat_photo_first_with_relative_paths(client: Test
     assert not any(os.path.isabs(r["path"]) for r in results)
 
 
+def test_search_ranks_a_partial_match_after_full_ones_and_all_lists_only_full_ones(
+    client: TestClient,
+) -> None:
+    response = client.get("/api/search", params={"q": "cat and espresso"})
+    results = response.json()
+    assert [r["path"] for r in results] == ["cat.png"] and results[0]["weak"] == ["espresso"]
+    assert "only part of the query" in response.headers["x-pixelsift-note"]
+    strict = client.get("/api/search", params={"q": "cat and espresso", "all": "true"})
+    assert strict.json() == [] and "cat AND espresso" in strict.headers["x-pixelsift-message"]
+
+
 def test_search_without_match_says_why(client: TestClient) -> None:
     response = client.get("/api/search", params={"q": "zebra crossing lighthouse"})
     assert response.status_code == 200 and response.json() == []

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 EXAMPLES = """examples:
   pixelsift search cat                      photos of cats (tabby, Persian, Siamese ... and detected cats)
   pixelsift search "my photos of dogs"      filler ("my", "photos of", "show me", "a", "the") is dropped
-  pixelsift search "a dog on the beach"     several concepts: the photo must show all of them
+  pixelsift search "a dog on the beach"     photos with both first, then dogs where the beach is weak
+  pixelsift search "a dog on the beach" --all   only photos that show every concept
   pixelsift search "cat or dog"             either
   pixelsift search dogs --after 2021 -n 5   any dog breed, photos taken in 2021 or later
   pixelsift search food --min-score 0.1     list weaker matches too (default minimum: 0.25)
@@ -25,7 +26,10 @@ EXAMPLES = """examples:
 Words are understood through WordNet's hierarchy of ImageNet's and COCO's classes: "bird", "fruit" and
 "vehicle" find every kind of bird, fruit and vehicle; plurals and synonyms work ("cats", "puppy",
 "automobile"); a word no class is named after goes through WordNet's neighbours ("beach": seashore,
-lakeside). Each result says what made it match (the `matched` column / field).
+lakeside). Each result says what made it match (the `matched` column / field). Several concepts rank
+rather than filter: the photos that show them all come first; then photos that show the query's main
+concept (its first word that names a class: "dog" in "a dog on the beach"), with the concepts they do not
+clearly show named ("not clearly beach"; the `weak` field). --all lists only the first kind.
 
 Exit status: 0 when photos are listed, 1 when none are (the reason is printed), 2 for a bad command.
 """
@@ -64,6 +68,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("query", nargs="+", metavar="QUERY", help="a word, several words, or a sentence")
     add_library_options(p)
+    p.add_argument(
+        "--all",
+        dest="match_all",
+        action="store_true",
+        help="only photos that show every concept of the query (default: those first, then photos that "
+        "show its main concept)",
+    )
     p.set_defaults(func=run_search)
 
     s = subparsers.add_parser(
@@ -118,6 +129,7 @@ def print_results(results: SearchResults, fmt: str) -> None:
                         "labels": r.labels,
                         "id": r.id,
                         "missing": r.missing,
+                        "weak": r.weak,
                     }
                 )
     elif fmt == "csv":
@@ -157,6 +169,7 @@ def run_search(args: argparse.Namespace) -> int:
             before=args.before,
             camera=args.camera,
             min_score=args.min_score,
+            match_all=args.match_all,
         )
     print_results(results, args.format)
     return report(results)

@@ -52,9 +52,59 @@ class Calibration:
     text_low: float = 0.18
     text_high: float = 0.30
     min_score: float = 0.25  # above every absent concept's best photo on that library (0.20)
+    # several concepts: each concept besides the main one multiplies the main concept's score by
+    # floor + (1 - floor) * its own score (see `combine`)
+    context_floor: float = 0.5
 
 
 DEFAULT = Calibration()
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Photos ranked for one query: per photo its score, its tier (2: it shows every concept of an
+    alternative, 1: it shows the main concept only, 0: not listed), the alternative that ranked it, and
+    `gate`: its best score of what must reach the minimum for it to be listed (the main concept's;
+    with `match_all`, the weakest concept's)."""
+
+    score: np.ndarray
+    tier: np.ndarray
+    group: np.ndarray
+    gate: np.ndarray
+
+
+def combine(
+    groups: Sequence[np.ndarray], mains: Sequence[int], min_score: float, floor: float, match_all: bool
+) -> Ranking:
+    """Rank photos for a query of alternatives (OR) of concepts (AND). `groups[g]` holds one row of
+    scores per concept of alternative g (concepts x photos), `mains[g]` the row of its main concept.
+
+    - A photo shows a concept when its score for it reaches `min_score`.
+    - Combined score of an alternative: main * prod over the other concepts of (floor + (1 - floor) *
+      their score). A missing context word costs at most a factor `floor`; a present one costs little.
+    - Photos that show every concept of an alternative come first (tier 2), by combined score; then
+      photos that show the main concept (tier 1): a weak context word ranks but never empties the
+      result. `match_all` (`--all`) lists tier 2 only, scored by its weakest concept (a strict AND).
+    - An alternative of one concept scores that concept; OR takes each photo's best alternative."""
+    scores, tiers, gates = [], [], []
+    for rows, main in zip(groups, mains, strict=True):
+        weakest = rows.min(axis=0)
+        shows_all = weakest >= min_score
+        if match_all:
+            scores.append(weakest)
+            tiers.append(np.where(shows_all, 2, 0))
+            gates.append(weakest)
+            continue
+        others = np.delete(rows, main, axis=0)
+        combined = rows[main] * np.prod(floor + (1.0 - floor) * others, axis=0)
+        scores.append(combined)
+        tiers.append(np.where(shows_all, 2, np.where(rows[main] >= min_score, 1, 0)))
+        gates.append(rows[main])
+    score, tier = np.stack(scores), np.stack(tiers)
+    best = np.argmax(tier * 2.0 + score, axis=0)  # the best tier first, then the best score
+    columns = np.arange(score.shape[1])
+    gate = np.stack(gates).max(axis=0) if len(columns) else np.zeros(0)
+    return Ranking(score[best, columns], tier[best, columns], best, gate)
 
 
 def _platt(p: np.ndarray | float, a: float, b: float) -> Any:

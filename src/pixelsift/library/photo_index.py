@@ -328,18 +328,22 @@ class PhotoIndex:
         before: str | None = None,
         camera: str | None = None,
         min_score: float | None = None,
+        match_all: bool = False,
     ) -> SearchResults:
-        """Photos matching a word ("cat", "dogs", "stop sign", a custom label), several words (all must
-        match), or free text when the library has a text-image model. Best first. A result whose file
-        is gone since it was indexed has `missing` set, and a note says what to do.
+        """Photos matching a word ("cat", "dogs", "stop sign", a custom label), several words, or free
+        text when the library has a text-image model. Best first. Several words rank: photos that show
+        them all first, then photos that show the main one with the rest weak (`SearchResult.weak`
+        names those); `match_all=True` lists only photos that show them all. A result whose file is
+        gone since it was indexed has `missing` set, and a note says what to do.
 
         >>> index.search("cat", n=5, after="2020", camera="pixel")[0].path   # doctest: +SKIP
+        >>> index.search("a dog on the beach", match_all=True)               # doctest: +SKIP
         """
         if n < 1:
             raise UsageError("-n must be at least 1")
         if not query.strip():
             raise UsageError("the query is empty")
-        filters = Filters.parse(after, before, camera, min_score)
+        filters = Filters.parse(after, before, camera, min_score, match_all)
         searcher = self.searcher()
         understood = searcher.understand(query)  # a UsageError for a query longer than any search
         text_model = self._text_model()

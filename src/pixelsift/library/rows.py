@@ -134,6 +134,7 @@ class Filters:
     before: str | None = None  # exclusive
     camera: str | None = None
     min_score: float | None = None
+    match_all: bool = False  # list only photos that show every concept (`--all`), not a ranking
 
     @classmethod
     def parse(
@@ -142,10 +143,13 @@ class Filters:
         before: str | None = None,
         camera: str | None = None,
         min_score: float | None = None,
+        match_all: bool = False,
     ) -> Filters:
         if min_score is not None and not 0 <= min_score <= 1:
             raise UsageError(f"--min-score must be between 0 and 1, not {min_score}")
-        return cls(parse_date(after, "after"), parse_date(before, "before"), camera or None, min_score)
+        return cls(
+            parse_date(after, "after"), parse_date(before, "before"), camera or None, min_score, match_all
+        )
 
     @property
     def active(self) -> bool:

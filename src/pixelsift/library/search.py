@@ -6,9 +6,12 @@ A query ("my photos of cat", "a dog on the beach", "cat or dog", "stop signs") i
 classes and detector classes it covers ("cat": tabby, Persian, ... and detected cats), to related
 classes when it names none ("beach": seashore, lakeside), and to the user's own labels, by name or
 through WordNet ("cake" finds a labeler's "chocolate_cake"). Every photo gets one calibrated score per
-concept, fused from all the evidence (`library.fusion`); several concepts must all be there (the photo
-scores its weakest), "or" takes the best alternative. Results below the minimum score (default
-`fusion.DEFAULT.min_score`) are not listed; each result says which evidence made it match.
+concept, fused from all the evidence (`library.fusion`). Several concepts rank rather than filter
+(`fusion.combine`): photos that show them all come first, then photos that show the query's main
+concept (`main_concept`) with the rest weak; `Filters.match_all` (`--all`) lists the first kind only.
+"Or" takes each photo's best alternative. A photo whose main concept scores below the minimum (default
+`fusion.DEFAULT.min_score`) is not listed; each result says which evidence made it match and which
+concepts it does not clearly show (`SearchResult.weak`).
 """
 
 from __future__ import annotations
@@ -22,11 +25,28 @@ import numpy as np
 
 from pixelsift.core.paths import data_frame
 from pixelsift.core.sequences import chunks
-from pixelsift.library.fusion import DEFAULT, Calibration, Evidence, Fusion, Probabilities, TermScores
+from pixelsift.library.fusion import (
+    DEFAULT,
+    Calibration,
+    Evidence,
+    Fusion,
+    Probabilities,
+    TermScores,
+    combine,
+)
 from pixelsift.library.query import Query, parse
 from pixelsift.library.rows import Filters, Term
 from pixelsift.library.store import LibraryStore
-from pixelsift.models.vocabulary import WORD, Vocabulary, anchors, base_forms, is_english_word, normalise
+from pixelsift.models.vocabulary import (
+    ANCHOR,
+    RELATED,
+    WORD,
+    Vocabulary,
+    anchors,
+    base_forms,
+    is_english_word,
+    normalise,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,6 +71,7 @@ class SearchResult:
     camera: str | None = None
     matched: list[Evidence] = field(default_factory=list)  # why it matched, per concept, strongest first
     missing: bool = False  # the file is not on disk any more (deleted, or the folder moved) since indexing
+    weak: list[str] = field(default_factory=list)  # the query's concepts it does not clearly show
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +84,7 @@ class SearchResult:
             "taken_at": self.taken_at,
             "camera": self.camera,
             "missing": self.missing,
+            "weak": self.weak,
         }
 
     def matched_text(self) -> str:
@@ -70,7 +92,17 @@ class SearchResult:
         best: dict[str, Evidence] = {}
         for e in self.matched:
             best.setdefault(e.concept, e)
-        return "; ".join(e.describe() for e in best.values())
+        text = "; ".join(e.describe() for e in best.values())
+        if self.weak:
+            text += ("; " if text else "") + "not clearly " + ", ".join(self.weak)
+        return text
+
+
+def main_concept(group: list[Term]) -> int:
+    """The concept a group of concepts is about: the first that names things photos are indexed by
+    ("dog" in "a dog on the beach", "cat" in "a cat on a bed"), before words that name no class and are
+    searched through their neighbours ("beach", "street"); the first concept when all are such words."""
+    return next((i for i, t in enumerate(group) if t.how not in (RELATED, ANCHOR)), 0)
 
 
 class SearchResults(list[SearchResult]):
@@ -274,18 +306,21 @@ class Searcher:
             column[:base] = t.scores[:base]
             column[base + np.searchsorted(extra_ids, t.ids[base:])] = t.scores[base:]
             per_term[name] = column
-        group_scores = np.stack(
-            [np.min(np.stack([per_term[t.text] for t in group]), axis=0) for group in query.groups]
-        )
-        best_group = np.argmax(group_scores, axis=0)
-        total = group_scores[best_group, np.arange(len(ids))]
         min_score = filters.min_score if filters.min_score is not None else calibration.min_score
-        keep = (total >= min_score) & (total > 0)  # a photo with no evidence at all is never listed
-        order = np.lexsort((ids[keep], -total[keep]))
+        ranking = combine(
+            [np.stack([per_term[t.text] for t in group]) for group in query.groups],
+            [main_concept(group) for group in query.groups],
+            min_score,
+            calibration.context_floor,
+            filters.match_all,
+        )
+        total, tier = ranking.score, ranking.tier
+        keep = (tier > 0) & (total > 0)  # a photo with no evidence at all is never listed
+        order = np.lexsort((ids[keep], -total[keep], -tier[keep]))
         candidates = list(zip(ids[keep][order].tolist(), total[keep][order].tolist(), strict=True))
         allowed = self.allowed_ids(filters)
         hits: list[tuple[int, float]] = []
-        matching = 0  # photos above the threshold that exist now (before the filters)
+        matching = 0  # photos listed before the filters that exist now
         for chunk in chunks(candidates, 500):
             alive = self.store.alive([i for i, _ in chunk])
             for photo_id, score in chunk:
@@ -301,18 +336,22 @@ class Searcher:
             row = probs.row.get(photo_id)
             return row if row is not None else base + int(np.searchsorted(extra_ids, photo_id))
 
-        evidence = {
-            photo_id: [
-                e
-                for t in query.groups[int(best_group[row_of(photo_id)])]
-                for e in fusion.evidence(scored[t.text], photo_id)
-            ]
-            for photo_id, _ in hits
-        }
-        results = self.results(hits, query.text, "concepts: " + query.describe(), evidence)
+        evidence, weak = {}, {}
+        for photo_id, _ in hits:
+            group = query.groups[int(ranking.group[row_of(photo_id)])]
+            evidence[photo_id] = [e for t in group for e in fusion.evidence(scored[t.text], photo_id)]
+            weak[photo_id] = [t.text for t in group if per_term[t.text][row_of(photo_id)] < min_score]
+        results = self.results(hits, query.text, "concepts: " + query.describe(), evidence, weak)
         results.notes = self._notes(query)
+        partial = sum(1 for r in results if r.weak)
+        if partial:
+            shown = "1 photo shows" if partial == 1 else f"{partial} photos show"
+            results.notes.append(
+                f"{shown} only part of the query (its `weak` concepts score under {min_score:g}): listed "
+                "after the photos that show all of it; --all lists only those"
+            )
         if not results:
-            results.message = self._nothing_found(query, matching, filters, min_score, total)
+            results.message = self._nothing_found(query, matching, filters, min_score, ranking.gate)
         return results
 
     def _notes(self, query: Query) -> list[str]:
@@ -343,14 +382,20 @@ class Searcher:
         return self._undetected[1]
 
     def _nothing_found(
-        self, query: Query, matching: int, filters: Filters, min_score: float, total: np.ndarray
+        self, query: Query, matching: int, filters: Filters, min_score: float, gate: np.ndarray
     ) -> str:
         what = query.describe()
         if matching:
             photos = "1 photo matches" if matching == 1 else f"{matching} photos match"
             return f"{photos} {what!r}, none {filters.describe()}"
-        best = float(total.max()) if len(total) else 0.0
+        best = float(gate.max()) if len(gate) else 0.0
         message = f"no photo matches {what!r} with a score of at least {min_score:g}"
+        if not filters.match_all and any(len(group) > 1 for group in query.groups):
+            mains = " or ".join(repr(group[main_concept(group)].text) for group in query.groups)
+            message = (
+                f"no photo matches {mains} (the main concept of {what!r}) with a score of at least "
+                f"{min_score:g}"
+            )
         if best > 0.005:
             message += f" (the best scores {best:.2f}; --min-score {max(0.01, best - 0.005):.2f} lists it)"
         return message
@@ -366,6 +411,7 @@ class Searcher:
         query: str,
         how: str,
         evidence: dict[int, list[Evidence]] | None = None,
+        weak: dict[int, list[str]] | None = None,
     ) -> SearchResults:
         if not hits:
             return SearchResults([], query, how)
@@ -387,6 +433,7 @@ class Searcher:
                     photo.taken_at,
                     photo.camera,
                     (evidence or {}).get(photo_id, []),
+                    weak=(weak or {}).get(photo_id, []),
                 )
             )
         return SearchResults(out, query, how)

@@ -246,6 +246,7 @@ class PhotoResult(BaseModel):
     labels: list[str]
     taken_at: str | None = None
     camera: str | None = None
+    weak: list[str] = []  # concepts of the query this photo does not clearly show
 
 
 class Detection(BaseModel):
@@ -276,6 +277,7 @@ def _photo_results(results: Any) -> list[dict[str, Any]]:
             "labels": r.labels,
             "taken_at": r.taken_at,
             "camera": r.camera,
+            "weak": list(r.weak),
         }
         for r in results
     ]
@@ -301,16 +303,20 @@ def add_library_routes(app: FastAPI) -> None:
         before: Annotated[str | None, Query(max_length=40, description="taken before this date")] = None,
         camera: Annotated[str | None, Query(max_length=200, description="EXIF make or model")] = None,
         min_score: Annotated[float | None, Query(ge=0.0, le=1.0, description="lowest score shown")] = None,
+        all: Annotated[
+            bool, Query(description="only photos that show every concept (default: those first)")
+        ] = False,
     ) -> list[dict[str, Any]]:
         """Photos of the index matching the query, best first (as `pixelsift search --format json`), with
-        the CLI's filters. Each result's `matched` says which evidence made it match. When nothing
+        the CLI's filters and `all` for its `--all`. Each result's `matched` says which evidence made it
+        match, and `weak` which concepts of the query it does not clearly show. When nothing
         matches, the `X-Pixelsift-Message` header says why; `X-Pixelsift-Note` says which words of the
         query were ignored or searched through related classes."""
         if not q.strip():
             raise ApiError(400, "bad parameters: the query is empty")
         with library.lock:
             results = library.index().search(
-                q, n=n, after=after, before=before, camera=camera, min_score=min_score
+                q, n=n, after=after, before=before, camera=camera, min_score=min_score, match_all=all
             )
             if results.message:
                 response.headers["X-Pixelsift-Message"] = _header(results.message)

@@ -208,6 +208,14 @@ function photoCard(result, onOpen) {
   score.className = "score";
   score.textContent = ` ${result.score.toFixed(2)}`;
   caption.append(score);
+  if (result.weak && result.weak.length) {
+    // listed for the query's main concept; the rest of the query is not clear in this photo
+    const weak = document.createElement("span");
+    weak.className = "weak";
+    weak.textContent = `not clearly ${result.weak.join(", ")}`;
+    caption.append(weak);
+    item.classList.add("partial");
+  }
   button.append(img, caption);
   button.setAttribute("aria-label", `${result.path}: ${result.labels.slice(0, 3).join(", ")}`);
   button.addEventListener("click", () => onOpen(result));
@@ -239,11 +247,17 @@ async function search(query) {
   const grid = $("#search-grid");
   setStatus(status, `Searching for “${query}” ...`);
   try {
-    const { body: results, headers } = await api(`/api/search?${new URLSearchParams({ q: query, n: "40" })}`, undefined, true);
+    const params = new URLSearchParams({ q: query, n: "40" });
+    if ($("#search-all").checked) params.set("all", "true");
+    const { body: results, headers } = await api(`/api/search?${params}`, undefined, true);
     grid.replaceChildren(...results.map((r) => photoCard(r, openPhoto)));
     const why = headers.get("x-pixelsift-message");
     const note = headers.get("x-pixelsift-note");
-    const found = results.length === 1 ? "1 photo matches" : `${results.length} photos match`;
+    const partial = results.filter((r) => r.weak && r.weak.length).length;
+    const all = results.length - partial;
+    const found = partial
+      ? `${all} photo${all === 1 ? " shows" : "s show"} all of it, then ${partial} that show${partial === 1 ? "s" : ""} part of`
+      : results.length === 1 ? "1 photo matches" : `${results.length} photos match`;
     const text = results.length ? `${found} “${query}”.` : (why || `No photo matches “${query}”.`);
     setStatus(status, note ? `${text} (${note})` : text);
   } catch (err) {
