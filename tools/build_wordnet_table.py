@@ -85,13 +85,31 @@ SECONDARY_WEIGHT = 0.5  # later senses of a word ("cat" = big cat) count half as
 
 # Words that name no concept ("beach", "snow", "kitchen") are related to the concepts WordNet puts
 # beside them: `related` holds, per such word, concept-hierarchy synsets with a weight below 1.
-# - neighbours: its holonyms, meronyms and hypernyms that cover at most MAX_NEIGHBOUR_COVER concepts
-#   (a beach is part of a shore: seashore, lakeside);
-# Only nouns whose first sense is a physical thing or place relate (not colours, times, activities).
+# - neighbours: its holonyms and meronyms that cover at most MAX_NEIGHBOUR_COVER concepts (a beach is
+#   part of a shore: seashore, lakeside). Never its hypernyms: those cover other things ("helicopter"
+#   is a heavier-than-air craft, and so is every airplane);
+# Only nouns whose first sense is a physical thing or place relate this way (not colours or times).
 # - mentions: concepts whose definition uses the word ("snow": ski, snowmobile, snowplow; names are
 #   left out: a beach wagon is a car); a word in more than MAX_MENTIONS definitions is too generic.
+# - uses: a word whose first sense is an activity or a sport ("football", "tennis", "skiing") relates
+#   to the concepts its definition names, the things it is played or done with ("...kick or carry or
+#   propel the ball": ball), artifacts each covering at most MAX_USE_COVER concepts, weighted below a
+#   mention.
 NEIGHBOUR_WEIGHT = 0.6
 MENTION_WEIGHT = 0.5
+USE_WEIGHT = 0.4
+MAX_USE_COVER = 16
+MAX_USE_SENSE = 3  # a gloss word counts by one of its first four senses ("racket" the bat is its 4th)
+# gloss words that name a concept in the table but, in a definition, mostly mean something else or
+# nothing a photo shows ("a light racket", "the act of building", "a system of ...")
+GLOSS_STOP = frozenset(
+    {"work", "system", "creation", "light", "building", "landing", "structure", "device", "instrument",
+     "equipment", "object", "article", "product", "line", "unit", "means"}
+)  # fmt: skip
+ACT = "n00030358"  # act, deed, human action: activities, sports, games
+# what an activity is done with: artifacts (a ball, a racket, a surfboard, a bicycle, a tent); not the
+# people, the places, the rules or the score
+USE_ROOTS = frozenset({"n00021939"})
 NEIGHBOUR_POINTERS = frozenset({"#m", "#s", "#p", "%m", "%s", "%p"})
 MAX_NEIGHBOUR_COVER = 6
 MAX_MENTIONS = 25
@@ -304,8 +322,13 @@ def related_words(
     for lemma, synset_ids in senses.items():
         if lemma in words or lemma in UNRELATED or len(lemma) < 3:
             continue
-        # only things and places a photo can show: "red" (a colour), "night" (a time) or "sport" (an
-        # activity) relate to nothing, or "red car" would need a photo of red wine too
+        if ACT in ancestors_of(synset_ids[0], synsets):
+            uses = activity_uses(synsets[synset_ids[0]]["gloss"], lemma, reach, words, synsets, senses)
+            if uses:
+                related[lemma] = [[s, USE_WEIGHT] for s in sorted(uses)[:MAX_RELATED]]
+            continue
+        # only things and places a photo can show: "red" (a colour) or "night" (a time) relate to
+        # nothing, or "red car" would need a photo of red wine too
         physical = [s for s in synset_ids[:2] if PHYSICAL in ancestors_of(s, synsets)]
         if not physical or physical[0] != synset_ids[0]:
             continue
@@ -315,13 +338,17 @@ def related_words(
             for symbol, target in synsets[synset_id]["pointers"]:
                 if target not in reach or len(reach[target]) > MAX_NEIGHBOUR_COVER:
                     continue
-                if symbol in NEIGHBOUR_POINTERS or symbol in ("@", "@i"):
+                if symbol in NEIGHBOUR_POINTERS:
                     weights[target] = max(weights.get(target, 0.0), NEIGHBOUR_WEIGHT * factor)
         if " " not in lemma:
             hits = mentions.get(lemma, set())
             if len(hits) <= MAX_MENTIONS:
                 for concept in hits:
                     weights.setdefault(concept, MENTION_WEIGHT)
+        # never what is above the word itself, however reached ("jet": the airplane whose definition
+        # mentions jets covers every airplane)
+        above = set(ancestors_of(synset_ids[0], synsets))
+        weights = {s: w for s, w in weights.items() if s not in above}
         if weights:
             best = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_RELATED]
             related[lemma] = [[s, round(w, 3)] for s, w in best]
@@ -329,6 +356,34 @@ def related_words(
 
 
 PHYSICAL = "n00001930"  # physical entity
+
+
+def activity_uses(
+    gloss: str,
+    lemma: str,
+    reach: dict[str, set[str]],
+    words: dict[str, list[list]],
+    synsets: dict[str, dict],
+    senses: dict[str, list[str]],
+) -> set[str]:
+    """The concept-hierarchy synsets an activity's definition names by their first sense, each covering
+    at most MAX_USE_COVER concepts and under USE_ROOTS: what it is played or done with ("football":
+    ball; "skiing": ski; "surfing": surfboard)."""
+    found = set()
+    for token in re.findall(r"[a-z][a-z'-]+", gloss):
+        singular = token[:-1] if token.endswith("s") and len(token) > 3 else token
+        form = singular if singular in senses else token  # "rackets" is racket; "works" is work, no plant
+        entry = words.get(form)
+        if form == lemma or form in UNRELATED or form in GLOSS_STOP or not entry:
+            continue
+        synset = entry[0][0]  # its most frequent sense in the table, if it is one of its usual ones
+        own = senses.get(form, [])
+        rank = own.index(synset) if synset in own else 0  # an alias ("kid": person) is its first sense
+        if rank > MAX_USE_SENSE or not 0 < len(reach.get(synset, ())) <= MAX_USE_COVER:
+            continue
+        if USE_ROOTS & {synset, *ancestors_of(synset, synsets)}:
+            found.add(synset)
+    return found
 
 
 def _is_instance(synset: dict) -> bool:

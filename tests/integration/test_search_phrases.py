@@ -84,6 +84,20 @@ def test_a_context_word_without_a_class_ranks_the_main_concept_and_all_keeps_the
         assert not index.search("the beach with a cat", match_all=True)
 
 
+def test_a_word_reaches_its_classes_and_the_detector_class_above_it_but_no_hypernym_leaks(
+    library: tuple[Path, Path],
+) -> None:
+    _, db = library
+    with PhotoIndex(db) as index:
+        motorbike = index.searcher().understand("motorbike").terms[0]
+        assert "n03785016" in motorbike.concepts, "the classifier's moped"
+        assert motorbike.detection_names.get("motorcycle") == 1.0 and motorbike.confirm == {"motorcycle"}
+        helicopter = index.search("helicopter")  # a heavier-than-air craft, like every airplane
+        assert not helicopter and "no photo label matches 'helicopter'" in helicopter.message
+        football = index.searcher().understand("football").terms[0]
+        assert football.how == "related" and "sports ball" in football.detection_names
+
+
 def test_nothing_is_listed_below_the_minimum_score(library: tuple[Path, Path]) -> None:
     _, db = library
     with PhotoIndex(db) as index:

@@ -103,3 +103,20 @@ def test_evidence_names_the_source_and_what_carried_it(fusion: Fusion) -> None:
     assert classifier.label == "goldfinch" and classifier.concept == "bird"
     assert classifier.raw > 0.8 and 0 < classifier.score <= 1
     assert evidence == sorted(evidence, key=lambda e: -e.score)
+
+
+def test_a_detection_of_the_class_above_a_word_counts_as_far_as_the_classifier_sees_the_word() -> None:
+    vocab = Vocabulary.load()
+    persian = CATEGORIES.index("Persian cat")
+    matrix = np.stack([distribution(**{f"c{TABBY}": 0.7}), distribution(**{f"c{persian}": 0.9})])
+    fusion = Fusion(vocab, Probabilities(np.array([1, 2]), matrix, CATEGORIES))
+    meaning = vocab.lookup("tabby")
+    assert meaning is not None and vocab.coco_above(meaning) == {"cat": 1.0}
+    tabby = Term("tabby", vocab.concept_weights(meaning), {"cat": 1.0}, {}, confirm=frozenset({"cat"}))
+    boxes = [DetectionHit(1, "cat", 0.95, 0.5), DetectionHit(2, "cat", 0.95, 0.5)]
+    scored = fusion.score(tabby, boxes)
+    box_score = {p: s for p, hits in scored.detections.items() for _, s in hits}
+    assert box_score[1] > 0.8, "a cat box where the classifier sees a tabby: a tabby"
+    assert box_score[2] < 0.15, "a cat box on a Persian is no tabby"
+    plain = fusion.score(Term("cat", {}, {"cat": 1.0}, {}), boxes)
+    assert {p: s for p, hits in plain.detections.items() for _, s in hits}[2] > 0.8, "but it is a cat"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pixelsift.models.registry import get_model_spec
-from pixelsift.models.vocabulary import Vocabulary, base_forms
+from pixelsift.models.vocabulary import Vocabulary, anchors, base_forms
 
 HOUSE_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 
@@ -126,13 +126,36 @@ def test_colours_times_and_activities_relate_to_nothing(vocab: Vocabulary, word:
     assert vocab.lookup(word, related=True) is None, "a 'red car' must not need red wine in the photo"
 
 
-def test_a_kind_of_thing_without_a_class_is_found_through_the_specific_class_above_it(
+def test_no_word_climbs_to_a_hypernym_that_covers_other_things(vocab: Vocabulary) -> None:
+    # a helicopter is a heavier-than-air craft, and so is every airplane; an astronaut a person
+    for word in ("helicopter", "astronaut", "crossbill", "hawksbill"):
+        assert vocab.lookup(word, related=True) is None, word
+    above = anchors()  # word -> [steps, the nearest synsets of the table above it]
+    climbs = [w for w, entry in vocab.related.items() if set(above.get(w, [0])[1:]) & {s for s, _ in entry}]
+    assert not climbs, f"related words that reach their own hypernym: {climbs[:5]}"
+    assert vocab.lookup("city", related=True) is None
+
+
+def test_a_word_reaches_its_classes_and_the_detector_class_above_it(
     vocab: Vocabulary, categories: tuple[str, ...]
 ) -> None:
-    astronaut = vocab.lookup("astronaut", related=True)
-    assert astronaut is not None and astronaut.how == "anchor"
-    assert vocab.coco_weights(astronaut) == {"person": 0.5}
-    assert vocab.lookup("city", related=True) is None, "'location', five steps up, is too far to mean it"
+    motorbike = vocab.lookup("motorbike")  # WordNet: minibike, a small motorcycle
+    assert motorbike is not None and "moped" in classes(vocab, categories, "motorbike")
+    assert vocab.coco_above(motorbike) == {"motorcycle": 1.0}, "a COCO detector calls it a motorcycle"
+    retriever = vocab.lookup("golden retriever")
+    assert retriever is not None and vocab.coco_above(retriever) == {"dog": 1.0}
+    cat = vocab.lookup("cat")
+    assert cat is not None and vocab.coco_above(cat) == {}, "its own detection class covers it"
+
+
+def test_an_activity_reaches_what_it_is_played_with(vocab: Vocabulary, categories: tuple[str, ...]) -> None:
+    football = vocab.lookup("football", related=True)
+    assert football is not None and football.how == "related"
+    assert "sports ball" in vocab.coco_weights(football)
+    assert "soccer ball" in related(vocab, categories, "football")
+    assert all(w < 0.5 for _, w in football.synsets), "below a direct match and below a neighbour"
+    assert "ski" in related(vocab, categories, "skiing")
+    assert "tennis racket" in vocab.coco_weights(vocab.lookup("tennis", related=True))  # type: ignore[arg-type]
 
 
 def test_custom_class_names_are_linked_into_the_hierarchy(vocab: Vocabulary) -> None:

@@ -228,6 +228,19 @@ class Fusion:
         if sets is None or probs is None:
             return 1.0
         own, rivals = sets
+        return self._agreement(own, rivals, probs, area)
+
+    def confirmation(self, weights: np.ndarray | None, probs: np.ndarray | None, area: float | None) -> float:
+        """How far the classifier confirms a word's own classes (`weights`) in a photo, for a detection
+        of the class above the word ("motorcycle" for "motorbike"): `agreement`'s rule with the word's
+        classes in place of the detected class's. Nothing without the classifier's probabilities."""
+        if weights is None or probs is None:
+            return 0.0
+        return self._agreement(weights > 0, None, probs, area)
+
+    def _agreement(
+        self, own: np.ndarray, rivals: np.ndarray | None, probs: np.ndarray, area: float | None
+    ) -> float:
         # a photo puts more mass on 118 dog breeds by chance than on 2 kinds of bicycle
         needed = self.cal.agree_mass * np.sqrt(max(1, int(own.sum())))
         confirmed = min(1.0, float(probs[own].sum()) / needed) ** 2 if own.any() else 0.0
@@ -269,10 +282,15 @@ class Fusion:
                 others[stored.photo_id] = float(self.calibrated(stored.score))
         by_photo: dict[int, list[tuple[DetectionHit, float]]] = defaultdict(list)
         names = {k.lower(): w for k, w in term.detection_names.items()}
+        confirm = {name.lower() for name in term.confirm}
         for box in detections:
-            weight = names.get(box.label.lower(), 0.0)
+            label = box.label.lower()
+            weight = names.get(label, 0.0)
             if weight > 0:
-                by_photo[box.photo_id].append((box, self.detection_score(box, weight)))
+                score = self.detection_score(box, weight)
+                if label in confirm:  # a class above the word: as far as the classifier sees the word
+                    score *= self.confirmation(weights, self.probs.of(box.photo_id), box.area)
+                by_photo[box.photo_id].append((box, score))
         for photo_id, boxes in by_photo.items():
             others[photo_id] = 1.0 - float(np.prod([1.0 - s for _, s in boxes]))
         label_weights = {k.lower(): w for k, w in term.label_names.items()}

@@ -117,14 +117,17 @@ class Term:
     concepts: dict[str, float]  # ImageNet/COCO synset -> weight
     detection_names: dict[str, float]  # lower-case detector class name -> weight
     label_names: dict[str, float]  # custom (and non-ImageNet classifier) label names -> weight
-    how: str = "word"  # "word", "related" or "anchor" (see models.vocabulary.Meaning), or "label"
-    via: tuple[str, ...] = ()  # for related and anchored words: the names of what they went through
+    how: str = "word"  # "word" or "related" (see models.vocabulary.Meaning), or "label"
+    via: tuple[str, ...] = ()  # for related words: the names of what they went through
+    # detector classes above the word ("motorcycle" for "motorbike"): a box of one counts only as far as
+    # the classifier confirms the word's own classes in the photo
+    confirm: frozenset[str] = frozenset()
 
     def describe(self) -> str:
         """ "dog", or "beach (related: shore)" """
-        if self.how in ("related", "anchor") and self.via:
+        if self.how == "related" and self.via:
             names = ", ".join(self.via[:4]) + (", ..." if len(self.via) > 4 else "")
-            return f"{self.text} ({'as' if self.how == 'anchor' else 'related'}: {names})"
+            return f"{self.text} (related: {names})"
         return self.text
 
 

@@ -38,7 +38,6 @@ from pixelsift.library.query import Query, parse
 from pixelsift.library.rows import Filters, Term
 from pixelsift.library.store import LibraryStore
 from pixelsift.models.vocabulary import (
-    ANCHOR,
     RELATED,
     WORD,
     Vocabulary,
@@ -102,7 +101,7 @@ def main_concept(group: list[Term]) -> int:
     """The concept a group of concepts is about: the first that names things photos are indexed by
     ("dog" in "a dog on the beach", "cat" in "a cat on a bed"), before words that name no class and are
     searched through their neighbours ("beach", "street"); the first concept when all are such words."""
-    return next((i for i, t in enumerate(group) if t.how not in (RELATED, ANCHOR)), 0)
+    return next((i for i, t in enumerate(group) if t.how != RELATED), 0)
 
 
 class SearchResults(list[SearchResult]):
@@ -226,10 +225,16 @@ class Searcher:
         concepts: dict[str, float] = {}
         how = "label" if labels else WORD
         via: tuple[str, ...] = ()
+        confirm: set[str] = set()
         if meaning is not None:
             concepts = self.vocab.concept_weights(meaning)
             for name, weight in self.vocab.coco_weights(meaning).items():
                 detections[name] = max(detections.get(name, 0.0), weight)
+            if concepts:  # the classifier can confirm a detection class above the word ("motorbike")
+                for name, weight in self.vocab.coco_above(meaning).items():
+                    if name not in detections:
+                        detections[name] = weight
+                        confirm.add(name)
             senses = dict(meaning.synsets)
             for label, synsets in self._custom_synsets().items():  # "cake" finds "chocolate_cake"
                 weight = max((w for s, w in senses.items() if s in synsets), default=0.0)
@@ -241,7 +246,7 @@ class Searcher:
         if not (labels or detections or concepts):
             return None
         name = meaning.word if meaning is not None and meaning.how == WORD and not labels else text
-        return Term(name, concepts, detections, labels, how, via)
+        return Term(name, concepts, detections, labels, how, via, frozenset(confirm))
 
     def suggestions(self, words: list[str], limit: int = 5) -> list[str]:
         """Known labels closest to the words not understood: the library's own labels first."""
@@ -361,7 +366,7 @@ class Searcher:
                 f"ignored {', '.join(repr(w) for w in query.unknown)}: not a thing photos are indexed by; "
                 f"searched for {query.describe()}"
             )
-        related = [t.describe() for t in query.terms if t.how in ("related", "anchor")]
+        related = [t.describe() for t in query.terms if t.how == RELATED]
         if related:
             notes.append("no class is named so; searched through WordNet's neighbours: " + "; ".join(related))
         detectable = [t.text for t in query.terms if t.detection_names]

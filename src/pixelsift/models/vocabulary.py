@@ -57,22 +57,22 @@ def base_forms(word: str) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
-WORD, RELATED, ANCHOR = "word", "related", "anchor"  # how a meaning was found (see `Meaning.how`)
-# A word above the table's synsets (`anchors`) is searched through them only when they are specific:
-# "chocolate cake" -> cake, but "sushi" -> "dish" would find every dish.
-MAX_ANCHOR_COVER = 6
-MAX_ANCHOR_STEPS = 2  # "astronaut" -> traveler -> person; "city" is 5 steps below "location": no
-ANCHOR_WEIGHT = 0.5
+WORD, RELATED = "word", "related"  # how a meaning was found (see `Meaning.how`)
+# A word reaches the detector class above it ("motorbike", WordNet's minibike, is a motorcycle to a
+# COCO detector; "dalmatian" a dog) at most this many hypernym steps up, and only as far as the
+# classifier confirms the word's own classes in the photo (`library.fusion`): a "dog" box is a
+# dalmatian when the classifier sees a dalmatian, not when it sees a beagle.
+MAX_DETECTOR_STEPS = 4  # "golden retriever" -> retriever -> sporting dog -> hunting dog -> dog
 
 
 @dataclass(frozen=True)
 class Meaning:
     """A word resolved to WordNet synsets with weights (1.0 for its first sense, less for later ones).
 
-    `how`: "word" (the word names these synsets or their ancestors: "cat", "dogs", "animal"),
-    "related" (it names no class, but WordNet puts these beside it: "beach" -> shore) or "anchor" (a
-    kind of thing the table has no class for, found through the specific synset above it:
-    "chocolate cake" -> cake)."""
+    `how`: "word" (the word names these synsets or their ancestors: "cat", "dogs", "animal") or
+    "related" (it names no class, but WordNet puts these beside it: "beach" -> shore, "football" ->
+    ball). A kind of thing the table has no class for ("helicopter", "astronaut") means nothing: its
+    hypernym covers other things (every airplane, every person), and searching it would list them."""
 
     word: str  # the form found in the vocabulary ("cat" for "cats")
     synsets: tuple[tuple[str, float], ...]
@@ -127,8 +127,8 @@ class Vocabulary:
     def lookup(self, text: str, related: bool = False) -> Meaning | None:
         """The meaning of a word or phrase ("cats", "Golden Retrievers", "stop sign"), or None.
 
-        `related`: also words that name no class but sit beside some ("beach", "snow", "kitchen"), and
-        kinds of things found through a specific synset above them ("chocolate cake")."""
+        `related`: also words that name no class but sit beside some ("beach", "snow", "kitchen") or
+        are done with some ("football", "skiing")."""
         forms = self.forms(text)
         for form in forms:
             entry = self.words.get(form)
@@ -140,11 +140,6 @@ class Vocabulary:
             entry = self.related.get(form)
             if entry:
                 return Meaning(form, tuple((s, float(w)) for s, w in entry), RELATED)
-        for form in forms:
-            steps, *above = anchors().get(form) or [0]
-            above = [s for s in above if len(self.covers.get(s, ())) <= MAX_ANCHOR_COVER]
-            if above and steps <= MAX_ANCHOR_STEPS:
-                return Meaning(form, tuple((s, ANCHOR_WEIGHT) for s in above), ANCHOR)
         return None
 
     def label_synsets(self, name: str) -> set[str]:
@@ -184,6 +179,28 @@ class Vocabulary:
         """COCO class name -> weight, for the detection classes the meaning covers."""
         weights = self.concept_weights(meaning)
         return {name: weights[s] for name, s in self.coco.items() if s in weights}
+
+    def coco_above(self, meaning: Meaning) -> dict[str, float]:
+        """COCO class name -> weight, for the detection class just above each sense of a word that no
+        detection class covers ("motorbike": motorcycle; "dalmatian": dog), at most
+        `MAX_DETECTOR_STEPS` up. Such a detection stands for the word only where the classifier
+        confirms the word's own classes (`library.fusion.Fusion.score`); a related word reaches none."""
+        if meaning.how != WORD:
+            return {}
+        by_synset = {s: name for name, s in self.coco.items()}
+        found: dict[str, float] = {}
+        for synset, weight in meaning.synsets:
+            if any(c in by_synset for c in self.covers.get(synset, ())):
+                continue  # a detection class at or below the sense: `coco_weights` has it
+            frontier = list(self.synsets.get(synset, {}).get("parents", []))
+            for _ in range(MAX_DETECTOR_STEPS):
+                names = [by_synset[s] for s in frontier if s in by_synset]
+                if names:
+                    for name in names:
+                        found[name] = max(found.get(name, 0.0), weight)
+                    break
+                frontier = [p for s in frontier for p in self.synsets.get(s, {}).get("parents", [])]
+        return found
 
     def imagenet_wnid(self, index: int) -> str:
         return self.imagenet[index]
