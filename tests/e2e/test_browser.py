@@ -140,6 +140,18 @@ def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) 
     page.screenshot(path=str(ARTIFACTS / "web-photo.png"))
     page.keyboard.press("Escape")
     page.wait_for_selector("#photo-dialog[open]", state="detached")
+
+    # several concepts rank: the cat is listed, saying what it does not show; the box keeps the AND
+    page.fill("#search-input", "a cat and an espresso")
+    page.press("#search-input", "Enter")
+    page.wait_for_selector("#search-grid li.partial .weak", timeout=60_000)
+    assert page.inner_text("#search-grid li.partial .weak") == "not clearly espresso"
+    assert "part of" in page.inner_text("#search-status")
+    page.screenshot(path=str(ARTIFACTS / "web-partial.png"))
+    page.check("#search-all")
+    page.press("#search-input", "Enter")
+    page.wait_for_function("document.querySelectorAll('#search-grid li').length === 0")
+    page.wait_for_function("document.querySelector('#search-status').textContent.includes('cat AND espresso')")
     page.close()
 
 

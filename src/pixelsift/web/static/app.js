@@ -255,9 +255,12 @@ async function search(query) {
     const note = headers.get("x-pixelsift-note");
     const partial = results.filter((r) => r.weak && r.weak.length).length;
     const all = results.length - partial;
-    const found = partial
-      ? `${all} photo${all === 1 ? " shows" : "s show"} all of it, then ${partial} that show${partial === 1 ? "s" : ""} part of`
-      : results.length === 1 ? "1 photo matches" : `${results.length} photos match`;
+    const some = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+    const found = !partial
+      ? (results.length === 1 ? "1 photo matches" : `${results.length} photos match`)
+      : all
+        ? `${some(all, "photo shows", "photos show")} all of it, then ${some(partial, "shows", "show")} part of`
+        : `No photo shows all of it; ${some(partial, "photo shows", "photos show")} part of`;
     const text = results.length ? `${found} “${query}”.` : (why || `No photo matches “${query}”.`);
     setStatus(status, note ? `${text} (${note})` : text);
   } catch (err) {
