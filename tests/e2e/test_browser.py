@@ -151,7 +151,9 @@ def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) 
     page.check("#search-all")
     page.press("#search-input", "Enter")
     page.wait_for_function("document.querySelectorAll('#search-grid li').length === 0")
-    page.wait_for_function("document.querySelector('#search-status').textContent.includes('cat AND espresso')")
+    page.wait_for_function(
+        "document.querySelector('#search-status').textContent.includes('cat AND espresso')"
+    )
     page.close()
 
 

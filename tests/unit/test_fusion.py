@@ -120,3 +120,24 @@ def test_a_detection_of_the_class_above_a_word_counts_as_far_as_the_classifier_s
     assert box_score[2] < 0.15, "a cat box on a Persian is no tabby"
     plain = fusion.score(Term("cat", {}, {"cat": 1.0}, {}), boxes)
     assert {p: s for p, hits in plain.detections.items() for _, s in hits}[2] > 0.8, "but it is a cat"
+
+
+def test_a_classification_a_sure_detection_of_something_else_explains_is_demoted() -> None:
+    vocab = Vocabulary.load()
+    collie = CATEGORIES.index("Border collie")
+    egyptian = CATEGORIES.index("Egyptian cat")
+    # the classifier leans to a dog, but sees the cat too; the detector boxes a big, sure cat
+    matrix = np.stack([distribution(**{f"c{collie}": 0.5, f"c{egyptian}": 0.3})] * 3)
+    fusion = Fusion(vocab, Probabilities(np.array([1, 2, 3]), matrix, CATEGORIES))
+    dog = term(fusion, "dog")
+    cat_box = [DetectionHit(1, "cat", 0.99, 0.6)]
+    both = [DetectionHit(2, "cat", 0.99, 0.6)]
+    alone = fusion.score(dog)
+    explained = fusion.score(dog, [DetectionHit(2, "dog", 0.9, 0.3)], prominent=cat_box + both)
+    before = dict(zip(alone.ids.tolist(), alone.scores.tolist(), strict=True))
+    after = dict(zip(explained.ids.tolist(), explained.scores.tolist(), strict=True))
+    assert before[1] > 0.5 and after[1] < 0.05, "the dog mass on a boxed cat is the classifier's confusion"
+    assert after[2] > 0.8, "a dog box of its own: the photo shows a dog as well"
+    assert after[3] == before[3], "no box, nothing explained"
+    animal = fusion.score(term(fusion, "animal"), prominent=cat_box)
+    assert dict(zip(animal.ids.tolist(), animal.scores.tolist(), strict=True))[1] > 0.5, "a cat is an animal"

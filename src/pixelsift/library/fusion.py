@@ -3,7 +3,9 @@
 For a concept ("dog", "beach", "food") and a photo, each source gives a probability-like score:
 - **classifier**: its probability summed over the concept's classes, from all of its classes (the
   index keeps the whole distribution: scene classes like seashore or alp are rarely in a top 5), then
-  Platt-scaled: sigmoid(a * logit(mass) + b);
+  Platt-scaled: sigmoid(a * logit(mass) + b); for a word that names a thing, a photo where the detector
+  found a big, sure box of something else that the classifier sees too keeps only part of it
+  (`Fusion.explained_away`: the dog mass on a boxed cat is the classifier's confusion);
 - **detector**: each matching box's score, Platt-scaled, times `sqrt(area / small_box)` for a box
   smaller than `small_box` of the photo, times the classifier's agreement: for a detected class the
   classifier has classes for (`Vocabulary.known_to_classifier`: dogs, cats, birds, cars; not people
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from pixelsift.library.rows import DetectionHit, LabelHit, Term
-from pixelsift.models.vocabulary import Vocabulary
+from pixelsift.models.vocabulary import WORD, Vocabulary
 
 CLASSIFIER, DETECTOR, LABELER, TEXT_IMAGE = "classifier", "detector", "labeler", "text-image"
 _EPS = 1e-6
@@ -250,6 +252,34 @@ class Fusion:
         prominence = 1.0 if area is None else min(1.0, max(area, 0.0) / self.cal.big_box)
         return 1.0 - elsewhere * (1.0 - confirmed) * prominence
 
+    def explained_away(
+        self, term: Term, weights: np.ndarray | None, prominent: Sequence[DetectionHit]
+    ) -> dict[int, float]:
+        """photo -> the share of the classifier's score for a thing (`term`) that stands, where the
+        detector found something else and the classifier agrees: a big, sure box of a class the
+        classifier has classes for and puts its mass on ("cat 0.99" on a cat photo whose classifier also
+        leans to a Border collie: the dog mass is the classifier's confusion, not a dog). The share is
+        1 - box score (Platt-scaled) * confirmed * prominence, `agreement`'s terms for that box's class.
+        Only for words that name things; never for a box of a class the word covers."""
+        if weights is None or term.how != WORD:
+            return {}
+        names = {k.lower() for k in term.detection_names}
+        own = weights > 0
+        factors: dict[int, float] = {}
+        for box in prominent:
+            label = box.label.lower()
+            sets = None if label in names else self._detected_classes(label)
+            probs = self.probs.of(box.photo_id) if sets is not None else None
+            if sets is None or probs is None or (sets[0] & own).any():
+                continue
+            needed = self.cal.agree_mass * np.sqrt(max(1, int(sets[0].sum())))
+            confirmed = min(1.0, float(probs[sets[0]].sum()) / needed) ** 2
+            prominence = min(1.0, max(box.area or 0.0, 0.0) / self.cal.big_box)
+            sure = float(_platt(box.score, self.cal.detector_a, self.cal.detector_b))
+            factor = 1.0 - sure * confirmed * prominence
+            factors[box.photo_id] = min(factors.get(box.photo_id, 1.0), factor)
+        return factors
+
     def detection_score(self, hit: DetectionHit, weight: float) -> float:
         score = float(_platt(hit.score, self.cal.detector_a, self.cal.detector_b)) * weight
         if hit.area is not None and hit.area < self.cal.small_box:
@@ -268,9 +298,11 @@ class Fusion:
         labels: Sequence[LabelHit] = (),
         text: tuple[np.ndarray, np.ndarray] | None = None,
         stored_top: Sequence[LabelHit] = (),
+        prominent: Sequence[DetectionHit] = (),
     ) -> TermScores:
         """The concept's score for every photo: the noisy OR of its sources. `stored_top`: the
-        classifier's mass from the stored top classes, for photos that have no probabilities yet."""
+        classifier's mass from the stored top classes, for photos that have no probabilities yet;
+        `prominent`: the big, sure boxes of every class (`explained_away`)."""
         weights = self.class_weights(term)
         mass = self.classifier_mass(weights)
         scores = np.where(mass > 0, self.calibrated(mass), 0.0).astype(np.float64)
@@ -293,6 +325,10 @@ class Fusion:
                 by_photo[box.photo_id].append((box, score))
         for photo_id, boxes in by_photo.items():
             others[photo_id] = 1.0 - float(np.prod([1.0 - s for _, s in boxes]))
+        for photo_id, factor in self.explained_away(term, weights, prominent).items():
+            r = self.probs.row.get(photo_id)
+            if r is not None and photo_id not in by_photo:  # a box of the thing itself: no confusion
+                scores[r] *= factor
         label_weights = {k.lower(): w for k, w in term.label_names.items()}
         labelled: dict[int, list[tuple[LabelHit, float]]] = defaultdict(list)
         for given in labels:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Filters", "SearchResult", "SearchResults", "Searcher", "Term"]
 
+PROMINENT_SCORE = 0.5  # boxes at least this sure (and `Calibration.big_box` big) say what a photo is of
 CONTAINER = "n03094503"  # WordNet's container: "a cup of coffee" is read as coffee
 
 
@@ -290,6 +291,7 @@ class Searcher:
         """The best `n` photos for an understood query, with what made each match."""
         probs = self._probs()
         fusion = Fusion(self.vocab, probs, calibration)
+        prominent = self.store.prominent_detections(PROMINENT_SCORE, calibration.big_box)
         scored: dict[str, TermScores] = {}
         for term in query.terms:
             scored[term.text] = fusion.score(
@@ -299,6 +301,7 @@ class Searcher:
                 text_scores(term) if text_scores is not None else None,
                 # photos indexed before the probabilities were kept: from their stored top classes
                 () if probs.complete else self.store.stored_class_mass(term.concepts),
+                prominent,
             )
         # Every term scores the photos with probabilities first, in the same order; the few photos with
         # evidence but no probabilities (mid-update, older indexes) follow.

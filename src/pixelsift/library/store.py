@@ -500,6 +500,20 @@ class LibraryStore:
             ]
         return found
 
+    def prominent_detections(self, min_score: float, min_area: float) -> list[DetectionHit]:
+        """Every detection of at least `min_score` covering at least `min_area` of its photo: what a
+        photo is clearly of, to the detector."""
+        return [
+            DetectionHit(int(i), str(label), float(score), float(area))
+            for i, label, score, area in self.conn.execute(
+                "SELECT photo_id, label, score, area FROM (SELECT d.photo_id, d.label, d.score, "
+                "(d.x2 - d.x1) * (d.y2 - d.y1) / NULLIF(1.0 * p.width * p.height, 0) AS area "
+                "FROM detections d JOIN photos p ON p.id = d.photo_id "
+                f"WHERE p.status = '{OK}' AND d.score >= ?) WHERE area >= ?",
+                (min_score, min_area),
+            )
+        ]
+
     def stored_class_mass(self, concepts: dict[str, float]) -> list[LabelHit]:
         """For photos indexed before the index kept the classifier's whole distribution (no `probs`
         vector yet): their stored top classes' probability on `concepts` (synset -> weight), summed,
