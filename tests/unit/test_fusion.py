@@ -141,3 +141,14 @@ def test_a_classification_a_sure_detection_of_something_else_explains_is_demoted
     assert after[3] == before[3], "no box, nothing explained"
     animal = fusion.score(term(fusion, "animal"), prominent=cat_box)
     assert dict(zip(animal.ids.tolist(), animal.scores.tolist(), strict=True))[1] > 0.5, "a cat is an animal"
+
+
+def test_a_thing_the_detector_cannot_box_is_not_explained_away() -> None:
+    vocab = Vocabulary.load()
+    orange, lemon = CATEGORIES.index("orange"), CATEGORIES.index("lemon")
+    matrix = np.stack([distribution(**{f"c{orange}": 0.5, f"c{lemon}": 0.4})])
+    fusion = Fusion(vocab, Probabilities(np.array([1]), matrix, CATEGORIES))
+    lemons = term(fusion, "lemon")
+    assert not lemons.detection_names, "COCO has no lemon"
+    scored = fusion.score(lemons, prominent=[DetectionHit(1, "orange", 0.99, 0.5)])
+    assert scored.scores[0] == fusion.score(lemons).scores[0] > 0.5, "lemons beside a boxed orange stay"

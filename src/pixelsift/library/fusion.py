@@ -4,8 +4,9 @@ For a concept ("dog", "beach", "food") and a photo, each source gives a probabil
 - **classifier**: its probability summed over the concept's classes, from all of its classes (the
   index keeps the whole distribution: scene classes like seashore or alp are rarely in a top 5), then
   Platt-scaled: sigmoid(a * logit(mass) + b); for a word that names a thing, a photo where the detector
-  found a big, sure box of something else that the classifier sees too keeps only part of it
-  (`Fusion.explained_away`: the dog mass on a boxed cat is the classifier's confusion);
+  found a big, sure box of something else that the classifier sees too keeps only part of it, when the
+  detector has a class for the thing itself (`Fusion.explained_away`: the dog mass on a boxed cat is
+  the classifier's confusion);
 - **detector**: each matching box's score, Platt-scaled, times `sqrt(area / small_box)` for a box
   smaller than `small_box` of the photo, times the classifier's agreement: for a detected class the
   classifier has classes for (`Vocabulary.known_to_classifier`: dogs, cats, birds, cars; not people
@@ -260,8 +261,10 @@ class Fusion:
         classifier has classes for and puts its mass on ("cat 0.99" on a cat photo whose classifier also
         leans to a Border collie: the dog mass is the classifier's confusion, not a dog). The share is
         1 - box score (Platt-scaled) * confirmed * prominence, `agreement`'s terms for that box's class.
-        Only for words that name things; never for a box of a class the word covers."""
-        if weights is None or term.how != WORD:
+        Only for words that name things the detector boxes itself (its silence says nothing about a
+        lemon beside an orange, or a kangaroo: it has no class for them); never for a box of a class the
+        word covers."""
+        if weights is None or term.how != WORD or not term.detection_names:
             return {}
         names = {k.lower() for k in term.detection_names}
         own = weights > 0
