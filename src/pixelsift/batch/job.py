@@ -95,7 +95,8 @@ def _stat_row(path: str, data: bytes | None = None) -> dict[str, Any]:
     return {"path": path, "size": size, "mtime_ns": mtime_ns, "sha256": digest}
 
 
-def _error_row(path: str, reason: str) -> dict[str, Any]:
+def error_row(path: str, reason: str) -> dict[str, Any]:
+    """The result row of an input that gave no result, saying why."""
     size, mtime_ns = stat(path)
     return {"path": path, "size": size, "mtime_ns": mtime_ns, "sha256": None, "error": reason}
 
@@ -158,7 +159,7 @@ class Worker:
         categories = model.categories
         for i, (item, features, logits) in enumerate(model.iter_outputs(paths, decode=decode)):
             if logits is None:
-                rows.append(_error_row(item.path, item.error or "unreadable"))
+                rows.append(error_row(item.path, item.error or "unreadable"))
                 continue
             probabilities = softmax(logits)
             best = top_k_indices(probabilities, self.job.top_k)
@@ -193,13 +194,13 @@ class Worker:
         rows: list[dict[str, Any]] = []
         for result in self._detections(paths):
             if not result.ok:
-                rows.append(_error_row(result.path, result.error or "unreadable"))
+                rows.append(error_row(result.path, result.error or "unreadable"))
                 continue
             try:
                 row = _stat_row(result.path)
             except (OSError, ImageError) as exc:  # gone since it was decoded
                 reason = exc.reason if isinstance(exc, ImageError) else str(exc)
-                rows.append(_error_row(result.path, reason))
+                rows.append(error_row(result.path, reason))
                 continue
             dets = result.detections
             objects = [

@@ -20,7 +20,7 @@ import numpy as np
 
 from pixelsift.batch.files import stat
 from pixelsift.batch.inputs import batch_inputs
-from pixelsift.batch.job import BatchJob, Worker
+from pixelsift.batch.job import BatchJob, Worker, error_row
 from pixelsift.batch.output import (
     JOB_FILE,
     SHARD_GLOB,
@@ -38,6 +38,8 @@ from pixelsift.errors import PixelsiftError, UsageError, short_reason
 from pixelsift.models.registry import get_model_spec
 from pixelsift.runtime.options import RunOptions
 from pixelsift.version import __version__
+
+log = logging.getLogger("pixelsift")
 
 ENGINES = ("local", "ray")
 SHARD_SIZE = 1000  # inputs per Parquet file
@@ -386,38 +388,141 @@ def _root_cause(exc: BaseException) -> BaseException:
     return seen
 
 
+MAX_ISOLATED = 10  # inputs a Ray job turns into error rows for killing their worker before it gives up
+
+
 def _run_ray(run: _Run) -> None:
+    """Run the plan on Ray. A worker that dies more than WORKER_RETRIES times (out of memory, a signal)
+    stops Ray's run. The input that killed it is then found among those not delivered yet by halving
+    them (a run of the half that holds it stops again), checked alone, and written as an error row; the
+    rest goes on. After MAX_ISOLATED such inputs, or when no input kills its worker alone (the trouble
+    was elsewhere), the job stops with one line; finished shards are kept for --resume."""
     plan = run.plan
     if not plan.todo:
         return
-    paths = [p for i in plan.todo for p in plan.shards[i]]
-    shard_of = {p: i for i in plan.todo for p in plan.shards[i]}
-    pending: dict[int, dict[str, tuple[dict[str, Any], np.ndarray | None]]] = {i: {} for i in plan.todo}
+    state = _RayState(run)
+    todo = [p for i in plan.todo for p in plan.shards[i]]
+    isolated = 0
+    while todo:
+        try:
+            _collect_ray(state, todo, run.options)
+            return
+        except Exception as exc:
+            cause = _stopped(exc)
+        suspects = state.undelivered(todo)
+        killer = _find_killer(state, suspects, run.options) if suspects and isolated < MAX_ISOLATED else None
+        if killer is None:
+            raise _job_stopped(cause, isolated)
+        path, reason = killer
+        state.deliver(path, error_row(path, _died(reason)), None)
+        isolated += 1
+        log.warning("pixelsift: %s: %s", path, _died(reason))
+        todo = state.undelivered(suspects)
+
+
+def _find_killer(
+    state: _RayState, suspects: list[str], options: EngineOptions
+) -> tuple[str, BaseException] | None:
+    """The input among `suspects` that kills its worker when it runs alone, with the reason; None when
+    none does. Halves the suspects: a half that goes through is delivered, one that stops holds it."""
+    while len(suspects) > 1:
+        half = suspects[: len(suspects) // 2]
+        try:
+            _collect_ray(state, half, options)
+        except Exception as exc:
+            _stopped(exc)
+            suspects = state.undelivered(half)
+            continue
+        suspects = state.undelivered(suspects)
+    if not suspects:
+        return None
     try:
-        _collect_ray(run, paths, shard_of, pending)
+        _collect_ray(state, suspects, options)
+        return None  # it went through alone
     except Exception as exc:
-        cause = _root_cause(exc)
-        if isinstance(cause, PixelsiftError):
-            raise cause from None
-        # e.g. a worker that died more often than WORKER_RETRIES: the finished shards stay
-        raise PixelsiftError(
-            f"the Ray job stopped: {type(cause).__name__}: {short_reason(cause)}. Finished shards are kept; "
-            "run again with --resume to do the rest (fewer --workers or a larger --cpus-per-worker if a "
-            "worker ran out of memory)"
-        ) from None
+        return suspects[0], _stopped(exc)
 
 
-def _collect_ray(
-    run: _Run,
-    paths: list[str],
-    shard_of: dict[str, int],
-    pending: dict[int, dict[str, tuple[dict[str, Any], np.ndarray | None]]],
-) -> None:
+def _stopped(exc: BaseException) -> BaseException:
+    """The reason a Ray run stopped; a PixelsiftError (a model that will not load, a bad option) is
+    raised as it is: it would stop every run the same way."""
+    cause = _root_cause(exc)
+    if isinstance(cause, PixelsiftError):
+        raise cause from None
+    return cause
+
+
+def _died(cause: BaseException) -> str:
+    return (
+        f"the worker processing it died, {WORKER_RETRIES + 1} times ({type(cause).__name__}: "
+        f"{short_reason(cause)}); out of memory or a crash in a decoder or the model"
+    )
+
+
+def _job_stopped(cause: BaseException, isolated: int) -> PixelsiftError:
+    made = f" after {isolated} input(s) that killed their worker became error rows" if isolated else ""
+    return PixelsiftError(
+        f"the Ray job stopped{made}: {type(cause).__name__}: {short_reason(cause)}. Finished shards are "
+        "kept; run again with --resume to do the rest (fewer --workers or a larger --cpus-per-worker if a "
+        "worker ran out of memory)"
+    )
+
+
+class _RayState:
+    """What a Ray job has delivered so far: rows of shards not complete yet, and the shards written."""
+
+    def __init__(self, run: _Run):
+        self.run = run
+        self.shard_of = {p: i for i in run.plan.todo for p in run.plan.shards[i]}
+        self.pending: dict[int, dict[str, tuple[dict[str, Any], np.ndarray | None]]] = {
+            i: {} for i in run.plan.todo
+        }
+        self.dim = 0
+
+    def delivered(self, path: str) -> bool:
+        index = self.shard_of[path]
+        return index not in self.pending or path in self.pending[index]
+
+    def undelivered(self, paths: list[str]) -> list[str]:
+        return [p for p in paths if not self.delivered(p)]
+
+    def deliver(self, path: str, row: dict[str, Any], vector: np.ndarray | None) -> bool:
+        """Keep a row; write its shard when it is complete. False when the row was there already (a
+        retried task may deliver a row twice)."""
+        index = self.shard_of[path]
+        new = not self.delivered(path)
+        if index not in self.pending:
+            return False
+        if vector is not None:
+            self.dim = int(np.asarray(vector).shape[0])
+        self.pending[index][path] = (row, vector)
+        shard = self.run.plan.shards[index]
+        if len(self.pending[index]) == len(shard):
+            done = self.pending.pop(index)
+            rows = [done[p][0] for p in shard]
+            matrix = None
+            if self.run.job.task == "embed":
+                dim = self.dim or self._model_dim()
+                matrix = np.stack(
+                    [
+                        np.zeros(dim, np.float32) if done[p][1] is None else np.asarray(done[p][1])
+                        for p in shard
+                    ]
+                )
+            self.run.write(index, rows, matrix, self.dim or self._model_dim())
+        return new
+
+    def _model_dim(self) -> int:
+        """The embedding width from the model's record (a shard of error rows only, before any vector)."""
+        return int(get_model_spec(self.run.job.model_name()).embed_dim or 0)
+
+
+def _collect_ray(state: _RayState, paths: list[str], options: EngineOptions) -> None:
     import json
 
-    job, plan = run.job, run.plan
-    batches, dataset = _ray_batches(job, run.options, paths)
-    dim = 0
+    run = state.run
+    job = run.job
+    batches, dataset = _ray_batches(job, options, paths)
     first = True
     with progress_bar(total=len(paths), desc=f"{job.task} (ray)", enabled=run.progress) as bar:
         for batch in batches:
@@ -426,20 +531,8 @@ def _collect_ray(
                 first = False
             vectors = batch.get("vector")
             for i, (raw, text) in enumerate(zip(batch["path"], batch["row"], strict=True)):
-                path = os.fsdecode(raw)
-                index = shard_of[path]
-                # a retried task (a worker process that died) may deliver a row twice: keyed by path
-                if path not in pending[index]:
+                vector = None if vectors is None else np.asarray(vectors[i])
+                if state.deliver(os.fsdecode(raw), json.loads(str(text)), vector):
                     bar.update(1)
-                pending[index][path] = (json.loads(str(text)), None if vectors is None else vectors[i])
-                if vectors is not None:
-                    dim = int(np.asarray(vectors).shape[1])
-                if len(pending[index]) == len(plan.shards[index]):
-                    done = pending.pop(index)
-                    rows = [done[p][0] for p in plan.shards[index]]
-                    matrix = None
-                    if job.task == "embed":
-                        matrix = np.stack([np.asarray(done[p][1]) for p in plan.shards[index]])
-                    run.write(index, rows, matrix, dim)
     if run.options.verbose:
         print(dataset.stats())
