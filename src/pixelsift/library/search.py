@@ -35,7 +35,7 @@ from pixelsift.library.fusion import (
     combine,
 )
 from pixelsift.library.query import Query, parse
-from pixelsift.library.rows import Filters, Term
+from pixelsift.library.rows import DetectionHit, Filters, Term
 from pixelsift.library.store import LibraryStore
 from pixelsift.models.vocabulary import (
     RELATED,
@@ -144,6 +144,7 @@ class Searcher:
         self._probs = probs or (lambda: Probabilities.empty())
         self._custom: tuple[int, dict[str, set[str]]] | None = None  # (write sequence number, labels)
         self._undetected: tuple[int, int] | None = None  # (write sequence number, photos without detection)
+        self._boxes: tuple[int, float, list[DetectionHit]] | None = None  # (sequence, area, prominent boxes)
         # (write sequence number, words a query can name, the library's own labels among them)
         self._known: tuple[int, list[str], set[str]] | None = None
 
@@ -291,7 +292,7 @@ class Searcher:
         """The best `n` photos for an understood query, with what made each match."""
         probs = self._probs()
         fusion = Fusion(self.vocab, probs, calibration)
-        prominent = self.store.prominent_detections(PROMINENT_SCORE, calibration.big_box)
+        prominent = self._prominent(calibration.big_box)
         scored: dict[str, TermScores] = {}
         for term in query.terms:
             scored[term.text] = fusion.score(
@@ -381,6 +382,14 @@ class Searcher:
                 "on the classifier alone there (see `pixelsift index --stats` and `pixelsift doctor`)"
             )
         return notes
+
+    def _prominent(self, min_area: float) -> list[DetectionHit]:
+        """The big, sure boxes of the library (`Fusion.explained_away`), read again only after the index
+        changed."""
+        seq = self.store.seq()
+        if self._boxes is None or self._boxes[:2] != (seq, min_area):
+            self._boxes = (seq, min_area, self.store.prominent_detections(PROMINENT_SCORE, min_area))
+        return self._boxes[2]
 
     def _count_undetected(self) -> int:
         """Photos no detector has looked at, counted again only after the index changed."""
