@@ -166,3 +166,28 @@ def test_embed_cli_reports_unreadable_inputs_and_exits_1(
     assert "1 of 2 inputs failed" in captured.err
     with np.load(out) as data:
         assert list(data["paths"]) == [str(good)]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".npz", ".csv"])
+def test_embed_o_never_overwrites_a_file_of_the_users_but_replaces_its_own(
+    shapes: Path, tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    theirs = tmp_path / f"notes{suffix}"
+    if suffix == ".parquet":
+        pd.DataFrame({"name": ["a", "b"], "x": [1, 2]}).to_parquet(theirs)
+    elif suffix == ".npz":
+        np.savez(theirs, weights=np.arange(3))
+    else:
+        theirs.write_text("name,x\na,1\n")
+    before = theirs.read_bytes()
+    one = str(next((shapes / "valid").rglob("*.jpg")))
+    assert main(["embed", one, "-o", str(theirs)]) == 2
+    err = capsys.readouterr().err
+    assert "not pixelsift embeddings is already there" in err and "--force" in err
+    assert theirs.read_bytes() == before, "the user's file is untouched"
+    ours = tmp_path / f"ours{suffix}"
+    assert main(["embed", one, "-o", str(ours)]) == 0
+    assert main(["embed", str(shapes / "valid"), "-o", str(ours)]) == 0, "its own file is replaced"
+    assert capsys.readouterr().out.splitlines()[-1] == f"(16, 1280) -> {ours}"
+    assert main(["embed", one, "-o", str(theirs), "--force"]) == 0, "--force replaces anything"
+    assert theirs.read_bytes() != before

@@ -40,6 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output", required=True, metavar="FILE", help="output file: .parquet (default), .npz or .csv"
     )
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing -o file even when it is not pixelsift embeddings (default: refuse)",
+    )
+    p.add_argument(
         "--normalize",
         default="l2",
         choices=("l2", "rms", "none"),
@@ -52,15 +57,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `pixelsift --help` stays fast
-    from pixelsift.features.embed import embed
+    from pixelsift.features.embed import SUFFIXES, check_output, embed
 
     output = output_file(args.output)  # checked before the work
     if not output.suffix:  # no extension: Parquet, the default
         output = output_file(output.with_name(output.name + ".parquet"))
-    elif output.suffix.lower() not in (".parquet", ".npz", ".csv"):
+    elif output.suffix.lower() not in SUFFIXES:
         raise UsageError(
             f"-o {args.output}: unknown output format {output.suffix!r}; use .parquet, .npz or .csv"
         )
+    check_output(output, args.force)  # a file of the user's is refused before the work, not after
     result = embed(
         args.inputs,
         model=args.model,
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for path, reason in result.failures:
         error_line(path, reason)
-    written = result.save(output)
+    written = result.save(output, force=args.force)
     print(f"{result.shape} -> {written}")
     if result.failures:
         total = result.shape[0] + len(result.failures)

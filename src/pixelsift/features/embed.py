@@ -83,14 +83,13 @@ class Embeddings:
         values = pd.DataFrame(self.vectors, columns=feature_names(self.shape[1]))
         return pd.concat([meta, values], axis=1)
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: str | os.PathLike[str], force: bool = False) -> Path:
         """Write as Parquet (`.parquet`, needs pyarrow), `.npz` or `.csv`, chosen by the extension.
         A file name that is not UTF-8 is kept exactly in Parquet's `path_bytes` column and in `.npz`, and
-        shown with `\\xNN` escapes in `path` (see `core.paths`)."""
-        target = Path(path)
+        shown with `\\xNN` escapes in `path` (see `core.paths`). An existing file is replaced only when
+        it is embeddings pixelsift wrote, or with `force` (`check_output`)."""
+        target = check_output(path, force)
         suffix = target.suffix.lower()
-        if suffix not in (".parquet", ".npz", ".csv"):
-            raise UsageError(f"{target}: unknown output format; use a .parquet, .npz or .csv file name")
         target.parent.mkdir(parents=True, exist_ok=True)
 
         def write(tmp: Path) -> None:
@@ -111,6 +110,49 @@ class Embeddings:
                 _write_parquet(self, tmp)
 
         return write_atomically(target, write, "the embeddings")
+
+
+SUFFIXES = (".parquet", ".npz", ".csv")
+
+
+def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
+    """The embeddings file to write: a known format, and not a file of the user's. An existing file is
+    replaced only when it holds embeddings pixelsift wrote (`is_embeddings_file`) or with `force`: a
+    table, a NumPy archive or a CSV of anything else is never overwritten."""
+    target = Path(path).expanduser()
+    if target.suffix.lower() not in SUFFIXES:
+        raise UsageError(f"{target}: unknown output format; use a .parquet, .npz or .csv file name")
+    if target.exists() and not force and not is_embeddings_file(target):
+        raise UsageError(
+            f"{target}: a file that is not pixelsift embeddings is already there; choose another name, "
+            "or --force to replace it"
+        )
+    return target
+
+
+def is_embeddings_file(path: Path) -> bool:
+    """Whether `path` holds embeddings as `Embeddings.save` writes them: Parquet with pixelsift's model
+    in its metadata, an `.npz` with exactly its four arrays, a CSV whose header is path, split, label,
+    f0, f1 ... Unreadable or other files: False."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            pq = optional_import("pyarrow.parquet", "pyarrow", "parquet", "Reading Parquet files")
+            metadata = pq.read_schema(path).metadata or {}
+            return b"pixelsift.model" in metadata
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                return set(archive.files) == {"paths", "splits", "labels", "vectors"}
+        if suffix == ".csv":
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                header = fh.readline().strip().split(",")
+            return (
+                header[:3] == ["path", "split", "label"]
+                and header[3:] == feature_names(len(header) - 3) != []
+            )
+    except Exception:  # a damaged or foreign file is not ours
+        return False
+    return False
 
 
 def _write_parquet(embeddings: Embeddings, path: Path) -> None:
