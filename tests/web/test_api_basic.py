@@ -102,7 +102,13 @@ def test_page_docs_and_openapi_are_served(client: TestClient) -> None:
     assert page.status_code == 200 and "<title>pixelsift</title>" in page.text
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/openapi.json").json()["info"]["title"] == "pixelsift"
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower(), "the docs work offline"
+    for url in ("/docs-static/swagger-ui-bundle.js", "/docs-static/swagger-ui.css"):
+        assert url in docs.text and client.get(url).status_code == 200, url
+    redoc = client.get("/redoc")
+    assert redoc.status_code == 200 and "/docs-static/redoc.standalone.js" in redoc.text
+    assert "cdn" not in redoc.text.lower() and "fonts.googleapis" not in redoc.text
     assert client.get("/static/").status_code == 404, "no directory listings"
 
 

@@ -97,6 +97,19 @@ def test_no_detector_installed_is_503(samples: Path, monkeypatch: pytest.MonkeyP
     assert response.status_code == 503 and "pip install" in response.json()["error"]
 
 
+def test_a_server_started_without_detection_says_so_and_lists_no_default_detector(samples: Path) -> None:
+    from pixelsift.cli.serve import check_models
+
+    check_models("efficientnet_lite0", "none")  # accepted, as `index --detector none`
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig(detector="none")))
+    response = client.post("/api/detect", files=upload(samples, "astronaut.png"))
+    assert response.status_code == 503 and "without object detection" in response.json()["error"]
+    assert "unknown model" not in response.json()["error"]
+    records = client.get("/api/models").json()
+    assert not [r for r in records if r["task"] == "detect" and r["default"]], "the page unticks its box"
+    assert [r["name"] for r in records if r["task"] == "classify" and r["default"]] == ["efficientnet_lite0"]
+
+
 def test_a_detector_that_fails_to_load_is_a_json_503_never_a_500(
     samples: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -45,7 +45,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also answer requests addressed to this host name (default: 127.0.0.1, localhost, ::1 and "
         "--host; any name when --host is 0.0.0.0 or :: and no --allow-host is given)",
     )
-    p.add_argument("--detector", default=None, help="detector (default: the best available)")
+    p.add_argument(
+        "--detector",
+        default=None,
+        help="detector (default: the best available); none: serve without object detection",
+    )
     add_runner_options(p, DEFAULT_CLASSIFIER, batch=False)  # -m, --device, --precision, --threads, --engine
     p.set_defaults(func=run)
 
@@ -105,11 +109,12 @@ def listen_problem(host: str, port: int) -> str | None:
 def check_models(model: str, detector: str | None) -> None:
     """The classifier and detector named exist (a `UsageError` with suggestions, before serving)."""
     # imported when the command runs: `pixelsift --help` stays fast
+    from pixelsift.library.labelers import NONE
     from pixelsift.models.records import ClassifierSpec, DetectorSpec
     from pixelsift.models.registry import get_spec_of
 
     get_spec_of(model, ClassifierSpec, needed_for="serve -m")
-    if detector is not None:
+    if detector is not None and detector != NONE:  # none: no detection, as `index --detector none`
         get_spec_of(detector, DetectorSpec, needed_for="serve --detector")
 
 

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -157,7 +158,10 @@ def _error(status: int, message: str, headers: Mapping[str, str] | None = None) 
 def create_app(config: WebConfig | None = None) -> FastAPI:
     """The FastAPI application; `pixelsift serve` runs it with uvicorn."""
     config = config or WebConfig()
-    app = FastAPI(
+    # fastapi-offline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from files in its wheel,
+    # not from a CDN, so the API docs work on a machine without the internet
+    app = FastAPIOffline(
+        static_url="/docs-static",
         title="pixelsift",
         version=__version__,
         description="Classify, detect and search photos with pretrained networks.",

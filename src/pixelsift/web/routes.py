@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pixelsift.detect import draw_detections, load_detector
 from pixelsift.detect.api import default_model_names, runnable_problem
 from pixelsift.errors import ApiError, DetectorUnavailableError, PixelsiftError, short_reason
+from pixelsift.library.labelers import NONE as NO_DETECTION
 from pixelsift.models.listing import model_record
 from pixelsift.models.registry import get_model_spec, list_models
 from pixelsift.web.config import WebConfig
@@ -111,9 +112,15 @@ def add_routes(app: FastAPI) -> None:
         return result.to_dict()
 
     @app.get("/api/models", response_model=list[ModelRecord], tags=["models"])
-    def models() -> list[dict[str, Any]]:
-        """The model registry, as `pixelsift models --format json`."""
-        defaults = default_model_names()
+    def models(request: Request) -> list[dict[str, Any]]:
+        """The model registry, as `pixelsift models --format json`; `default` marks what this server uses
+        when a request names no model (no detector at all under `serve --detector none`)."""
+        config = _config(request)
+        defaults = {**default_model_names(), "classify": config.model}
+        if config.detector == NO_DETECTION:
+            defaults.pop("detect", None)
+        elif config.detector:
+            defaults["detect"] = config.detector
         return [model_record(spec, defaults, runnable_problem(spec)) for spec in list_models()]
 
     @app.post(
@@ -140,6 +147,11 @@ def add_routes(app: FastAPI) -> None:
         image = read_upload(file, config)
         if model is not None:
             get_model_spec(model)  # registry names only: a client never makes the server open a path
+        elif config.detector == NO_DETECTION:
+            raise DetectorUnavailableError(
+                "this server runs without object detection (`pixelsift serve --detector none`): name a "
+                "detector with model=NAME, or start it without --detector none"
+            )
         name = model or config.detector
         detectors = request.app.state.detectors
         with request.app.state.inference_lock:

@@ -86,6 +86,13 @@ async function loadModels() {
       const option = new Option(m.name, m.name, m.default, m.default);
       select.add(option);
     }
+    // a server without a detector (serve --detector none, or none usable here): no box to tick
+    if (!models.some((m) => m.task === "detect" && m.default && m.usable)) {
+      const toggle = $("#detect-toggle");
+      toggle.checked = false;
+      toggle.disabled = true;
+      toggle.parentElement.title = "this server runs without object detection";
+    }
   } catch (err) {
     setStatus($("#upload-status"), `Could not list models: ${err.message}`, true);
   }
