@@ -108,6 +108,20 @@ def test_usage_errors_exit_2(samples: Path, capsys: pytest.CaptureFixture[str]) 
     assert info.value.code == 2
 
 
+def test_a_mistyped_command_or_choice_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, suggestion in (
+        (["clasify", "x.jpg"], "did you mean 'classify'?"),
+        (["serach", "cat"], "did you mean 'search'?"),
+        (["search", "cat", "--format", "jsn"], "did you mean 'json'?"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2 and suggestion in capsys.readouterr().err, argv
+    with pytest.raises(SystemExit):
+        main(["zzzz"])
+    assert "did you mean" not in capsys.readouterr().err, "nothing close: no guess"
+
+
 def test_models_list_table_and_json(capsys: pytest.CaptureFixture[str], home: Path) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import errno
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from pixelsift.cli.output import printable
 from pixelsift.errors import PixelsiftError
@@ -35,10 +38,24 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a suggestion for a mistyped choice: `pixelsift clasify` -> did you mean 'classify'?
+    (subcommands, and every option with choices: their parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if found:
+            choices = [c.strip().strip("'") for c in found.group(2).split(",")]
+            close = difflib.get_close_matches(found.group(1), choices, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean '{close[0]}'?"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pixelsift",
         description="Pretrained networks for your own photos: classify, transfer-learn, detect and search.",
         epilog="Run `pixelsift COMMAND --help` for a command's options and examples.",
