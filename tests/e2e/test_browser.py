@@ -132,10 +132,14 @@ def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) 
 
     first.click()
     page.wait_for_selector("#photo-dialog[open]")
-    page.wait_for_selector("#similar-grid li", timeout=60_000)
+    # nothing else in this library looks like the cat (coffee, a rocket, a red square score under 0.3)
     page.wait_for_function(
-        "[...document.querySelectorAll('#similar-grid img')].every(i => i.complete && i.naturalWidth > 0)"
+        "document.querySelector('#similar-status').textContent.startsWith('No similar photos')",
+        timeout=60_000,
     )
+    assert page.query_selector_all("#similar-grid li") == []
+    said = page.inner_text("#dialog-labels")
+    assert said.startswith("Classes: ") and said.count("cat.") <= 1, said
     assert page.inner_text("#dialog-title") == "cat.png"
     page.screenshot(path=str(ARTIFACTS / "web-photo.png"))
     page.keyboard.press("Escape")
@@ -164,6 +168,8 @@ def test_what_did_it_look_at_shows_the_heatmap_and_back(server: str, browser: ob
     page.wait_for_selector("#model-select option[value=efficientnet_lite0]", state="attached")
     page.set_input_files("#file-input", str(REPO / "samples" / "coffee.png"))
     page.wait_for_selector("#classes-table tbody tr", timeout=120_000)
+    widths = page.eval_on_selector_all("#classes-table .bar", "bars => bars.map(b => b.style.width)")
+    assert len(widths) >= 2 and int(widths[0][:-1]) >= int(widths[1][:-1]) > -1, "a bar per class score"
     page.click("#explain-toggle")
     page.wait_for_selector("#explain-image:not([hidden])", timeout=120_000)
     size = page.evaluate(
@@ -172,6 +178,7 @@ def test_what_did_it_look_at_shows_the_heatmap_and_back(server: str, browser: ob
     )
     assert size == [600, 400]  # the overlay is the photo's size
     assert page.get_attribute("#explain-toggle", "aria-pressed") == "true"
+    assert page.inner_text("#explain-toggle") == "Show the objects again", "the button says what it does now"
     assert page.is_hidden("#preview-canvas")
     assert "warm colours" in page.inner_text("#upload-status")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -179,6 +186,7 @@ def test_what_did_it_look_at_shows_the_heatmap_and_back(server: str, browser: ob
     page.click("#explain-toggle")  # back to the boxes
     page.wait_for_selector("#explain-image", state="hidden")
     assert page.is_visible("#preview-canvas")
+    assert page.inner_text("#explain-toggle") == "What did it look at?"
     page.close()
 
 

@@ -115,6 +115,9 @@ def test_similar_excludes_the_photo_itself(client: TestClient) -> None:
     assert results and cat not in [r["id"] for r in results]
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
+    floor = (scores[0] + scores[-1]) / 2 if scores[0] > scores[-1] else scores[0] + 1e-6
+    above = client.get(f"/api/similar/{cat}", params={"n": 5, "min_score": floor}).json()
+    assert [r["id"] for r in above] == [r["id"] for r in results if r["score"] >= floor], "min_score cuts"
 
 
 def test_photo_original_thumbnail_and_info(client: TestClient, library: tuple[Path, Path, Path]) -> None:

@@ -414,7 +414,10 @@ class Searcher:
                 f"{min_score:g}"
             )
         if best > 0.005:
-            message += f" (the best scores {best:.2f}; --min-score {max(0.01, best - 0.005):.2f} lists it)"
+            lower = f"{max(0.01, best - 0.005):.2f}"
+            message += (
+                f" (the best scores {best:.2f}; a minimum score of {lower} lists it: --min-score {lower})"
+            )
         return message
 
     def allowed_ids(self, filters: Filters) -> set[int] | None:

@@ -351,11 +351,16 @@ def add_library_routes(app: FastAPI) -> None:
         tags=["library"],
         responses=errors(400, 404, 503),
     )
-    def similar(photo_id: str, n: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
-        """Photos that look most like photo `photo_id`, best first (the photo itself excluded)."""
+    def similar(
+        photo_id: str,
+        n: Annotated[int, Query(ge=1, le=500)] = 20,
+        min_score: Annotated[float | None, Query(ge=0.0, le=1.0, description="lowest similarity")] = None,
+    ) -> list[dict[str, Any]]:
+        """Photos that look most like photo `photo_id`, best first (the photo itself excluded), at least
+        `min_score` similar (the page asks for 0.3)."""
         with library.lock:
             path = library.photo_file(photo_id)
-            results = library.index().similar(path, n=n)
+            results = library.index().similar(path, n=n, min_score=min_score)
             return _photo_results(library.servable(results))
 
     @app.get(
