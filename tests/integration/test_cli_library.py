@@ -56,7 +56,10 @@ def test_search_table_json_and_csv(
     assert main(["search", "cats", "--db", str(db), "--format", "json", "-n", "2"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert 1 <= len(data) <= 2 and Path(data[0]["path"]).name == "chelsea.png"
-    assert set(data[0]) >= {"path", "score", "matched", "labels"} and isinstance(data[0]["labels"], list)
+    from pixelsift.library.search import RESULT_FIELDS
+
+    assert list(data[0]) == list(RESULT_FIELDS), "the shape of SearchResult.to_dict and the web API"
+    assert isinstance(data[0]["labels"], list)
     assert data[0]["matched"][0]["concept"] == "cat" and data[0]["matched"][0]["source"] == "classifier"
     assert data[0]["score"] > 0.9
 

@@ -71,6 +71,20 @@ def test_search_ranks_a_partial_match_after_full_ones_and_all_lists_only_full_on
     assert strict.json() == [] and "cat AND espresso" in strict.headers["x-pixelsift-message"]
 
 
+def test_a_result_has_the_shape_python_and_the_cli_give_with_a_relative_path(
+    client: TestClient, library: tuple[Path, Path, Path]
+) -> None:
+    from pixelsift.library.search import RESULT_FIELDS
+
+    api = client.get("/api/search", params={"q": "cat", "n": 1}).json()[0]
+    with PhotoIndex(library[1], create=False) as index:
+        python = index.search("cat", n=1)[0].to_dict()
+    assert list(api) == list(python) == list(RESULT_FIELDS)
+    assert api["path"] == api["relative_path"] == python["relative_path"] == "cat.png"
+    assert Path(python["path"]).is_absolute() and not Path(api["path"]).is_absolute()
+    assert {k: v for k, v in api.items() if k != "path"} == {k: v for k, v in python.items() if k != "path"}
+
+
 def test_search_without_match_says_why(client: TestClient) -> None:
     response = client.get("/api/search", params={"q": "zebra crossing lighthouse"})
     assert response.status_code == 200 and response.json() == []

@@ -118,25 +118,23 @@ def shown_path(path: str) -> str:
 
 
 def print_results(results: SearchResults, fmt: str) -> None:
+    """JSON: one `SearchResult.to_dict` per photo, the shape Python's `to_dicts` and the web API give;
+    CSV: the same fields, lists joined by "; "."""
+    from pixelsift.library.search import RESULT_FIELDS  # when the command runs: `--help` stays fast
+
     if fmt == "json":
         with JsonArrayWriter() as out:
             for r in results:
-                out.write(
-                    {
-                        "path": r.path,
-                        "score": r.score,
-                        "matched": [e.to_dict() for e in r.matched],
-                        "labels": r.labels,
-                        "id": r.id,
-                        "missing": r.missing,
-                        "weak": r.weak,
-                    }
-                )
+                out.write(r.to_dict())
     elif fmt == "csv":
         writer = csv_writer()
-        writer.writerow(["path", "score", "matched", "labels", "id"])
+        writer.writerow(RESULT_FIELDS)
         for r in results:
-            writer.writerow([r.path, repr(r.score), r.matched_text(), "; ".join(r.labels), r.id])
+            row = {**r.to_dict(), "matched": r.matched_text(), "labels": "; ".join(r.labels)}
+            row["weak"] = "; ".join(r.weak)
+            writer.writerow(
+                [repr(v) if isinstance(v, float) else ("" if v is None else v) for v in row.values()]
+            )
     elif results:
         matched = any(r.matched for r in results)
         header = ["score", "path", "matched", "labels"] if matched else ["score", "path", "labels"]

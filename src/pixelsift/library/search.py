@@ -74,6 +74,8 @@ class SearchResult:
     weak: list[str] = field(default_factory=list)  # the query's concepts it does not clearly show
 
     def to_dict(self) -> dict[str, Any]:
+        """The one JSON shape of a result (`RESULT_FIELDS`, in that order): Python's `to_dicts`, the CLI's
+        `--format json` and the web API give it alike (the API with `path` relative to the library)."""
         return {
             "path": self.path,
             "score": self.score,
@@ -96,6 +98,20 @@ class SearchResult:
         if self.weak:
             text += ("; " if text else "") + "not clearly " + ", ".join(self.weak)
         return text
+
+
+RESULT_FIELDS = (
+    "path",
+    "score",
+    "matched",
+    "labels",
+    "id",
+    "relative_path",
+    "taken_at",
+    "camera",
+    "missing",
+    "weak",
+)
 
 
 def main_concept(group: list[Term]) -> int:

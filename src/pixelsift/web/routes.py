@@ -250,14 +250,16 @@ class Match(BaseModel):
     raw: float  # the source's own number
 
 
-class PhotoResult(BaseModel):
-    id: int
+class PhotoResult(BaseModel):  # the fields of library.search.RESULT_FIELDS, in that order
     path: str  # relative to the library root
     score: float
     matched: list[Match] = []
     labels: list[str]
+    id: int
+    relative_path: str  # the same as path here: the API never sends the server's own paths
     taken_at: str | None = None
     camera: str | None = None
+    missing: bool = False  # the file is gone since it was indexed
     weak: list[str] = []  # concepts of the query this photo does not clearly show
 
 
@@ -280,19 +282,9 @@ class PhotoInfo(BaseModel):
 
 
 def _photo_results(results: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": r.id,
-            "path": r.relative_path,
-            "score": r.score,
-            "matched": [e.to_dict() for e in r.matched],
-            "labels": r.labels,
-            "taken_at": r.taken_at,
-            "camera": r.camera,
-            "weak": list(r.weak),
-        }
-        for r in results
-    ]
+    """`SearchResult.to_dict`, the shape the CLI and Python give, with `path` relative to the library:
+    the server's own paths are never sent."""
+    return [{**r.to_dict(), "path": r.relative_path} for r in results]
 
 
 def _header(text: str) -> str:
