@@ -247,6 +247,14 @@ def test_serve_finds_the_index_search_would_use(
     config = started["app"].state.config
     assert config.db is not None and Path(config.db).parent == home / "libraries"
     assert f"searching the photo index {config.db}" in capsys.readouterr().err
+    other = root.parent / "other"
+    other.mkdir()
+    shutil.copy(root / "grey.jpg", other / "grey.jpg")
+    assert main(["index", str(other), "--detector", "none", "-q"]) == 0  # a second library
+    monkeypatch.chdir(root.parent)  # inside neither
+    for command in (["search", "cat"], ["serve", "--port", "8765"]):
+        assert main(command) == 2, command  # the same answer from both: pick one
+        assert "several photo indexes exist" in capsys.readouterr().err, command
 
 
 def test_a_misspelling_is_corrected_and_says_so(library: tuple[Path, Path]) -> None:

@@ -55,14 +55,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _default_index() -> Path | None:
-    """The index `pixelsift search` would use here (the folder's library, or the only one), if any."""
+    """The index `pixelsift search` would use here (the folder's library, or the only one); None when
+    there is none (the page still classifies and detects). Several, and none holds this folder: the
+    UsageError `search` gives, listing them (exit 2), rather than a server without its library."""
     # imported when the command runs: `pixelsift --help` stays fast
-    from pixelsift.library.photo_index import find_db
+    from pixelsift.library.photo_index import find_db, known_libraries
 
-    try:
-        return find_db()
-    except UsageError:
-        return None
+    return find_db() if known_libraries() else None
 
 
 def server_run_options(args: argparse.Namespace) -> RunOptions:
