@@ -138,6 +138,20 @@ def test_models_list_table_and_json(capsys: pytest.CaptureFixture[str], home: Pa
     assert records[0]["preprocessing"]["crop"] == 224
 
 
+def test_models_info_is_a_table_by_default_and_json_on_request(
+    capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    assert main(["models", "info", "efficientnet_lite0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["field", "value"] and lines[1].split() == ["name", "efficientnet_lite0"]
+    table = {line.split()[0]: line.split(maxsplit=1)[1] for line in lines[1:]}
+    assert table["embed_dim"] == "1280" and table["preprocessing"].startswith("resize 256; crop 224")
+    assert main(["models", "info", "efficientnet_lite0", "--format", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["embed_dim"] == 1280 and record["preprocessing"]["crop"] == 224
+    assert set(table) == set(record), "every field of the record in the table"
+
+
 def test_models_fetch_offline_is_a_clear_error(capsys: pytest.CaptureFixture[str], home: Path) -> None:
     assert main(["models", "fetch", "resnet18"]) == 1
     err = capsys.readouterr().err

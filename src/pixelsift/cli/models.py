@@ -96,6 +96,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     info = sub.add_parser("info", help="everything the registry knows about one model")
     info.add_argument("name", metavar="NAME")
+    add_format_option(info, ("table", "json"))
     info.set_defaults(func=run_info)
 
 
@@ -253,5 +254,20 @@ def run_tune(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     spec = get_model_spec(args.name)
-    print(to_json(model_record(spec, default_model_names(), runnable_problem(spec))))
+    record = model_record(spec, default_model_names(), runnable_problem(spec))
+    if args.format == "json":
+        print(to_json(record))
+    else:  # one line per field, as the other commands' tables
+        print(format_table(["field", "value"], [(key, _shown(value)) for key, value in record.items()]))
     return 0
+
+
+def _shown(value: object) -> str:
+    """A record's value on one line: "-" for nothing, lists joined by spaces, mappings as "key value; ..."."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {_shown(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return " ".join(_shown(v) for v in value)
+    return str(value)
