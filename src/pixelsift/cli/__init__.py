@@ -94,11 +94,23 @@ class _PrintableFormatter(logging.Formatter):
         return printable(super().format(record))
 
 
+class _LineHandler(logging.Handler):
+    """Log records as lines on stderr, above any progress bar (`core.progress.write_line`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from pixelsift.core.progress import write_line
+
+        try:
+            write_line(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, force=True)
-    for handler in logging.getLogger().handlers:  # one line per message, control characters escaped
-        handler.setFormatter(_PrintableFormatter("pixelsift: %(message)s"))
+    handler = _LineHandler()
+    handler.setFormatter(_PrintableFormatter("pixelsift: %(message)s"))  # control characters escaped
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     # imported here: keeps Pillow off the path of `pixelsift --help`
     from pixelsift.imaging.images import silence_pillow_warnings
 

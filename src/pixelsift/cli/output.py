@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from pixelsift.core.jsontext import to_json
 from pixelsift.core.paths import path_text
+from pixelsift.core.progress import write_line
 
 __all__ = [
     "JsonArrayWriter",
@@ -92,5 +93,5 @@ def csv_writer(stream: IO[str] | None = None) -> _CsvWriter:
 
 
 def error_line(path: str, reason: str) -> None:
-    """The one-line report of a failed input, on stderr."""
-    print(f"pixelsift: {printable(path)}: {printable(reason)}", file=sys.stderr, flush=True)
+    """The one-line report of a failed input, on stderr, above the progress bar if one is on show."""
+    write_line(f"pixelsift: {printable(path)}: {printable(reason)}")

@@ -51,3 +51,15 @@ def progress_bar(
         mininterval=0.5,
         smoothing=0.1,
     )
+
+
+def write_line(text: str) -> None:
+    """One line on stderr, above any progress bar on show: the bar is cleared, the line written and
+    the bar drawn again below it, never a message in the middle of a bar's line."""
+    tqdm_module = sys.modules.get("tqdm")  # a bar on show means tqdm is imported; else nothing to clear
+    bars = getattr(getattr(tqdm_module, "tqdm", None), "_instances", None)
+    if tqdm_module is not None and bars:
+        tqdm_module.tqdm.write(text, file=sys.stderr)
+        sys.stderr.flush()
+    else:
+        print(text, file=sys.stderr, flush=True)
