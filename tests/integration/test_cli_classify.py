@@ -108,6 +108,18 @@ def test_usage_errors_exit_2(samples: Path, capsys: pytest.CaptureFixture[str]) 
     assert info.value.code == 2
 
 
+def test_a_run_ends_with_one_summary_line_on_stderr_and_q_keeps_it_quiet(
+    samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["classify", str(samples / "chelsea.png"), str(samples / "coffee.png"), "-f", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["path"].endswith("chelsea.png"), "stdout stays the results"
+    (line,) = captured.err.splitlines()
+    assert line.startswith("pixelsift: classified 2 inputs in ") and line.endswith(" s")
+    assert main(["classify", str(samples / "chelsea.png"), "-q"]) == 0
+    assert capsys.readouterr().err == "", "-q: nothing to say when nothing failed"
+
+
 def test_a_mistyped_command_or_choice_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
     for argv, suggestion in (
         (["clasify", "x.jpg"], "did you mean 'classify'?"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from pixelsift.cli.common import (
 )
 from pixelsift.cli.output import (
     JsonArrayWriter,
+    closing_line,
     csv_writer,
     error_line,
     format_score,
@@ -62,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.runtime.classify import Classifier
 
+    started = time.perf_counter()
     sources = collect_inputs(args.inputs)
     classifier = Classifier(args.model, run_options(args))
     results = classifier.iter_classify(sources, top_k=args.top_k, progress=args.progress, total=len(sources))
     failed = write_classifications(results, args.format)
-    if failed:
-        print(f"pixelsift: {failed} of {len(sources)} inputs failed", file=sys.stderr)
+    closing_line("classified", len(sources), failed, started, args.quiet)
     return 1 if failed else 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from pixelsift.cli.common import (
     collect_inputs,
     run_options,
 )
-from pixelsift.cli.output import JsonArrayWriter, csv_writer, error_line, printable, to_json
+from pixelsift.cli.output import JsonArrayWriter, closing_line, csv_writer, error_line, printable, to_json
 from pixelsift.core.outputs import OutputNames
 from pixelsift.errors import ImageError, UsageError
 
@@ -237,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
     from pixelsift.detect import load_detector
     from pixelsift.detect.video import is_video
 
+    started = time.perf_counter()
     if args.vid_stride < 1:
         raise UsageError("--vid-stride must be at least 1")
     sources = collect_inputs(args.inputs)
@@ -287,6 +289,5 @@ def run(args: argparse.Namespace) -> int:
         if saved_videos:
             saved.append(f"{saved_videos} annotated video{'s' * (saved_videos != 1)} ({saved_frames} frames)")
         print(f"pixelsift: {', '.join(saved)} saved to {args.save}", file=sys.stderr)
-    if printer.failed:
-        print(f"pixelsift: {printer.failed} of {len(sources)} inputs failed", file=sys.stderr)
+    closing_line("detected objects in", len(sources), printer.failed, started, args.quiet)
     return 1 if printer.failed else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from pixelsift.cli.common import (
     add_format_option,
@@ -13,7 +14,14 @@ from pixelsift.cli.common import (
     int_in,
     run_options,
 )
-from pixelsift.cli.output import JsonArrayWriter, error_line, format_score, format_table, printable
+from pixelsift.cli.output import (
+    JsonArrayWriter,
+    closing_line,
+    error_line,
+    format_score,
+    format_table,
+    printable,
+)
 from pixelsift.explain.cam import DEFAULT_METHOD, METHODS
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.explain.api import Explainer
 
+    started = time.perf_counter()
     explainer = Explainer(args.model, args.trained, args.method, args.layer, run_options(args))
     sources = collect_inputs(args.inputs)
     results = explainer.iter_explain(
@@ -91,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
             )
         print(format_table(["path", "class", "score", "rank", "hottest region", "saved"], rows, right=(2, 3)))
     print(f"pixelsift: {explainer.name}, {explainer.method} on layer {explainer.layer}", file=sys.stderr)
-    if failed:
-        print(f"pixelsift: {failed} of {len(sources)} inputs failed", file=sys.stderr)
+    closing_line("explained", len(sources), failed, started, args.quiet)
     return 1 if failed else 0
 
 

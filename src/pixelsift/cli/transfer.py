@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from pixelsift.cli.common import (
     collect_inputs,
     run_options,
 )
-from pixelsift.cli.output import error_line, format_score, format_table, to_json
+from pixelsift.cli.output import closing_line, error_line, format_score, format_table, to_json
 from pixelsift.core.outputs import output_file
 from pixelsift.errors import MissingDependencyError, UsageError
 from pixelsift.models.registry import DEFAULT_CLASSIFIER
@@ -430,6 +431,7 @@ def run_predict(args: argparse.Namespace) -> int:
     # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.transfer.trained import load_trained
 
+    started = time.perf_counter()
     model = load_trained(args.model_file)
     sources = collect_inputs(args.inputs)
     results = model.iter_predict(
@@ -442,8 +444,7 @@ def run_predict(args: argparse.Namespace) -> int:
         tta=args.tta,
     )
     failed = write_classifications(results, args.format)
-    if failed:
-        print(f"pixelsift: {failed} of {len(sources)} inputs failed", file=sys.stderr)
+    closing_line("predicted", len(sources), failed, started, args.quiet)
     return 1 if failed else 0
 
 
