@@ -56,15 +56,20 @@ show(cats, "my photos of cat")
 cats.to_pandas()
 
 # %% [markdown]
-# Filler ("my photos of", "show me", "a", "the") is dropped. Several concepts must all be in the photo
-# ("cat and coffee" finds nothing here), "or" takes either, and "a cup of coffee" is read as coffee:
-# the photo shows the cup, and the classifier calls it espresso.
+# Filler ("my photos of", "show me", "a", "the") is dropped. Several concepts rank rather than filter:
+# photos that show them all come first, then photos that show the *main* concept (the first that names
+# a class), each naming what it does not clearly show (`weak`). `match_all=True` (the CLI's `--all`)
+# keeps only photos that show everything: "cat and coffee" finds nothing then. "or" takes either, and
+# "a cup of coffee" is read as coffee: the photo shows the cup, and the classifier calls it espresso.
 
 # %%
 coffee = index.search("a cup of coffee", n=3)
 assert coffee and Path(coffee[0].path).name == "coffee.png"
 print(coffee[0].matched_text())
-assert not index.search("cat and coffee")
+ranked = index.search("cat and coffee")
+assert Path(ranked[0].path).name == "chelsea.png" and ranked[0].weak == ["coffee"]
+print(ranked[0].matched_text())
+assert not index.search("cat and coffee", match_all=True)
 either = index.search("cat or coffee")
 assert {Path(r.path).name for r in either} >= {"chelsea.png", "coffee.png"}
 show(either, "cat or coffee")
