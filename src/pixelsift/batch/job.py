@@ -21,7 +21,7 @@ from pixelsift.core.hashing import sha256_bytes, sha256_file
 from pixelsift.errors import DetectorUnavailableError, ImageError, UsageError
 from pixelsift.imaging.images import open_image
 from pixelsift.models.records import DetectorSpec
-from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
+from pixelsift.models.registry import DEFAULT_CLASSIFIER, DEFAULT_TOP_K, get_model_spec
 from pixelsift.runtime.options import RunOptions
 
 TASKS = ("classify", "embed", "detect")
@@ -34,7 +34,7 @@ class BatchJob:
 
     task: str
     model: str | None = None  # registry name; None: the task's default
-    top_k: int = 5
+    top_k: int = DEFAULT_TOP_K
     conf: float = 0.25  # detect: minimum box score
     normalize: str = "none"  # embed: "none" (raw features, as the photo index keeps them) or "l2"
     run_options: RunOptions = field(default_factory=RunOptions)

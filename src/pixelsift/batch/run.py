@@ -35,7 +35,7 @@ from pixelsift.core.outputs import writable_folder
 from pixelsift.core.progress import progress_bar
 from pixelsift.core.sequences import chunks
 from pixelsift.errors import PixelsiftError, UsageError, short_reason
-from pixelsift.models.registry import get_model_spec
+from pixelsift.models.registry import DEFAULT_TOP_K, get_model_spec
 from pixelsift.runtime.options import RunOptions
 from pixelsift.version import __version__
 
@@ -188,7 +188,7 @@ def run(
     *,
     engine: str = "local",
     model: str | None = None,
-    top_k: int = 5,
+    top_k: int = DEFAULT_TOP_K,
     conf: float = 0.25,
     normalize: str = "none",
     resume: bool = False,

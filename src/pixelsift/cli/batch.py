@@ -9,6 +9,7 @@ from pixelsift.cli.common import add_runner_options, int_in, positive_float
 from pixelsift.cli.output import to_json
 from pixelsift.config import ENGINES as INFERENCE_ENGINES
 from pixelsift.errors import UsageError
+from pixelsift.models.registry import DEFAULT_TOP_K
 from pixelsift.runtime.options import RunOptions
 
 EXAMPLES = """examples:
@@ -49,7 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         t.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="the output folder")
         t.add_argument("-m", "--model", default=None, help="model name (default: the task's default model)")
         if task != "detect":
-            t.add_argument("-k", "--top-k", type=int_in(1), default=5, metavar="K", help="classes per photo")
+            t.add_argument(
+                "-k", "--top-k", type=int_in(1), default=DEFAULT_TOP_K, metavar="K", help="classes per photo"
+            )
         else:
             t.add_argument("--conf", type=float, default=0.25, help="minimum box score (default: 0.25)")
         if task == "embed":

@@ -24,7 +24,7 @@ from pixelsift.cli.output import (
     format_table,
     printable,
 )
-from pixelsift.models.registry import DEFAULT_CLASSIFIER
+from pixelsift.models.registry import DEFAULT_CLASSIFIER, DEFAULT_TOP_K
 
 if TYPE_CHECKING:
     from pixelsift.runtime.classification import Classification
@@ -46,7 +46,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_inputs_argument(p)
-    p.add_argument("-k", "--top-k", type=int, default=4, metavar="K", help="classes per image (default: 4)")
+    p.add_argument(
+        "-k",
+        "--top-k",
+        type=int,
+        default=DEFAULT_TOP_K,
+        metavar="K",
+        help=f"classes per image (default: {DEFAULT_TOP_K})",
+    )
     add_format_option(p)
     add_runner_options(p, DEFAULT_CLASSIFIER)
     p.set_defaults(func=run)

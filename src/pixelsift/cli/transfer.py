@@ -20,7 +20,7 @@ from pixelsift.cli.common import (
 from pixelsift.cli.output import closing_line, error_line, format_score, format_table, to_json
 from pixelsift.core.outputs import output_file
 from pixelsift.errors import MissingDependencyError, UsageError
-from pixelsift.models.registry import DEFAULT_CLASSIFIER
+from pixelsift.models.registry import DEFAULT_CLASSIFIER, DEFAULT_TOP_K
 
 if TYPE_CHECKING:
     from pixelsift.transfer.evaluation import Evaluation
@@ -158,7 +158,14 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model_file", metavar="FILE", help="a model file written by `pixelsift train`")
     add_inputs_argument(p)
-    p.add_argument("-k", "--top-k", type=int, default=3, metavar="K", help="classes per image (default: 3)")
+    p.add_argument(
+        "-k",
+        "--top-k",
+        type=int,
+        default=DEFAULT_TOP_K,
+        metavar="K",
+        help=f"classes per image (default: {DEFAULT_TOP_K})",
+    )
     _add_tta_option(p)
     add_format_option(p)
     add_cache_option(p)

@@ -29,6 +29,7 @@ _rank: dict[str, tuple[int, int]] = {}  # name -> (family, registration order): 
 _family = 1_000  # records registered outside the catalog (plugins, tests) list after the built-in ones
 
 DEFAULT_CLASSIFIER = "efficientnet_lite0"
+DEFAULT_TOP_K = 5  # classes per photo when none is asked for: the CLI, Python, the web and batch alike
 
 
 def register(spec: ModelSpec) -> ModelSpec:

@@ -17,7 +17,7 @@ from typing_extensions import Unpack
 
 from pixelsift.errors import ImageError, UsageError
 from pixelsift.imaging.images import expand_inputs, open_image
-from pixelsift.models.registry import DEFAULT_CLASSIFIER
+from pixelsift.models.registry import DEFAULT_CLASSIFIER, DEFAULT_TOP_K
 from pixelsift.runtime.classification import Classification, ClassificationResults, top_k_of
 from pixelsift.runtime.loaded import ImageModel
 from pixelsift.runtime.options import RunKwargs, RunOptions
@@ -49,7 +49,7 @@ class Classifier:
     def iter_classify(
         self,
         inputs: Inputs | Iterable[str | Path | ImageError],
-        top_k: int = 5,
+        top_k: int = DEFAULT_TOP_K,
         progress: bool | None = False,
         total: int | None = None,
     ) -> Iterator[Classification]:
@@ -71,12 +71,12 @@ class Classifier:
                 yield Classification(item.path, labels, scores)
 
     def classify(
-        self, inputs: Inputs, top_k: int = 5, progress: bool | None = False
+        self, inputs: Inputs, top_k: int = DEFAULT_TOP_K, progress: bool | None = False
     ) -> ClassificationResults:
         return ClassificationResults(self.iter_classify(inputs, top_k=top_k, progress=progress))
 
     def classify_image(
-        self, image: Image.Image | bytes, top_k: int = 5, name: str = "<image>"
+        self, image: Image.Image | bytes, top_k: int = DEFAULT_TOP_K, name: str = "<image>"
     ) -> Classification:
         """Classify one in-memory image (a PIL image or encoded bytes, e.g. an upload). Bytes are decoded
         as `classify` decodes a file (JPEG draft scaling for the network's size): the same scores."""
@@ -93,7 +93,7 @@ class Classifier:
 def classify(
     inputs: Inputs,
     model: str = DEFAULT_CLASSIFIER,
-    top_k: int = 5,
+    top_k: int = DEFAULT_TOP_K,
     progress: bool | None = False,
     run_options: RunOptions | None = None,
     **run: Unpack[RunKwargs],

@@ -21,7 +21,7 @@ from pixelsift.imaging.images import expand_inputs
 from pixelsift.models import weights
 from pixelsift.models.preprocess import Preprocessing
 from pixelsift.models.records import ClassifierSpec
-from pixelsift.models.registry import get_model_spec
+from pixelsift.models.registry import DEFAULT_TOP_K, get_model_spec
 from pixelsift.runtime.classification import Classification, ClassificationResults, top_classes
 from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.transfer.data import LabelledFeatures, evaluation_samples, extract_labelled
@@ -180,7 +180,7 @@ class TrainedModel:
     def iter_predict(
         self,
         inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str] | ImageError],
-        top_k: int = 5,
+        top_k: int = DEFAULT_TOP_K,
         progress: bool | None = False,
         total: int | None = None,
         run_options: RunOptions | None = None,
@@ -214,7 +214,7 @@ class TrainedModel:
     def predict(
         self,
         inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-        top_k: int = 5,
+        top_k: int = DEFAULT_TOP_K,
         progress: bool | None = False,
         run_options: RunOptions | None = None,
         tta: str | None = None,

@@ -14,7 +14,7 @@ from pixelsift.detect.api import default_model_names, runnable_problem
 from pixelsift.errors import ApiError, DetectorUnavailableError, PixelsiftError, short_reason
 from pixelsift.library.labelers import NONE as NO_DETECTION
 from pixelsift.models.listing import model_record
-from pixelsift.models.registry import get_model_spec, list_models
+from pixelsift.models.registry import DEFAULT_TOP_K, get_model_spec, list_models
 from pixelsift.web.config import WebConfig
 from pixelsift.web.library_access import LibraryAccess
 from pixelsift.web.uploads import decode_upload, jpeg_bytes, png_bytes, read_upload, read_upload_data
@@ -96,7 +96,7 @@ def add_routes(app: FastAPI) -> None:
         request: Request,
         file: Annotated[UploadFile, File(description="the photo")],
         model: Annotated[str | None, Query(description="model name (default: the server's)")] = None,
-        k: Annotated[int, Query(ge=1, le=1000, description="classes to return")] = 5,
+        k: Annotated[int, Query(ge=1, le=1000, description="classes to return")] = DEFAULT_TOP_K,
     ) -> dict[str, Any]:
         """Top-k classes of one uploaded photo: one element of `pixelsift classify --format json`."""
         from pixelsift.runtime.classify import Classifier  # imports torch: not before the first photo
