@@ -41,6 +41,21 @@ def test_round_trip_keeps_arrays_dtypes_and_metadata(tmp_path: Path) -> None:
     assert read_metadata(path)["classes"] == ["a", "b"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_a_model_file_gets_the_permissions_of_any_new_file(tmp_path: Path, umask: int) -> None:
+    import os
+
+    before = os.umask(umask)
+    try:
+        from pixelsift.core.outputs import current_umask
+
+        assert current_umask() == umask, "read without changing it"
+        path = write_model_file(tmp_path / "m.safetensors", META, TENSORS)
+    finally:
+        os.umask(before)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask, oct(path.stat().st_mode)  # 0644 under 022
+
+
 def test_an_edited_description_is_refused(tmp_path: Path) -> None:
     path = write_model_file(tmp_path / "m.safetensors", META, TENSORS)
     rewrite_header(path, {"classes": ["b", "a"]})

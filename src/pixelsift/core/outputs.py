@@ -39,6 +39,25 @@ def output_file(path: str | os.PathLike[str], option: str = "-o") -> Path:
     return target
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it (Linux's /proc), else set and restored at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def as_new_file(path: str | os.PathLike[str]) -> None:
+    """Give a file written under a private temporary name (mkstemp makes it 0600) the permissions any
+    new file gets here, 0666 less the umask: a model file others on the machine may read."""
+    os.chmod(path, 0o666 & ~current_umask())
+
+
 def write_atomically(target: Path, write: Callable[[Path], object], what: str) -> Path:
     """`write(tmp)` to a temporary name beside `target`, then rename it to `target`: readers see the
     whole file or none of it. A failed write (a full disk, a folder that became unwritable) removes the

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pixelsift.config import get_settings
 from pixelsift.core.hashing import sha256_file
+from pixelsift.core.outputs import as_new_file
 from pixelsift.errors import UsageError, WeightsInvalidError, WeightsMissingError
 from pixelsift.models.records import ModelSpec
 
@@ -257,6 +258,7 @@ def add(spec: ModelSpec, source_file: str | os.PathLike[str]) -> tuple[Path, boo
             save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path))
         else:
             shutil.copyfile(source, tmp_path)
+        as_new_file(tmp_path)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

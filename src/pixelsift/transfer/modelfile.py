@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pixelsift.core.outputs import as_new_file
 from pixelsift.errors import ModelFileError, UsageError
 
 FORMAT = "pixelsift-model"
@@ -196,6 +197,7 @@ def write_model_file(
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(blob)
+        as_new_file(tmp_name)
         os.replace(tmp_name, target)
     finally:
         Path(tmp_name).unlink(missing_ok=True)
