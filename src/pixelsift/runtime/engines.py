@@ -2,7 +2,7 @@
 for classifiers and for the detectors that are plain convolutional networks (the offline SSD).
 
 `--engine auto` (the default) reads the choice measured for this model on this machine, or measures it
-now (`tuning.py`; a few seconds, once, said on stderr); an explicit engine runs as asked. Every runner
+now (`tuning.py`; once per model and machine, up to a minute, said on stderr); an explicit engine runs as asked. Every runner
 has the same interface (uint8 or float NCHW batch in, float32 numpy outputs) and carries its thread
 plan (`streams`, `threads`, `workers`) for `ImageModel.iter_outputs`.
 """
@@ -150,7 +150,8 @@ def auto_tuning(
         raise UsageError(f"no engine runs precision {run_options.precision} here; use --precision auto")
     print(
         f"pixelsift: measuring {len(options)} way{'s' * (len(options) != 1)} to run {spec.name} on this "
-        "machine (once, a few seconds; remembered for later runs)",
+        "machine (once per model and machine, up to a minute, longer on a busy machine; remembered for "
+        "later runs; --engine torch skips it)",
         file=sys.stderr,
     )
     start = time.perf_counter()
