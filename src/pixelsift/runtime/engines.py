@@ -2,9 +2,9 @@
 for classifiers and for the detectors that are plain convolutional networks (the offline SSD).
 
 `--engine auto` (the default) reads the choice measured for this model on this machine, or measures it
-now (`tuning.py`; once per model and machine, up to a minute, said on stderr); an explicit engine runs as asked. Every runner
-has the same interface (uint8 or float NCHW batch in, float32 numpy outputs) and carries its thread
-plan (`streams`, `threads`, `workers`) for `ImageModel.iter_outputs`.
+now (`tuning.py`; once per model and machine, up to a minute, said on stderr); an explicit engine runs
+as asked. Every runner has the same interface (uint8 or float NCHW batch in, float32 numpy outputs)
+and carries its thread plan (`streams`, `threads`, `workers`) for `ImageModel.iter_outputs`.
 """
 
 from __future__ import annotations
