@@ -42,13 +42,30 @@ Exit status: 0 when photos are listed, 1 when none are (the reason is printed), 
 """
 
 
-def add_library_options(p: argparse.ArgumentParser) -> None:
+DUPLICATES_EXAMPLES = """examples:
+  pixelsift duplicates                       exact copies and near duplicates in your library
+  pixelsift duplicates --threshold 0.95      only the closest near duplicates
+  pixelsift duplicates --format json         groups with full paths, for a script
+
+Exact copies share their bytes (the content hash the index keeps); near duplicates are resized,
+recompressed or slightly cropped copies and bursts (classifier features with a cosine of at least
+--threshold, default 0.90). Nothing is deleted or moved: the groups are listed for you to decide.
+
+Exit status: 0 when groups are listed, 1 when there are none, 2 for a bad command.
+"""
+
+
+def add_db_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
         default=None,
         metavar="FILE",
         help="index file (default: the index of the folder you are in, or your only index)",
     )
+
+
+def add_library_options(p: argparse.ArgumentParser) -> None:
+    add_db_option(p)
     p.add_argument("-n", type=int, default=20, metavar="N", help="how many photos (default: 20)")
     add_format_option(p)
     group = p.add_argument_group("filters")
@@ -87,6 +104,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("photo", metavar="PHOTO", help="a photo of the library, or any image file")
     add_library_options(s)
     s.set_defaults(func=run_similar)
+
+    d = subparsers.add_parser(
+        "duplicates",
+        help="exact copies and near duplicates in an index",
+        description="Groups of photos of an index that are copies of each other (nothing is deleted).",
+        epilog=DUPLICATES_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_db_option(d)
+    d.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="X",
+        help="the cosine of two photos' features from which they are near duplicates (default: 0.90)",
+    )
+    add_format_option(d)
+    d.set_defaults(func=run_duplicates)
 
 
 def open_index(db: str | None, near: str | None = None) -> PhotoIndex:
@@ -185,3 +220,44 @@ def run_similar(args: argparse.Namespace) -> int:
         )
     print_results(results, args.format)
     return report(results)
+
+
+def run_duplicates(args: argparse.Namespace) -> int:
+    # imported when the command runs: `pixelsift --help` stays fast
+    from pixelsift.library.duplicates import NEAR_THRESHOLD
+
+    threshold = NEAR_THRESHOLD if args.threshold is None else args.threshold
+    with open_index(args.db) as index:
+        groups = index.duplicates(threshold, progress=args.progress)
+        root = str(index.root) if index.root else None
+    if args.format == "json":
+        with JsonArrayWriter() as out:
+            for group in groups:
+                out.write(group.to_dict(root))
+    elif args.format == "csv":
+        writer = csv_writer()
+        writer.writerow(["group", "kind", "similarity", "path", "id"])
+        for number, group in enumerate(groups, start=1):
+            for path, photo_id in zip(group.to_dict(root)["paths"], group.ids, strict=True):
+                writer.writerow([number, group.kind, repr(round(group.similarity, 6)), path, photo_id])
+    elif groups:
+        rows = []
+        for number, group in enumerate(groups, start=1):
+            similarity = "same bytes" if group.kind == "exact" else f"{group.similarity:.3f}"
+            head = (str(number), group.kind, similarity)
+            for k, path in enumerate(group.to_dict(root)["paths"]):
+                rows.append((*(head if k == 0 else ("", "", "")), shown_path(path)))
+        print(format_table(["group", "kind", "similarity", "path"], rows))
+    photos = sum(len(g.ids) for g in groups)
+    exact = sum(g.kind == "exact" for g in groups)
+    if groups:
+        print(
+            f"pixelsift: {len(groups)} groups ({exact} of exact copies, {len(groups) - exact} of near "
+            f"duplicates at {threshold:g} or more), {photos} photos; nothing was deleted",
+            file=sys.stderr,
+        )
+        return 0
+    print(
+        f"pixelsift: no duplicates (exact, or near at a similarity of {threshold:g} or more)", file=sys.stderr
+    )
+    return 1

@@ -29,7 +29,9 @@ from pixelsift.config import get_settings
 from pixelsift.core.arrays import l2_normalize
 from pixelsift.core.filelock import exclusive_lock
 from pixelsift.core.hashing import sha256_file, short_digest
+from pixelsift.core.progress import progress_bar
 from pixelsift.errors import ImageError, LibraryFileError, UnknownModelError, UsageError
+from pixelsift.library.duplicates import EXACT, NEAR_THRESHOLD, DuplicateGroup, near_groups
 from pixelsift.library.fusion import Probabilities
 from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
 from pixelsift.library.rows import CLIP, FEATURES, OK, PROBS, Filters, Term
@@ -434,6 +436,31 @@ class PhotoIndex:
             else:
                 results.message = f"no photo is similar with a score of at least {filters.min_score:g}"
         return results
+
+    def duplicates(
+        self, threshold: float = NEAR_THRESHOLD, progress: bool | None = False
+    ) -> list[DuplicateGroup]:
+        """Groups of photos that are copies of each other: exact (the same bytes) first, then near
+        duplicates (resized, recompressed or slightly cropped copies, bursts: feature cosine at least
+        `threshold`), largest groups first. Nothing is deleted or moved.
+
+        >>> [(g.kind, g.paths) for g in index.duplicates()]               # doctest: +SKIP
+        """
+        if not 0.0 < threshold <= 1.0:
+            raise UsageError(f"--threshold must be above 0 and at most 1, not {threshold}")
+        exact = [DuplicateGroup(EXACT, ids) for ids in self.store.content_groups()]
+        ids, vectors = self._cache(FEATURES).current()
+        alive = self.store.alive(ids.tolist())
+        keep = np.array([int(i) in alive for i in ids.tolist()], bool)
+        ids, vectors = ids[keep], np.asarray(vectors)[keep]
+        with progress_bar(total=len(ids), desc="duplicates", enabled=progress, unit="photo") as bar:
+            near = near_groups(ids, vectors, threshold, [g.ids for g in exact], bar.update)
+        groups = exact + sorted(near, key=lambda g: (-len(g.ids), -g.similarity))
+        summaries = self.store.summaries([i for g in groups for i in g.ids])
+        for group in groups:
+            group.ids = [i for i in group.ids if i in summaries]  # deleted since: left out
+            group.paths = [summaries[i].path for i in group.ids]
+        return [g for g in groups if len(g.ids) > 1]
 
     def _vector_of(self, photo: Path) -> tuple[np.ndarray, int | None]:
         """The photo's feature vector: stored when it is in the library (by path or content), else

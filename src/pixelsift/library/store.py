@@ -562,6 +562,17 @@ class LibraryStore:
         where, params = _filters_sql(filters)
         return {int(r[0]) for r in self.conn.execute(f"SELECT p.id FROM photos p WHERE {where}", params)}
 
+    def content_groups(self) -> list[list[int]]:
+        """Readable photos that share their content hash, as groups of ids (byte-identical copies)."""
+        groups: dict[str, list[int]] = {}
+        for photo_id, digest in self.conn.execute(
+            "SELECT id, sha256 FROM photos WHERE sha256 IN (SELECT sha256 FROM photos "
+            f"WHERE status = '{OK}' AND sha256 IS NOT NULL GROUP BY sha256 HAVING COUNT(*) > 1) "
+            f"AND status = '{OK}' ORDER BY sha256, id"
+        ):
+            groups.setdefault(str(digest), []).append(int(photo_id))
+        return list(groups.values())
+
     def summaries(self, ids: Sequence[int]) -> dict[int, PhotoSummary]:
         found: dict[int, PhotoSummary] = {}
         for chunk in chunks(list(ids), _IN_CHUNK):

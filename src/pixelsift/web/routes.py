@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pixelsift.detect import draw_detections, load_detector
 from pixelsift.detect.api import default_model_names, runnable_problem
 from pixelsift.errors import ApiError, DetectorUnavailableError, PixelsiftError, short_reason
+from pixelsift.library.duplicates import NEAR_THRESHOLD
 from pixelsift.library.labelers import NONE as NO_DETECTION
 from pixelsift.models.listing import model_record
 from pixelsift.models.registry import DEFAULT_TOP_K, get_model_spec, list_models
@@ -263,6 +264,13 @@ class PhotoResult(BaseModel):  # the fields of library.search.RESULT_FIELDS, in 
     weak: list[str] = []  # concepts of the query this photo does not clearly show
 
 
+class DuplicateGroupModel(BaseModel):
+    kind: str  # "exact" (the same bytes) or "near"
+    similarity: float  # the lowest cosine linking the group; 1 for exact copies
+    ids: list[int]
+    paths: list[str]  # relative to the library
+
+
 class Detection(BaseModel):
     label: str
     score: float
@@ -336,6 +344,22 @@ def add_library_routes(app: FastAPI) -> None:
         with library.lock:
             stats = library.index().stats()
         return {key: stats.get(key) for key in LibraryStats.model_fields}
+
+    @app.get(
+        "/api/duplicates",
+        response_model=list[DuplicateGroupModel],
+        tags=["library"],
+        responses=errors(400, 503),
+    )
+    def duplicates(
+        threshold: Annotated[
+            float, Query(gt=0.0, le=1.0, description="feature cosine from which photos are near duplicates")
+        ] = NEAR_THRESHOLD,
+    ) -> list[dict[str, Any]]:
+        """Groups of photos that are copies of each other (as `pixelsift duplicates --format json`, paths
+        relative to the library): exact copies first, then near duplicates. Nothing is deleted."""
+        with library.lock:
+            return [group.to_dict() for group in library.index().duplicates(threshold)]
 
     @app.get(
         "/api/similar/{photo_id}",
