@@ -53,6 +53,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     shutil.copy(REPO / "samples" / "chelsea.png", photos / "cat.png")
     shutil.copy(REPO / "samples" / "coffee.png", photos / "coffee.png")
     shutil.copy(REPO / "samples" / "rocket.jpg", photos / "rocket.jpg")
+    (photos / "backup").mkdir()
+    shutil.copy(REPO / "samples" / "rocket.jpg", photos / "backup" / "rocket.jpg")  # an exact copy
     write_image(photos / "red.jpg", size=(160, 120))
     db = base / "index.db"
     with PhotoIndex(db) as index:
@@ -158,6 +160,19 @@ def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) 
     page.wait_for_function(
         "document.querySelector('#search-status').textContent.includes('cat AND espresso')"
     )
+
+    page.click("#duplicates-button")  # the rocket and its backup copy, as one group
+    page.wait_for_selector("#duplicates-list li .group-title", timeout=60_000)
+    assert page.inner_text("#duplicates-list .group-title") == "2 exact copies (the same bytes)"
+    cards = page.eval_on_selector_all(
+        "#duplicates-list .grid button", "b => b.map(x => x.getAttribute('aria-label'))"
+    )
+    assert sorted(c.split(":")[0] for c in cards) == ["backup/rocket.jpg", "rocket.jpg"]
+    assert "Nothing was deleted" in page.inner_text("#duplicates-status")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#duplicates-list img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    page.screenshot(path=str(ARTIFACTS / "web-duplicates.png"), full_page=True)
     page.close()
 
 

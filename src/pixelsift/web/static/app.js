@@ -291,6 +291,39 @@ async function search(query) {
   }
 }
 
+// Groups of copies: one row of thumbnails per group, its kind and weakest similarity above it.
+async function findDuplicates() {
+  const status = $("#duplicates-status");
+  const list = $("#duplicates-list");
+  setStatus(status, "Comparing every photo with every other ...");
+  try {
+    const groups = await api("/api/duplicates");
+    list.replaceChildren(...groups.map((group) => {
+      const item = document.createElement("li");
+      const title = document.createElement("p");
+      title.className = "group-title";
+      title.textContent = group.kind === "exact"
+        ? `${group.paths.length} exact copies (the same bytes)`
+        : `${group.paths.length} near duplicates (similarity ${group.similarity.toFixed(2)} or more)`;
+      const grid = document.createElement("ul");
+      grid.className = "grid";
+      grid.append(...group.ids.map((id, k) => photoCard(
+        { id, path: group.paths[k], score: group.similarity, labels: [], matched: [] },
+        openPhoto,
+      )));
+      item.append(title, grid);
+      return item;
+    }));
+    const photos = groups.reduce((n, g) => n + g.ids.length, 0);
+    setStatus(status, groups.length
+      ? `${groups.length} group${groups.length === 1 ? "" : "s"}, ${photos} photos. Nothing was deleted.`
+      : "No duplicates in this library.");
+  } catch (err) {
+    list.replaceChildren();
+    setStatus(status, err.message, true);
+  }
+}
+
 // An index some photos of which no object detector has seen: say so once, above the results.
 async function libraryStatus() {
   try {
@@ -330,6 +363,7 @@ function setUp() {
     const query = $("#search-input").value.trim();
     if (query) search(query);
   });
+  $("#duplicates-button").addEventListener("click", findDuplicates);
   loadModels();
   libraryStatus();
 }
