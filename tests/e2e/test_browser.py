@@ -122,6 +122,8 @@ def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) 
 
     page.fill("#search-input", "my photos of cats")
     page.press("#search-input", "Enter")
+    page.wait_for_function("document.querySelector('#search-status').textContent.includes('match')")
+    assert "q=my+photos+of+cats" in page.url, "the URL keeps the query"
     first = page.wait_for_selector("#search-grid li button", timeout=60_000)
     assert first is not None and "cat.png" in (first.get_attribute("aria-label") or "")
     caption = page.inner_text("#search-grid li .caption")
@@ -205,6 +207,40 @@ def test_what_did_it_look_at_shows_the_heatmap_and_back(server: str, browser: ob
     page.close()
 
 
+def test_the_library_view_shows_every_photo_with_filters_in_the_url_and_arrow_keys(
+    server: str, browser: object
+) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
+    page.goto(server)
+    page.wait_for_function("document.querySelector('#search-status').textContent.includes('newest first')")
+    cards = page.query_selector_all("#search-grid li button")
+    assert len(cards) == 5, "every photo, without a query"
+    assert "5 photos" in page.inner_text("#library-header") and "last indexed" in page.inner_text(
+        "#library-header"
+    )
+    assert page.is_hidden("#more-button"), "one page holds them all"
+    cards[0].focus()
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement") is not None
+    second = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert second == cards[1].get_attribute("aria-label"), "arrow keys move between photos"
+    page.keyboard.press("End")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == cards[-1].get_attribute(
+        "aria-label"
+    )
+    page.goto(f"{server}?folder=backup")  # a filter in the URL: the view opens filtered
+    page.wait_for_function("document.querySelector('#search-status').textContent.includes('the filters')")
+    assert page.input_value("#filter-folder") == "backup" and page.evaluate(
+        "document.querySelector('#filters').open"
+    )
+    labels = page.eval_on_selector_all(
+        "#search-grid li button", "b => b.map(x => x.getAttribute('aria-label'))"
+    )
+    assert [label.split(":")[0] for label in labels] == ["backup/rocket.jpg"]
+    page.screenshot(path=str(ARTIFACTS / "web-library.png"), full_page=True)
+    page.close()
+
+
 def test_phone_width_has_no_horizontal_scroll_and_is_keyboard_usable(server: str, browser: object) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})  # type: ignore[attr-defined]
     page.goto(server)
@@ -214,7 +250,7 @@ def test_phone_width_has_no_horizontal_scroll_and_is_keyboard_usable(server: str
     page.focus("#search-input")
     page.keyboard.type("coffee")
     page.keyboard.press("Enter")
-    page.wait_for_selector("#search-grid li button", timeout=60_000)
+    page.wait_for_function("document.querySelector('#search-status').textContent.includes('match')")
     assert "coffee.png" in (page.get_attribute("#search-grid li button", "aria-label") or "")
     page.screenshot(path=str(ARTIFACTS / "web-phone.png"))
     page.close()

@@ -83,6 +83,18 @@ def test_search_all_keeps_the_strict_and_and_json_names_the_weak_concepts(
     assert json.loads(capsys.readouterr().out)[0]["weak"] == []
 
 
+def test_search_filters_by_folder_and_by_label(
+    library: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, db, _ = library
+    assert main(["search", "cat", "--db", str(db), "--folder", "more"]) == 1
+    assert "none in the folder 'more'" in capsys.readouterr().err
+    assert main(["search", "cat", "--db", str(db), "--label", "espresso", "--format", "json"]) == 1
+    assert "labelled or showing 'espresso'" in capsys.readouterr().err
+    assert main(["search", "espresso", "--db", str(db), "--label", "CUP", "--format", "json"]) == 0
+    assert [Path(r["path"]).name for r in json.loads(capsys.readouterr().out)] == ["coffee.png"]
+
+
 def test_no_match_says_so_with_suggestions_and_exit_1(
     library: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

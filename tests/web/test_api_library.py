@@ -85,6 +85,34 @@ def test_a_result_has_the_shape_python_and_the_cli_give_with_a_relative_path(
     assert {k: v for k, v in api.items() if k != "path"} == {k: v for k, v in python.items() if k != "path"}
 
 
+def test_the_library_view_pages_every_photo_newest_first_with_the_filters(
+    client: TestClient, library: tuple[Path, Path, Path]
+) -> None:
+    first = client.get("/api/photos", params={"limit": 2}).json()
+    rest = client.get("/api/photos", params={"limit": 2, "offset": 2}).json()
+    assert first["total"] == rest["total"] >= 3 and len(first["photos"]) == 2
+    paths = [p["path"] for p in first["photos"] + rest["photos"]]
+    assert len(set(paths)) == len(paths) and {"cat.png", "coffee.png", "trip/red.jpg"} <= set(paths)
+    with PhotoIndex(library[1], create=False) as index:
+        total, every = index.photos(0, 100)
+    served = [r.relative_path for r in every if r.relative_path != "escape.jpg"]  # a link out: never sent
+    assert total == first["total"] and served == paths, "Python and the API list in one order"
+    trip = client.get("/api/photos", params={"folder": "trip"}).json()
+    assert [p["path"] for p in trip["photos"]] == ["trip/red.jpg"] and trip["total"] == 1
+    cats = client.get("/api/photos", params={"label": "Egyptian cat"}).json()
+    assert [p["path"] for p in cats["photos"]] == ["cat.png"], "by a label's name, any case"
+    assert client.get("/api/photos", params={"after": "2999"}).json() == {
+        "total": 0,
+        "offset": 0,
+        "photos": [],
+    }
+    assert client.get("/api/photos", params={"folder": "../etc"}).status_code == 400
+    searched = client.get("/api/search", params={"q": "cat", "folder": "trip"})
+    assert searched.json() == [] and "in the folder 'trip'" in searched.headers["x-pixelsift-message"]
+    header = client.get("/api/library").json()
+    assert header["folder"] == library[0].name and header["last_indexed"] > 0
+
+
 def test_search_without_match_says_why(client: TestClient) -> None:
     response = client.get("/api/search", params={"q": "zebra crossing lighthouse"})
     assert response.status_code == 200 and response.json() == []

@@ -72,6 +72,10 @@ def add_library_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--after", metavar="DATE", help="taken on or after DATE (2021, 2021-07, 2021-07-04)")
     group.add_argument("--before", metavar="DATE", help="taken before DATE")
     group.add_argument("--camera", metavar="TEXT", help="camera make or model contains TEXT")
+    group.add_argument(
+        "--folder", metavar="DIR", help="only photos in this folder of the library (and below)"
+    )
+    group.add_argument("--label", metavar="NAME", help="only photos with this label or detected object")
     group.add_argument("--min-score", type=float, metavar="X", help="only matches scoring at least X (0-1)")
 
 
@@ -203,6 +207,8 @@ def run_search(args: argparse.Namespace) -> int:
             camera=args.camera,
             min_score=args.min_score,
             match_all=args.match_all,
+            folder=args.folder,
+            label=args.label,
         )
     print_results(results, args.format)
     return report(results)
@@ -217,6 +223,8 @@ def run_similar(args: argparse.Namespace) -> int:
             before=args.before,
             camera=args.camera,
             min_score=args.min_score,
+            folder=args.folder,
+            label=args.label,
         )
     print_results(results, args.format)
     return report(results)

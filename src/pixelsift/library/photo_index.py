@@ -331,6 +331,8 @@ class PhotoIndex:
         camera: str | None = None,
         min_score: float | None = None,
         match_all: bool = False,
+        folder: str | None = None,
+        label: str | None = None,
     ) -> SearchResults:
         """Photos matching a word ("cat", "dogs", "stop sign", a custom label), several words, or free
         text when the library has a text-image model. Best first. Several words rank: photos that show
@@ -345,7 +347,7 @@ class PhotoIndex:
             raise UsageError("-n must be at least 1")
         if not query.strip():
             raise UsageError("the query is empty")
-        filters = Filters.parse(after, before, camera, min_score, match_all)
+        filters = Filters.parse(after, before, camera, min_score, match_all, folder, label)
         searcher = self.searcher()
         understood = searcher.understand(query)  # a UsageError for a query longer than any search
         text_model = self._text_model()
@@ -409,6 +411,8 @@ class PhotoIndex:
         before: str | None = None,
         camera: str | None = None,
         min_score: float | None = None,
+        folder: str | None = None,
+        label: str | None = None,
     ) -> SearchResults:
         """Photos that look most like `photo` (a photo of the library or any image file), best first.
 
@@ -416,7 +420,7 @@ class PhotoIndex:
         """
         if n < 1:
             raise UsageError("-n must be at least 1")
-        filters = Filters.parse(after, before, camera, min_score)
+        filters = Filters.parse(after, before, camera, min_score, folder=folder, label=label)
         searcher = self.searcher()
         vector, own_id = self._vector_of(Path(photo).expanduser())
         exclude = {own_id} if own_id is not None else set()
@@ -436,6 +440,33 @@ class PhotoIndex:
             else:
                 results.message = f"no photo is similar with a score of at least {filters.min_score:g}"
         return results
+
+    def photos(
+        self,
+        offset: int = 0,
+        limit: int = 60,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        camera: str | None = None,
+        folder: str | None = None,
+        label: str | None = None,
+    ) -> tuple[int, SearchResults]:
+        """Browse the library without a query: (how many photos pass the filters, `limit` of them from
+        `offset`), newest first (EXIF date, else the file's time). Each result's score is 1.
+
+        >>> total, page = index.photos(0, 60, after="2021", folder="trips", label="dog")  # doctest: +SKIP
+        """
+        if offset < 0 or not 1 <= limit <= 1000:
+            raise UsageError("offset must be 0 or more and limit between 1 and 1000")
+        filters = Filters.parse(after, before, camera, folder=folder, label=label)
+        total, ids = self.store.photo_page(filters, offset, limit)
+        results = self.searcher().results([(i, 1.0) for i in ids], "", "browse")
+        if not total:
+            results.message = (
+                f"no photo {filters.describe()}" if filters.active else "the index holds no photo"
+            )
+        return total, results
 
     def duplicates(
         self, threshold: float = NEAR_THRESHOLD, progress: bool | None = False
@@ -522,4 +553,5 @@ class PhotoIndex:
             "detector": self.store.get_meta("detector"),
             "without_detection": self.store.count_without_detection(),
             "text_image_model": self.store.get_meta("text_image_model"),
+            "last_indexed": self.store.last_indexed(),
         }

@@ -138,6 +138,8 @@ class Filters:
     camera: str | None = None
     min_score: float | None = None
     match_all: bool = False  # list only photos that show every concept (`--all`), not a ranking
+    folder: str | None = None  # a folder of the library ("2021/trip"): photos in it and below
+    label: str | None = None  # a label or a detected object's class, by name ("tabby", "dog")
 
     @classmethod
     def parse(
@@ -147,16 +149,29 @@ class Filters:
         camera: str | None = None,
         min_score: float | None = None,
         match_all: bool = False,
+        folder: str | None = None,
+        label: str | None = None,
     ) -> Filters:
         if min_score is not None and not 0 <= min_score <= 1:
             raise UsageError(f"--min-score must be between 0 and 1, not {min_score}")
+        folder = "/".join(
+            part for part in (folder or "").replace("\\", "/").split("/") if part not in ("", ".")
+        )
+        if ".." in folder.split("/"):
+            raise UsageError(f"--folder {folder!r}: name a folder inside the library (no '..')")
         return cls(
-            parse_date(after, "after"), parse_date(before, "before"), camera or None, min_score, match_all
+            parse_date(after, "after"),
+            parse_date(before, "before"),
+            camera or None,
+            min_score,
+            match_all,
+            folder or None,
+            (label or "").strip() or None,
         )
 
     @property
     def active(self) -> bool:
-        return bool(self.after or self.before or self.camera)
+        return bool(self.after or self.before or self.camera or self.folder or self.label)
 
     def describe(self) -> str:
         """ "taken before 2000-01-01 and with a camera matching 'pixel'" (for messages)."""
@@ -167,6 +182,10 @@ class Filters:
             parts.append(f"taken before {self.before.replace('T00:00:00', '')}")
         if self.camera:
             parts.append(f"with a camera matching {self.camera!r}")
+        if self.folder:
+            parts.append(f"in the folder {self.folder!r}")
+        if self.label:
+            parts.append(f"labelled or showing {self.label!r}")
         return " and ".join(parts) or "left after the filters"
 
 

@@ -573,6 +573,22 @@ class LibraryStore:
             groups.setdefault(str(digest), []).append(int(photo_id))
         return list(groups.values())
 
+    def photo_page(self, filters: Filters, offset: int, limit: int) -> tuple[int, list[int]]:
+        """(how many readable photos pass the filters, the ids of `limit` of them from `offset`), newest
+        first by the photo's date (`PHOTO_DATE`), then by path."""
+        where, params = _filters_sql(filters)
+        total = int(self.conn.execute(f"SELECT COUNT(*) FROM photos p WHERE {where}", params).fetchone()[0])
+        rows = self.conn.execute(
+            f"SELECT p.id FROM photos p WHERE {where} ORDER BY {PHOTO_DATE} DESC, p.path LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return total, [int(r[0]) for r in rows]
+
+    def last_indexed(self) -> float | None:
+        """When a photo was last indexed (seconds since the epoch), or None for an empty index."""
+        row = self.conn.execute("SELECT MAX(indexed_at) FROM photos").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def summaries(self, ids: Sequence[int]) -> dict[int, PhotoSummary]:
         found: dict[int, PhotoSummary] = {}
         for chunk in chunks(list(ids), _IN_CHUNK):
@@ -620,6 +636,19 @@ def _filters_sql(filters: Filters) -> tuple[str, list[Any]]:
         params.append(filters.before)
     if filters.camera:
         conditions.append("p.camera LIKE ? ESCAPE '\\'")
-        escaped = filters.camera.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params.append(f"%{escaped}%")
+        params.append(f"%{_like_escaped(filters.camera)}%")
+    if filters.folder:
+        conditions.append("p.path LIKE ? ESCAPE '\\'")
+        params.append(f"{_like_escaped(filters.folder)}/%")
+    if filters.label:
+        conditions.append(
+            "(EXISTS (SELECT 1 FROM labels l WHERE l.photo_id = p.id AND l.label = ? COLLATE NOCASE) OR "
+            "EXISTS (SELECT 1 FROM detections d WHERE d.photo_id = p.id AND d.label = ? COLLATE NOCASE))"
+        )
+        params += [filters.label, filters.label]
     return " AND ".join(conditions), params
+
+
+def _like_escaped(text: str) -> str:
+    """`text` for a LIKE pattern with '\\' as its escape: its own %, _ and \\ match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
@@ -184,6 +185,14 @@ class LibraryStats(BaseModel):
     detector: str | None = None
     without_detection: int
     text_image_model: str | None = None
+    folder: str | None = None  # the library folder's name (never the server's whole path)
+    last_indexed: float | None = None  # seconds since the epoch
+
+
+class PhotoPage(BaseModel):
+    total: int  # photos that pass the filters
+    offset: int
+    photos: list[PhotoResult]
 
 
 class ExplanationResponse(BaseModel):
@@ -315,6 +324,8 @@ def add_library_routes(app: FastAPI) -> None:
         before: Annotated[str | None, Query(max_length=40, description="taken before this date")] = None,
         camera: Annotated[str | None, Query(max_length=200, description="EXIF make or model")] = None,
         min_score: Annotated[float | None, Query(ge=0.0, le=1.0, description="lowest score shown")] = None,
+        folder: Annotated[str | None, Query(max_length=500, description="a folder of the library")] = None,
+        label: Annotated[str | None, Query(max_length=200, description="a label or detected object")] = None,
         all: Annotated[
             bool, Query(description="only photos that show every concept (default: those first)")
         ] = False,
@@ -328,7 +339,15 @@ def add_library_routes(app: FastAPI) -> None:
             raise ApiError(400, "bad parameters: the query is empty")
         with library.lock:
             results = library.index().search(
-                q, n=n, after=after, before=before, camera=camera, min_score=min_score, match_all=all
+                q,
+                n=n,
+                after=after,
+                before=before,
+                camera=camera,
+                min_score=min_score,
+                match_all=all,
+                folder=folder,
+                label=label,
             )
             if results.message:
                 response.headers["X-Pixelsift-Message"] = _header(results.message)
@@ -343,7 +362,26 @@ def add_library_routes(app: FastAPI) -> None:
         detector has looked at (the page says so when there are any)."""
         with library.lock:
             stats = library.index().stats()
+        stats["folder"] = Path(stats["root"]).name if stats.get("root") else None
         return {key: stats.get(key) for key in LibraryStats.model_fields}
+
+    @app.get("/api/photos", response_model=PhotoPage, tags=["library"], responses=errors(400, 503))
+    def photos(
+        offset: Annotated[int, Query(ge=0, description="photos to skip")] = 0,
+        limit: Annotated[int, Query(ge=1, le=500, description="photos to return")] = 60,
+        after: Annotated[str | None, Query(max_length=40, description="taken on or after (2021-07)")] = None,
+        before: Annotated[str | None, Query(max_length=40, description="taken before this date")] = None,
+        camera: Annotated[str | None, Query(max_length=200, description="EXIF make or model")] = None,
+        folder: Annotated[str | None, Query(max_length=500, description="a folder of the library")] = None,
+        label: Annotated[str | None, Query(max_length=200, description="a label or detected object")] = None,
+    ) -> dict[str, Any]:
+        """Every photo of the library, newest first, a page at a time, with the search filters (the
+        page's library view)."""
+        with library.lock:
+            total, page = library.index().photos(
+                offset, limit, after=after, before=before, camera=camera, folder=folder, label=label
+            )
+            return {"total": total, "offset": offset, "photos": _photo_results(library.servable(page))}
 
     @app.get(
         "/api/duplicates",

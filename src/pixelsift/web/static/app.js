@@ -210,19 +210,20 @@ function matchedText(result) {
   return parts.join(" · ");
 }
 
-function photoCard(result, onOpen) {
+function photoCard(result, onOpen, showScore = true) {
   const item = document.createElement("li");
   const button = document.createElement("button");
   button.type = "button";
   const img = document.createElement("img");
   img.src = `/api/photos/${result.id}/thumbnail`;
+  img.loading = "lazy"; // a library of thousands loads what is on screen
   img.alt = result.labels.slice(0, 3).join(", ") || result.path;
   const caption = document.createElement("span");
   caption.className = "caption";
   caption.textContent = matchedText(result) || result.labels.slice(0, 2).join(", ") || result.path;
   const score = document.createElement("span");
   score.className = "score";
-  score.textContent = ` ${result.score.toFixed(2)}`;
+  if (showScore) score.textContent = ` ${result.score.toFixed(2)}`;
   caption.append(score);
   if (result.weak && result.weak.length) {
     // listed for the query's main concept; the rest of the query is not clear in this photo
@@ -262,15 +263,82 @@ async function openPhoto(result) {
   }
 }
 
+const FILTERS = ["after", "before", "camera", "folder", "label"];
+const PAGE = 60; // photos per page of the library view
+let browsed = 0; // photos of the library view shown so far
+
+// The form as query parameters (the query, --all, the minimum score and the filters): the page's URL
+// keeps them, so a view can be bookmarked, shared and reloaded.
+function formParams() {
+  const params = new URLSearchParams();
+  const query = $("#search-input").value.trim();
+  if (query) params.set("q", query);
+  if ($("#search-all").checked) params.set("all", "true");
+  const min = $("#search-min").value.trim();
+  if (min !== "") params.set("min_score", min);
+  for (const name of FILTERS) {
+    const value = $(`#filter-${name}`).value.trim();
+    if (value) params.set(name, value);
+  }
+  return params;
+}
+
+function fillForm(params) {
+  $("#search-input").value = params.get("q") || "";
+  $("#search-all").checked = params.get("all") === "true";
+  $("#search-min").value = params.get("min_score") || "";
+  for (const name of FILTERS) $(`#filter-${name}`).value = params.get(name) || "";
+  if (FILTERS.some((name) => params.get(name))) $("#filters").open = true;
+}
+
+function show() {
+  const params = formParams();
+  history.replaceState(null, "", params.toString() ? `?${params}` : location.pathname);
+  if (params.get("q")) search(params.get("q"));
+  else browse(false);
+}
+
+// Every photo, newest first, a page at a time (no query needed).
+async function browse(more) {
+  const status = $("#search-status");
+  const grid = $("#search-grid");
+  const params = formParams();
+  params.delete("q");
+  params.delete("all");
+  params.delete("min_score");
+  if (!more) {
+    browsed = 0;
+    grid.replaceChildren();
+  }
+  params.set("offset", String(browsed));
+  params.set("limit", String(PAGE));
+  setStatus(status, "Loading the library ...");
+  try {
+    const page = await api(`/api/photos?${params}`);
+    grid.append(...page.photos.map((r) => photoCard(r, openPhoto, false)));
+    browsed += page.photos.length;
+    $("#more-button").hidden = browsed >= page.total;
+    const filtered = FILTERS.some((name) => params.get(name));
+    const noun = page.total === 1 ? "photo" : "photos";
+    const which = filtered ? ` that pass${page.total === 1 ? "es" : ""} the filters` : "";
+    setStatus(status, page.total
+      ? `${browsed} of ${page.total} ${noun}${which}, newest first.`
+      : `No photo${filtered ? " passes the filters" : " in the library yet"}.`);
+  } catch (err) {
+    setStatus(status, err.message, true);
+  }
+}
+
 async function search(query) {
   const status = $("#search-status");
   const grid = $("#search-grid");
+  $("#more-button").hidden = true;
   setStatus(status, `Searching for “${query}” ...`);
   try {
-    const params = new URLSearchParams({ q: query, n: "40" });
-    if ($("#search-all").checked) params.set("all", "true");
-    const min = $("#search-min").value.trim();
-    if (min !== "") params.set("min_score", min);
+    const params = formParams();
+    params.delete("q");
+    params.set("q", query);
+    params.set("n", "60");
     const { body: results, headers } = await api(`/api/search?${params}`, undefined, true);
     grid.replaceChildren(...results.map((r) => photoCard(r, openPhoto)));
     const why = headers.get("x-pixelsift-message");
@@ -328,14 +396,17 @@ async function findDuplicates() {
 async function libraryStatus() {
   try {
     const stats = await api("/api/library");
+    const when = stats.last_indexed ? new Date(stats.last_indexed * 1000).toLocaleString() : "never";
+    $("#library-header").textContent = `${stats.folder || "Library"} · ${stats.photos} photo${stats.photos === 1 ? "" : "s"} · last indexed ${when}`;
     const missing = stats.without_detection;
     if (missing > 0 && stats.detector !== "none") {
       const photos = `${missing} of ${stats.photos} photo${stats.photos === 1 ? "" : "s"} ${missing === 1 ? "has" : "have"}`;
       setStatus($("#library-status"), `${photos} not been seen by an object detector: searches for objects and people rest on the classifier alone there (run \`pixelsift doctor\`, then \`pixelsift index\` again).`, true);
       $("#library-status").hidden = false;
     }
+    return true;
   } catch {
-    // no index is served: the search says so when it is used
+    return false; // no index is served: the search says so when it is used
   }
 }
 
@@ -360,12 +431,26 @@ function setUp() {
   });
   $("#search-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const query = $("#search-input").value.trim();
-    if (query) search(query);
+    show();
   });
+  $("#more-button").addEventListener("click", () => browse(true));
+  // arrow keys move between the photos of a grid, Home and End to its first and last
+  document.addEventListener("keydown", (event) => {
+    const card = event.target.closest && event.target.closest(".grid li button");
+    if (!card) return;
+    const cards = [...card.closest(".grid").querySelectorAll("li button")];
+    const at = cards.indexOf(card);
+    const perRow = Math.max(1, Math.round(card.closest(".grid").clientWidth / card.closest("li").offsetWidth));
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, ArrowDown: at + perRow, ArrowUp: at - perRow,
+      Home: 0, End: cards.length - 1 }[event.key];
+    if (to === undefined) return;
+    event.preventDefault();
+    cards[Math.max(0, Math.min(cards.length - 1, to))].focus();
+  });
+  fillForm(new URLSearchParams(location.search));
   $("#duplicates-button").addEventListener("click", findDuplicates);
   loadModels();
-  libraryStatus();
+  libraryStatus().then((served) => { if (served) show(); });
 }
 
 document.addEventListener("DOMContentLoaded", setUp);
