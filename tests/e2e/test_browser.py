@@ -120,6 +120,11 @@ def test_upload_a_cat_then_search_cat_and_open_it(server: str, browser: object) 
                 apart = a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"]
                 assert apart or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"], (a, b)
 
+    page.click("#like-this")  # the library's photos like the upload (the same cat photo is left out)
+    page.wait_for_function(
+        "document.querySelector('#search-status').textContent.includes('like chelsea.png')"
+    )
+
     page.fill("#search-input", "my photos of cats")
     page.press("#search-input", "Enter")
     page.wait_for_function("document.querySelector('#search-status').textContent.includes('match')")

@@ -162,6 +162,26 @@ def test_similar_excludes_the_photo_itself(client: TestClient) -> None:
     assert [r["id"] for r in above] == [r["id"] for r in results if r["score"] >= floor], "min_score cuts"
 
 
+def test_photos_like_an_uploaded_photo_come_best_first_and_a_non_image_is_415(client: TestClient) -> None:
+    import io
+
+    from PIL import Image, ImageEnhance
+
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    brighter = ImageEnhance.Brightness(Image.open(samples / "coffee.png").convert("RGB")).enhance(1.1)
+    buffer = io.BytesIO()
+    brighter.save(buffer, "JPEG", quality=90)
+    files = {"file": ("my-coffee.jpg", buffer.getvalue(), "image/jpeg")}
+    results = client.post("/api/similar", files=files, params={"n": 3}).json()
+    assert results[0]["path"] == "coffee.png" and results[0]["score"] > 0.9, "the library's coffee photo"
+    same = client.post(
+        "/api/similar", files={"file": ("c.png", (samples / "coffee.png").read_bytes())}
+    ).json()
+    assert "coffee.png" not in [r["path"] for r in same], "the very photo is left out"
+    bad = client.post("/api/similar", files={"file": ("notes.txt", b"not a photo", "text/plain")})
+    assert bad.status_code == 415
+
+
 def test_photo_original_thumbnail_and_info(client: TestClient, library: tuple[Path, Path, Path]) -> None:
     cat = photo_id(client, "cat.png")
     original = client.get(f"/api/photos/{cat}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -398,6 +399,30 @@ def add_library_routes(app: FastAPI) -> None:
         relative to the library): exact copies first, then near duplicates. Nothing is deleted."""
         with library.lock:
             return [group.to_dict() for group in library.index().duplicates(threshold)]
+
+    @app.post(
+        "/api/similar",
+        response_model=list[PhotoResult],
+        tags=["library"],
+        responses=errors(400, 413, 415, 503),
+    )
+    def similar_to_upload(
+        request: Request,
+        file: Annotated[UploadFile, File(description="a photo, in the library or not")],
+        n: Annotated[int, Query(ge=1, le=500)] = 20,
+        min_score: Annotated[float | None, Query(ge=0.0, le=1.0, description="lowest similarity")] = None,
+    ) -> list[dict[str, Any]]:
+        """Photos of the library that look most like an uploaded photo (as `pixelsift similar FILE`),
+        best first; the same photo in the library is left out."""
+        config = _config(request)
+        data = read_upload_data(file, config)
+        decode_upload(data, config, file.filename or "upload")  # 415 / 413 before any work
+        with tempfile.TemporaryDirectory(prefix="pixelsift-upload-") as folder:
+            path = Path(folder) / "upload"
+            path.write_bytes(data)
+            with library.lock:
+                results = library.index().similar(path, n=n, min_score=min_score)
+                return _photo_results(library.servable(results))
 
     @app.get(
         "/api/similar/{photo_id}",

@@ -191,6 +191,7 @@ async function analyse(file) {
       return item;
     }));
     $("#upload-result").hidden = false;
+    $("#like-this").hidden = false;
     setStatus(status, `${file.name}: ${classes.predictions[0].label} (${classes.predictions[0].score.toFixed(3)}).${detectNote}`);
   } catch (err) {
     setStatus(status, `${file.name}: ${err.message}`, true);
@@ -359,6 +360,27 @@ async function search(query) {
   }
 }
 
+// The library's photos that look like the photo on show (uploaded, in the library or not).
+async function photosLikeThis() {
+  if (!currentFile) return;
+  const status = $("#search-status");
+  const grid = $("#search-grid");
+  $("#more-button").hidden = true;
+  setStatus(status, `Looking for photos like ${currentFile.name} ...`);
+  try {
+    const data = new FormData();
+    data.append("file", currentFile);
+    const results = await api(`/api/similar?n=40&min_score=${SIMILAR_MIN}`, { method: "POST", body: data });
+    grid.replaceChildren(...results.map((r) => photoCard(r, openPhoto)));
+    setStatus(status, results.length
+      ? `${results.length} photo${results.length === 1 ? "" : "s"} of the library like ${currentFile.name} (similarity ${SIMILAR_MIN.toFixed(2)} or more).`
+      : `No photo of the library looks like ${currentFile.name} (similarity ${SIMILAR_MIN.toFixed(2)} or more).`);
+    $("#search-heading").scrollIntoView({ behavior: "smooth" });
+  } catch (err) {
+    setStatus(status, err.message, true);
+  }
+}
+
 // Groups of copies: one row of thumbnails per group, its kind and weakest similarity above it.
 async function findDuplicates() {
   const status = $("#duplicates-status");
@@ -449,6 +471,7 @@ function setUp() {
   });
   fillForm(new URLSearchParams(location.search));
   $("#duplicates-button").addEventListener("click", findDuplicates);
+  $("#like-this").addEventListener("click", photosLikeThis);
   loadModels();
   libraryStatus().then((served) => { if (served) show(); });
 }
