@@ -212,6 +212,33 @@ def test_what_did_it_look_at_shows_the_heatmap_and_back(server: str, browser: ob
     page.close()
 
 
+def test_several_photos_at_once_each_get_a_progress_bar_and_a_bad_one_says_why(
+    server: str, browser: object, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
+    page.goto(server)
+    page.wait_for_selector("#model-select option[value=efficientnet_lite0]", state="attached")
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a photo")
+    page.set_input_files(
+        "#file-input",
+        [str(REPO / "samples" / "chelsea.png"), str(notes), str(REPO / "samples" / "coffee.png")],
+    )
+    page.wait_for_function(
+        "[...document.querySelectorAll('#upload-queue progress')].every(p => p.value === 2)", timeout=180_000
+    )
+    rows = page.eval_on_selector_all(
+        "#upload-queue li", "items => items.map(i => [i.className, i.textContent])"
+    )
+    assert len(rows) == 3 and [text.split(".")[0] for _, text in rows] == ["chelsea", "notes", "coffee"]
+    assert [cls for cls, _ in rows] == ["", "error", ""], rows
+    assert "espresso" in rows[2][1] and "not a usable image" in rows[1][1], rows
+    assert page.inner_text("#upload-status").startswith("coffee.png: espresso"), "the last one is on show"
+    page.click("#upload-queue li button")  # back to the first photo
+    page.wait_for_function("document.querySelector('#upload-status').textContent.startsWith('chelsea.png')")
+    page.close()
+
+
 def test_the_library_view_shows_every_photo_with_filters_in_the_url_and_arrow_keys(
     server: str, browser: object
 ) -> None:

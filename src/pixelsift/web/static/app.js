@@ -192,9 +192,45 @@ async function analyse(file) {
     }));
     $("#upload-result").hidden = false;
     $("#like-this").hidden = false;
-    setStatus(status, `${file.name}: ${classes.predictions[0].label} (${classes.predictions[0].score.toFixed(3)}).${detectNote}`);
+    const top = `${classes.predictions[0].label} (${classes.predictions[0].score.toFixed(3)})`;
+    setStatus(status, `${file.name}: ${top}.${detectNote}`);
+    return { ok: true, text: top };
   } catch (err) {
     setStatus(status, `${file.name}: ${err.message}`, true);
+    return { ok: false, text: err.message };
+  }
+}
+
+// Several photos at once: one row per file with its own progress bar, looked at one after another;
+// a finished row shows that photo again when clicked.
+async function analyseMany(files) {
+  const queue = $("#upload-queue");
+  const rows = [...files].map((file) => {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "link";
+    button.textContent = file.name;
+    button.addEventListener("click", () => analyse(file));
+    const bar = document.createElement("progress");
+    bar.max = 2;
+    bar.value = 0;
+    bar.setAttribute("aria-label", `progress of ${file.name}`);
+    const state = document.createElement("span");
+    state.className = "state";
+    state.textContent = "waiting";
+    item.append(button, bar, state);
+    return { file, item, bar, state };
+  });
+  queue.replaceChildren(...rows.map((r) => r.item));
+  queue.hidden = rows.length < 2;
+  for (const row of rows) {
+    row.bar.value = 1;
+    row.state.textContent = "looking ...";
+    const result = await analyse(row.file);
+    row.bar.value = 2;
+    row.state.textContent = result.text;
+    row.item.classList.toggle("error", !result.ok);
   }
 }
 
@@ -435,7 +471,7 @@ async function libraryStatus() {
 function setUp() {
   const zone = $("#drop-zone");
   const input = $("#file-input");
-  input.addEventListener("change", () => input.files[0] && analyse(input.files[0]));
+  input.addEventListener("change", () => input.files.length && analyseMany(input.files));
   $("#explain-toggle").addEventListener("click", toggleExplanation);
   zone.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
@@ -448,8 +484,7 @@ function setUp() {
   }
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
-    const file = event.dataTransfer.files[0];
-    if (file) analyse(file);
+    if (event.dataTransfer.files.length) analyseMany(event.dataTransfer.files);
   });
   $("#search-form").addEventListener("submit", (event) => {
     event.preventDefault();
