@@ -165,9 +165,9 @@ def test_search_cross_validates_on_the_training_split_only(
     seen: list[int] = []
     real = transfer.search_classifier
 
-    def spy(X: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = 5):  # type: ignore[no-untyped-def]
+    def spy(X: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = 5, progress: bool | None = False):  # type: ignore[no-untyped-def]
         seen.append(len(X))
-        return real(X, y, seed, folds)
+        return real(X, y, seed, folds, progress)
 
     monkeypatch.setattr(transfer, "search_classifier", spy)
     result = train(shapes, search=True)
@@ -298,3 +298,37 @@ def test_a_saved_model_labels_stored_features_without_importing_torch(tmp_path: 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["(1, 2)", "[]"]
+
+
+def test_train_never_replaces_a_model_without_force(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "m.safetensors"
+    assert main(["train", str(shapes), "-o", str(out), "--no-report", "-q"]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["train", str(shapes), "-o", str(out), "--no-report", "-q", "-c", "knn"]) == 2
+    assert "a model is already there; pass --force" in capsys.readouterr().err
+    assert out.read_bytes() == before, "refused before any training"
+    assert main(["train", str(shapes), "-o", str(out), "--no-report", "-q", "-c", "knn", "--force"]) == 0
+    assert out.read_bytes() != before
+    monkeypatch.chdir(tmp_path)  # the default name: a second model gets a free one
+    for _ in range(2):
+        assert main(["train", str(shapes), "--no-report", "-q"]) == 0
+    name = f"{shapes.resolve().name}-logreg"
+    assert sorted(p.name for p in tmp_path.glob(f"{name}*.safetensors")) == [
+        f"{name}-2.safetensors",
+        f"{name}.safetensors",
+    ]
+
+
+def test_search_shows_a_bar_over_its_candidates(capsys: pytest.CaptureFixture[str]) -> None:
+    from pixelsift.transfer.classifiers import CLASSIFIERS, search_classifier
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (6, 8)), rng.normal(3, 1, (6, 8))]).astype(np.float32)
+    y = np.array([0] * 6 + [1] * 6)
+    search_classifier(X, y, progress=True)
+    err = capsys.readouterr().err
+    candidates = sum(len(c.grid) for c in CLASSIFIERS.values())
+    assert "--search" in err and f"{candidates}/{candidates}" in err, err[-300:]

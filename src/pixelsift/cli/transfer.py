@@ -74,7 +74,13 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "-o",
         "--output",
         metavar="FILE",
-        help="model file to write (default: ROOTNAME-CLASSIFIER.safetensors in the current folder)",
+        help="model file to write (default: ROOTNAME-CLASSIFIER.safetensors in the current folder, or "
+        "ROOTNAME-CLASSIFIER-2.safetensors ... when that is taken)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing -o model file (default: refuse, before any training)",
     )
     p.add_argument(
         "--search",
@@ -234,6 +240,23 @@ def _default_output(root: str, name: str) -> Path:
     return Path(f"{Path(root).resolve().name}-{name}.safetensors")
 
 
+def _free_output(path: Path) -> Path:
+    """`path`, or `STEM-2.safetensors`, `-3` ... when it is taken: a default name never replaces a model
+    trained before (an explicit -o does, with --force)."""
+    candidate, number = path, 1
+    while candidate.exists() or report_path_taken(candidate):
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
+
+
+def report_path_taken(model: Path) -> bool:
+    """Whether the report folder of a model file at `model` exists already (it belongs to another model)."""
+    from pixelsift.transfer.reports import report_folder  # imported when the command runs
+
+    return report_folder(model).exists()
+
+
 def _train_result(args: argparse.Namespace) -> TrainResult:
     if args.finetune:
         # imported when the command runs: `pixelsift --help` stays fast
@@ -303,6 +326,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.output:  # checked before the training: the model file, and its report folder beside it
         target = output_file(args.output)
+        if target.exists() and not args.force:
+            raise UsageError(
+                f"-o {target}: a model is already there; pass --force to replace it, or choose another name"
+            )
         if not args.no_report and report_folder(target).exists() and not report_folder(target).is_dir():
             raise UsageError(
                 f"{report_folder(target)}: a file is where the report folder goes; move it, pick another -o, "
@@ -310,7 +337,7 @@ def run_train(args: argparse.Namespace) -> int:
             )
     result = _train_result(args)
     model = result.model
-    output = Path(args.output) if args.output else _default_output(args.root, model.classifier)
+    output = Path(args.output) if args.output else _free_output(_default_output(args.root, model.classifier))
     written = model.save(output)
     report_dir = None if args.no_report else report_folder(written)
     report_note = _write_report(result, report_dir) if report_dir else None

@@ -24,6 +24,9 @@ class _NoBar:
     def set_postfix(self, *args: Any, **kwargs: Any) -> None:
         return None
 
+    def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
     def close(self) -> None:
         return None
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pixelsift.core.progress import progress_bar
 from pixelsift.errors import UsageError
 from pixelsift.features.extractor import normalize_vectors
 from pixelsift.transfer.heads import DenseHead, Head, head_from_sklearn
@@ -150,9 +151,10 @@ def fold_sizes(n_train: int, smallest: int, n_splits: int) -> tuple[int, int]:
 
 
 def search_classifier(
-    X: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = 5
+    X: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = 5, progress: bool | None = False
 ) -> tuple[str, dict[str, Any], pd.DataFrame]:
     """Cross-validate every classifier's candidate parameters on (X, y); the best (first on ties).
+    `progress`: a bar over the candidates, naming the one being cross-validated.
 
     Returns (classifier name, parameters, table of candidates with their mean CV accuracy).
     """
@@ -165,15 +167,19 @@ def search_classifier(
     cv = StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
     fold_train, fold_smallest = fold_sizes(len(y), smallest, cv.n_splits)
     rows = []
-    for choice in CLASSIFIERS.values():
-        for params in choice.grid:
+    candidates = [(choice, params) for choice in CLASSIFIERS.values() for params in choice.grid]
+    with progress_bar(total=len(candidates), desc="--search", enabled=progress, unit="candidate") as bar:
+        for choice, params in candidates:
+            bar.set_postfix_str(f"{choice.name} {params}", refresh=False)
             row: dict[str, Any] = {"classifier": choice.name, "params": params}
             try:
                 estimator = choice.build(params, seed, fold_train, fold_smallest)
             except UsageError as exc:  # e.g. too few photos per class to calibrate an SVM in a fold
                 rows.append({**row, "cv_score": float("nan"), "cv_std": float("nan"), "note": str(exc)})
+                bar.update(1)
                 continue
             scores = cross_val_score(estimator, choice.fit_inputs(X), y, cv=cv, scoring="accuracy")
             rows.append({**row, "cv_score": float(scores.mean()), "cv_std": float(scores.std()), "note": ""})
+            bar.update(1)
     best = int(np.nanargmax([r["cv_score"] for r in rows]))
     return rows[best]["classifier"], dict(rows[best]["params"]), pd.DataFrame(rows)

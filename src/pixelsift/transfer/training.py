@@ -216,7 +216,7 @@ def train(
     y = encode_labels(train_set.labels, classes)
     table = None
     if search:
-        name, chosen, table = search_classifier(X, y, seed)
+        name, chosen, table = search_classifier(X, y, seed, progress=progress)
         choice = CLASSIFIERS[name]
     else:
         chosen = {**choice.defaults, **(params or {})}
