@@ -105,9 +105,19 @@ def test_cli_train_table_and_predict(
 ) -> None:
     out = tmp_path / "knn.safetensors"
     assert main(["train", str(shapes), "-c", "knn", "-o", str(out), "--no-report"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    scores = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if " score " in line}
-    assert set(scores) == {"Training score", "Validation score"} and scores["Validation score"] >= 0.9
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    scores = {
+        line.split(" score ")[0]: float(line.split(" score ")[1].split()[0])
+        for line in lines
+        if " score " in line
+    }
+    assert set(scores) == {"Training", "Validation"} and scores["Validation"] >= 0.9
+    (line,) = [line for line in lines if line.startswith("Validation score")]
+    n = len(list((shapes / "valid").rglob("*.jpg")))
+    assert line.endswith(f"on {n} photos)") and "(95% interval 0." in line, line
+    if n < 30:
+        assert f"the validation score rests on {n} photos" in captured.err
     header = next(i for i, line in enumerate(lines) if line.startswith("class "))
     assert lines[header].split() == ["class", "precision", "recall", "support"]
     assert len(lines[header + 1 : header + 5]) == 4 and lines[header + 1].split()[0] == "blue_triangle"

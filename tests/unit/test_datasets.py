@@ -113,12 +113,15 @@ def test_holdout_is_stratified_seeded_and_keeps_singletons_in_training(tmp_path:
 def test_cli_table_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = make_layout(tmp_path / "ds", {"train": {"cat": 2, "dog": 1}, "valid": {"cat": 1, "dog": 1}})
     assert main(["dataset", str(root)]) == 0
-    out = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
     assert out[0] == f"{root}: 2 classes, 5 images (train 3, valid 2)"
     assert out[1].split() == ["class", "train", "valid", "total", "first", "sample"]
     assert out[2].split() == ["cat", "2", "1", "3", "train/cat/cat_0.png"]
     assert out[4].split() == ["total", "3", "2", "5"]
     assert out[-1] == "No problems found."
+    (warning,) = [line for line in captured.err.splitlines() if "warning" in line]
+    assert "2 class(es) with fewer than 10 photos (cat, dog; the smallest has 2)" in warning, warning
 
     (root / "train" / "eel").mkdir()
     main(["dataset", str(root)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from pixelsift.cli.common import add_format_option
@@ -48,6 +49,7 @@ def dataset_dict(dataset: Dataset, problems: Problems) -> dict[str, Any]:
         "total": len(dataset.samples),
         "first_sample": dataset.first_samples(),
         "problems": problems.to_dicts(),
+        "warnings": dataset.size_warnings(),
     }
 
 
@@ -83,4 +85,6 @@ def run(args: argparse.Namespace) -> int:
         print(to_json(dataset_dict(dataset, problems)))
     else:
         print_dataset(dataset, problems)
+    for warning in dataset.size_warnings():  # a warning: the exit code stays that of the problems
+        print(f"pixelsift: warning: {warning}", file=sys.stderr)
     return 1 if problems else 0

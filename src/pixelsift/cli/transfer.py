@@ -320,6 +320,9 @@ def _describe_params(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
+FEW_VALIDATION = 30  # validation photos below which train warns that its score is rough
+
+
 def run_train(args: argparse.Namespace) -> int:
     # imported when the command runs: `pixelsift --help` stays fast
     from pixelsift.transfer.reports import report_folder
@@ -343,6 +346,16 @@ def run_train(args: argparse.Namespace) -> int:
     report_note = _write_report(result, report_dir) if report_dir else None
     for problem in result.data.dataset.structure_problems():
         print(f"pixelsift: warning: {problem.message}", file=sys.stderr)
+    for warning in result.data.dataset.size_warnings():
+        print(f"pixelsift: warning: {warning}", file=sys.stderr)
+    if len(result.valid.paths) < FEW_VALIDATION:
+        low, high = result.valid_interval
+        print(
+            f"pixelsift: warning: the validation score rests on {len(result.valid.paths)} photos: the true "
+            f"accuracy may be anywhere from {low:.2f} to {high:.2f} (95%); add photos for a measure you can "
+            "trust",
+            file=sys.stderr,
+        )
     total = len(result.train.paths) + len(result.valid.paths) + len(result.failures)
     _report_failures(result.failures, total)
     if args.format == "json":
@@ -437,7 +450,11 @@ def _print_train(
         last = result.history[-1]
         print(f"Epochs: {len(result.history)} (last: {last['stage']} stage, epoch {last['epoch']})")
     print(f"Training score {format_score(result.train_score)}")
-    print(f"Validation score {format_score(result.valid_score)}")
+    low, high = result.valid_interval
+    print(
+        f"Validation score {format_score(result.valid_score)} (95% interval {low:.2f}-{high:.2f} on "
+        f"{len(result.valid.paths)} photos)"
+    )
     gate = model.domain
     if gate is not None:
         line = "Unknown photos: turns away"

@@ -43,6 +43,8 @@ SPLIT_NAMES = {
 }
 SPLIT_ORDER = ("train", "valid", "test")
 
+FEW_PER_CLASS = 10  # photos per class below which `dataset` and `train` warn
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -140,6 +142,20 @@ class Dataset:
         columns = [*self._split_columns(), "total", "first sample"]
         frame = pd.DataFrame(rows, columns=columns, index=pd.Index(self.classes, name="class"))
         return frame
+
+    def size_warnings(self) -> list[str]:
+        """Warnings, not problems: classes with fewer than FEW_PER_CLASS photos (a classifier learns
+        little from them, and a validation score on them says little)."""
+        counts = self.counts()
+        few = sorted(name for name in self.classes if 0 < sum(counts[name].values()) < FEW_PER_CLASS)
+        if not few:
+            return []
+        smallest = min(sum(counts[name].values()) for name in few)
+        return [
+            f"{len(few)} class(es) with fewer than {FEW_PER_CLASS} photos ({', '.join(few[:5])}"
+            f"{', ...' if len(few) > 5 else ''}; the smallest has {smallest}): a classifier learns little "
+            "from so few, and a validation score on them says little; add photos"
+        ]
 
     def structure_problems(self) -> Problems:
         """Problems visible from the folder structure alone (no file is read)."""

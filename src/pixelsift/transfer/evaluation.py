@@ -110,3 +110,14 @@ class Evaluation:
             "confusion": self.confusion().values.tolist(),
             "unknown_classes": self.unknown_labels,
         }
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of an accuracy of `correct` out of `total` (0-1, 0-1 for none):
+    how far a validation score measured on few photos may be from the truth."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * ((p * (1 - p) / total + z * z / (4 * total * total)) ** 0.5) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -33,7 +33,7 @@ from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.transfer.classifiers import CLASSIFIERS, encode_labels, get_classifier, search_classifier
 from pixelsift.transfer.data import HOLDOUT_FRACTION, TrainingData, labelled_splits
 from pixelsift.transfer.domain import DomainGate
-from pixelsift.transfer.evaluation import Evaluation
+from pixelsift.transfer.evaluation import Evaluation, wilson_interval
 from pixelsift.transfer.selection import AUTO, MARGIN, BackboneChoice, choose_backbone
 from pixelsift.transfer.trained import TrainedModel, load_trained
 
@@ -111,6 +111,13 @@ class TrainResult:
     def valid_score(self) -> float:
         return self.valid.accuracy
 
+    @property
+    def valid_interval(self) -> tuple[float, float]:
+        """The 95% interval around the validation score (Wilson): narrow on hundreds of photos, wide on
+        a handful."""
+        n = len(self.valid.paths)
+        return wilson_interval(round(self.valid_score * n), n)
+
     def per_class(self) -> pd.DataFrame:
         return self.valid.per_class()
 
@@ -118,6 +125,7 @@ class TrainResult:
         result = {
             "train_score": self.train_score,
             "valid_score": self.valid_score,
+            "valid_interval": list(self.valid_interval),
             "classes": self.model.classes,
             "per_class": self.valid.per_class_dict(),
             "model": self.model.backbone,
