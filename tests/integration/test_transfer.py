@@ -342,3 +342,19 @@ def test_search_shows_a_bar_over_its_candidates(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     candidates = sum(len(c.grid) for c in CLASSIFIERS.values())
     assert "--search" in err and f"{candidates}/{candidates}" in err, err[-300:]
+
+
+def test_evaluate_warns_when_the_photos_are_ones_the_model_was_trained_on(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.safetensors"
+    assert main(["train", str(shapes), "-o", str(out), "--no-report", "-q"]) == 0
+    capsys.readouterr()
+    n_train = len(list((shapes / "train").rglob("*.jpg")))
+    assert main(["evaluate", str(out), str(shapes), "--split", "train", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["seen_in_training"] == n_train
+    assert f"{n_train} of {n_train} photos are ones this model was trained on" in captured.err
+    assert main(["evaluate", str(out), str(shapes), "--format", "json"]) == 0  # valid/: never seen
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["seen_in_training"] == 0 and "trained on" not in captured.err

@@ -518,6 +518,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from pixelsift.transfer.reports import write_report
 
         write_report(args.report, evaluation, title=f"{Path(args.model_file).name} on {args.root}")
+    seen = evaluation.seen_in_training
+    if seen:
+        print(
+            f"pixelsift: warning: {seen} of {len(evaluation.paths)} photos are ones this model was trained "
+            "on: the score overstates how it does on new photos; evaluate on photos it has not seen (a "
+            "data set's valid/ split, or a folder of new photos)",
+            file=sys.stderr,
+        )
     unknown = evaluation.unknown_labels
     if unknown:
         print(

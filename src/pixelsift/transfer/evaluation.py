@@ -25,6 +25,7 @@ class Evaluation:
     labels: list[str]  # true class names
     proba: np.ndarray  # (n, n_classes)
     failures: list[tuple[str, str]] = field(default_factory=list)  # unreadable photos, left out
+    seen_in_training: int | None = None  # photos the model was trained on (None: it cannot tell)
 
     def __repr__(self) -> str:  # the arrays would flood a notebook cell
         failed = f", {len(self.failures)} unreadable" if self.failures else ""
@@ -109,6 +110,7 @@ class Evaluation:
             "per_class": self.per_class_dict(),
             "confusion": self.confusion().values.tolist(),
             "unknown_classes": self.unknown_labels,
+            "seen_in_training": self.seen_in_training,
         }
 
 

@@ -49,7 +49,7 @@ from pixelsift.transfer.backbone import state_digest, state_of, unfreeze_last_bl
 from pixelsift.transfer.data import HOLDOUT_FRACTION, LabelledFeatures, extract_labelled, labelled_splits
 from pixelsift.transfer.domain import DomainGate
 from pixelsift.transfer.heads import DenseHead
-from pixelsift.transfer.trained import TrainedModel
+from pixelsift.transfer.trained import TrainedModel, training_photo_keys
 from pixelsift.transfer.training import TrainResult, backbone_info, check_rejection
 
 if TYPE_CHECKING:
@@ -307,6 +307,7 @@ def finetune(
         params=params,
         backbone_info=info,
         backbone_state=state,
+        training_photos=training_photo_keys([str(s.path) for s in data.train]),
     )
     if state:  # the backbone changed: evaluate on its own features, as `evaluate` and `predict` will
         own = trained.feature_extractor(cache=cache, run_options=run_options)

@@ -13,6 +13,7 @@ import numpy as np
 from typing_extensions import Unpack
 
 from pixelsift.core.arrays import l2_normalize
+from pixelsift.core.hashing import sha256_file
 from pixelsift.errors import ImageError, ModelFileError, UsageError, WeightsInvalidError
 from pixelsift.features.cache import FeatureCache
 from pixelsift.features.ensemble import EnsembleExtractor, ensemble_members
@@ -45,6 +46,26 @@ def check_tta(tta: str | None) -> str:
     return name
 
 
+TRAINING_PHOTOS = "training.photos"  # the model file's array of its training photos' content keys
+
+
+def content_keys(paths: Sequence[str]) -> list[int | None]:
+    """A photo's content key: the first 8 bytes of its sha256 as a signed 64-bit integer (safetensors
+    and JSON keep it exactly); None for a file that cannot be read."""
+    keys: list[int | None] = []
+    for path in paths:
+        try:
+            keys.append(int.from_bytes(bytes.fromhex(sha256_file(str(path))[:16]), "big", signed=True))
+        except OSError:
+            keys.append(None)
+    return keys
+
+
+def training_photo_keys(paths: Sequence[str]) -> np.ndarray:
+    """The sorted content keys of a model's training photos, as its file keeps them."""
+    return np.array(sorted({k for k in content_keys(paths) if k is not None}), np.int64)
+
+
 class TrainedModel:
     """A backbone name + a classifier head over its (L2-normalised) penultimate features.
 
@@ -73,6 +94,7 @@ class TrainedModel:
         training: dict[str, Any] | None = None,
         path: Path | None = None,
         domain: DomainGate | None = None,
+        training_photos: np.ndarray | None = None,
     ):
         self.backbone = backbone
         self.classes = list(classes)
@@ -85,6 +107,9 @@ class TrainedModel:
         self.training = dict(training or {})
         self.path = path
         self.domain = domain  # None: a model from before the gate, it labels every photo
+        # the first 8 bytes of each training photo's sha256, sorted (`content_keys`): `evaluate` counts
+        # the photos it has seen in training; None for a model saved before they were kept
+        self.training_photos = training_photos
         self._image_model: ImageModel | None = None
         if head.n_classes != len(self.classes):
             raise ValueError(
@@ -271,7 +296,17 @@ class TrainedModel:
             read = set(features.paths)
             readable = [s for s in samples if str(s.path) in read]
             flipped = extract_labelled(extractor, readable, [], progress, "evaluate (mirrored)", mirror=True)
-        return self.evaluate_features(features, failures, flipped)
+        evaluation = self.evaluate_features(features, failures, flipped)
+        evaluation.seen_in_training = self.seen_in_training(evaluation.paths)
+        return evaluation
+
+    def seen_in_training(self, paths: Sequence[str]) -> int | None:
+        """How many of `paths` are (by content) photos this model was trained on; None when the model
+        does not know its training photos (saved before they were kept)."""
+        if self.training_photos is None:
+            return None
+        known = set(np.asarray(self.training_photos, np.int64).tolist())
+        return sum(key in known for key in content_keys(paths) if key is not None)
 
     # -- saving --
 
@@ -291,6 +326,8 @@ class TrainedModel:
             record, domain_arrays = self.domain.to_metadata()
             metadata["domain"] = record
             arrays.update(domain_arrays)
+        if self.training_photos is not None:
+            arrays[TRAINING_PHOTOS] = np.asarray(self.training_photos, np.int64)
         return metadata, arrays
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -355,6 +392,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
         training=metadata.get("training") or {},
         path=target,
         domain=DomainGate.from_metadata(metadata.get("domain"), tensors, target, head.n_features),
+        training_photos=tensors.get(TRAINING_PHOTOS),
     )
 
 

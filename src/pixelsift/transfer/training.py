@@ -35,7 +35,7 @@ from pixelsift.transfer.data import HOLDOUT_FRACTION, TrainingData, labelled_spl
 from pixelsift.transfer.domain import DomainGate
 from pixelsift.transfer.evaluation import Evaluation, wilson_interval
 from pixelsift.transfer.selection import AUTO, MARGIN, BackboneChoice, choose_backbone
-from pixelsift.transfer.trained import TrainedModel, load_trained
+from pixelsift.transfer.trained import TrainedModel, load_trained, training_photo_keys
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -238,6 +238,7 @@ def train(
         params=chosen,
         backbone_info=backbone_info(extractor),
         domain=DomainGate.fit(train_set.raw, y, valid_set.raw),
+        training_photos=training_photo_keys(train_set.paths),
     )
     result = TrainResult(
         trained,
