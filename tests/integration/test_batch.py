@@ -356,3 +356,22 @@ def test_a_model_that_cannot_load_is_one_clear_error_before_any_worker_starts(
             "classify", photos / "chelsea.png", tmp_path / "b", engine="ray", model="no-such-net"
         )
     assert not (tmp_path / "a").exists(), "nothing written: the same command works once the weights are there"
+
+
+def test_batch_flags_mean_what_they_mean_elsewhere_and_the_old_spellings_still_work(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one = str(photos / "chelsea.png")
+    new = ["batch", "classify", one, "-o", str(tmp_path / "new"), "--cluster", "local", "--engine", "torch"]
+    assert main([*new, "--cluster-workers", "1", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert "note:" not in captured.err, "the new spellings need no note"
+    assert json.loads((tmp_path / "new" / "_job.json").read_text())["engine"] == "local"
+    old = ["batch", "classify", one, "-o", str(tmp_path / "old"), "--engine", "local", "--workers", "1"]
+    assert main([*old, "--inference-engine", "torch"]) == 0
+    err = capsys.readouterr().err
+    for was, now in (("--engine local", "--cluster local"), ("--workers 1", "--cluster-workers 1")):
+        assert f"`batch {was}` is now `batch {now}`" in err
+    assert "`batch --inference-engine torch` is now `batch --engine torch`" in err
+    bad = ["batch", "classify", one, "-o", str(tmp_path / "bad"), "--engine", "ray", "--cluster", "local"]
+    assert main(bad) == 2 and "disagree" in capsys.readouterr().err

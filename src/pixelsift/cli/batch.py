@@ -14,8 +14,9 @@ from pixelsift.runtime.options import RunOptions
 
 EXAMPLES = """examples:
   pixelsift batch embed photos/ -o out/                       this process, no Ray needed
-  pixelsift batch classify manifest.txt -o out/ --engine ray --workers 2
-  pixelsift batch detect 'archive/**/*.jpg' -o out/ --engine ray --address auto --gpus-per-worker 0.5
+  pixelsift batch classify manifest.txt -o out/ --cluster ray --cluster-workers 2
+  pixelsift batch detect 'archive/**/*.jpg' -o out/ --cluster ray --address auto --gpus-per-worker 0.5
+  pixelsift batch embed photos/ -o out/ --engine onnxruntime  the inference engine, as everywhere
   pixelsift batch embed photos/ -o out/ --resume              after Ctrl-C or a crash: only the rest
 
 Inputs: folders (recursive), glob patterns, manifests (.txt one path a line; .csv or .parquet with a
@@ -65,13 +66,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         t.add_argument(
             "--resume", action="store_true", help="keep the shards already in OUT_DIR, do the rest"
         )
-        engine = t.add_argument_group("engine")
+        engine = t.add_argument_group("cluster")
         engine.add_argument(
-            "--engine", default="local", choices=("local", "ray"), help="local (default) or ray"
+            "--cluster",
+            default=None,
+            choices=CLUSTERS,
+            help="local (default): this process; ray: a Ray cluster (pixelsift[ray])",
         )
         engine.add_argument("--address", default=None, help="a running Ray cluster (auto, ray://HOST:10001)")
         engine.add_argument(
-            "--workers", type=int_in(1), default=1, metavar="N", help="model replicas (Ray actors)"
+            "--cluster-workers",
+            type=int_in(1),
+            default=None,
+            metavar="N",
+            help="model replicas on the cluster (Ray actors; default 1)",
+        )
+        engine.add_argument(
+            "--workers",
+            type=int_in(1),
+            default=None,
+            metavar="N",
+            help="the old name of --cluster-workers, until the next release (elsewhere --workers means "
+            "decode threads)",
         )
         engine.add_argument(
             "--cpus-per-worker",
@@ -98,14 +114,59 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             help="photos per Parquet file (default 1000)",
         )
         engine.add_argument(
+            "--engine",
+            default=None,
+            choices=(*INFERENCE_ENGINES, *CLUSTERS),
+            help="the inference engine, as on every command: auto (default: measured once per machine), "
+            "torch, onnxruntime or openvino (local and ray: the old spelling of --cluster, until the next "
+            "release)",
+        )
+        engine.add_argument(
             "--inference-engine",
             default=None,
             choices=INFERENCE_ENGINES,
-            help="auto (default: measured once per machine), torch, onnxruntime or openvino",
+            help="the old name of --engine, until the next release",
         )
         t.add_argument("--format", default="table", choices=("table", "json"), help="the summary's format")
         add_runner_options(t, None, batch=False, engine=False)
         t.set_defaults(func=run)
+
+
+CLUSTERS = ("local", "ray")
+
+
+def resolve_names(args: argparse.Namespace) -> tuple[str, str | None, int]:
+    """(cluster, inference engine, cluster workers) from the flags, the old spellings included: batch's
+    `--engine local|ray` is `--cluster`, its `--workers` `--cluster-workers` and its
+    `--inference-engine` `--engine`; each old spelling still works, with a note, until the next release."""
+    cluster, engine = args.cluster, args.engine
+    if engine in CLUSTERS:
+        _deprecated(f"--engine {engine}", f"--cluster {engine}")
+        if cluster is not None and cluster != engine:
+            raise UsageError(f"--engine {engine} (the old --cluster) and --cluster {cluster} disagree")
+        cluster, engine = engine, None
+    if args.inference_engine is not None:
+        _deprecated(f"--inference-engine {args.inference_engine}", f"--engine {args.inference_engine}")
+        if engine is not None and engine != args.inference_engine:
+            raise UsageError(f"--inference-engine {args.inference_engine} and --engine {engine} disagree")
+        engine = args.inference_engine
+    workers = args.cluster_workers
+    if args.workers is not None:
+        _deprecated(f"--workers {args.workers}", f"--cluster-workers {args.workers}")
+        if workers is not None and workers != args.workers:
+            raise UsageError(
+                f"--workers {args.workers} (the old --cluster-workers) and --cluster-workers {workers} "
+                "disagree"
+            )
+        workers = args.workers
+    return cluster or "local", engine, workers or 1
+
+
+def _deprecated(old: str, new: str) -> None:
+    print(
+        f"pixelsift: note: `batch {old}` is now `batch {new}`; the old spelling goes in the next release",
+        file=sys.stderr,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,16 +175,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.gpus_per_worker < 0:
         raise UsageError("--gpus-per-worker must be 0 or more")
-    options = RunOptions(
-        device=args.device, precision=args.precision, engine=args.inference_engine, threads=args.threads
-    )
+    cluster, engine, workers = resolve_names(args)
+    options = RunOptions(device=args.device, precision=args.precision, engine=engine, threads=args.threads)
     try:
         summary = run_batch(
             args.task,
             args.inputs,
             args.output,
             options,
-            engine=args.engine,
+            engine=cluster,
             model=args.model,
             top_k=getattr(args, "top_k", 5),
             conf=getattr(args, "conf", 0.25),
@@ -131,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             shard_size=args.shard_size,
             batch_size=args.batch_size,
-            workers=args.workers,
+            workers=workers,
             cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=args.gpus_per_worker,
             address=args.address,
