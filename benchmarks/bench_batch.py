@@ -1,4 +1,4 @@
-"""Batch jobs: images/s of the in-process embedding, `batch --engine local` and `--engine ray` with 1
+"""Batch jobs: images/s of the in-process embedding, `batch --cluster local` and `--cluster ray` with 1
 and 2 workers, start-up apart from steady state, and the driver's peak memory, in one run.
 
     python benchmarks/bench_batch.py [--photos 1000] [--memory-photos 1000 10000]
@@ -109,7 +109,7 @@ def main() -> None:
                 f"{r['mode']:<24} {r['seconds']:8.1f} {r['startup']:10.1f} {r['steady']:13.1f} {ratio:13.0%}"
             )
         if args.memory_photos:
-            print("\n## Driver peak memory, --engine ray, 1 worker")
+            print("\n## Driver peak memory, --cluster ray, 1 worker")
         for count in args.memory_photos:
             many = work / f"photos-{count}"
             generate_photos(many, count, (320, 240), seed=1)
