@@ -366,7 +366,10 @@ def test_batch_flags_mean_what_they_mean_elsewhere_and_the_old_spellings_still_w
     assert main([*new, "--cluster-workers", "1", "--format", "json"]) == 0
     captured = capsys.readouterr()
     assert "note:" not in captured.err, "the new spellings need no note"
-    assert json.loads((tmp_path / "new" / "_job.json").read_text())["engine"] == "local"
+    record = json.loads((tmp_path / "new" / "_job.json").read_text())
+    assert record["engine"] == "local" and record["precision"] == "auto", "what was asked"
+    assert record["ran"]["engine"] == "torch" and record["ran"]["precision"] in ("fp32", "bf16", "fp16")
+    assert record["ran"]["device"] == "cpu", "and what ran"
     old = ["batch", "classify", one, "-o", str(tmp_path / "old"), "--engine", "local", "--workers", "1"]
     assert main([*old, "--inference-engine", "torch"]) == 0
     err = capsys.readouterr().err

@@ -95,6 +95,10 @@ def _stat_row(path: str, data: bytes | None = None) -> dict[str, Any]:
     return {"path": path, "size": size, "mtime_ns": mtime_ns, "sha256": digest}
 
 
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def error_row(path: str, reason: str) -> dict[str, Any]:
     """The result row of an input that gave no result, saying why."""
     size, mtime_ns = stat(path)
@@ -125,6 +129,17 @@ class Worker:
     @property
     def dim(self) -> int:
         return int(self.model.embed_dim) if self.model is not None else 0
+
+    def ran(self) -> dict[str, str | None]:
+        """How the model actually runs here: the engine and precision `auto` chose (or were asked for),
+        and the device; None for what a detector backend does not say."""
+        loaded = self.model if self.model is not None else self.detector
+        device = getattr(getattr(loaded, "runner", None), "device", None) or getattr(loaded, "device", None)
+        return {
+            "engine": _text(getattr(loaded, "engine", None)),
+            "precision": _text(getattr(loaded, "precision", None)),
+            "device": _text(device),
+        }
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
         # Paths travel as the bytes of the name (Arrow's strings must be UTF-8; a file name need not be).

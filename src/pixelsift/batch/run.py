@@ -61,6 +61,7 @@ class BatchSummary:
     seconds: float = 0.0
     startup_seconds: float = 0.0  # engine start and model load: until the first result arrived
     interrupted: bool = False
+    ran: dict[str, str | None] | None = None  # engine, precision, device the model ran on (local runs)
 
     @property
     def throughput(self) -> float:
@@ -82,6 +83,7 @@ class BatchSummary:
             "startup_seconds": round(self.startup_seconds, 3),
             "throughput": round(self.throughput, 2),
             "interrupted": self.interrupted,
+            "ran": self.ran,
         }
 
     def line(self) -> str:
@@ -167,6 +169,8 @@ def _job_record(
         "weights_file": getattr(weights, "filename", None),
         "precision": precision,
         "engine": engine.engine,
+        # what ran: `precision` above is what was asked (auto); a Ray job's workers choose per node
+        "ran": summary.ran,
         "pixelsift_version": __version__,
         "options": {**job.describe(), "shard_size": shard_size, "batch_size": engine.batch_size},
         "counts": {
@@ -283,6 +287,7 @@ def _run_local(run: _Run) -> None:
     if not plan.todo:
         return
     worker = Worker(run.job)
+    run.summary.ran = worker.ran()
     run.started_up()
     total = sum(len(plan.shards[i]) for i in plan.todo)
     with progress_bar(total=total, desc=run.job.task, enabled=run.progress) as bar:
