@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,26 @@ def test_console_script_version_and_help() -> None:
     assert result.returncode == 0 and "classify" in result.stdout and "models" in result.stdout
     result = run_cli("classify", "--help")
     assert "examples:" in result.stdout and "--precision" in result.stdout
+
+
+def test_bash_completion_completes_commands_and_option_choices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["completion", "bash"]) == 0
+    script = tmp_path / "pixelsift.bash"
+    script.write_text(capsys.readouterr().out)
+
+    def complete(*words: str) -> list[str]:
+        line = " ".join(words)
+        code = (
+            f"source {script}; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
+            f"COMP_CWORD={len(words) - 1}; COMP_LINE={line!r}; COMP_POINT=${{#COMP_LINE}}; "
+            '_shtab_pixelsift; echo "${COMPREPLY[@]}"'
+        )
+        done = subprocess.run(["bash", "-c", code], capture_output=True, text=True, timeout=60)
+        return done.stdout.split()
+
+    assert complete("pixelsift", "cla") == ["classify"]
+    assert complete("pixelsift", "dup") == ["duplicates"], "every command, the newest too"
+    assert complete("pixelsift", "search", "cat", "--format", "") == ["table", "json", "csv"]
+    assert main(["completion", "zsh"]) == 0 and "#compdef pixelsift" in capsys.readouterr().out

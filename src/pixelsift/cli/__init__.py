@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "serve",
     "batch",
     "doctor",
+    "completion",
 )
 
 
