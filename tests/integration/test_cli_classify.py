@@ -199,5 +199,16 @@ def test_bash_completion_completes_commands_and_option_choices(
 
     assert complete("pixelsift", "cla") == ["classify"]
     assert complete("pixelsift", "dup") == ["duplicates"], "every command, the newest too"
-    assert complete("pixelsift", "search", "cat", "--format", "") == ["table", "json", "csv"]
+    assert complete("pixelsift", "search", "cat", "--format", "") == ["table", "json", "jsonl", "csv"]
     assert main(["completion", "zsh"]) == 0 and "#compdef pixelsift" in capsys.readouterr().out
+
+
+def test_jsonl_is_one_object_a_line_as_json_gives_them(
+    samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = [str(samples / "chelsea.png"), str(samples / "coffee.png")]
+    assert main(["classify", *paths, "-k", "2", "--format", "json"]) == 0
+    array = json.loads(capsys.readouterr().out)
+    assert main(["classify", *paths, "-k", "2", "--format", "jsonl"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line) for line in lines] == array and len(lines) == 2

@@ -63,6 +63,9 @@ def test_search_table_json_and_csv(
     assert data[0]["matched"][0]["concept"] == "cat" and data[0]["matched"][0]["source"] == "classifier"
     assert data[0]["score"] > 0.9
 
+    assert main(["search", "cats", "--db", str(db), "--format", "jsonl", "-n", "2"]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == data, "one a line"
+
     assert main(["search", "espresso", "--db", str(db), "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert Path(rows[0]["path"]).name == "coffee.png" and float(rows[0]["score"]) > 0.9

@@ -16,12 +16,12 @@ from pixelsift.cli.common import (
     run_options,
 )
 from pixelsift.cli.output import (
-    JsonArrayWriter,
     closing_line,
     csv_writer,
     error_line,
     format_score,
     format_table,
+    json_writer,
     printable,
 )
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, DEFAULT_TOP_K
@@ -84,8 +84,8 @@ def write_classifications(results: Iterable[Classification], fmt: str) -> int:
     """Print results as they come (table, JSON array or CSV); failed inputs go to stderr. Returns how
     many failed. `pixelsift predict` prints its results the same way."""
     failed = 0
-    if fmt == "json":
-        with JsonArrayWriter() as out:
+    if fmt in ("json", "jsonl"):
+        with json_writer(fmt) as out:
             for r in results:
                 failed += not r.ok
                 if not r.ok:

@@ -123,7 +123,7 @@ def add_cache_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_format_option(
-    parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("table", "json", "csv")
+    parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("table", "json", "jsonl", "csv")
 ) -> None:
     parser.add_argument(
         "-f",

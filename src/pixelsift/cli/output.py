@@ -58,25 +58,37 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: S
 
 
 class JsonArrayWriter:
-    """Writes a JSON array one element at a time, so long runs stream instead of buffering."""
+    """Writes a JSON array one element at a time, so long runs stream instead of buffering; with
+    `lines`, JSON Lines instead (`--format jsonl`: one object per line, no brackets)."""
 
-    def __init__(self, stream: IO[str] | None = None):
+    def __init__(self, stream: IO[str] | None = None, lines: bool = False):
         self.stream = stream or sys.stdout
+        self.lines = lines
         self.count = 0
 
     def __enter__(self) -> JsonArrayWriter:
-        self.stream.write("[")
+        if not self.lines:
+            self.stream.write("[")
         return self
 
     def write(self, obj: Any) -> None:
-        text = to_json(obj, indent=2).replace("\n", "\n  ")
-        self.stream.write(("," if self.count else "") + "\n  " + text)
+        if self.lines:
+            self.stream.write(to_json(obj, indent=None) + "\n")
+        else:
+            text = to_json(obj, indent=2).replace("\n", "\n  ")
+            self.stream.write(("," if self.count else "") + "\n  " + text)
         self.stream.flush()
         self.count += 1
 
     def __exit__(self, *exc: object) -> None:
-        self.stream.write("\n]\n" if self.count else "]\n")
+        if not self.lines:
+            self.stream.write("\n]\n" if self.count else "]\n")
         self.stream.flush()
+
+
+def json_writer(fmt: str) -> JsonArrayWriter:
+    """The streaming writer of `--format json` (an array) or `--format jsonl` (JSON Lines)."""
+    return JsonArrayWriter(lines=fmt == "jsonl")
 
 
 class _CsvWriter:

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from pixelsift.cli.common import add_format_option
-from pixelsift.cli.output import JsonArrayWriter, csv_writer, format_score, format_table
+from pixelsift.cli.output import csv_writer, format_score, format_table, json_writer
 
 if TYPE_CHECKING:
     from pixelsift.library import PhotoIndex, SearchResults
@@ -161,8 +161,8 @@ def print_results(results: SearchResults, fmt: str) -> None:
     CSV: the same fields, lists joined by "; "."""
     from pixelsift.library.search import RESULT_FIELDS  # when the command runs: `--help` stays fast
 
-    if fmt == "json":
-        with JsonArrayWriter() as out:
+    if fmt in ("json", "jsonl"):
+        with json_writer(fmt) as out:
             for r in results:
                 out.write(r.to_dict())
     elif fmt == "csv":
@@ -238,8 +238,8 @@ def run_duplicates(args: argparse.Namespace) -> int:
     with open_index(args.db) as index:
         groups = index.duplicates(threshold, progress=args.progress)
         root = str(index.root) if index.root else None
-    if args.format == "json":
-        with JsonArrayWriter() as out:
+    if args.format in ("json", "jsonl"):
+        with json_writer(args.format) as out:
             for group in groups:
                 out.write(group.to_dict(root))
     elif args.format == "csv":
