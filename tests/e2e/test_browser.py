@@ -247,6 +247,8 @@ def test_the_library_view_shows_every_photo_with_filters_in_the_url_and_arrow_ke
     page.wait_for_function("document.querySelector('#search-status').textContent.includes('newest first')")
     cards = page.query_selector_all("#search-grid li button")
     assert len(cards) == 5, "every photo, without a query"
+    months = page.eval_on_selector_all("#search-grid li.month", "h => h.map(x => x.textContent)")
+    assert months == ["Undated"], "a timeline: these samples carry no EXIF date"
     assert "5 photos" in page.inner_text("#library-header") and "last indexed" in page.inner_text(
         "#library-header"
     )

@@ -303,6 +303,15 @@ async function openPhoto(result) {
 const FILTERS = ["after", "before", "camera", "folder", "label"];
 const PAGE = 60; // photos per page of the library view
 let browsed = 0; // photos of the library view shown so far
+let lastMonth = null; // the month heading the library view showed last
+
+// "July 2021" from a photo's EXIF date; photos without one are "Undated" (the view puts them by file time)
+function monthOf(result) {
+  if (!result.taken_at) return "Undated";
+  const [year, month] = result.taken_at.split("-");
+  const name = new Date(Number(year), Number(month) - 1, 1).toLocaleString(undefined, { month: "long" });
+  return `${name} ${year}`;
+}
 
 // The form as query parameters (the query, --all, the minimum score and the filters): the page's URL
 // keeps them, so a view can be bookmarked, shared and reloaded.
@@ -345,6 +354,7 @@ async function browse(more) {
   params.delete("min_score");
   if (!more) {
     browsed = 0;
+    lastMonth = null;
     grid.replaceChildren();
   }
   params.set("offset", String(browsed));
@@ -352,7 +362,20 @@ async function browse(more) {
   setStatus(status, "Loading the library ...");
   try {
     const page = await api(`/api/photos?${params}`);
-    grid.append(...page.photos.map((r) => photoCard(r, openPhoto, false)));
+    // a timeline: a heading for each month, the photos of that month under it
+    for (const r of page.photos) {
+      const month = monthOf(r);
+      if (month !== lastMonth) {
+        const heading = document.createElement("li");
+        heading.className = "month";
+        heading.setAttribute("role", "heading");
+        heading.setAttribute("aria-level", "3");
+        heading.textContent = month;
+        grid.append(heading);
+        lastMonth = month;
+      }
+      grid.append(photoCard(r, openPhoto, false));
+    }
     browsed += page.photos.length;
     $("#more-button").hidden = browsed >= page.total;
     const filtered = FILTERS.some((name) => params.get(name));
