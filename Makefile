@@ -57,7 +57,7 @@ demo: $(VENV)/.demo-installed
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift classify samples/
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift detect samples/astronaut.png --save $(PIXELSIFT_DEMO_OUT)
 	$(BIN)/python -c "import pixelsift; pixelsift.make_shapes_dataset('$(PIXELSIFT_DEMO_OUT)/shapes')"
-	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift train $(PIXELSIFT_DEMO_OUT)/shapes -o $(PIXELSIFT_DEMO_OUT)/shapes.safetensors
+	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift train $(PIXELSIFT_DEMO_OUT)/shapes -o $(PIXELSIFT_DEMO_OUT)/shapes.safetensors --force
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift index samples/ --db $(PIXELSIFT_DEMO_OUT)/library.db
 	PIXELSIFT_OFFLINE=1 $(BIN)/pixelsift search "my photos of cat" --db $(PIXELSIFT_DEMO_OUT)/library.db
 
