@@ -12,6 +12,7 @@ from pixelsift.cli.common import (
     add_format_option,
     add_inputs_argument,
     add_runner_options,
+    add_top_k_option,
     collect_inputs,
     run_options,
 )
@@ -24,7 +25,7 @@ from pixelsift.cli.output import (
     json_writer,
     printable,
 )
-from pixelsift.models.registry import DEFAULT_CLASSIFIER, DEFAULT_TOP_K
+from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
 if TYPE_CHECKING:
     from pixelsift.runtime.classification import Classification
@@ -46,14 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_inputs_argument(p)
-    p.add_argument(
-        "-k",
-        "--top-k",
-        type=int,
-        default=DEFAULT_TOP_K,
-        metavar="K",
-        help=f"classes per image (default: {DEFAULT_TOP_K})",
-    )
+    add_top_k_option(p)
     add_format_option(p)
     add_runner_options(p, DEFAULT_CLASSIFIER)
     p.set_defaults(func=run)

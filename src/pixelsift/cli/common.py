@@ -10,6 +10,7 @@ from pathlib import Path
 from pixelsift.config import DEVICES_HELP, ENGINES, PRECISIONS
 from pixelsift.errors import ImageError, PixelsiftError
 from pixelsift.imaging.images import expand_inputs, image_extensions
+from pixelsift.models.registry import DEFAULT_TOP_K
 from pixelsift.runtime.options import RunOptions
 
 
@@ -120,6 +121,18 @@ def add_agnostic_nms_option(parser: argparse.ArgumentParser) -> None:
 
 def add_cache_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+
+
+def add_top_k_option(parser: argparse.ArgumentParser) -> None:
+    """-k / --top-k: how many classes per image, one default on every command (`DEFAULT_TOP_K`)."""
+    parser.add_argument(
+        "-k",
+        "--top-k",
+        type=int,
+        default=DEFAULT_TOP_K,
+        metavar="K",
+        help=f"classes per image (default: {DEFAULT_TOP_K})",
+    )
 
 
 def add_format_option(

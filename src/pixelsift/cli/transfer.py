@@ -14,13 +14,14 @@ from pixelsift.cli.common import (
     add_format_option,
     add_inputs_argument,
     add_runner_options,
+    add_top_k_option,
     collect_inputs,
     run_options,
 )
 from pixelsift.cli.output import closing_line, error_line, format_score, format_table, to_json
-from pixelsift.core.outputs import output_file
+from pixelsift.core.outputs import OutputNames, output_file
 from pixelsift.errors import MissingDependencyError, UsageError
-from pixelsift.models.registry import DEFAULT_CLASSIFIER, DEFAULT_TOP_K
+from pixelsift.models.registry import DEFAULT_CLASSIFIER
 
 if TYPE_CHECKING:
     from pixelsift.transfer.evaluation import Evaluation
@@ -164,14 +165,7 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model_file", metavar="FILE", help="a model file written by `pixelsift train`")
     add_inputs_argument(p)
-    p.add_argument(
-        "-k",
-        "--top-k",
-        type=int,
-        default=DEFAULT_TOP_K,
-        metavar="K",
-        help=f"classes per image (default: {DEFAULT_TOP_K})",
-    )
+    add_top_k_option(p)
     _add_tta_option(p)
     add_format_option(p)
     add_cache_option(p)
@@ -241,20 +235,12 @@ def _default_output(root: str, name: str) -> Path:
 
 
 def _free_output(path: Path) -> Path:
-    """`path`, or `STEM-2.safetensors`, `-3` ... when it is taken: a default name never replaces a model
-    trained before (an explicit -o does, with --force)."""
-    candidate, number = path, 1
-    while candidate.exists() or report_path_taken(candidate):
-        number += 1
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    return candidate
-
-
-def report_path_taken(model: Path) -> bool:
-    """Whether the report folder of a model file at `model` exists already (it belongs to another model)."""
+    """`path`, or `STEM-2.safetensors`, `-3` ... when it or its `STEM.report` folder is taken: a default
+    name never replaces a model trained before (an explicit -o does, with --force)."""
     from pixelsift.transfer.reports import report_folder  # imported when the command runs
 
-    return report_folder(model).exists()
+    stem = OutputNames(path.parent).claim(path.stem, (path.suffix, report_folder(path).suffix), first=2)
+    return path.with_name(stem + path.suffix)
 
 
 def _train_result(args: argparse.Namespace) -> TrainResult:

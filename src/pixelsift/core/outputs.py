@@ -87,9 +87,10 @@ class OutputNames:
         or a folder that cannot be created, is a `UsageError` naming `option`."""
         return cls(writable_folder(folder, option))
 
-    def claim(self, stem: str, suffixes: tuple[str, ...]) -> str:
-        """A stem such that stem + each suffix is new in the folder ("photo", "photo-1", ...)."""
-        candidate, n = stem, 0
+    def claim(self, stem: str, suffixes: tuple[str, ...], first: int = 1) -> str:
+        """A stem such that stem + each suffix is new in the folder ("photo", then "photo-1", ... from
+        `first`)."""
+        candidate, n = stem, first - 1
         while any(
             (candidate + s) in self.taken or (self.folder / (candidate + s)).exists() for s in suffixes
         ):

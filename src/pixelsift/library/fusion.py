@@ -244,14 +244,23 @@ class Fusion:
     def _agreement(
         self, own: np.ndarray, rivals: np.ndarray | None, probs: np.ndarray, area: float | None
     ) -> float:
-        # a photo puts more mass on 118 dog breeds by chance than on 2 kinds of bicycle
-        needed = self.cal.agree_mass * np.sqrt(max(1, int(own.sum())))
-        confirmed = min(1.0, float(probs[own].sum()) / needed) ** 2 if own.any() else 0.0
         against = np.where(own, 0.0, probs) if rivals is None else np.where(rivals, probs, 0.0)
         top = np.partition(against, -self.cal.confidence_top)[-self.cal.confidence_top :]
         elsewhere = float(min(1.0, top.sum()))
-        prominence = 1.0 if area is None else min(1.0, max(area, 0.0) / self.cal.big_box)
-        return 1.0 - elsewhere * (1.0 - confirmed) * prominence
+        return 1.0 - elsewhere * (1.0 - self._confirmed(own, probs)) * self._prominence(area)
+
+    def _confirmed(self, own: np.ndarray, probs: np.ndarray) -> float:
+        """min(1, the classifier's mass on the classes `own` / agree_mass x sqrt(their number)) ** 2; 0
+        for no classes. A photo puts more mass on 118 dog breeds by chance than on 2 kinds of bicycle."""
+        if not own.any():
+            return 0.0
+        needed = self.cal.agree_mass * np.sqrt(max(1, int(own.sum())))
+        return min(1.0, float(probs[own].sum()) / needed) ** 2
+
+    def _prominence(self, area: float | None) -> float:
+        """min(1, a box's share of the photo / big_box): how much the box is the photo's main subject
+        (1 when its size is unknown)."""
+        return 1.0 if area is None else min(1.0, max(area, 0.0) / self.cal.big_box)
 
     def explained_away(
         self, term: Term, weights: np.ndarray | None, prominent: Sequence[DetectionHit]
@@ -273,18 +282,19 @@ class Fusion:
             label = box.label.lower()
             sets = None if label in names else self._detected_classes(label)
             probs = self.probs.of(box.photo_id) if sets is not None else None
-            if sets is None or probs is None or (sets[0] & own).any():
-                continue
-            needed = self.cal.agree_mass * np.sqrt(max(1, int(sets[0].sum())))
-            confirmed = min(1.0, float(probs[sets[0]].sum()) / needed) ** 2
-            prominence = min(1.0, max(box.area or 0.0, 0.0) / self.cal.big_box)
-            sure = float(_platt(box.score, self.cal.detector_a, self.cal.detector_b))
-            factor = 1.0 - sure * confirmed * prominence
+            if sets is None or probs is None or box.area is None or (sets[0] & own).any():
+                continue  # a box of unknown size is no main subject
+            sure = self.detector_calibrated(box.score)
+            factor = 1.0 - sure * self._confirmed(sets[0], probs) * self._prominence(box.area)
             factors[box.photo_id] = min(factors.get(box.photo_id, 1.0), factor)
         return factors
 
+    def detector_calibrated(self, score: float) -> float:
+        """A box's score, Platt-scaled (`Calibration.detector_a`, `_b`)."""
+        return float(_platt(score, self.cal.detector_a, self.cal.detector_b))
+
     def detection_score(self, hit: DetectionHit, weight: float) -> float:
-        score = float(_platt(hit.score, self.cal.detector_a, self.cal.detector_b)) * weight
+        score = self.detector_calibrated(hit.score) * weight
         if hit.area is not None and hit.area < self.cal.small_box:
             score *= float(np.sqrt(max(hit.area, 0.0) / self.cal.small_box))
         return score * self.agreement(hit.label, self.probs.of(hit.photo_id), hit.area)

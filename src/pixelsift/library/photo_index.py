@@ -481,8 +481,7 @@ class PhotoIndex:
             raise UsageError(f"--threshold must be above 0 and at most 1, not {threshold}")
         exact = [DuplicateGroup(EXACT, ids) for ids in self.store.content_groups()]
         ids, vectors = self._cache(FEATURES).current()
-        alive = self.store.alive(ids.tolist())
-        keep = np.array([int(i) in alive for i in ids.tolist()], bool)
+        keep = np.isin(ids, np.fromiter(self.store.alive(ids.tolist()), np.int64))
         ids, vectors = ids[keep], np.asarray(vectors)[keep]
         with progress_bar(total=len(ids), desc="duplicates", enabled=progress, unit="photo") as bar:
             near = near_groups(ids, vectors, threshold, [g.ids for g in exact], bar.update)

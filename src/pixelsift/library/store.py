@@ -42,6 +42,8 @@ PHOTO_DATE = (
 )
 # A label searched by its name: a labeler's, or a class of a classifier whose classes are not ImageNet's.
 _CUSTOM = "(kind = 'custom' OR concept IS NULL)"
+# a detection's box as a share of its photo (`detections d JOIN photos p`); NULL when the size is unknown
+_BOX_AREA = "(d.x2 - d.x1) * (d.y2 - d.y1) / NULLIF(1.0 * p.width * p.height, 0)"
 _IN_CHUNK = 500  # ids per `IN (...)` list, well below SQLite's parameter limit
 _PHOTO_COLUMNS = ", ".join(PhotoRow.__dataclass_fields__)
 
@@ -492,7 +494,7 @@ class LibraryStore:
                 DetectionHit(int(i), str(label), float(score), None if area is None else float(area))
                 for i, label, score, area in self.conn.execute(
                     "SELECT d.photo_id, d.label, d.score, "
-                    "(d.x2 - d.x1) * (d.y2 - d.y1) / NULLIF(1.0 * p.width * p.height, 0) "
+                    f"{_BOX_AREA} "
                     "FROM detections d JOIN photos p ON p.id = d.photo_id "
                     f"WHERE p.status = '{OK}' AND d.label COLLATE NOCASE IN ({_marks(chunk)})",
                     tuple(chunk),
@@ -507,7 +509,7 @@ class LibraryStore:
             DetectionHit(int(i), str(label), float(score), float(area))
             for i, label, score, area in self.conn.execute(
                 "SELECT photo_id, label, score, area FROM (SELECT d.photo_id, d.label, d.score, "
-                "(d.x2 - d.x1) * (d.y2 - d.y1) / NULLIF(1.0 * p.width * p.height, 0) AS area "
+                f"{_BOX_AREA} AS area "
                 "FROM detections d JOIN photos p ON p.id = d.photo_id "
                 f"WHERE p.status = '{OK}' AND d.score >= ?) WHERE area >= ?",
                 (min_score, min_area),
