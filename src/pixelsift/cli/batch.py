@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
             options,
             engine=cluster,
             model=args.model,
-            top_k=getattr(args, "top_k", 5),
+            top_k=getattr(args, "top_k", DEFAULT_TOP_K),
             conf=getattr(args, "conf", 0.25),
             normalize=getattr(args, "normalize", "none"),
             resume=args.resume,
