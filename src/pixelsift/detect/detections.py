@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pixelsift.detect.labels import count_phrase
+from pixelsift.detect.masks import Masks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,7 +32,8 @@ def _class_name(names: Sequence[str] | dict[int, str], class_id: int) -> str:
 
 @dataclass
 class Detections:
-    """The objects found in one image: N boxes (x1, y1, x2, y2 in pixels), scores, class ids and names.
+    """The objects found in one image: N boxes (x1, y1, x2, y2 in pixels), scores, class ids and names,
+    and, from a segmenter, each object's mask (`masks`, `pixelsift.detect.masks.Masks`).
 
     Arrays are converted to float32 / int64 and their shapes checked, so a malformed result fails
     where it is made, not three functions later.
@@ -48,6 +50,7 @@ class Detections:
     scores: np.ndarray
     class_ids: np.ndarray
     class_names: list[str] = field(default_factory=list)
+    masks: Masks | None = None
 
     def __post_init__(self) -> None:
         boxes = np.asarray(self.boxes, dtype=np.float32)
@@ -65,6 +68,8 @@ class Detections:
             )
         if n and not np.isfinite(self.boxes).all():
             raise ValueError("boxes must be finite numbers")
+        if self.masks is not None and len(self.masks) != n:
+            raise ValueError(f"{len(self.masks)} masks for {n} objects: they must be equally many")
 
     @classmethod
     def empty(cls) -> Detections:
@@ -72,9 +77,15 @@ class Detections:
 
     @classmethod
     def from_arrays(
-        cls, boxes: Any, scores: Any, class_ids: Any, names: Sequence[str] | dict[int, str]
+        cls,
+        boxes: Any,
+        scores: Any,
+        class_ids: Any,
+        names: Sequence[str] | dict[int, str],
+        masks: Masks | None = None,
     ) -> Detections:
-        """From arrays and a label list (or dict) indexed by class id; best score first."""
+        """From arrays and a label list (or dict) indexed by class id (and masks in the same order);
+        best score first."""
         scores_arr = np.asarray(scores, dtype=np.float32).reshape(-1)
         ids = np.asarray(class_ids).astype(np.int64).reshape(-1)
         order = np.argsort(-scores_arr, kind="stable")
@@ -84,6 +95,7 @@ class Detections:
             scores_arr[order],
             ids,
             [_class_name(names, int(i)) for i in ids],
+            None if masks is None else masks[order],
         )
 
     @classmethod
@@ -139,6 +151,7 @@ class Detections:
             self.scores[picked],
             self.class_ids[picked],
             [self.class_names[i] for i in np.atleast_1d(picked)],
+            None if self.masks is None else self.masks[np.atleast_1d(picked)],
         )
 
     def filter(self, classes: Iterable[str] | None = None, min_score: float | None = None) -> Detections:
@@ -154,7 +167,8 @@ class Detections:
     def scaled(self, sx: float, sy: float) -> Detections:
         """Boxes multiplied by (sx, sy): from a resized image's pixels to the original's."""
         factor = np.array([sx, sy, sx, sy], np.float32)
-        return Detections(self.boxes * factor, self.scores, self.class_ids, list(self.class_names))
+        masks = None if self.masks is None else self.masks.scaled(sx, sy)
+        return Detections(self.boxes * factor, self.scores, self.class_ids, list(self.class_names), masks)
 
     def clipped(self, width: int, height: int) -> Detections:
         """Boxes clipped to the image; boxes left with no area are dropped."""
@@ -162,7 +176,7 @@ class Detections:
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        clipped = Detections(boxes, self.scores, self.class_ids, list(self.class_names))
+        clipped = Detections(boxes, self.scores, self.class_ids, list(self.class_names), self.masks)
         return clipped[keep]
 
     def counts(self) -> list[tuple[str, int]]:
@@ -177,37 +191,56 @@ class Detections:
             return "no objects"
         return ", ".join(count_phrase(count, name) for name, count in self.counts())
 
-    def to_list(self) -> list[dict[str, Any]]:
-        """One `{"label", "score", "box": [x1, y1, x2, y2]}` per object (the JSON the CLI prints)."""
-        return [
+    def areas(self) -> np.ndarray | None:
+        """Each object's mask area as a fraction of the image (None without masks)."""
+        return None if self.masks is None else self.masks.areas()
+
+    def to_list(self, shapes: bool = True) -> list[dict[str, Any]]:
+        """One `{"label", "score", "box": [x1, y1, x2, y2]}` per object (the JSON the CLI prints); with
+        masks also "area" (fraction of the image) and, with `shapes`, "polygons" (COCO's flat
+        [x1, y1, x2, y2, ...] per outline, photo pixels) and "rle" (COCO compressed RLE)."""
+        out = [
             {"label": name, "score": float(score), "box": [float(v) for v in box]}
             for box, score, _, name in self
         ]
+        if self.masks is not None:
+            for index, (item, area) in enumerate(zip(out, self.masks.areas(), strict=True)):
+                item["area"] = round(float(area), 6)
+                if shapes:
+                    item["polygons"] = self.masks.polygons(index)
+                    item["rle"] = self.masks.rle(index)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        """Column lists: boxes, scores, class_ids, class_names (plain Python types, JSON-ready)."""
-        return {
+        """Column lists: boxes, scores, class_ids, class_names, with masks also areas (plain Python
+        types, JSON-ready)."""
+        out: dict[str, Any] = {
             "boxes": self.boxes.tolist(),
             "scores": self.scores.tolist(),
             "class_ids": self.class_ids.tolist(),
             "class_names": list(self.class_names),
         }
+        if self.masks is not None:
+            out["areas"] = self.masks.areas().tolist()
+        return out
 
     def to_pandas(self) -> pd.DataFrame:
-        """One row per object: label, score, x1, y1, x2, y2, class_id."""
+        """One row per object: label, score, x1, y1, x2, y2, class_id, and with masks "area" (fraction
+        of the image; the masks themselves: `.masks.full()` or `.masks.mask(i)`)."""
         import pandas as pd
 
-        return pd.DataFrame(
-            {
-                "label": self.class_names,
-                "score": self.scores,
-                "x1": self.boxes[:, 0],
-                "y1": self.boxes[:, 1],
-                "x2": self.boxes[:, 2],
-                "y2": self.boxes[:, 3],
-                "class_id": self.class_ids,
-            }
-        )
+        columns: dict[str, Any] = {
+            "label": self.class_names,
+            "score": self.scores,
+            "x1": self.boxes[:, 0],
+            "y1": self.boxes[:, 1],
+            "x2": self.boxes[:, 2],
+            "y2": self.boxes[:, 3],
+            "class_id": self.class_ids,
+        }
+        if self.masks is not None:
+            columns["area"] = self.masks.areas()
+        return pd.DataFrame(columns)
 
 
 SPEED_KEYS = ("preprocess", "inference", "postprocess")

@@ -1,7 +1,14 @@
 """What models exist: typed records, preprocessing, the weights cache, one module per family (families/)."""
 
 from pixelsift.models.preprocess import Preprocessing
-from pixelsift.models.records import ClassifierSpec, DetectorSpec, ModelSpec, TextImageSpec, WeightsFile
+from pixelsift.models.records import (
+    ClassifierSpec,
+    DetectorSpec,
+    ModelSpec,
+    SegmenterSpec,
+    TextImageSpec,
+    WeightsFile,
+)
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec, get_spec_of, list_models, register
 
 __all__ = [
@@ -10,6 +17,7 @@ __all__ = [
     "DetectorSpec",
     "ModelSpec",
     "Preprocessing",
+    "SegmenterSpec",
     "TextImageSpec",
     "WeightsFile",
     "get_model_spec",

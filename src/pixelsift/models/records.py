@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from pixelsift.models.network import SplitNetwork
 
-TASKS = ("classify", "detect", "text-image")
+TASKS = ("classify", "detect", "segment", "text-image")
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,19 @@ class DetectorSpec(ModelSpec):
 
     def info(self) -> dict[str, Any]:
         return {"input_size": self.imgsz, "coco_map": self.coco_map, **super().info()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmenterSpec(DetectorSpec):
+    """An instance segmenter: a detector whose objects also carry their masks (Mask R-CNN, YOLO-seg).
+    It detects too (`pixelsift detect -m NAME` lists its boxes)."""
+
+    task: ClassVar[str] = "segment"
+
+    mask_map: float | None = None  # published COCO val2017 mask mAP
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "mask_map": self.mask_map}
 
 
 def preprocessing_of(spec: ModelSpec) -> Preprocessing:

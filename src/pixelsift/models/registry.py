@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from pixelsift.errors import UnknownModelError, UsageError
 from pixelsift.models import catalog
-from pixelsift.models.records import ClassifierSpec, DetectorSpec, ModelSpec, TextImageSpec
+from pixelsift.models.records import ClassifierSpec, DetectorSpec, ModelSpec, SegmenterSpec, TextImageSpec
 
 _REGISTRY: dict[str, ModelSpec] = {}
 _dynamic: list[tuple[str, Callable[[str], ModelSpec]]] = []  # (prefix, factory) e.g. ("timm/", ...)
@@ -149,9 +149,15 @@ _Spec = TypeVar("_Spec", bound=ModelSpec)
 _PURPOSE = {
     ClassifierSpec: "an image classifier",
     DetectorSpec: "a detector",
+    SegmenterSpec: "an instance segmenter",
     TextImageSpec: "a text-image model",
 }
-_LISTING = {ClassifierSpec: "classify", DetectorSpec: "detect", TextImageSpec: "text-image"}
+_LISTING = {
+    ClassifierSpec: "classify",
+    DetectorSpec: "detect",
+    SegmenterSpec: "segment",
+    TextImageSpec: "text-image",
+}
 
 
 def get_spec_of(name: str, kind: type[_Spec], needed_for: str = "this") -> _Spec:

@@ -2,7 +2,10 @@
 
 pixelsift does the same for every detector: letterboxing in the decoding threads (exactly ultralytics'
 arithmetic), the network through `ModelRunner` (device, precision, channels-last), per-class NMS,
-boxes mapped back to the photo.
+boxes mapped back to the photo. A -seg model's masks are assembled as ultralytics does (each object's
+32 coefficients times the prototype masks, upsampled to the input, cropped to its box), then the
+letterbox padding is cut off: the masks stay at the network's input resolution
+(`pixelsift.detect.masks.Masks`).
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ import numpy as np
 from pixelsift.core.boxes import nms
 from pixelsift.detect.detections import Detections
 from pixelsift.detect.detector import Detector
+from pixelsift.detect.masks import Masks
 from pixelsift.models.families.yolo import DEFAULT_IMGSZ, import_ultralytics
-from pixelsift.models.records import DetectorSpec
+from pixelsift.models.records import DetectorSpec, SegmenterSpec
 from pixelsift.models.weights import load_network
 from pixelsift.runtime.options import RunOptions
 from pixelsift.runtime.torch_runner import ModelRunner
 
 MAX_NMS = 30000  # candidate boxes NMS looks at, as ultralytics
+MASK_CHUNK = 32  # masks upsampled at once: bounds the float buffer at 32 x the input size
 
 
 class YoloDetector(Detector):
@@ -47,10 +52,10 @@ class YoloDetector(Detector):
         # one square size.
         return letterbox(np.asarray(image), self.imgsz, self.stride, rect=not batched)
 
-    def infer(self, pixels: np.ndarray) -> list[np.ndarray]:
+    def infer(self, pixels: np.ndarray) -> list[Any]:
         return list(self.runner(pixels)[0])
 
-    def postprocess(self, raw: np.ndarray, meta: Any, size: tuple[int, int]) -> Detections:
+    def postprocess(self, raw: Any, meta: Any, size: tuple[int, int]) -> Detections:
         return decode_predictions(
             raw, meta, self.conf, self.iou, self.max_det, self.categories, self.agnostic
         )
@@ -78,12 +83,68 @@ def letterbox(arr: np.ndarray, imgsz: int, stride: int, rect: bool) -> tuple[np.
     return pixels, (new_w / width, new_h / height, left, top)
 
 
-def decode_predictions(
-    raw: np.ndarray, meta: Any, conf: float, iou: float, max_det: int, categories: Any, agnostic: bool = False
-) -> Detections:
-    """One image's YOLO output (4 + classes, anchors): centre-size boxes and class scores ->
-    best class per box above `conf` -> per-class NMS -> boxes in the letterboxed image's source pixels."""
-    gain_x, gain_y, left, top = meta
+class YoloSegmenter(YoloDetector):
+    """A YOLO -seg model: the detector's boxes, and each kept object's mask from the prototypes."""
+
+    def prepare(self, image: Any, batched: bool) -> tuple[np.ndarray, Any]:
+        pixels, meta = super().prepare(image, batched)
+        return pixels, (*meta, pixels.shape[1], pixels.shape[2])  # + the input's height and width
+
+    def infer(self, pixels: np.ndarray) -> list[Any]:
+        predictions, protos = self.runner(pixels)
+        return list(zip(predictions, protos, strict=True))
+
+    def postprocess(self, raw: Any, meta: Any, size: tuple[int, int]) -> Detections:
+        predictions, protos = raw
+        gain_x, gain_y, left, top, in_h, in_w = meta
+        n_classes = len(self.categories)
+        kept, class_ids, scores, boxes = select_predictions(
+            predictions[: 4 + n_classes], self.conf, self.iou, self.max_det, self.agnostic
+        )
+        coefficients = predictions[4 + n_classes :, kept].T
+        width, height = size
+        new_w, new_h = max(round(width * gain_x), 1), max(round(height * gain_y), 1)
+        data = assemble_masks(protos, coefficients, boxes, (in_h, in_w))[
+            :, top : top + new_h, left : left + new_w
+        ]
+        offset = np.array([left, top, left, top], np.float32)
+        gain = np.array([gain_x, gain_y, gain_x, gain_y], np.float32)
+        return Detections.from_arrays(
+            (boxes - offset) / gain, scores, class_ids, self.categories, Masks(data, (width, height))
+        )
+
+
+def assemble_masks(
+    protos: np.ndarray, coefficients: np.ndarray, boxes: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
+    """ultralytics' `process_mask(..., upsample=True)`: coefficients (n, k) times prototypes (k, h, w),
+    bilinearly upsampled to the input `shape` (height, width), > 0 inside each box (input pixels)."""
+    import torch
+    import torch.nn.functional as F
+
+    height, width = int(shape[0]), int(shape[1])
+    out = np.zeros((len(coefficients), height, width), dtype=bool)
+    k, mh, mw = protos.shape
+    flat = torch.from_numpy(np.ascontiguousarray(protos, dtype=np.float32)).view(k, -1)
+    columns = torch.arange(width, dtype=torch.float32)[None, None, :]
+    rows = torch.arange(height, dtype=torch.float32)[None, :, None]
+    for start in range(0, len(coefficients), MASK_CHUNK):
+        part = torch.from_numpy(np.ascontiguousarray(coefficients[start : start + MASK_CHUNK], np.float32))
+        logits = (part @ flat).view(-1, mh, mw)
+        logits = F.interpolate(logits[None], (height, width), mode="bilinear")[0]
+        box = torch.from_numpy(np.ascontiguousarray(boxes[start : start + MASK_CHUNK], np.float32))
+        x1, y1, x2, y2 = (box[:, i, None, None] for i in range(4))
+        inside = (columns >= x1) & (columns < x2) & (rows >= y1) & (rows < y2)
+        out[start : start + len(part)] = ((logits > 0) & inside).numpy()
+    return out
+
+
+def select_predictions(
+    raw: np.ndarray, conf: float, iou: float, max_det: int, agnostic: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One image's YOLO output (4 + classes, anchors): centre-size boxes and class scores -> best class
+    per box above `conf` -> per-class NMS. Returns the kept anchors, their class ids, scores and
+    corner boxes in the network input's pixels, best first."""
     # Reduce over classes along contiguous rows first; only candidates above `conf` go further.
     keep = np.flatnonzero(raw[4:].max(axis=0) > conf)
     class_ids = raw[4:, keep].argmax(axis=0)
@@ -96,9 +157,37 @@ def decode_predictions(
     boxes[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
     boxes[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
     kept = nms(boxes, scores, class_ids, iou, max_det, agnostic)
+    return keep[kept], class_ids[kept], scores[kept], boxes[kept]
+
+
+def decode_predictions(
+    raw: np.ndarray, meta: Any, conf: float, iou: float, max_det: int, categories: Any, agnostic: bool = False
+) -> Detections:
+    """One image's YOLO output (4 + classes, anchors) -> `select_predictions` -> boxes in the
+    letterboxed image's source pixels."""
+    gain_x, gain_y, left, top = meta
+    _, class_ids, scores, boxes = select_predictions(raw, conf, iou, max_det, agnostic)
     offset = np.array([left, top, left, top], np.float32)
     gain = np.array([gain_x, gain_y, gain_x, gain_y], np.float32)
-    return Detections.from_arrays((boxes[kept] - offset) / gain, scores[kept], class_ids[kept], categories)
+    return Detections.from_arrays((boxes - offset) / gain, scores, class_ids, categories)
+
+
+def predictions_and_protos(network: Any) -> Any:
+    """A -seg network with two outputs for the runner: in eval mode ultralytics' Segment head returns
+    ((predictions with mask coefficients, prototype masks), raw feature maps)."""
+    from torch import nn
+
+    class PredictionsAndProtos(nn.Module):
+        def __init__(self, net: nn.Module):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: Any) -> Any:
+            out = self.net(x)
+            predictions, protos = out[0] if isinstance(out[0], tuple | list) else out
+            return predictions, protos
+
+    return PredictionsAndProtos(network)
 
 
 def predictions_only(network: Any) -> Any:
@@ -130,7 +219,8 @@ def load(
     network.fuse(verbose=False)  # ultralytics folds BatchNorm into its Conv blocks itself
     stride = max(int(network.stride.max()), 32)
     # torch.fx cannot trace the Detect head, and the BatchNorms are already folded.
-    runner = ModelRunner(predictions_only(network), run_options, fold_bn=False)
-    return YoloDetector(
-        spec, runner, imgsz or DEFAULT_IMGSZ, stride, conf=conf, iou=iou, run_options=run_options
-    )
+    segments = isinstance(spec, SegmenterSpec)
+    wrapped = predictions_and_protos(network) if segments else predictions_only(network)
+    runner = ModelRunner(wrapped, run_options, fold_bn=False)
+    kind = YoloSegmenter if segments else YoloDetector
+    return kind(spec, runner, imgsz or DEFAULT_IMGSZ, stride, conf=conf, iou=iou, run_options=run_options)

@@ -1,4 +1,5 @@
-"""torchvision's COCO detector records (Faster R-CNN, RetinaNet, FCOS, SSD), read from their weights records.
+"""torchvision's COCO detector records (Faster R-CNN, RetinaNet, FCOS, SSD) and instance segmenters
+(Mask R-CNN), read from their weights records.
 
 Download URL, hash prefix, class names and published box mAP come from torchvision's `WeightsEnum`
 entry; weights go through pixelsift's verified cache like every other torchvision model.
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pixelsift.models.families.torchvision_common import default_weights, weights_file
-from pixelsift.models.records import DetectorSpec
+from pixelsift.models.records import DetectorSpec, SegmenterSpec
 from pixelsift.models.registry import register
 
 # name -> the shorter side the network resizes photos to (its GeneralizedRCNNTransform / SSD size);
@@ -26,6 +27,10 @@ DETECTORS: dict[str, int] = {
     "ssdlite320_mobilenet_v3_large": 320,
     "ssd300_vgg16": 300,
 }
+SEGMENTERS: dict[str, int] = {
+    "maskrcnn_resnet50_fpn": 800,
+    "maskrcnn_resnet50_fpn_v2": 800,
+}
 
 
 def _builder(name: str) -> Any:
@@ -40,7 +45,21 @@ def _builder(name: str) -> Any:
 def spec_from_weights(name: str, input_size: int) -> DetectorSpec:
     weights = default_weights(name)
     meta = weights.meta
-    return DetectorSpec(
+    if name in SEGMENTERS:
+        metrics = meta["_metrics"]["COCO-val2017"]
+        return SegmenterSpec(
+            **_common_fields(name, input_size, weights),
+            mask_map=metrics["mask_map"],
+            # outlines (polygons) and mask resizing use OpenCV
+            requires=("cv2",),
+            install="pixelsift[opencv]",
+        )
+    return DetectorSpec(**_common_fields(name, input_size, weights))
+
+
+def _common_fields(name: str, input_size: int, weights: Any) -> dict[str, Any]:
+    meta = weights.meta
+    return dict(
         name=name,
         backend="torchvision",
         source="torchvision",
@@ -58,5 +77,5 @@ def spec_from_weights(name: str, input_size: int) -> DetectorSpec:
 
 
 def register_models() -> None:
-    for name, input_size in DETECTORS.items():
+    for name, input_size in {**DETECTORS, **SEGMENTERS}.items():
         register(spec_from_weights(name, input_size))

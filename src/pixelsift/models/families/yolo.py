@@ -1,4 +1,5 @@
-"""ultralytics YOLO records (YOLOv8, YOLO11, YOLO26): architectures, COCO weights, safe checkpoint reading.
+"""ultralytics YOLO records (YOLOv8, YOLO11, YOLO26, and the -seg instance segmenters): architectures,
+COCO weights, safe checkpoint reading.
 
 ultralytics (AGPL-3.0, the optional extra `pixelsift[yolo]`) supplies the network definitions and the
 official COCO weights; `pixelsift.detect.backends.yolo` runs them.
@@ -23,7 +24,7 @@ from typing import Any
 from pixelsift.core.optional import optional_import
 from pixelsift.errors import WeightsInvalidError
 from pixelsift.models.categories import coco80
-from pixelsift.models.records import DetectorSpec, WeightsFile
+from pixelsift.models.records import DetectorSpec, SegmenterSpec, WeightsFile
 from pixelsift.models.registry import register
 from pixelsift.models.weights import is_safetensors, read_state_dict
 
@@ -50,6 +51,19 @@ VARIANTS: dict[str, tuple[float, float]] = {
     "yolo26m": (53.1, 20.4),
     "yolo26l": (55.0, 24.8),
     "yolo26x": (57.5, 55.7),
+}
+# name -> (COCO val2017 box mAP50-95, mask mAP50-95, parameters in millions), ultralytics' tables.
+SEG_VARIANTS: dict[str, tuple[float, float, float]] = {
+    "yolov8n-seg": (36.7, 30.5, 3.4),
+    "yolov8s-seg": (44.6, 36.8, 11.8),
+    "yolov8m-seg": (49.9, 40.8, 27.3),
+    "yolov8l-seg": (52.3, 42.6, 46.0),
+    "yolov8x-seg": (53.4, 43.4, 71.8),
+    "yolo11n-seg": (38.9, 32.0, 2.9),
+    "yolo11s-seg": (46.6, 37.8, 10.1),
+    "yolo11m-seg": (51.5, 41.5, 22.4),
+    "yolo11l-seg": (53.4, 42.9, 27.6),
+    "yolo11x-seg": (54.7, 43.8, 62.1),
 }
 
 # pixelsift uses ultralytics' model code only: its online features (version checks, hub, analytics,
@@ -90,9 +104,10 @@ def _restore_pillow_open() -> None:
 def build_network(name: str) -> Any:
     """The architecture from ultralytics' `<name>.yaml`, 80 COCO classes, random weights."""
     import_ultralytics()
-    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.nn.tasks import DetectionModel, SegmentationModel
 
-    return DetectionModel(f"{name}.yaml", nc=80, verbose=False)
+    model_class = SegmentationModel if name in SEG_VARIANTS else DetectionModel
+    return model_class(f"{name}.yaml", nc=80, verbose=False)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -175,12 +190,22 @@ def display_name(name: str) -> str:
 
 
 def make_spec(name: str) -> DetectorSpec:
+    if name in SEG_VARIANTS:
+        coco_map, mask_map, params = SEG_VARIANTS[name]
+        return SegmenterSpec(
+            **_common_fields(name, coco_map, f"instance segmentation, {params} M parameters"),
+            mask_map=mask_map,
+        )
     coco_map, params = VARIANTS[name]
-    return DetectorSpec(
+    return DetectorSpec(**_common_fields(name, coco_map, f"{params} M parameters"))
+
+
+def _common_fields(name: str, coco_map: float, what: str) -> dict[str, Any]:
+    return dict(
         name=name,
         backend="ultralytics",
         source="ultralytics",
-        description=f"ultralytics {display_name(name)}, COCO (80 classes), {params} M parameters",
+        description=f"ultralytics {display_name(name)}, COCO (80 classes), {what}",
         licence=LICENCE,
         weights=WeightsFile(filename=f"{name}.pt", url=f"{RELEASE_URL}/{name}.pt"),
         categories=coco80(),
@@ -195,5 +220,5 @@ def make_spec(name: str) -> DetectorSpec:
 
 
 def register_models() -> None:
-    for name in VARIANTS:
+    for name in (*VARIANTS, *SEG_VARIANTS):
         register(make_spec(name))

@@ -1,0 +1,315 @@
+"""Instance segmentation end to end.
+
+Real mask logic runs on generated photos whose true masks are known, through pixelsift's YOLO-seg path
+with a fixed network whose answer is known (`helpers.colour_segmenter`): decode, letterbox, network,
+selection, masks assembled from prototypes, padding cut, scaling back to the photo, RLE. Mask R-CNN
+and YOLO-seg themselves are built with random weights and checked for shapes, and against torchvision's
+and ultralytics' own mask post-processing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as coco_mask
+
+import pixelsift
+from helpers import colour_segmenter, pixelsift_home, shapes_photo
+from pixelsift.cli import main
+from pixelsift.detect import load_segmenter
+from pixelsift.detect.masks import mask_iou, rle_decode
+
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("ultralytics") is None or importlib.util.find_spec("cv2") is None,
+        reason="needs pip install 'pixelsift[yolo]'",
+    ),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),  # pycocotools' decode under numpy 2
+]
+
+
+@pytest.fixture(scope="module")
+def segmenter():  # type: ignore[no-untyped-def]
+    return colour_segmenter()
+
+
+def check_masks(result, truth: dict[str, np.ndarray]) -> None:  # type: ignore[no-untyped-def]
+    dets = result.detections
+    assert sorted(dets.class_names) == sorted(truth)
+    assert dets.masks.size == (result.width, result.height)
+    for index, name in enumerate(dets.class_names):
+        assert mask_iou(dets.masks.mask(index), truth[name]) >= 0.8
+        rle = dets.to_list()[index]["rle"]
+        decoded = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+        assert mask_iou(decoded.astype(bool), truth[name]) >= 0.8
+        assert float(dets.areas()[index]) == pytest.approx(truth[name].mean(), abs=0.01)
+
+
+def test_known_shapes_come_back_as_their_masks(segmenter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    photo, truth = shapes_photo(900, 600)
+    path = tmp_path / "shapes.png"
+    photo.save(path)
+    (result,) = segmenter.iter_detect([path])
+    check_masks(result, truth)
+
+
+def test_masks_scale_back_from_a_reduced_decode_of_a_big_jpeg(segmenter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    photo, truth = shapes_photo(3200, 2400, seed=1)
+    path = tmp_path / "big.jpg"
+    photo.save(path, quality=95)
+    (result,) = segmenter.iter_detect([path])  # decoded in JPEG draft mode at 1/4
+    assert result.detections.masks.resolution[0] <= 640  # kept at the network's resolution
+    check_masks(result, truth)
+
+
+def test_letterbox_padding_is_cut_off_for_tall_photos(segmenter) -> None:  # type: ignore[no-untyped-def]
+    photo, truth = shapes_photo(500, 900, seed=2)
+    dets = segmenter.detect_image(photo)
+    assert dets.masks is not None
+    for index, name in enumerate(dets.class_names):
+        assert mask_iou(dets.masks.mask(index), truth[name]) >= 0.8
+
+
+def test_a_class_filter_keeps_the_masks_of_the_objects_it_keeps(segmenter) -> None:  # type: ignore[no-untyped-def]
+    photo, truth = shapes_photo(600, 400)
+    dets = segmenter.detect_image(photo, classes=["dog"])
+    assert dets.class_names == ["dog"]
+    assert dets.masks is not None and mask_iou(dets.masks.mask(0), truth["dog"]) >= 0.8
+
+
+# Random-weight Mask R-CNN and YOLO-seg through the registry ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def random_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A PIXELSIFT_HOME holding random weights for maskrcnn_resnet50_fpn and yolov8n-seg (`models add`)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from pixelsift.models.registry import get_model_spec
+
+    with pixelsift_home(tmp_path_factory.mktemp("seg-home")) as home:
+        for name in ("maskrcnn_resnet50_fpn", "yolov8n-seg"):
+            torch.manual_seed(0)
+            network = get_model_spec(name).build()
+            if name.startswith("yolo"):  # every anchor sees a car, so YOLO reports objects
+                with torch.no_grad():
+                    for branch in network.model[-1].cv3:
+                        branch[-1].bias.fill_(-12.0)
+                        branch[-1].bias[2] = 4.0
+            path = home / f"{name}.safetensors"
+            save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(path))
+            assert main(["models", "add", name, str(path)]) == 0
+        yield home
+
+
+@pytest.mark.parametrize("name", ["yolov8n-seg", "maskrcnn_resnet50_fpn"])
+def test_random_weight_segmenters_build_and_run_with_the_right_shapes(random_home: Path, name: str) -> None:
+    photo = Image.new("RGB", (320, 240), (120, 100, 90))
+    photo.paste((200, 30, 30), (60, 40, 200, 180))
+    segmenter = load_segmenter(name, conf=0.01)
+    dets = segmenter.detect_image(photo)
+    assert len(dets) > 0 and dets.masks is not None
+    assert len(dets.masks) == len(dets)
+    assert dets.masks.size == (320, 240)
+    assert dets.masks.data.dtype == bool and dets.masks.data.ndim == 3
+    assert dets.masks.full().shape == (len(dets), 240, 320)
+    assert all(0.0 <= a <= 1.0 for a in dets.areas())
+    # a mask never leaves its box by more than the resampling's pixel
+    for index, mask in enumerate(dets.masks.iter_full()):
+        ys, xs = np.nonzero(mask)
+        if len(xs):
+            x1, y1, x2, y2 = dets.boxes[index]
+            assert xs.min() >= x1 - 2 and xs.max() <= x2 + 2 and ys.min() >= y1 - 2 and ys.max() <= y2 + 2
+
+
+def test_mask_rcnn_masks_are_torchvisions_own(random_home: Path) -> None:
+    """pixelsift pastes only the kept objects' masks, at the size the network saw the photo: on a photo
+    the network does not resize, that must be exactly what torchvision's own forward returns."""
+    import torch
+
+    segmenter = load_segmenter("maskrcnn_resnet50_fpn", conf=0.05, iou=1.0)
+    network = segmenter.runner.network.net  # torchvision's MaskRCNN inside pixelsift's output adapter
+    network.transform.min_size = (400,)  # a smaller photo the network keeps at its size: a faster test
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 255, (400, 500, 3), dtype=np.uint8))
+    ours = segmenter.detect_image(photo)
+    with torch.no_grad():
+        (theirs,) = network([segmenter.transform(photo)])
+    assert len(ours) > 0 and ours.masks is not None
+    their_boxes = theirs["boxes"].numpy()
+    for index in range(len(ours)):
+        match = int(np.abs(their_boxes - ours.boxes[index]).sum(axis=1).argmin())
+        assert np.allclose(their_boxes[match], ours.boxes[index], atol=1e-3)
+        assert (ours.masks.data[index] == (theirs["masks"][match, 0].numpy() > 0.5)).all()
+
+
+def test_yolo_masks_are_ultralytics_own() -> None:
+    import torch
+    from ultralytics.utils import ops
+
+    from pixelsift.detect.backends.yolo import assemble_masks
+
+    rng = np.random.default_rng(0)
+    protos = rng.normal(size=(32, 96, 160)).astype(np.float32)
+    coefficients = rng.normal(size=(40, 32)).astype(np.float32)
+    corners = rng.uniform(0, 600, size=(40, 2, 2)).astype(np.float32)
+    boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
+    ours = assemble_masks(protos, coefficients, boxes, (384, 640))
+    theirs = ops.process_mask(
+        torch.from_numpy(protos),
+        torch.from_numpy(coefficients),
+        torch.from_numpy(boxes),
+        (384, 640),
+        upsample=True,
+    )
+    assert (ours == theirs.numpy().astype(bool)).all()
+
+
+def test_the_public_api_gives_masks_and_a_dataframe_with_areas(random_home: Path, tmp_path: Path) -> None:
+    Image.new("RGB", (64, 48), (10, 200, 10)).save(tmp_path / "a.png")
+    (tmp_path / "b.jpg").write_bytes(b"not a photo")
+    results = list(pixelsift.segment(tmp_path, model="yolov8n-seg"))
+    assert [Path(r.path).name for r in results] == ["a.png", "b.jpg"]
+    assert results[1].error and not results[1].ok
+    frame = results[0].detections.to_pandas()
+    assert "area" in frame and len(frame) == len(results[0].detections.masks)
+
+
+# The command -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_segmenter(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """`pixelsift segment` run in this process with the colour segmenter as the loaded model."""
+    import pixelsift.detect as detect_package
+
+    loaded = colour_segmenter()
+    monkeypatch.setattr(detect_package, "load_segmenter", lambda *a, **k: loaded)
+    return loaded
+
+
+def photos(folder: Path) -> dict[str, dict[str, np.ndarray]]:
+    folder.mkdir()
+    truths = {}
+    for index, name in enumerate(["one.png", "two.png"]):
+        photo, truth = shapes_photo(480 + 40 * index, 320, seed=index)
+        photo.save(folder / name)
+        truths[name] = truth
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 truncated")  # between the two
+    return truths
+
+
+def test_cli_json_masks_and_annotated_copies(cli_segmenter, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    truths = photos(tmp_path / "in")
+    code = main(
+        [
+            "segment", str(tmp_path / "in"), "--format", "json",
+            "--save", str(tmp_path / "drawn"), "--masks", str(tmp_path / "masks"),
+        ]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1  # one input failed, the rest went on
+    assert "broken.jpg" in captured.err and "Traceback" not in captured.err
+    rows = json.loads(captured.out)
+    assert [Path(r["path"]).name for r in rows] == ["broken.jpg", "one.png", "two.png"]
+    for row in rows[1:]:
+        truth = truths[Path(row["path"]).name]
+        for obj in row["detections"]:
+            decoded = rle_decode(obj["rle"])
+            assert mask_iou(decoded, truth[obj["label"]]) >= 0.8
+            assert obj["polygons"] and len(obj["polygons"][0]) >= 6
+            assert obj["area"] == pytest.approx(truth[obj["label"]].mean(), abs=0.01)
+    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["one.png", "two.png"]
+    written = sorted(p.name for p in (tmp_path / "masks").iterdir())
+    assert written == ["one_01_dog.png", "one_02_car.png", "two_01_dog.png", "two_02_car.png"]
+    dog = np.asarray(Image.open(tmp_path / "masks" / "one_01_dog.png")) > 0
+    assert mask_iou(dog, truths["one.png"]["dog"]) >= 0.8
+
+
+def test_cli_label_images_and_csv(cli_segmenter, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    truths = photos(tmp_path / "in")
+    masks = tmp_path / "labels"
+    code = main(["segment", str(tmp_path / "in" / "one.png"), "--masks", str(masks), "--mask-style", "label",
+                 "--format", "csv"])  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].split(",")[-3:] == ["area", "rle", "error"]
+    labels = np.asarray(Image.open(masks / "one.png"))
+    first = out[1].split(",")
+    assert first[4] == "dog"  # object 1 in the output is pixel value 1
+    assert mask_iou(labels == 1, truths["one.png"]["dog"]) >= 0.8
+    assert mask_iou(labels == 2, truths["one.png"]["car"]) >= 0.8
+    assert mask_iou(rle_decode({"size": [320, 480], "counts": first[11]}), truths["one.png"]["dog"]) >= 0.8
+
+
+def test_cli_bad_usage_is_one_line_and_exit_code_2(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    (tmp_path / "file").write_text("x")
+    assert main(["segment", str(tmp_path / "a.png"), "-m", "resnet18"]) == 2
+    assert "pixelsift models --task segment" in capsys.readouterr().err
+    assert main(["segment", str(tmp_path / "a.png"), "--masks", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err
+    assert "--masks" in err and len(err.strip().splitlines()) == 1
+
+
+def test_without_weights_the_error_names_the_fetch_command(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PIXELSIFT_HOME", str(tmp_path / "empty-home"))
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    assert main(["segment", str(tmp_path / "a.png")]) != 0
+    err = capsys.readouterr().err
+    assert "pixelsift models fetch maskrcnn_resnet50_fpn_v2" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+MEMORY = r"""
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+from helpers import colour_segmenter
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+segmenter = colour_segmenter()
+list(segmenter.iter_detect([sys.argv[2]]))[0].detections.to_list()  # warm: one small photo, all outputs
+base = rss_mb()
+(result,) = segmenter.iter_detect([sys.argv[3]])
+objects = result.detections.to_list()  # RLE and polygons in the photo's 40 million pixels
+labels = result.detections.masks.label_image()
+masks = result.detections.masks
+print(json.dumps({"base": base, "peak": rss_mb(), "objects": len(objects), "size": masks.size,
+                  "resolution": masks.resolution, "labelled": int((labels > 0).sum())}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory read from Linux's rusage")
+def test_a_40_megapixel_photo_stays_within_bounded_memory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from PIL import ImageDraw
+
+    from helpers import REPO
+
+    big = Image.new("RGB", (8000, 5000), (120, 120, 120))
+    draw = ImageDraw.Draw(big)
+    draw.ellipse((1000, 1000, 3500, 3500), fill=(210, 40, 30))
+    draw.polygon([(6000, 500), (7500, 2000), (6000, 3500), (4500, 2000)], fill=(30, 50, 200))
+    big.save(tmp_path / "big.jpg", quality=90)
+    del big, draw
+    small, _ = shapes_photo(320, 240)
+    small.save(tmp_path / "small.png")
+    args = [str(REPO / "tests"), str(tmp_path / "small.png"), str(tmp_path / "big.jpg")]
+    done = subprocess.run([sys.executable, "-c", MEMORY, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["objects"] == 2 and out["size"] == [8000, 5000]
+    assert out["resolution"][0] <= 640  # masks kept at the network's resolution, not 40 MB each
+    disc = np.pi * 1250**2
+    assert out["labelled"] == pytest.approx(disc + 2 * 1500**2, rel=0.03)
+    # 40 million pixels: one photo-sized mask at a time (40 MB) plus the label image (80 MB)
+    assert out["peak"] - out["base"] < 400, out
