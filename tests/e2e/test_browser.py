@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import write_image
@@ -59,13 +60,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = base / "index.db"
     with PhotoIndex(db) as index:
         index.update(photos, detector="none")
+    yield from serve(db)
+
+
+def serve(db: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`pixelsift serve --db DB` on a free port until the fixture ends; its URL."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "pixelsift", "serve", "--db", str(db), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=os.environ.copy(),
+        env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -288,3 +294,79 @@ def test_phone_width_has_no_horizontal_scroll_and_is_keyboard_usable(server: str
     assert "coffee.png" in (page.get_attribute("#search-grid li button", "aria-label") or "")
     page.screenshot(path=str(ARTIFACTS / "web-phone.png"))
     page.close()
+
+
+# The server's segmenter is the tests' colour segmenter (red -> dog, blue -> car): the page's shapes
+# can then be checked against known masks. It is put in place before pixelsift starts.
+SEGMENTER_SITE = """
+import sys
+sys.path.insert(0, {tests!r})
+import pixelsift.detect as package
+import pixelsift.detect.api as api
+from helpers import colour_segmenter
+_loaded = []
+def load_segmenter(model=None, run_options=None, conf=0.25, iou=0.45, **kwargs):
+    if not _loaded:
+        _loaded.append(colour_segmenter())
+    return _loaded[0]
+package.load_segmenter = api.load_segmenter = load_segmenter
+api.default_segmenter_name = lambda: "yolov8n-seg"
+"""
+
+
+@pytest.fixture(scope="module")
+def shapes_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if importlib.util.find_spec("ultralytics") is None or importlib.util.find_spec("cv2") is None:
+        pytest.skip("the YOLO-seg path needs pip install 'pixelsift[yolo]'")
+    base = tmp_path_factory.mktemp("shapes")
+    site = base / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SEGMENTER_SITE.format(tests=str(REPO / "tests")))
+    photos = base / "photos"
+    photos.mkdir()
+    write_image(photos / "red.jpg", size=(160, 120))
+    db = base / "index.db"
+    with PhotoIndex(db) as index:
+        index.update(photos, detector="none")
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    yield from serve(db, {"PYTHONPATH": path})
+
+
+def test_the_shapes_toggle_draws_each_objects_outline_and_fill(
+    shapes_server: str, browser: object, tmp_path: Path
+) -> None:
+    from helpers import shapes_photo
+
+    photo, truth = shapes_photo(480, 320)
+    photo.save(tmp_path / "shapes.png")
+    page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
+    page.goto(shapes_server)
+    page.wait_for_selector("#model-select option[value=efficientnet_lite0]", state="attached")
+    assert page.is_enabled("#shapes-toggle"), "a server with a segmenter offers shapes"
+    page.check("#shapes-toggle")
+    with page.expect_response(lambda r: "/api/segment" in r.url) as answer:
+        page.set_input_files("#file-input", str(tmp_path / "shapes.png"))
+    assert answer.value.status == 200
+    page.wait_for_function("document.querySelector('#preview-canvas').dataset.shapes === '2'")
+    objects = page.inner_text("#objects-list")
+    assert "dog" in objects and "car" in objects and "% of the photo" in objects, objects
+    # the canvas: the red disc's middle is tinted with its class colour, the background is not
+    pixels = page.evaluate(
+        """() => {
+        const canvas = document.querySelector('#preview-canvas');
+        const ctx = canvas.getContext('2d');
+        const at = (x, y) => Array.from(ctx.getImageData(x, y, 1, 1).data.slice(0, 3));
+        return {disc: at(144, 176), background: at(20, 300)};
+    }"""
+    )
+    ys, xs = np.nonzero(truth["dog"])
+    assert (int(xs.mean()), int(ys.mean())) == (144, 176)
+    original = np.asarray(photo)
+    assert np.abs(np.array(pixels["disc"]) - original[176, 144].astype(int)).max() > 20, pixels
+    assert np.abs(np.array(pixels["background"]) - original[300, 20].astype(int)).max() <= 2, pixels
+    page.uncheck("#shapes-toggle")  # back to boxes: the photo is looked at again, without shapes
+    page.wait_for_function("document.querySelector('#preview-canvas').dataset.shapes === '0'")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.check("#shapes-toggle")
+    page.wait_for_function("document.querySelector('#preview-canvas').dataset.shapes === '2'")
+    page.screenshot(path=str(ARTIFACTS / "web-shapes.png"), full_page=True)

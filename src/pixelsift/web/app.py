@@ -170,6 +170,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
     app.state.config = config
     app.state.inference_lock = threading.Lock()  # one network at a time: they use every core anyway
     app.state.detectors = {}  # detector name (None: the default) -> loaded detector
+    app.state.segmenters = {}  # the same for instance segmenters
     app.state.explainers = {}  # (model, method) -> loaded Explainer
 
     if config.cors_origins:

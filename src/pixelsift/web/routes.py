@@ -11,7 +11,7 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
-from pixelsift.detect import draw_detections, load_detector
+from pixelsift.detect import draw_detections, load_detector, load_segmenter
 from pixelsift.detect.api import default_model_names, runnable_problem
 from pixelsift.errors import ApiError, DetectorUnavailableError, PixelsiftError, short_reason
 from pixelsift.library.duplicates import NEAR_THRESHOLD
@@ -147,36 +147,74 @@ def add_routes(app: FastAPI) -> None:
         """Objects in one uploaded photo: one element of `pixelsift detect --format json`, plus the
         detector's name and the summary line ("1 person, 2 cars")."""
         config = _config(request)
-        image = read_upload(file, config)
-        if model is not None:
-            get_model_spec(model)  # registry names only: a client never makes the server open a path
-        elif config.detector == NO_DETECTION:
+        if model is None and config.detector == NO_DETECTION:
             raise DetectorUnavailableError(
                 "this server runs without object detection (`pixelsift serve --detector none`): name a "
                 "detector with model=NAME, or start it without --detector none"
             )
-        name = model or config.detector
-        detectors = request.app.state.detectors
-        with request.app.state.inference_lock:
-            detector = detectors.get(name)
-            if detector is None:  # load each detector once; later requests reuse it
-                detector = load_detector(name, config.run_options, conf=conf)  # fails as a 503
-                detectors[name] = detector
-            detector.conf = conf  # read at post-processing time, so one loaded detector serves every conf
-            detector.agnostic = bool(agnostic_nms)
-            try:
-                result = detector.detect_result(image, path=file.filename or "upload")
-            except PixelsiftError:
-                raise
-            except Exception as exc:  # the backend's own failure: a JSON 503 with the reason, never a 500
-                log.exception("detector %s failed on an upload", detector.name)
-                raise DetectorUnavailableError(
-                    f"detector {detector.name} failed: {short_reason(exc)}"
-                ) from exc
-        if annotated:
-            assert result.detections is not None
-            return Response(jpeg_bytes(draw_detections(image, result.detections)), media_type="image/jpeg")
-        return {"model": detector.name, "summary": result.summary(), **result.to_dict()}
+        return _run_detector(request, file, model or config.detector, conf, annotated, agnostic_nms, False)
+
+    @app.post(
+        "/api/segment",
+        tags=["detect"],
+        responses={
+            200: {"content": {"application/json": {}, "image/jpeg": {}}},
+            **errors(400, 413, 415, 503),
+        },
+    )
+    def segment_upload(
+        request: Request,
+        file: Annotated[UploadFile, File(description="the photo")],
+        model: Annotated[
+            str | None, Query(description="instance segmenter (default: the best whose weights are here)")
+        ] = None,
+        conf: Annotated[float, Query(ge=0.0, le=1.0, description="minimum score")] = 0.25,
+        annotated: Annotated[int, Query(ge=0, le=1, description="1: return the annotated JPEG")] = 0,
+        agnostic_nms: Annotated[
+            int, Query(ge=0, le=1, description="1: objects of different classes suppress each other")
+        ] = 0,
+    ) -> Any:
+        """The objects in one uploaded photo and their shapes: one element of `pixelsift segment --format
+        json` (each object with its area, polygons and COCO RLE mask), plus the segmenter's name and the
+        summary line. A 503 names the fetch command when no segmenter's weights are on the server."""
+        return _run_detector(request, file, model, conf, annotated, agnostic_nms, True)
+
+
+def _run_detector(
+    request: Request,
+    file: UploadFile,
+    model: str | None,
+    conf: float,
+    annotated: int,
+    agnostic_nms: int,
+    shapes: bool,
+) -> Any:
+    """One uploaded photo through a detector (or, `shapes`, an instance segmenter), each loaded once
+    per server and model and reused: the JSON of the CLI's one file, or the annotated JPEG."""
+    config = _config(request)
+    image = read_upload(file, config)
+    if model is not None:
+        get_model_spec(model)  # registry names only: a client never makes the server open a path
+    loaded = request.app.state.segmenters if shapes else request.app.state.detectors
+    with request.app.state.inference_lock:
+        detector = loaded.get(model)
+        if detector is None:  # load each model once; later requests reuse it
+            load = load_segmenter if shapes else load_detector
+            detector = load(model, config.run_options, conf=conf)  # fails as a 503
+            loaded[model] = detector
+        detector.conf = conf  # read at post-processing time, so one loaded detector serves every conf
+        detector.agnostic = bool(agnostic_nms)
+        try:
+            result = detector.detect_result(image, path=file.filename or "upload")
+        except PixelsiftError:
+            raise
+        except Exception as exc:  # the backend's own failure: a JSON 503 with the reason, never a 500
+            log.exception("detector %s failed on an upload", detector.name)
+            raise DetectorUnavailableError(f"detector {detector.name} failed: {short_reason(exc)}") from exc
+    if annotated:
+        assert result.detections is not None
+        return Response(jpeg_bytes(draw_detections(image, result.detections)), media_type="image/jpeg")
+    return {"model": detector.name, "summary": result.summary(), **result.to_dict()}
 
 
 class LibraryStats(BaseModel):

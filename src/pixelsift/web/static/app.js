@@ -35,6 +35,8 @@ function loadImage(src) {
 
 // Draw the photo and its boxes; boxes are in the photo's pixel coordinates. Boxes first, then labels,
 // best score first, each moved down until it covers no label already placed and stays in the image.
+// An object with a shape (from /api/segment: "polygons") gets a translucent fill and its outline
+// instead of a box.
 function drawDetections(canvas, img, detections) {
   canvas.width = img.naturalWidth;
   canvas.height = img.naturalHeight;
@@ -44,11 +46,27 @@ function drawDetections(canvas, img, detections) {
   ctx.font = `${Math.max(12, line * 6)}px system-ui, sans-serif`;
   const ordered = [...(detections || [])].sort((a, b) => b.score - a.score);
   ctx.lineWidth = line;
-  for (const det of ordered) {
+  let shapes = 0;
+  for (const det of [...ordered].reverse()) { // the best object is drawn last, on top
     const [x1, y1, x2, y2] = det.box;
     ctx.strokeStyle = colourFor(det.label);
-    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    if (!det.polygons) {
+      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      continue;
+    }
+    for (const polygon of det.polygons) {
+      ctx.beginPath();
+      for (let i = 0; i < polygon.length; i += 2) ctx[i ? "lineTo" : "moveTo"](polygon[i], polygon[i + 1]);
+      ctx.closePath();
+      ctx.fillStyle = colourFor(det.label);
+      ctx.globalAlpha = 0.4;
+      ctx.fill();
+      ctx.globalAlpha = 1;
+      ctx.stroke();
+      shapes += 1;
+    }
   }
+  canvas.dataset.shapes = String(shapes); // how many outlines were drawn (the browser test reads it)
   const height = parseInt(ctx.font, 10) + 4;
   const placed = [];
   const overlaps = (r) => placed.some((p) => r.x < p.x + p.w && p.x < r.x + r.w && r.y < p.y + p.h && p.y < r.y + r.h);
@@ -92,6 +110,14 @@ async function loadModels() {
       toggle.checked = false;
       toggle.disabled = true;
       toggle.parentElement.title = "this server runs without object detection";
+    }
+    // no instance segmenter's weights on the server: say how to get one
+    if (!models.some((m) => m.task === "segment" && m.default && m.usable)) {
+      const toggle = $("#shapes-toggle");
+      toggle.checked = false;
+      toggle.disabled = true;
+      toggle.parentElement.title =
+        "no instance segmenter's weights on this server: `pixelsift models fetch maskrcnn_resnet50_fpn_v2`, then restart it";
     }
   } catch (err) {
     setStatus($("#upload-status"), `Could not list models: ${err.message}`, true);
@@ -156,13 +182,14 @@ async function analyse(file) {
     let detections = [];
     let objects = "";
     let detectNote = "";
-    if ($("#detect-toggle").checked) {
+    const shapes = $("#shapes-toggle").checked;
+    if (shapes || $("#detect-toggle").checked) {
       try {
-        const found = await api("/api/detect", { method: "POST", body: form() });
+        const found = await api(shapes ? "/api/segment" : "/api/detect", { method: "POST", body: form() });
         detections = found.detections;
         objects = found.summary;
       } catch (err) {
-        detectNote = ` Detection unavailable: ${err.message}`;
+        detectNote = ` ${shapes ? "Shapes" : "Detection"} unavailable: ${err.message}`;
       }
     }
     const url = URL.createObjectURL(file);
@@ -187,7 +214,8 @@ async function analyse(file) {
     }));
     $("#objects-list").replaceChildren(...detections.map((d) => {
       const item = document.createElement("li");
-      item.textContent = `${d.label} ${d.score.toFixed(2)}`;
+      const area = d.area === undefined ? "" : `, ${(d.area * 100).toFixed(1)}% of the photo`;
+      item.textContent = `${d.label} ${d.score.toFixed(2)}${area}`;
       return item;
     }));
     $("#upload-result").hidden = false;
@@ -495,6 +523,7 @@ function setUp() {
   const zone = $("#drop-zone");
   const input = $("#file-input");
   input.addEventListener("change", () => input.files.length && analyseMany(input.files));
+  $("#shapes-toggle").addEventListener("change", () => currentFile && analyse(currentFile));
   $("#explain-toggle").addEventListener("click", toggleExplanation);
   zone.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
