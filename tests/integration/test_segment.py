@@ -313,3 +313,31 @@ def test_a_40_megapixel_photo_stays_within_bounded_memory(tmp_path: Path) -> Non
     assert out["labelled"] == pytest.approx(disc + 2 * 1500**2, rel=0.03)
     # 40 million pixels: one photo-sized mask at a time (40 MB) plus the label image (80 MB)
     assert out["peak"] - out["base"] < 400, out
+
+
+def test_cli_video_frames_get_their_shapes_drawn_and_listed(cli_segmenter, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    frames = [shapes_photo(320, 240, seed=s)[0] for s in range(4)]
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 240))
+    for frame in frames:
+        writer.write(np.ascontiguousarray(np.asarray(frame)[..., ::-1]))
+    writer.release()
+    out = tmp_path / "out"
+    assert main(["segment", str(video), "--vid-stride", "2", "--save", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "1 dog, 1 car" in printed.out.splitlines()[0]
+    records = [json.loads(line) for line in (out / "clip.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == [0, 2]
+    _, truth = shapes_photo(320, 240)
+    dog = next(d for d in records[0]["detections"] if d["label"] == "dog")
+    assert mask_iou(rle_decode(dog["rle"]), truth["dog"]) >= 0.7  # through the video codec
+    capture = cv2.VideoCapture(str(out / "clip.mp4"))
+    ok, first = capture.read()
+    capture.release()
+    assert ok and first.shape == (240, 320, 3)
+    ys, xs = np.nonzero(truth["car"])
+    original = np.asarray(frames[0])[..., ::-1].astype(int)
+    inside = (int(ys.mean()), int(xs.mean()))
+    assert np.abs(first[inside].astype(int) - original[inside]).max() > 20  # the car is tinted
