@@ -257,14 +257,33 @@ def test_a_database_of_the_previous_schema_is_migrated_on_open(tmp_path: Path, s
     conn.close()
 
     index = PhotoIndex(path)
-    assert db.schema_version(index.conn) == db.SCHEMA_VERSION == 3
+    assert db.schema_version(index.conn) == db.SCHEMA_VERSION == 4
     columns = {r[1] for r in index.conn.execute("PRAGMA table_info(photos)")}
     assert "detector" in columns
+    assert "area" in {r[1] for r in index.conn.execute("PRAGMA table_info(detections)")}
     assert index.conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == 0
     assert index.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     results = index.search("cat")
     assert [r.relative_path for r in results] == ["chelsea.png"], "found from the stored top classes"
     assert results[0].matched[0].label == "tabby" and results[0].matched[0].raw == pytest.approx(0.9)
+
+
+def test_detections_of_a_version_3_index_keep_their_boxes_with_no_area(tmp_path: Path) -> None:
+    from pixelsift.library import schema as db
+
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    db.migrate(conn, target=3)  # before objects' own areas were stored
+    conn.execute(
+        "INSERT INTO photos (path, size, mtime_ns, sha256, status, indexed_at, width, height) "
+        "VALUES ('a.jpg', 1, 1, 'x', 'ok', 0, 100, 100)"
+    )
+    conn.execute("INSERT INTO detections VALUES (1, 'ssd', 'dog', 0.9, 0, 0, 50, 50)")
+    conn.close()
+    index = PhotoIndex(path)
+    assert db.schema_version(index.conn) == 4
+    (hit,) = index.store.matching_detections(["dog"])
+    assert hit.area == pytest.approx(0.25) and hit.mask_area is None and hit.fill == pytest.approx(0.25)
 
 
 def test_an_index_from_a_newer_pixelsift_or_another_sqlite_file_is_refused(tmp_path: Path) -> None:

@@ -36,6 +36,9 @@ class FakeDetections:
     class_ids: np.ndarray
     class_names: list[str]
 
+    def areas(self) -> None:  # a detector's objects: boxes only
+        return None
+
 
 class FakeDetector:
     """Sees a stop sign in red photos and a car in blue ones, in the top-left quarter."""
@@ -283,3 +286,67 @@ def test_a_labeler_on_another_backbone_gets_that_backbones_features(
             lab["label"]: lab["score"] for lab in index.photo(photo_id)["labels"] if lab["kind"] == "custom"
         }
         assert stored == pytest.approx(dict(zip(["yes", "no"], expected, strict=True)), rel=1e-4)
+
+
+class FakeSegmenter:
+    """Sees a cat wherever a photo is not plain grey: its box is that region's extent, its mask the
+    region (an ellipse inside the box: the object fills less of the photo than its box)."""
+
+    name = "fake-seg"
+
+    def detect_image(self, image: Any) -> Any:
+        from pixelsift.detect import Detections, Masks
+
+        arr = np.asarray(image.convert("RGB"), dtype=np.int16)
+        pictured = np.abs(arr - 128).max(axis=2) > 3
+        ys, xs = np.nonzero(pictured)
+        if not len(xs):
+            return Detections.empty()
+        x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        yy, xx = np.mgrid[0 : arr.shape[0], 0 : arr.shape[1]]
+        cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
+        mask = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
+        masks = Masks(mask[None], image.size)
+        return Detections([[x1, y1, x2, y2]], [0.9], [17], ["cat"], masks)
+
+
+def test_a_segmenters_areas_are_stored_and_close_up_puts_the_photos_it_fills_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, samples: Path
+) -> None:
+    """`index --segmenter`: each object's own area is stored, and "close-up of a cat" ranks by it."""
+    from PIL import Image
+
+    import pixelsift.detect
+
+    segmenter = FakeSegmenter()
+    monkeypatch.setattr(pixelsift.detect, "load_detector", lambda model=None, *a, **k: segmenter)
+    root = tmp_path / "photos"
+    root.mkdir()
+    cat = Image.open(samples / "chelsea.png").convert("RGB")
+    # the same cat at three sizes on a grey page; names sort the other way round from the sizes
+    for name, scale in (("a-small.png", 0.5), ("b-medium.png", 0.75), ("c-big.png", 1.0)):
+        page = Image.new("RGB", (460, 310), (128, 128, 128))
+        page.paste(cat.resize((round(451 * scale), round(300 * scale))), (4, 4))
+        page.save(root / name)
+    index = PhotoIndex(tmp_path / "i.db")
+    index.update(root, detector=segmenter.name)
+    areas = dict(
+        index.conn.execute("SELECT p.path, d.area FROM detections d JOIN photos p ON p.id = d.photo_id")
+    )
+    assert areas["c-big.png"] == pytest.approx(np.pi / 4 * 451 * 300 / (460 * 310), rel=0.03)
+    info = index.photo(index.conn.execute("SELECT id FROM photos WHERE path = 'a-small.png'").fetchone()[0])
+    assert info["detections"][0]["area"] == pytest.approx(areas["a-small.png"])
+    close = index.search("close-up of a cat")
+    assert [r.relative_path for r in close] == ["c-big.png", "b-medium.png", "a-small.png"]
+    assert any("close-up" in note for note in close.notes)
+    assert [r.relative_path for r in index.search("closeup cats")] == [
+        "c-big.png",
+        "b-medium.png",
+        "a-small.png",
+    ]
+    # without "close-up" the same photos come by score, which here is not their size order: the
+    # order above comes from the areas
+    plain = [r.relative_path for r in index.search("cat")]
+    assert sorted(plain) == sorted(r.relative_path for r in close) and plain != [
+        r.relative_path for r in close
+    ]

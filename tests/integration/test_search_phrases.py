@@ -8,7 +8,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -151,9 +150,9 @@ class BigDetector:
     name = "big-fake"
 
     def detect_image(self, image: Any) -> Any:
-        from types import SimpleNamespace
+        from pixelsift.detect import Detections
 
-        return SimpleNamespace(boxes=np.zeros((0, 4)), scores=np.zeros(0), class_names=[])
+        return Detections.empty()
 
 
 def test_a_photo_has_the_same_scores_in_classify_the_index_and_an_upload(

@@ -257,6 +257,9 @@ def test_cli_bad_usage_is_one_line_and_exit_code_2(tmp_path: Path, capsys) -> No
     assert main(["segment", str(tmp_path / "a.png"), "--masks", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err
     assert "--masks" in err and len(err.strip().splitlines()) == 1
+    assert main(["index", str(tmp_path), "--segmenter", "resnet18", "--db", str(tmp_path / "i.db")]) == 2
+    err = capsys.readouterr().err
+    assert "--segmenter needs an instance segmenter" in err and not (tmp_path / "i.db").exists()
 
 
 def test_without_weights_the_error_names_the_fetch_command(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

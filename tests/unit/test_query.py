@@ -133,3 +133,17 @@ def test_a_name_of_several_words_is_one_concept_even_when_nothing_is_indexed_by_
     assert [[t.text for t in g] for g in query.groups] == [["dog"]] and query.unknown == ["cat food"]
     # a name that resolves is taken as before; single words are never asked
     assert [t.text for t in parse("hot dog", resolve, is_name=lambda p: True).terms] == ["hot dog"]
+
+
+@pytest.mark.parametrize(
+    "text", ["close-up of a dog", "closeup dog", "dog close up", "up close dogs", "close-ups of my dog"]
+)
+def test_close_up_is_an_order_not_a_concept(text: str) -> None:
+    query = parse(text, resolve)
+    assert query.close_up
+    assert [t.text for t in query.terms] == ["dog"] and not query.unknown
+
+
+def test_close_alone_is_not_close_up() -> None:
+    query = parse("dog close to the sea", resolve)
+    assert not query.close_up

@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   pixelsift index ~/Photos                       index (or update) a folder; later runs only do what changed
   pixelsift index ~/Photos --labeler birds.model  also label every photo with a model from `pixelsift train`
   pixelsift index ~/Photos --exclude 'Screenshots/*' --detector none
+  pixelsift index ~/Photos --segmenter maskrcnn_resnet50_fpn_v2   objects with their own areas
   pixelsift index ~/Photos --db ~/photo-index.db  keep the index in a file of your choice
   pixelsift index ~/Photos --stats                what the index holds (no indexing)
   pixelsift index --repair --db ~/photo-index.db  a damaged index: kept aside, built again, same settings
@@ -49,11 +50,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="a model saved by `pixelsift train`; its labels become searchable (repeatable, remembered)",
     )
-    p.add_argument(
+    finders = p.add_mutually_exclusive_group()
+    finders.add_argument(
         "--detector",
         default=None,
         metavar="MODEL|none",
         help="object detector for COCO objects (default: pixelsift's default detector when available)",
+    )
+    finders.add_argument(
+        "--segmenter",
+        default=None,
+        metavar="MODEL",
+        help="an instance segmenter as the detector (`pixelsift models --task segment`): each object's "
+        "own area is stored too, so 'close-up of a dog' puts the photos a dog fills first (remembered)",
     )
     add_agnostic_nms_option(p)
     p.add_argument(
@@ -116,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
             )
     if args.folder is None:
         raise UsageError("give the photo folder to index: pixelsift index PHOTOS_DIR (or --stats with --db)")
+    if args.segmenter is not None:
+        from pixelsift.models.records import SegmenterSpec
+        from pixelsift.models.registry import get_spec_of
+
+        args.detector = get_spec_of(args.segmenter, SegmenterSpec, needed_for="--segmenter").name
     db = args.db or default_db_path(args.folder)
     with PhotoIndex(db) as index:
         report = index.update(

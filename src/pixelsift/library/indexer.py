@@ -501,13 +501,20 @@ class Indexer:
         return rest
 
     def _detect(self, info: Decoded) -> list[Detection]:
-        """What the detector finds in a decoded photo, boxes in full-resolution pixels."""
+        """What the detector finds in a decoded photo, boxes in full-resolution pixels; an instance
+        segmenter's objects also with their own areas (fractions of the photo: the same at any scale)."""
         result = self.detector.detect_image(info.image)
         boxes = np.asarray(result.boxes, dtype=np.float64).reshape(-1, 4) * info.scale
+        areas = result.areas()
         return [
-            Detection(str(name), float(score), (float(x1), float(y1), float(x2), float(y2)))
-            for name, score, (x1, y1, x2, y2) in zip(
-                result.class_names, np.asarray(result.scores), boxes, strict=True
+            Detection(
+                str(name),
+                float(score),
+                (float(x1), float(y1), float(x2), float(y2)),
+                None if areas is None else float(areas[i]),
+            )
+            for i, (name, score, (x1, y1, x2, y2)) in enumerate(
+                zip(result.class_names, np.asarray(result.scores), boxes, strict=True)
             )
         ]
 

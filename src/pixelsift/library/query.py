@@ -7,6 +7,8 @@
    "stop sign" before "dog" or "sign"), by a `resolve` function the searcher gives (WordNet, the
    library's own labels and detected classes).
 3. A word that matches nothing is reported (`Query.unknown`); the rest of the query still answers.
+4. "close-up" ("closeup", "close up", "up close") is not a concept but an order: the photos the main
+   concept fills most come first (`Query.close_up`).
 
 The result is an OR of ANDs: "dog beach or cat" = (dog AND beach) OR cat. Nothing here touches the
 index; `library.search` scores the photos.
@@ -157,6 +159,8 @@ AND_WORDS = frozenset(
     ]
 )
 OR_WORDS = frozenset({"or", "|"})
+CLOSE_UP = frozenset({"close-up", "close-ups", "closeup", "closeups"})
+CLOSE_UP_PAIRS = frozenset({("close", "up"), ("close", "ups"), ("up", "close")})
 _TOKEN = re.compile(r"[,+&;/|]|[^\s,+&;/|]+")
 
 
@@ -169,6 +173,7 @@ class Query:
     unknown: list[str] = field(default_factory=list)  # words that matched nothing
     ignored: list[str] = field(default_factory=list)  # filler dropped on purpose
     corrected: list[tuple[str, str]] = field(default_factory=list)  # (typed, searched): "piza" -> "pizza"
+    close_up: bool = False  # "close-up of a dog": the photos the dog fills most first
 
     @property
     def terms(self) -> list[Term]:
@@ -221,6 +226,22 @@ def check_length(text: str) -> None:
         )
 
 
+def _without_close_up(tokens: list[str]) -> tuple[list[str], bool]:
+    """The words without "close-up" (in any of its spellings), and whether it was there."""
+    kept: list[str] = []
+    found = False
+    i = 0
+    while i < len(tokens):
+        if tokens[i] in CLOSE_UP:
+            found, i = True, i + 1
+        elif i + 1 < len(tokens) and (tokens[i], tokens[i + 1]) in CLOSE_UP_PAIRS:
+            found, i = True, i + 2
+        else:
+            kept.append(tokens[i])
+            i += 1
+    return kept, found
+
+
 def parse(
     text: str,
     resolve: Callable[[str], Term | None],
@@ -237,7 +258,7 @@ def parse(
     never split into words that mean something else (spring AND roll)."""
     check_length(text)
     query = Query(text)
-    tokens = words_of(text)
+    tokens, query.close_up = _without_close_up(words_of(text))
     group: list[Term] = []
     before_of: Term | None = None  # the concept just before an "of" ("cup" in "a cup of coffee")
     i = 0

@@ -88,15 +88,23 @@ class Detection:
     label: str
     score: float
     box: Box
+    area: float | None = None  # the object's own share of the photo, from an instance segmenter
 
 
 class DetectionHit(NamedTuple):
-    """A detection that a query matched: the box's share of the photo (None when the size is unknown)."""
+    """A detection that a query matched: the box's share of the photo (None when the size is unknown),
+    and, from an instance segmenter, the object's own share (`mask_area`)."""
 
     photo_id: int
     label: str
     score: float
     area: float | None
+    mask_area: float | None = None
+
+    @property
+    def fill(self) -> float:
+        """How much of the photo the object fills: its mask's share, else its box's (0 when unknown)."""
+        return self.mask_area if self.mask_area is not None else (self.area or 0.0)
 
 
 class LabelHit(NamedTuple):
@@ -219,6 +227,7 @@ class PhotoDetails:
         ]
         info["detections"] = [
             {"detector": detector, "label": d.label, "score": d.score, "box": list(d.box)}
+            | ({} if d.area is None else {"area": d.area})
             for detector, d in self.detections
         ]
         info["unrecognised_by"] = list(self.unrecognised_by)

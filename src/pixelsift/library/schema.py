@@ -103,7 +103,13 @@ def _v3_unrecognised(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_detections, _v3_unrecognised]
+def _v4_object_areas(conn: sqlite3.Connection) -> None:
+    """Each object's own area, as a fraction of its photo, when an instance segmenter found it (its
+    mask's share; NULL from a detector, whose box is all there is)."""
+    run_script(conn, "ALTER TABLE detections ADD COLUMN area REAL;")
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_detections, _v3_unrecognised, _v4_object_areas]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -310,10 +310,12 @@ class Searcher:
         fusion = Fusion(self.vocab, probs, calibration)
         prominent = self._prominent(calibration.big_box)
         scored: dict[str, TermScores] = {}
+        boxes: dict[str, list[DetectionHit]] = {}
         for term in query.terms:
+            boxes[term.text] = self.store.matching_detections(term.detection_names)
             scored[term.text] = fusion.score(
                 term,
-                self.store.matching_detections(term.detection_names),
+                boxes[term.text],
                 self.store.matching_labels(term.label_names),
                 text_scores(term) if text_scores is not None else None,
                 # photos indexed before the probabilities were kept: from their stored top classes
@@ -341,7 +343,11 @@ class Searcher:
         )
         total, tier = ranking.score, ranking.tier
         keep = (tier > 0) & (total > 0)  # a photo with no evidence at all is never listed
-        order = np.lexsort((ids[keep], -total[keep], -tier[keep]))
+        if query.close_up:  # within each tier, the photos the main concept fills most first
+            fill = self._fill(query, boxes, ids, base, extra_ids, probs.row)
+            order = np.lexsort((ids[keep], -total[keep], -fill[keep], -tier[keep]))
+        else:
+            order = np.lexsort((ids[keep], -total[keep], -tier[keep]))
         candidates = list(zip(ids[keep][order].tolist(), total[keep][order].tolist(), strict=True))
         allowed = self.allowed_ids(filters)
         hits: list[tuple[int, float]] = []
@@ -379,8 +385,39 @@ class Searcher:
             results.message = self._nothing_found(query, matching, filters, min_score, ranking.gate)
         return results
 
+    @staticmethod
+    def _fill(
+        query: Query,
+        boxes: dict[str, list[DetectionHit]],
+        ids: np.ndarray,
+        base: int,
+        extra_ids: np.ndarray,
+        rows: dict[int, int],
+    ) -> np.ndarray:
+        """Per photo (in `ids` order), the largest share of it that a sure object of a main concept
+        fills: its mask's share from an instance segmenter, else its box's; 0 where none was found."""
+        fill = np.zeros(len(ids))
+        mains = {group[main_concept(group)].text for group in query.groups}
+        for text in mains:
+            for hit in boxes[text]:
+                if hit.score < PROMINENT_SCORE:
+                    continue
+                row = rows.get(hit.photo_id)
+                if row is None:
+                    at = int(np.searchsorted(extra_ids, hit.photo_id))
+                    if at >= len(extra_ids) or extra_ids[at] != hit.photo_id:
+                        continue  # evidence for a photo no concept scored
+                    row = base + at
+                fill[row] = max(fill[row], hit.fill)
+        return fill
+
     def _notes(self, query: Query) -> list[str]:
         notes = [f"showing results for {fixed!r} (you typed {typed!r})" for typed, fixed in query.corrected]
+        if query.close_up:
+            notes.append(
+                "close-up: the photos each concept fills most come first (objects' own areas where an "
+                "instance segmenter indexed them, `pixelsift index --segmenter`; else their boxes')"
+            )
         if query.unknown:
             notes.append(
                 f"ignored {', '.join(repr(w) for w in query.unknown)}: not a thing photos are indexed by; "

@@ -170,8 +170,8 @@ class LibraryStore:
             (new_id, source_id),
         )
         self.conn.execute(
-            "INSERT INTO detections (photo_id, detector, label, score, x1, y1, x2, y2) "
-            "SELECT ?, detector, label, score, x1, y1, x2, y2 FROM detections WHERE photo_id = ?",
+            "INSERT INTO detections (photo_id, detector, label, score, x1, y1, x2, y2, area) "
+            "SELECT ?, detector, label, score, x1, y1, x2, y2, area FROM detections WHERE photo_id = ?",
             (new_id, source_id),
         )
         self.conn.execute(
@@ -279,9 +279,9 @@ class LibraryStore:
         """What `detector` found in a photo, replacing earlier detections; the photo is marked as seen."""
         self.conn.execute("DELETE FROM detections WHERE photo_id = ?", (photo_id,))
         self.conn.executemany(
-            "INSERT INTO detections (photo_id, detector, label, score, x1, y1, x2, y2) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(photo_id, detector, d.label, d.score, *d.box) for d in found],
+            "INSERT INTO detections (photo_id, detector, label, score, x1, y1, x2, y2, area) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(photo_id, detector, d.label, d.score, *d.box, d.area) for d in found],
         )
         self.conn.execute("UPDATE photos SET detector = ? WHERE id = ?", (detector, photo_id))
 
@@ -426,9 +426,9 @@ class LibraryStore:
             )
         ]
         detections = [
-            (detector, Detection(label, score, (x1, y1, x2, y2)))
-            for detector, label, score, x1, y1, x2, y2 in self.conn.execute(
-                "SELECT detector, label, score, x1, y1, x2, y2 FROM detections "
+            (detector, Detection(label, score, (x1, y1, x2, y2), area))
+            for detector, label, score, x1, y1, x2, y2, area in self.conn.execute(
+                "SELECT detector, label, score, x1, y1, x2, y2, area FROM detections "
                 "WHERE photo_id = ? ORDER BY score DESC",
                 (photo_id,),
             )
@@ -486,15 +486,22 @@ class LibraryStore:
         return {r[0] for r in self.conn.execute(f"SELECT DISTINCT label FROM labels WHERE {_CUSTOM}")}
 
     def matching_detections(self, names: Iterable[str]) -> list[DetectionHit]:
-        """Every detection whose class is one of `names` (any case), with its box's share of the photo."""
+        """Every detection whose class is one of `names` (any case), with its box's share of the photo
+        and, from a segmenter, its own (its mask's)."""
         names = sorted(set(names))
         found: list[DetectionHit] = []
         for chunk in chunks(names, _IN_CHUNK):
             found += [
-                DetectionHit(int(i), str(label), float(score), None if area is None else float(area))
-                for i, label, score, area in self.conn.execute(
+                DetectionHit(
+                    int(i),
+                    str(label),
+                    float(score),
+                    None if area is None else float(area),
+                    None if fill is None else float(fill),
+                )
+                for i, label, score, area, fill in self.conn.execute(
                     "SELECT d.photo_id, d.label, d.score, "
-                    f"{_BOX_AREA} "
+                    f"{_BOX_AREA}, d.area "
                     "FROM detections d JOIN photos p ON p.id = d.photo_id "
                     f"WHERE p.status = '{OK}' AND d.label COLLATE NOCASE IN ({_marks(chunk)})",
                     tuple(chunk),

@@ -324,6 +324,7 @@ class Detection(BaseModel):
     score: float
     box: list[float]
     detector: str | None = None
+    area: float | None = None  # the object's own share of the photo, from an instance segmenter
 
 
 class PhotoInfo(BaseModel):
