@@ -87,3 +87,38 @@ def test_the_api_gives_the_groups_with_relative_paths(library: tuple[Path, Path]
     )
     assert len(groups) == 2 and not any(Path(p).is_absolute() for g in groups for p in g["paths"])
     assert client.get("/api/duplicates", params={"threshold": 0}).status_code == 400
+
+
+def test_the_scan_is_redone_only_after_the_library_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pixelsift.library.photo_index as photo_index
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    for name in ("chelsea.png", "coffee.png"):
+        shutil.copy(SAMPLES / name, root / name)
+    scans: list[int] = []
+    real = photo_index.near_groups
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        scans.append(len(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(photo_index, "near_groups", counted)
+    with PhotoIndex(tmp_path / "i.db") as index:
+        index.update(root, detector="none")
+        assert index.duplicates() == [] and index.duplicates() == []
+        assert scans == [2], "the second call reuses the scan"
+        coffee = Image.open(SAMPLES / "coffee.png").convert("RGB")
+        ImageEnhance.Brightness(coffee).enhance(1.15).save(root / "coffee-brighter.jpg", quality=92)
+        index.update(root, detector="none")  # a new photo: a new write sequence
+        groups = index.duplicates()
+        assert scans == [2, 3] and [sorted(g.paths) for g in groups] == [
+            ["coffee-brighter.jpg", "coffee.png"]
+        ]
+        (root / "coffee-brighter.jpg").unlink()
+        index.update(root, detector="none")  # a deletion: scanned again (it may have linked a group)
+        assert index.duplicates() == [] and scans == [2, 3, 2]
+        index.duplicates(threshold=0.5)
+        assert len(scans) == 4, "another threshold is another scan"

@@ -153,6 +153,8 @@ class PhotoIndex:
         self.store = LibraryStore.open(self.db_path, create=create, readonly=None)
         self._searcher: Searcher | None = None
         self._caches: dict[str, VectorCache] = {}
+        # the last duplicate scan: (write sequence, photos, threshold) -> (kind, ids, similarity) per group
+        self._duplicates: tuple[tuple[int, int, float], list[tuple[str, list[int], float]]] | None = None
         self._probs: tuple[int, Probabilities] | None = None  # (write sequence number, matrix)
 
     @classmethod
@@ -479,13 +481,20 @@ class PhotoIndex:
         """
         if not 0.0 < threshold <= 1.0:
             raise UsageError(f"--threshold must be above 0 and at most 1, not {threshold}")
-        exact = [DuplicateGroup(EXACT, ids) for ids in self.store.content_groups()]
-        ids, vectors = self._cache(FEATURES).current()
-        keep = np.isin(ids, np.fromiter(self.store.alive(ids.tolist()), np.int64))
-        ids, vectors = ids[keep], np.asarray(vectors)[keep]
-        with progress_bar(total=len(ids), desc="duplicates", enabled=progress, unit="photo") as bar:
-            near = near_groups(ids, vectors, threshold, [g.ids for g in exact], bar.update)
-        groups = exact + sorted(near, key=lambda g: (-len(g.ids), -g.similarity))
+        # The all-pairs scan is redone only after the library changed: a new write sequence (photos
+        # added, changed or copied) or fewer photos (a deleted one may have linked a group); photos
+        # moved since are settled below, from the store.
+        key = (self.store.seq(), self.store.count_vectors(FEATURES), threshold)
+        if self._duplicates is None or self._duplicates[0] != key:
+            exact = [DuplicateGroup(EXACT, ids) for ids in self.store.content_groups()]
+            ids, vectors = self._cache(FEATURES).current()
+            keep = np.isin(ids, np.fromiter(self.store.alive(ids.tolist()), np.int64))
+            ids, vectors = ids[keep], np.asarray(vectors)[keep]
+            with progress_bar(total=len(ids), desc="duplicates", enabled=progress, unit="photo") as bar:
+                near = near_groups(ids, vectors, threshold, [g.ids for g in exact], bar.update)
+            found = exact + sorted(near, key=lambda g: (-len(g.ids), -g.similarity))
+            self._duplicates = (key, [(g.kind, list(g.ids), g.similarity) for g in found])
+        groups = [DuplicateGroup(kind, list(ids), similarity=sim) for kind, ids, sim in self._duplicates[1]]
         summaries = self.store.summaries([i for g in groups for i in g.ids])
         for group in groups:
             group.ids = [i for i in group.ids if i in summaries]  # deleted since: left out
