@@ -504,7 +504,16 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            before = run_version(baseline_src / "src", library, work, "before", False, db=index_db)
+            try:
+                before = run_version(baseline_src / "src", library, work, "before", False, db=index_db)
+            except subprocess.CalledProcessError:  # e.g. an index of a schema the baseline does not know
+                print(
+                    f"note: {args.baseline} cannot read this checkout's index (a newer schema); it searches "
+                    "an index it builds itself, so its column includes its own indexing"
+                )
+                for stale in work.glob("before.db*"):
+                    stale.unlink()
+                before = run_version(baseline_src / "src", library, work, "before", False)
             after = run_version(
                 REPO / "src", library, work, "after", args.calibrate, args.min_score, db=index_db,
                 modes=("ranked", "all"),

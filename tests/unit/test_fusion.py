@@ -152,3 +152,36 @@ def test_a_thing_the_detector_cannot_box_is_not_explained_away() -> None:
     assert not lemons.detection_names, "COCO has no lemon"
     scored = fusion.score(lemons, prominent=[DetectionHit(1, "orange", 0.99, 0.5)])
     assert scored.scores[0] == fusion.score(lemons).scores[0] > 0.5, "lemons beside a boxed orange stay"
+
+
+def test_explaining_away_many_boxes_at_once_gives_each_photo_its_strongest_boxs_factor() -> None:
+    """The per-class, all-boxes-at-once arithmetic equals the rule box by box: each photo's factor is
+    the smallest 1 - sure x confirmed x prominence of its big boxes of other things."""
+    vocab = Vocabulary.load()
+    rng = np.random.default_rng(3)
+    photos = 60
+    matrix = rng.dirichlet(np.full(1000, 0.05), size=photos).astype(np.float32)
+    fusion = Fusion(vocab, Probabilities(np.arange(1, photos + 1), matrix, CATEGORIES))
+    labels = ["cat", "bicycle", "car", "person", "dog", "banana"]
+    boxes = [
+        DetectionHit(int(rng.integers(1, photos + 5)), str(rng.choice(labels)), float(rng.uniform(0.5, 1)),
+                     float(rng.uniform(0.05, 0.9)))
+        for _ in range(300)
+    ]  # fmt: skip
+    boxes.append(DetectionHit(2, "cat", 0.99, None))  # no size: never a main subject
+    dog = term(fusion, "dog")
+    weights = fusion.class_weights(dog)
+    got = fusion.explained_away(dog, weights, boxes)
+    expected: dict[int, float] = {}
+    for box in boxes:
+        sets = None if box.label == "dog" else fusion._detected_classes(box.label)
+        probs = fusion.probs.of(box.photo_id)
+        if sets is None or probs is None or box.area is None or (sets[0] & (weights > 0)).any():
+            continue
+        factor = 1.0 - fusion.detector_calibrated(box.score) * fusion._confirmed(sets[0], probs) * min(
+            1.0, box.area / fusion.cal.big_box
+        )
+        expected[box.photo_id] = min(expected.get(box.photo_id, 1.0), factor)
+    assert len(expected) > 20
+    assert got.keys() == expected.keys()
+    assert [got[k] for k in sorted(got)] == pytest.approx([expected[k] for k in sorted(expected)], abs=1e-6)

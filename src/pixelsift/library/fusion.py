@@ -277,17 +277,33 @@ class Fusion:
             return {}
         names = {k.lower() for k in term.detection_names}
         own = weights > 0
-        factors: dict[int, float] = {}
+        # One class at a time, its boxes at once: a library of 100,000 photos has that many big boxes.
+        by_class: dict[str, list[DetectionHit]] = defaultdict(list)
         for box in prominent:
-            label = box.label.lower()
+            if box.area is not None and box.photo_id in self.probs.row:  # unknown size: no main subject
+                by_class[box.label.lower()].append(box)
+        photo_ids: list[np.ndarray] = []
+        factors: list[np.ndarray] = []
+        for label, boxes in by_class.items():
             sets = None if label in names else self._detected_classes(label)
-            probs = self.probs.of(box.photo_id) if sets is not None else None
-            if sets is None or probs is None or box.area is None or (sets[0] & own).any():
-                continue  # a box of unknown size is no main subject
-            sure = self.detector_calibrated(box.score)
-            factor = 1.0 - sure * self._confirmed(sets[0], probs) * self._prominence(box.area)
-            factors[box.photo_id] = min(factors.get(box.photo_id, 1.0), factor)
-        return factors
+            if sets is None or (sets[0] & own).any():
+                continue
+            rows = np.fromiter((self.probs.row[b.photo_id] for b in boxes), np.int64, len(boxes))
+            sure = _platt(np.array([b.score for b in boxes]), self.cal.detector_a, self.cal.detector_b)
+            mass = np.asarray(self.probs.matrix[rows][:, sets[0]], dtype=np.float64).sum(axis=1)
+            needed = self.cal.agree_mass * np.sqrt(max(1, int(sets[0].sum())))
+            confirmed = np.minimum(1.0, mass / needed) ** 2
+            area = np.array([b.area for b in boxes], dtype=np.float64)
+            prominence = np.minimum(1.0, np.maximum(area, 0.0) / self.cal.big_box)
+            photo_ids.append(np.array([b.photo_id for b in boxes], np.int64))
+            factors.append(1.0 - sure * confirmed * prominence)
+        if not photo_ids:
+            return {}
+        ids, values = np.concatenate(photo_ids), np.concatenate(factors)
+        order = np.lexsort((values, ids))  # per photo, its smallest factor first
+        first = np.ones(len(ids), bool)
+        first[1:] = ids[order][1:] != ids[order][:-1]
+        return dict(zip(ids[order][first].tolist(), values[order][first].tolist(), strict=True))
 
     def detector_calibrated(self, score: float) -> float:
         """A box's score, Platt-scaled (`Calibration.detector_a`, `_b`)."""
