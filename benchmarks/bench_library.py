@@ -100,8 +100,7 @@ def fill_index(db: Path, root: Path, rng: np.random.Generator) -> None:
     store = LibraryStore.open(db)
     with store.transaction():
         seq = store.next_seq()
-        store.set_meta("root", str(root))
-        store.set_meta("model", "efficientnet_lite0")
+        store.save_settings(root=str(root), model="efficientnet_lite0")
         for path in sorted(root.rglob("*.png")):
             stat = path.stat()
             rel = path.relative_to(root).as_posix()

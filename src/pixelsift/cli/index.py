@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("give the index to repair: pixelsift index --repair --db FILE (or PHOTOS_DIR)")
         aside, settings = repair_index(args.db or default_db_path(args.folder))
         print(f"pixelsift: kept the damaged index as {aside}; indexing again", file=sys.stderr)
-        args.folder = args.folder or settings.get("root")
+        args.folder = args.folder or settings.root
         if args.folder is None:
             raise UsageError(
                 "the damaged index did not say which folder it held; give it: "

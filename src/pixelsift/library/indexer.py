@@ -16,7 +16,6 @@ A run killed at any point leaves every committed batch in place; the next run do
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -40,7 +39,7 @@ from pixelsift.library.changes import Stat, paths_to_hash, plan_changes, scan_fo
 from pixelsift.library.from_batch import BatchResults
 from pixelsift.library.labelers import AUTO, NONE, Labeler, choose_detector, load_labeler
 from pixelsift.library.metadata import PhotoMetadata, read_exif
-from pixelsift.library.rows import CLIP, FAILED, FEATURES, OK, PROBS, Detection, PhotoRecord
+from pixelsift.library.rows import CLIP, FAILED, FEATURES, OK, PROBS, Detection, LabelerEntry, PhotoRecord
 from pixelsift.library.store import LibraryStore
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
 from pixelsift.models.vocabulary import Vocabulary
@@ -175,7 +174,7 @@ class Indexer:
 
     # ----------------------------------------------------------------- settings remembered in the index
     def _settle_model(self) -> str:
-        stored = self.store.get_meta("model")
+        stored = self.store.settings().model
         wanted = self.options.model or stored or DEFAULT_CLASSIFIER
         if self.options.model:  # the registry's spelling ("VGG16" is vgg16), as stored
             wanted = get_model_spec(wanted).name
@@ -192,12 +191,12 @@ class Indexer:
         A detector that is not asked for on this command line is loaded only when there is work for it:
         new or changed photos, or older photos it has not looked at. An unchanged library loads none.
         """
-        choice = self.options.detector or self.store.get_meta("detector") or AUTO
+        choice = self.options.detector or self.store.settings().detector or AUTO
         if self.options.detector:
             # asked for on this command line: an error stops the run
             detector = choose_detector(choice, self.options.run_options, self.options.agnostic_nms)
             with self.store.transaction():
-                self.store.set_meta("detector", choice)
+                self.store.save_settings(detector=choice)
             return detector
         if choice == NONE:
             return None
@@ -220,8 +219,8 @@ class Indexer:
             ) from None
 
     def _settle_labelers(self) -> list[Labeler]:
-        remembered = json.loads(self.store.get_meta("labelers", "[]") or "[]")
-        paths = [entry["path"] for entry in remembered]
+        remembered = self.store.settings().labelers
+        paths = [entry.path for entry in remembered]
         for path in self.options.labelers:
             resolved = str(Path(path).expanduser().resolve())
             if resolved not in paths:
@@ -243,31 +242,31 @@ class Indexer:
             if any(other.name == labeler.name for other in labelers):
                 raise UsageError(f"two labelers are named {labeler.name!r}; rename one of the files")
             labelers.append(labeler)
-        previous = {entry["name"]: entry for entry in remembered}
+        previous = {entry.name: entry for entry in remembered}
         with self.store.transaction():
             for labeler in labelers:
                 old = previous.get(labeler.name)
-                if old and old["sha256"] != labeler.sha256:  # retrained: its old labels are stale
+                if old and old.sha256 != labeler.sha256:  # retrained: its old labels are stale
                     self.store.delete_custom_labels(labeler.name)
-            entries = {e["name"]: e for e in remembered}
+            entries = dict(previous)
             for labeler in labelers:
-                entries[labeler.name] = {"name": labeler.name, "path": labeler.path, "sha256": labeler.sha256}
-            self.store.set_meta("labelers", json.dumps(list(entries.values())))
+                entries[labeler.name] = LabelerEntry(labeler.name, labeler.path, labeler.sha256)
+            self.store.save_settings(labelers=tuple(entries.values()))
         return labelers
 
     def _settle_text_image(self) -> Any:
-        choice = self.options.text_image or self.store.get_meta("text_image") or AUTO
+        choice = self.options.text_image or self.store.settings().text_image or AUTO
         model = load_text_image_model(choice, self.options.run_options)
         if self.options.text_image:
             with self.store.transaction():
-                self.store.set_meta("text_image", self.options.text_image)
+                self.store.save_settings(text_image=self.options.text_image)
         if model is not None:
-            stored = self.store.get_meta("text_image_model")
+            stored = self.store.settings().text_image_model
             if stored and stored != model.name:
                 with self.store.transaction():  # another text-image space: the old vectors mean nothing to it
                     self.store.delete_space(CLIP)
             with self.store.transaction():
-                self.store.set_meta("text_image_model", model.name)
+                self.store.save_settings(text_image_model=model.name)
         return model
 
     def model(self) -> Any:
@@ -277,8 +276,7 @@ class Indexer:
 
             self._model = ImageModel.load(self.model_name, self.options.run_options)
             with self.store.transaction():
-                self.store.set_meta("model", self.model_name)
-                self.store.set_meta("embed_dim", str(self._model.embed_dim))
+                self.store.save_settings(model=self.model_name, embed_dim=int(self._model.embed_dim))
         return self._model
 
     def vocab(self) -> Any:
@@ -291,7 +289,7 @@ class Indexer:
         started = time.perf_counter()
         self.model_name = self._settle_model()
         with self.store.transaction():
-            self.store.set_meta("root", str(self.root))
+            self.store.save_settings(root=str(self.root))
         on_disk = scan_folder(
             self.root, self.options.exclude, on_skip=self._skipped, follow_links=self.options.follow_links
         )

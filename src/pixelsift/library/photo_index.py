@@ -34,7 +34,7 @@ from pixelsift.errors import ImageError, LibraryFileError, UnknownModelError, Us
 from pixelsift.library.duplicates import EXACT, NEAR_THRESHOLD, DuplicateGroup, near_groups
 from pixelsift.library.fusion import Probabilities
 from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
-from pixelsift.library.rows import CLIP, FEATURES, OK, PROBS, Filters, Term
+from pixelsift.library.rows import CLIP, FEATURES, OK, PROBS, Filters, LibrarySettings, Term
 from pixelsift.library.schema import damaged_index_error, unwritable_reason
 from pixelsift.library.search import Searcher, SearchResults
 from pixelsift.library.store import LibraryStore
@@ -69,7 +69,7 @@ def known_libraries() -> dict[Path, Path]:
         except (LibraryFileError, sqlite3.Error):
             continue
         try:
-            root = store.get_meta("root")
+            root = store.settings().root
         finally:
             store.close()
         if root:
@@ -115,7 +115,7 @@ def _flags_missing(method: Callable[P, SearchResults]) -> Callable[P, SearchResu
 REPAIR_KEEPS = ("root", "model", "detector", "labelers", "text_image")
 
 
-def repair_index(db_path: PathLike) -> tuple[Path, dict[str, str]]:
+def repair_index(db_path: PathLike) -> tuple[Path, LibrarySettings]:
     """Keep a damaged index aside (`DB.damaged-TIME`, with its -wal and -shm files) and start a new one
     at `db_path` with the settings that can still be read from it (folder, models, labelers); the next
     `update` indexes the photos again. Returns (where the old file now is, the settings kept). Nothing
@@ -132,8 +132,7 @@ def repair_index(db_path: PathLike) -> tuple[Path, dict[str, str]]:
         store = LibraryStore.open(db)
         try:
             with store.transaction():
-                for key, value in settings.items():
-                    store.set_meta(key, value)
+                store.save_settings(**{key: getattr(settings, key) for key in REPAIR_KEEPS})
         finally:
             store.close()
     return aside, settings
@@ -163,7 +162,7 @@ class PhotoIndex:
         index = cls(default_db_path(folder))
         if index.root is None and not index.store.readonly:
             with index.store.transaction():
-                index.store.set_meta("root", str(Path(folder).expanduser().resolve()))
+                index.store.save_settings(root=str(Path(folder).expanduser().resolve()))
         return index
 
     @classmethod
@@ -191,7 +190,7 @@ class PhotoIndex:
 
     @property
     def root(self) -> Path | None:
-        root = self.store.get_meta("root")
+        root = self.store.settings().root
         return Path(root) if root else None
 
     def _require_root(self) -> Path:
@@ -289,7 +288,7 @@ class PhotoIndex:
                 "(or leave --db out: each folder gets its own index)"
             )
         with self.store.transaction():
-            self.store.set_meta("root", str(root))
+            self.store.save_settings(root=str(root))
         return root
 
     # ------------------------------------------------------------------------------------- searching
@@ -376,7 +375,7 @@ class PhotoIndex:
 
     def _probabilities(self) -> Probabilities:
         """The classifier's probabilities of every photo (for word search), from their cache."""
-        name = self.store.get_meta("model")
+        name = self.store.settings().model
         if not name or not self.store.has_vectors(PROBS):
             return Probabilities.empty()
         try:
@@ -395,7 +394,7 @@ class PhotoIndex:
 
     def _text_model(self) -> Any:
         """The library's text-image model, when photos were encoded with one and it loads here."""
-        name = self.store.get_meta("text_image_model")
+        name = self.store.settings().text_image_model
         if not name or not self.store.has_vectors(CLIP):
             return None
         try:
@@ -523,7 +522,7 @@ class PhotoIndex:
     def _compute_vector(self, photo: Path) -> np.ndarray:
         from pixelsift.runtime.loaded import ImageModel  # imports torch: only for a photo not indexed
 
-        name = self.store.get_meta("model")
+        name = self.store.settings().model
         if not name:
             raise UsageError(f"{self.db_path} has no indexed photos yet")
         model = ImageModel.load(name)
@@ -552,14 +551,15 @@ class PhotoIndex:
         """What the index holds: photos, failures, the models it was built with, and how many photos
         no object detector has looked at (`without_detection`: their searches rest on the classifier)."""
         count = self.store.status_counts()
+        settings = self.store.settings()
         return {
             "db": str(self.db_path),
             "root": str(self.root) if self.root else None,
             "photos": count.get("ok", 0),
             "failed": count.get("failed", 0),
-            "model": self.store.get_meta("model"),
-            "detector": self.store.get_meta("detector"),
+            "model": settings.model,
+            "detector": settings.detector,
             "without_detection": self.store.count_without_detection(),
-            "text_image_model": self.store.get_meta("text_image_model"),
+            "text_image_model": settings.text_image_model,
             "last_indexed": self.store.last_indexed(),
         }

@@ -3,7 +3,8 @@ and writes, so that no other module handles SQL rows as tuples or dicts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -232,3 +233,67 @@ class PhotoDetails:
         ]
         info["unrecognised_by"] = list(self.unrecognised_by)
         return info
+
+
+@dataclass(frozen=True)
+class LabelerEntry:
+    """A custom labeler the library applies to new photos: its name, model file and the file's hash
+    (a retrained model's old labels are stale)."""
+
+    name: str
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class LibrarySettings:
+    """What an index remembers between runs, read and written only by `LibraryStore.settings` and
+    `LibraryStore.save_settings` (one row of the meta table per field, as indexes have always kept them).
+    `detector` and `text_image` are as asked ("auto", "none" or a model); `text_image_model` is the
+    model whose vectors the index holds."""
+
+    root: str | None = None
+    model: str | None = None
+    embed_dim: int | None = None
+    detector: str | None = None
+    labelers: tuple[LabelerEntry, ...] = ()
+    text_image: str | None = None
+    text_image_model: str | None = None
+    library_id: str | None = None
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, str]) -> LibrarySettings:
+        """From the meta table's rows; a value that does not parse is a ValueError naming its key."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = meta.get(f.name)
+            if raw is None:
+                continue
+            try:
+                if f.name == "embed_dim":
+                    values[f.name] = int(raw)
+                elif f.name == "labelers":
+                    values[f.name] = tuple(
+                        LabelerEntry(str(e["name"]), str(e["path"]), str(e["sha256"]))
+                        for e in json.loads(raw)
+                    )
+                else:
+                    values[f.name] = str(raw)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ValueError(f"the index's {f.name!r} setting is damaged ({exc})") from None
+        return cls(**values)
+
+    def to_meta(self) -> dict[str, str]:
+        """The meta rows of the fields that are set."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if f.name == "labelers":
+                out[f.name] = json.dumps(
+                    [{"name": e.name, "path": e.path, "sha256": e.sha256} for e in value]
+                )
+            else:
+                out[f.name] = str(value)
+        return out

@@ -9,6 +9,7 @@ latest commit. Vectors are float32 BLOBs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 from pixelsift.core.sequences import chunks
 from pixelsift.core.sqlite import connect as sqlite_connect
 from pixelsift.core.sqlite import transaction
+from pixelsift.errors import LibraryFileError
 from pixelsift.library.rows import (
     FAILED,
     OK,
@@ -28,6 +30,7 @@ from pixelsift.library.rows import (
     Filters,
     LabelHit,
     LabelRow,
+    LibrarySettings,
     PhotoDetails,
     PhotoRecord,
     PhotoRow,
@@ -94,30 +97,47 @@ class LibraryStore:
 
     # ------------------------------------------------------------------------------------- settings
     @staticmethod
-    def salvage_settings(path: Path, keys: Sequence[str]) -> dict[str, str]:
-        """The settings `keys` that can still be read from a damaged index file (opened read-only, never
-        changed); {} when none can."""
+    def salvage_settings(path: Path, keys: Sequence[str]) -> LibrarySettings:
+        """The settings `keys` (LibrarySettings fields) that can still be read from a damaged index file
+        (opened read-only, never changed); a damaged value is left out."""
         found: dict[str, str] = {}
         try:
             # read as every index is read: a folder name that is not UTF-8 comes back as the OS gave it
             conn = sqlite_connect(f"file:{path}?mode=ro", uri=True)
         except sqlite3.Error:
-            return found
+            return LibrarySettings()
         try:
             for key in keys:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(sqlite3.Error, ValueError):
                     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
                     if row and isinstance(row[0], str):
+                        LibrarySettings.from_meta({key: row[0]})  # parses: kept
                         found[key] = row[0]
         finally:
             conn.close()
-        return found
+        return LibrarySettings.from_meta(found)
 
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
+    def settings(self) -> LibrarySettings:
+        """What this index remembers between runs (`LibrarySettings`); a damaged value is a
+        `LibraryFileError` that says how to repair the index."""
+        meta = {str(k): str(v) for k, v in self.conn.execute("SELECT key, value FROM meta")}
+        try:
+            return LibrarySettings.from_meta(meta)
+        except ValueError as exc:
+            raise LibraryFileError(f"{exc}; rebuild it with `pixelsift index --repair --db FILE`") from None
+
+    def save_settings(self, **changes: Any) -> LibrarySettings:
+        """Change some settings (LibrarySettings fields) and keep the rest; returns them all."""
+        updated = dataclasses.replace(self.settings(), **changes)
+        for key, value in updated.to_meta().items():
+            self._set_meta(key, value)
+        return updated
+
+    def _get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
-    def set_meta(self, key: str, value: str) -> None:
+    def _set_meta(self, key: str, value: str) -> None:
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -126,12 +146,12 @@ class LibraryStore:
 
     def seq(self) -> int:
         """The latest write sequence number: every vector written carries the one of its batch."""
-        return int(self.get_meta("seq", "0") or 0)
+        return int(self._get_meta("seq", "0") or 0)
 
     def next_seq(self) -> int:
         """A new write sequence number (call inside a transaction): vectors written now carry it."""
         seq = self.seq() + 1
-        self.set_meta("seq", str(seq))
+        self._set_meta("seq", str(seq))
         return seq
 
     # ----------------------------------------------------------------------- photos: change detection

@@ -57,7 +57,7 @@ class VectorCache:
         self.store = store
         self.space = space
         self.normalize = normalize
-        library_id = store.get_meta("library_id", "") or ""
+        library_id = store.settings().library_id or ""
         key = short_digest(f"{library_id}:{Path(db_path).resolve()}")
         self.folder = get_settings().home / "library-cache" / key / space
         self.ids: np.ndarray = np.zeros(0, np.int64)
