@@ -249,7 +249,10 @@ def test_the_ray_engine_writes_what_the_local_engine_writes(
         assert list(x.labels) == list(y.labels) and np.allclose(x.scores, y.scores, atol=1e-6)
         if task == "embed":
             assert np.allclose(np.asarray(x.vector), np.asarray(y.vector), atol=1e-6)
-    assert json.loads((tmp_path / "ray" / "_job.json").read_text())["engine"] == "ray"
+    record = json.loads((tmp_path / "ray" / "_job.json").read_text())
+    assert record["engine"] == "ray"
+    local_ran = json.loads((tmp_path / "local" / "_job.json").read_text())["ran"]
+    assert record["ran"] == local_ran and record["ran"]["device"] == "cpu", "what the workers ran on"
 
 
 def _kill_a_worker_process() -> int | None:

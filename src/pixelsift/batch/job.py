@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -141,6 +141,19 @@ class Worker:
             "device": _text(device),
         }
 
+    @staticmethod
+    def merge_ran(seen: Iterable[dict[str, str | None]]) -> dict[str, str | None] | None:
+        """What several workers ran on, as one record: a value all agree on, else the values seen
+        ("cpu, cuda:0" for a job whose nodes differ); None when no worker reported."""
+        records = list(seen)
+        if not records:
+            return None
+        merged: dict[str, str | None] = {}
+        for key in dict.fromkeys(k for r in records for k in r):
+            values = sorted({str(r[key]) for r in records if r.get(key) is not None})
+            merged[key] = ", ".join(values) if values else None
+        return merged
+
     def __call__(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
         # Paths travel as the bytes of the name (Arrow's strings must be UTF-8; a file name need not be).
         paths = [os.fsdecode(p) if isinstance(p, bytes) else str(p) for p in batch["path"]]
@@ -148,6 +161,8 @@ class Worker:
         out: dict[str, np.ndarray] = {
             "path": np.array([os.fsencode(p) for p in paths], dtype=object),
             "row": np.array([json.dumps(r) for r in rows], dtype=object),
+            # how this worker's model runs (engine, precision, device): the driver records it
+            "ran": np.array([json.dumps(self.ran())] * len(paths), dtype=object),
         }
         if self.job.task == "embed":
             out["vector"] = vectors

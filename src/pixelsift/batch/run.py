@@ -61,7 +61,7 @@ class BatchSummary:
     seconds: float = 0.0
     startup_seconds: float = 0.0  # engine start and model load: until the first result arrived
     interrupted: bool = False
-    ran: dict[str, str | None] | None = None  # engine, precision, device the model ran on (local runs)
+    ran: dict[str, str | None] | None = None  # engine, precision, device the model ran on (all workers)
 
     @property
     def throughput(self) -> float:
@@ -169,7 +169,8 @@ def _job_record(
         "weights_file": getattr(weights, "filename", None),
         "precision": precision,
         "engine": engine.engine,
-        # what ran: `precision` above is what was asked (auto); a Ray job's workers choose per node
+        # what ran: `precision` above is what was asked (auto); a Ray job's workers choose per node, and
+        # where they chose differently the values seen are listed
         "ran": summary.ran,
         "pixelsift_version": __version__,
         "options": {**job.describe(), "shard_size": shard_size, "batch_size": engine.batch_size},
@@ -529,11 +530,14 @@ def _collect_ray(state: _RayState, paths: list[str], options: EngineOptions) -> 
     job = run.job
     batches, dataset = _ray_batches(job, options, paths)
     first = True
+    ran: set[str] = set()
     with progress_bar(total=len(paths), desc=f"{job.task} (ray)", enabled=run.progress) as bar:
         for batch in batches:
             if first:
                 run.started_up()
                 first = False
+            ran.update(str(r) for r in batch.get("ran", ()))
+            run.summary.ran = Worker.merge_ran(json.loads(r) for r in sorted(ran))
             vectors = batch.get("vector")
             for i, (raw, text) in enumerate(zip(batch["path"], batch["row"], strict=True)):
                 vector = None if vectors is None else np.asarray(vectors[i])
