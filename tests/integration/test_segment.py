@@ -344,3 +344,12 @@ def test_cli_video_frames_get_their_shapes_drawn_and_listed(cli_segmenter, tmp_p
     original = np.asarray(frames[0])[..., ::-1].astype(int)
     inside = (int(ys.mean()), int(xs.mean()))
     assert np.abs(first[inside].astype(int) - original[inside]).max() > 20  # the car is tinted
+
+
+def test_a_segmenter_says_which_engine_and_precision_it_runs_on(segmenter) -> None:  # type: ignore[no-untyped-def]
+    from pixelsift.batch.job import Worker
+
+    assert segmenter.engine == "torch" and segmenter.precision in ("fp32", "bf16", "fp16")
+    worker = Worker.__new__(Worker)  # what a batch job records for a loaded detector
+    worker.model, worker.detector = None, segmenter
+    assert worker.ran() == {"engine": "torch", "precision": segmenter.precision, "device": "cpu"}

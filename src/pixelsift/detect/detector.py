@@ -119,6 +119,21 @@ class Detector:
     def describe(self) -> str:
         return f"{self.name}: {self.runs_on}" if self.runs_on else self.name
 
+    @property
+    def engine(self) -> str | None:
+        """The engine the network runs on ("torch", "onnxruntime", "openvino", "opencv"), as
+        classifiers report theirs (`ImageModel.engine`); None when the backend does not say."""
+        return getattr(getattr(self, "runner", None), "engine", None) or self.backend_engine
+
+    @property
+    def precision(self) -> str | None:
+        """The precision the network runs in ("fp32", "bf16" ...); None when the backend does not say."""
+        return getattr(getattr(self, "runner", None), "precision", None) or self.backend_precision
+
+    # what a backend without a pixelsift runner runs on (OpenCV DNN: its own engine, fp32)
+    backend_engine: str | None = None
+    backend_precision: str | None = None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} conf={self.conf} iou={self.iou}>"
 

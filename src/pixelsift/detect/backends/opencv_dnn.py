@@ -59,6 +59,8 @@ def configure_target(net: Any, run_options: RunOptions) -> str:
 class SsdDetector(Detector):
     """TensorFlow object-detection-API graphs: a fixed square input, NMS inside the graph."""
 
+    backend_engine, backend_precision = "opencv", "fp32"
+
     concurrent = False  # one cv2.dnn.Net runs in one thread at a time
 
     def __init__(self, spec: DetectorSpec, net: Any, input_size: int, runs_on: str, **kwargs: Any):
@@ -90,6 +92,8 @@ class SsdDetector(Detector):
 
 class OnnxYoloDetector(Detector):
     """ONNX files with a YOLO head, letterboxed exactly like the ultralytics backend."""
+
+    backend_engine, backend_precision = "opencv", "fp32"
 
     concurrent = False  # one cv2.dnn.Net runs in one thread at a time
 
