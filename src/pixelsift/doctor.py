@@ -156,46 +156,8 @@ def opencv_check() -> Check:
 
 def detector_checks(load: bool = True) -> list[Check]:
     """Each detector whose weights are on this machine, loaded when `load` (a backend that breaks only
-    when it loads shows here); then what the other backends need."""
-    from pixelsift.detect.api import backend_problem, load_detector
-    from pixelsift.errors import PixelsiftError
-    from pixelsift.models import weights
-    from pixelsift.models.records import DetectorSpec
-    from pixelsift.models.registry import list_models
-
-    checks: list[Check] = []
-    for spec in list_models(task="detect"):
-        if not isinstance(spec, DetectorSpec):
-            continue
-        try:
-            status = weights.weights_status(spec)
-        except OSError:
-            continue
-        if status == weights.MISSING:
-            continue
-        problem = backend_problem(spec)
-        if problem is not None:
-            checks.append(
-                Check("detectors", spec.name, "broken", f"cannot run here: {problem}", _fix_of(problem))
-            )
-            continue
-        if load:
-            try:
-                detector = load_detector(spec.name)
-            except (PixelsiftError, ImportError) as exc:
-                checks.append(
-                    Check(
-                        "detectors",
-                        spec.name,
-                        "broken",
-                        f"does not load: {exc}",
-                        "pixelsift models fetch " + spec.name,
-                    )
-                )
-                continue
-            checks.append(Check("detectors", spec.name, "ok", f"loads ({detector.describe()})"))
-        else:
-            checks.append(Check("detectors", spec.name, "ok", f"weights {status}"))
+    when it loads shows here); then what the other backends need; then the instance segmenters."""
+    checks = _model_checks("detect", load)
     if not checks:
         checks.append(
             Check(
@@ -209,6 +171,61 @@ def detector_checks(load: bool = True) -> list[Check]:
     checks.append(
         package_check("detectors", "ultralytics", "ultralytics", "yolo", "YOLO detectors (AGPL-3.0)")
     )
+    segmenters = _model_checks("segment", load)
+    if not segmenters:
+        segmenters.append(
+            Check(
+                "segmenters",
+                "instance segmenter",
+                "missing",
+                "no segmenter has its weights here (none installs offline): `pixelsift segment` cannot run",
+                "pixelsift models fetch maskrcnn_resnet50_fpn_v2",
+            )
+        )
+    return checks + segmenters
+
+
+def _model_checks(task: str, load: bool) -> list[Check]:
+    """A check per detector (or segmenter) of `task` whose weights are here: loads, or why not."""
+    from pixelsift.detect.api import backend_problem, load_detector, load_segmenter
+    from pixelsift.errors import PixelsiftError
+    from pixelsift.models import weights
+    from pixelsift.models.records import DetectorSpec
+    from pixelsift.models.registry import list_models
+
+    group = "segmenters" if task == "segment" else "detectors"
+    load_model = load_segmenter if task == "segment" else load_detector
+    checks: list[Check] = []
+    for spec in list_models(task=task):
+        if not isinstance(spec, DetectorSpec):
+            continue
+        try:
+            status = weights.weights_status(spec)
+        except OSError:
+            continue
+        if status == weights.MISSING:
+            continue
+        problem = backend_problem(spec)
+        if problem is not None:
+            checks.append(Check(group, spec.name, "broken", f"cannot run here: {problem}", _fix_of(problem)))
+            continue
+        if load:
+            try:
+                detector = load_model(spec.name)
+            except (PixelsiftError, ImportError) as exc:
+                checks.append(
+                    Check(
+                        group,
+                        spec.name,
+                        "broken",
+                        f"does not load: {exc}",
+                        "pixelsift models fetch " + spec.name,
+                    )
+                )
+                continue
+            checks.append(Check(group, spec.name, "ok", f"loads ({detector.describe()})"))
+        else:
+            checks.append(Check(group, spec.name, "ok", f"weights {status}"))
     return checks
 
 

@@ -5,6 +5,7 @@ broken part makes the exit code 1."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,15 @@ def test_weights_cache_reports_size_free_disk_and_an_unwritable_home(
     monkeypatch.setattr(doctor, "_writable", lambda folder: False)
     broken = doctor.cache_check()
     assert broken.status == "broken" and broken.fix is not None and "PIXELSIFT_HOME" in broken.fix
+
+
+def test_without_segmentation_weights_doctor_names_the_fetch_and_stays_ok(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixelsift.doctor import detector_checks
+
+    monkeypatch.setenv("PIXELSIFT_HOME", str(tmp_path / "home"))
+    segmenters = [c for c in detector_checks(load=False) if c.part == "segmenters"]
+    assert [(c.status, c.fix) for c in segmenters] == [
+        ("missing", "pixelsift models fetch maskrcnn_resnet50_fpn_v2")
+    ]
