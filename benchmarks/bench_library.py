@@ -4,6 +4,7 @@
     python benchmarks/bench_library.py reindex [--photos 10000]    unchanged library: seconds per 10,000
     python benchmarks/bench_library.py search [--vectors 1000000]  p50 / p99 over synthetic 1280-d vectors
     python benchmarks/bench_library.py compare [--vectors 100000]  exact vs faiss IVF vs HNSW indexes
+    python benchmarks/bench_library.py from-batch [--vectors 1000000]  index --from-batch peak memory
 
 Every figure is measured in the same run as its baseline, so the ratios hold on a busy machine.
 """
@@ -349,6 +350,60 @@ def bench_compare(count: int, queries: int, k: int = 20) -> dict:
     return rows
 
 
+FROM_BATCH = r"""
+import json, resource, sys, time
+from pixelsift.library import PhotoIndex
+from pixelsift.runtime.loaded import ImageModel
+ImageModel.load("efficientnet_lite0").logits_from_features  # torch and the model in memory
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+start = time.perf_counter()
+with PhotoIndex(sys.argv[2]) as index:
+    report = index.update(sys.argv[1], detector="none", from_batch=[sys.argv[3]])
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"base": base, "peak": peak, "seconds": seconds,
+                  "taken": report.annotated.get("taken from batch results", 0)}))
+"""
+
+
+def bench_from_batch(vectors: int) -> None:
+    """`index --from-batch` of a few real photos out of an embed job of `vectors` rows (random vectors,
+    other photos' hashes, in 1,000-row shards as `batch` writes them), each size in a fresh process:
+    resident memory with the model loaded, and the peak during --from-batch."""
+    import pixelsift.batch
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from helpers import padded_job  # the generator the test uses
+
+    with tempfile.TemporaryDirectory(prefix="pixelsift-bench-from-batch-") as tmp:
+        work = Path(tmp)
+        photos = work / "photos"
+        photos.mkdir()
+        for name in ("chelsea.png", "coffee.png", "rocket.jpg"):
+            shutil.copy(REPO / "samples" / name, photos / name)
+        pixelsift.batch.run("embed", photos, work / "embed")
+        print(
+            f"index --from-batch of 3 photos among N generated rows (1280-d float32), {os.cpu_count()} cores"
+        )
+        print(
+            f"{'job rows':>10} {'on disk':>9} {'model loaded':>13} {'peak':>9} {'growth':>8} {'seconds':>8}"
+        )
+        for rows in sorted({10_000, vectors}):
+            job = padded_job(work / "embed", work / f"job-{rows}", rows, shard_rows=1000)
+            size = sum(p.stat().st_size for p in job.iterdir()) / 2**30
+            done = subprocess.run(
+                [sys.executable, "-c", FROM_BATCH, str(photos), str(work / f"i-{rows}.db"), str(job)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            out = json.loads(done.stdout.strip().splitlines()[-1])
+            assert out["taken"] == 3, out
+            print(
+                f"{rows:>10,} {size:>7.2f} GB {out['base']:>10.0f} MB {out['peak']:>6.0f} MB "
+                f"{out['peak'] - out['base']:>5.0f} MB {out['seconds']:>8.1f}"
+            )
+            shutil.rmtree(job)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -365,6 +420,8 @@ def main() -> None:
     p = sub.add_parser("compare")
     p.add_argument("--vectors", type=int, default=100_000)
     p.add_argument("--queries", type=int, default=100)
+    p = sub.add_parser("from-batch")
+    p.add_argument("--vectors", type=int, default=1_000_000)
     args = parser.parse_args()
     if args.what == "indexing":
         bench_indexing(args.images, args.rounds)
@@ -372,6 +429,8 @@ def main() -> None:
         bench_reindex(args.photos)
     elif args.what == "search":
         bench_search(args.vectors, args.queries)
+    elif args.what == "from-batch":
+        bench_from_batch(args.vectors)
     else:
         bench_compare(args.vectors, args.queries)
 

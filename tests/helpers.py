@@ -190,3 +190,47 @@ def shapes_photo(
     pixels[disc] = (210, 40, 30)
     pixels[square] = (30, 50, 200)
     return Image.fromarray(pixels), {"dog": disc, "car": square}
+
+
+def padded_job(real: Path, out: Path, extra: int, shard_rows: int = 2000) -> Path:
+    """The real job's rows among `extra` generated rows of random vectors (other photos' hashes), in
+    shards of `shard_rows`: a job far bigger than the library."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pixelsift.batch.output import write_job_file, write_shard
+
+    table = pa.concat_tables(pq.read_table(p) for p in sorted(real.glob("part-*.parquet")))
+    dim = table.schema.field("vector").type.list_size
+    rng = np.random.default_rng(0)
+    out.mkdir()
+    for shard, start in enumerate(range(0, extra, shard_rows)):
+        n = min(shard_rows, extra - start)
+        vectors = rng.random((n, dim), dtype=np.float32)
+        columns = {
+            "path": [f"other/{start + i:07d}.jpg" for i in range(n)],
+            "size": [1000] * n,
+            "mtime_ns": [0] * n,
+            "sha256": [f"{start + i:064x}" for i in range(n)],
+            "width": [640] * n,
+            "height": [480] * n,
+            "error": [None] * n,
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+            "labels": [["x"]] * n,
+            "scores": [[0.5]] * n,
+        }
+        part = pa.Table.from_arrays(
+            [
+                c if isinstance(c, pa.Array) else pa.array(c, f.type)
+                for c, f in zip(columns.values(), table.schema, strict=True)
+            ],
+            schema=table.schema,
+        )
+        if shard == extra // shard_rows // 2:  # the real rows in the middle of the job
+            part = pa.concat_tables([part, table])
+        write_shard(out, shard, part)
+    record = json.loads((real / "_job.json").read_text())
+    write_job_file(out, record)
+    return out

@@ -4,13 +4,18 @@ An embed job gives each photo's raw penultimate features (`--normalize none`, th
 which the index derives the classifier's probabilities with the model's head, without decoding the
 photo; a detect job gives its detections. Photos are matched by content hash, so the job may have
 read them from another mount point or machine. What a job does not cover is computed locally.
+
+Jobs are read shard by shard, and of each shard only the hashes, then the rows of the photos asked
+for: memory holds one shard's hashes and the matched rows, however many photos the job covers (a
+million-photo embed job is about 5 GB of vectors).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,13 +26,14 @@ from pixelsift.library.rows import Detection
 
 
 class BatchResults:
-    """Per content hash: the features of an embed job and the detections of a detect job."""
+    """The embed and detect jobs given to `--from-batch`: checked when opened (task, model, raw
+    features), read when photos are matched (`detections_for`, `vectors_for`)."""
 
     def __init__(self, folders: Sequence[str | os.PathLike[str]], model: str):
-        self.vectors: dict[str, np.ndarray] = {}
-        self.detections: dict[str, list[Detection]] = {}
+        self.embed_shards: list[Path] = []
+        self.detect_shards: list[Path] = []
         self.detector: str | None = None
-        pq = optional_import("pyarrow.parquet", "pyarrow", "parquet", "Reading batch jobs' output")
+        self._pq: Any = optional_import("pyarrow.parquet", "pyarrow", "parquet", "Reading batch jobs' output")
         for folder in folders:
             path = Path(folder).expanduser()
             job = read_job_file(path)
@@ -36,16 +42,19 @@ class BatchResults:
                 raise UsageError(f"--from-batch {path}: no batch output here (_job.json and part-*.parquet)")
             task = job.get("task")
             if task == "embed":
-                self._embed(path, job, shards, model, pq)
+                self._check_embed(path, job, model)
+                self.embed_shards += shards
             elif task == "detect":
-                self._detect(job, shards, pq)
+                self.detector = str(job.get("model"))
+                self.detect_shards += shards
             else:
                 raise UsageError(
                     f"--from-batch {path}: a {task} job; the index takes embed jobs (features) and "
                     "detect jobs"
                 )
 
-    def _embed(self, path: Path, job: dict, shards: list[Path], model: str, pq: object) -> None:
+    @staticmethod
+    def _check_embed(path: Path, job: dict, model: str) -> None:
         if job.get("model") != model:
             raise UsageError(
                 f"--from-batch {path}: the job ran {job.get('model')!r}, this index uses {model!r}; "
@@ -56,24 +65,39 @@ class BatchResults:
                 f"--from-batch {path}: its vectors are L2-normalised; the index needs the raw features: "
                 "run `pixelsift batch embed ... --normalize none` (the default)"
             )
-        for shard in shards:
-            table = pq.read_table(shard, columns=["sha256", "error", "vector"])  # type: ignore[attr-defined]
-            data = table.to_pydict()
-            for sha, error, vector in zip(data["sha256"], data["error"], data["vector"], strict=True):
-                if sha and error is None and vector is not None:
-                    self.vectors[sha] = np.asarray(vector, np.float32)
 
-    def _detect(self, job: dict, shards: list[Path], pq: object) -> None:
-        self.detector = str(job.get("model"))
+    def _matches(self, shards: list[Path], digests: set[str], column: str) -> Iterator[tuple[str, Any]]:
+        """(hash, `column`'s value) for each good row whose hash is in `digests`, shard by shard: the
+        hashes of a shard first, then `column` for its matching rows only; each hash once."""
+        pc = optional_import("pyarrow.compute", "pyarrow", "parquet", "Reading batch jobs' output")
+        wanted = set(digests)
         for shard in shards:
-            table = pq.read_table(shard, columns=["sha256", "error", "objects"])  # type: ignore[attr-defined]
-            data = table.to_pydict()
-            for sha, error, objects in zip(data["sha256"], data["error"], data["objects"], strict=True):
-                if sha and error is None and objects is not None:
-                    self.detections[sha] = [
-                        Detection(str(o["label"]), float(o["score"]), tuple(float(v) for v in o["box"]))  # type: ignore[arg-type]
-                        for o in objects
-                    ]
+            if not wanted:
+                return
+            keys = self._pq.read_table(shard, columns=["sha256", "error"])
+            hashes = keys.column("sha256").to_pylist()
+            errors = keys.column("error").is_null().to_pylist()
+            rows = [i for i, (sha, ok) in enumerate(zip(hashes, errors, strict=True)) if ok and sha in wanted]
+            if not rows:
+                continue
+            values = pc.take(self._pq.read_table(shard, columns=[column]).column(column), rows)
+            for i, value in zip(rows, values, strict=True):
+                sha = hashes[i]
+                if sha in wanted and value.is_valid:
+                    wanted.discard(sha)
+                    yield sha, value
 
-    def __len__(self) -> int:
-        return len(self.vectors)
+    def vectors_for(self, digests: set[str]) -> Iterator[tuple[str, np.ndarray]]:
+        """The embed jobs' raw features of the photos with these content hashes, as they are read."""
+        for sha, value in self._matches(self.embed_shards, digests, "vector"):
+            yield sha, np.asarray(value.values.to_numpy(zero_copy_only=False), np.float32)
+
+    def detections_for(self, digests: set[str]) -> dict[str, list[Detection]]:
+        """The detect jobs' objects of the photos with these content hashes."""
+        return {
+            sha: [
+                Detection(str(o["label"]), float(o["score"]), tuple(float(v) for v in o["box"]))  # type: ignore[arg-type]
+                for o in value.as_py()
+            ]
+            for sha, value in self._matches(self.detect_shards, digests, "objects")
+        }

@@ -457,11 +457,13 @@ class Indexer:
 
     def _from_batch(self, paths: list[str], labelers: list[Labeler]) -> list[str]:
         """Write the photos a batch job already ran (matched by content hash) from its results, without
-        decoding them; returns the paths left to compute here."""
+        decoding them; returns the paths left to compute here. The photos are hashed first, then the
+        jobs are read shard by shard for those hashes only (`BatchResults`)."""
         assert self.batch is not None
         model = self.model()
         own_detector = self.detector.name if self.detector is not None else None
-        rest: list[str] = []
+        unread: list[tuple[int, str]] = []
+        wanted: dict[str, list[tuple[int, str, Decoded]]] = {}
         pending: list[tuple[Item, np.ndarray]] = []
 
         def flush() -> None:
@@ -473,26 +475,29 @@ class Indexer:
             pending.clear()
 
         for index, rel in enumerate(paths):
-            path = str(self.root / rel)
             try:
-                data, size, mtime_ns = read_file(path)
+                data, size, mtime_ns = read_file(str(self.root / rel))
             except ImageError:
-                rest.append(rel)  # the normal path records why it cannot be read
+                unread.append((index, rel))  # the normal path records why it cannot be read
                 continue
             digest = sha256_bytes(data)
-            vector = self.batch.vectors.get(digest)
-            if vector is None:
-                rest.append(rel)
-                continue
-            found = self.batch.detections.get(digest)
-            info = Decoded(size, mtime_ns, digest, read_exif(data))
-            if found is not None and own_detector is not None and self.batch.detector == own_detector:
-                info.detections, info.detector = found, own_detector
-            pending.append((Item(path, index, info=info), vector))
+            wanted.setdefault(digest, []).append(
+                (index, rel, Decoded(size, mtime_ns, digest, read_exif(data)))
+            )
+        found: dict[str, list[Detection]] = {}
+        if own_detector is not None and self.batch.detector == own_detector:
+            found = self.batch.detections_for(set(wanted))
+        for digest, vector in self.batch.vectors_for(set(wanted)):
+            for index, rel, info in wanted.pop(digest):
+                if digest in found:
+                    info.detections, info.detector = found[digest], own_detector
+                pending.append((Item(str(self.root / rel), index, info=info), vector))
             if len(pending) >= 256:
                 flush()
         if pending:
             flush()
+        left = unread + [(index, rel) for entries in wanted.values() for index, rel, _ in entries]
+        rest = [rel for _, rel in sorted(left)]
         taken = len(paths) - len(rest)
         if taken:
             self.report.annotated["taken from batch results"] = taken
