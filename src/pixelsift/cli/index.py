@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from pixelsift.cli.common import add_agnostic_nms_option, add_runner_options, run_options
 from pixelsift.cli.output import to_json
@@ -16,6 +17,7 @@ EXAMPLES = """examples:
   pixelsift index ~/Photos --segmenter maskrcnn_resnet50_fpn_v2   objects with their own areas
   pixelsift index ~/Photos --db ~/photo-index.db  keep the index in a file of your choice
   pixelsift index ~/Photos --stats                what the index holds (no indexing)
+  pixelsift index ~/Photos --watch                keep the index current as photos arrive (Ctrl-C stops)
   pixelsift index --repair --db ~/photo-index.db  a damaged index: kept aside, built again, same settings
   pixelsift index /mnt/new-place --db ~/photo-index.db  the library's folder moved: the index follows it
 
@@ -70,6 +72,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="MODEL|none",
         help="text-image model for free-text search (default: clip_vit_b32 when installed with weights)",
+    )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep watching the folder: index again after photos arrive, move or are deleted (Ctrl-C stops)",
+    )
+    p.add_argument(
+        "--debounce",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="--watch: quiet time after the last change before indexing again (default: 2)",
     )
     p.add_argument(
         "--exclude",
@@ -131,20 +145,22 @@ def run(args: argparse.Namespace) -> int:
 
         args.detector = get_spec_of(args.segmenter, SegmenterSpec, needed_for="--segmenter").name
     db = args.db or default_db_path(args.folder)
+    options = dict(
+        model=args.model,
+        detector=args.detector,
+        labelers=args.labeler,
+        text_image=args.text_image,
+        exclude=args.exclude,
+        follow_links=args.follow_links,
+        agnostic_nms=args.agnostic_nms,
+        from_batch=args.from_batch,
+        progress=args.progress,
+        run_options=run_options(args),
+    )
+    if args.watch:
+        return _watch(db, args, options)
     with PhotoIndex(db) as index:
-        report = index.update(
-            args.folder,
-            model=args.model,
-            detector=args.detector,
-            labelers=args.labeler,
-            text_image=args.text_image,
-            exclude=args.exclude,
-            follow_links=args.follow_links,
-            agnostic_nms=args.agnostic_nms,
-            from_batch=args.from_batch,
-            progress=args.progress,
-            run_options=run_options(args),
-        )
+        report = index.update(args.folder, **options)
     if args.format == "json":
         print(to_json({**report.to_dict(), "db": str(db)}))
     else:
@@ -156,6 +172,36 @@ def run(args: argparse.Namespace) -> int:
             f"pixelsift: {count} photo{'s' * (count != 1)} could not be read (listed above)", file=sys.stderr
         )
     return 1 if report.failed else 0
+
+
+def _watch(db: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """`index --watch`: update now and after every burst of changes, one line each, until Ctrl-C."""
+    import threading
+    import time
+
+    from pixelsift.library import PhotoIndex
+
+    if args.debounce <= 0:
+        raise UsageError(f"--debounce must be above 0 seconds, not {args.debounce}")
+
+    def reported(report: Any) -> None:
+        if args.format == "json":
+            print(to_json({**report.to_dict(), "db": str(db)}, indent=None), flush=True)
+        else:
+            print(f"{time.strftime('%H:%M:%S')} {report.summary()}", flush=True)
+
+    stop = threading.Event()
+    with PhotoIndex(db) as index:
+        print(f"pixelsift: watching {args.folder} (index: {db}); Ctrl-C stops", file=sys.stderr)
+        try:
+            how = index.watch(args.folder, stop=stop, debounce=args.debounce, on_report=reported, **options)
+        except KeyboardInterrupt:
+            stop.set()
+            how = None
+    if not args.quiet:
+        seen = f" (changes seen by {how})" if how else ""
+        print(f"pixelsift: stopped watching {args.folder}{seen}", file=sys.stderr)
+    return 0
 
 
 def print_stats(args: argparse.Namespace) -> int:

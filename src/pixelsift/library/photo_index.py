@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +40,7 @@ from pixelsift.library.schema import damaged_index_error, unwritable_reason
 from pixelsift.library.search import Searcher, SearchResults
 from pixelsift.library.store import LibraryStore
 from pixelsift.library.vectors import VectorCache
+from pixelsift.library.watch import DEBOUNCE_SECONDS, POLL_SECONDS, watch_folder
 from pixelsift.models.registry import get_model_spec
 from pixelsift.runtime.options import RunKwargs, RunOptions
 from pixelsift.runtime.text_image import load_text_image_model
@@ -202,6 +204,45 @@ class PhotoIndex:
         return root
 
     # ------------------------------------------------------------------------------------- updating
+    def watch(
+        self,
+        folder: PathLike | None = None,
+        *,
+        stop: threading.Event | None = None,
+        debounce: float = DEBOUNCE_SECONDS,
+        interval: float = POLL_SECONDS,
+        on_report: Callable[[IndexReport], None] | None = None,
+        use_events: bool = True,
+        **options: Any,
+    ) -> str:
+        """Index `folder` (default: the library's), then keep the index current while photos arrive,
+        move and are deleted: an `update` each time the folder has been quiet for `debounce` seconds
+        after a change, until `stop` is set. `on_report` gets each update's report; `options` are
+        `update`'s. Changes are seen by file events with watchdog installed (`pixelsift[watch]`), else
+        by comparing the folder's listing every `interval` seconds; returns which ("events", "polling").
+
+        >>> stop = threading.Event()                                         # doctest: +SKIP
+        >>> threading.Thread(target=index.watch, args=("~/Photos",), kwargs={"stop": stop}).start()
+        """
+        root = Path(folder).expanduser() if folder is not None else self.root
+        if root is None:
+            raise UsageError("give the photo folder to watch")
+
+        def one() -> None:
+            report = self.update(root, **options)
+            if on_report is not None:
+                on_report(report)
+
+        return watch_folder(
+            one,
+            root,
+            stop or threading.Event(),
+            debounce=debounce,
+            interval=interval,
+            ignore=(str(self.db_path),),
+            use_events=use_events,
+        )
+
     def update(
         self,
         folder: PathLike | None = None,
