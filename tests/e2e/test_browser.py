@@ -63,11 +63,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from serve(db)
 
 
-def serve(db: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`pixelsift serve --db DB` on a free port until the fixture ends; its URL."""
+def serve(db: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Iterator[str]:
+    """`pixelsift serve --db DB [ARGS]` on a free port until the fixture ends; its URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pixelsift", "serve", "--db", str(db), "--port", str(port)],
+        [sys.executable, "-m", "pixelsift", "serve", "--db", str(db), "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -370,3 +370,37 @@ def test_the_shapes_toggle_draws_each_objects_outline_and_fill(
     page.check("#shapes-toggle")
     page.wait_for_function("document.querySelector('#preview-canvas').dataset.shapes === '2'")
     page.screenshot(path=str(ARTIFACTS / "web-shapes.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def indexing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`pixelsift serve --index PHOTOS`: no index beforehand; the server builds and keeps it."""
+    base = tmp_path_factory.mktemp("serve-index")
+    photos = base / "photos"
+    photos.mkdir()
+    shutil.copy(REPO / "samples" / "chelsea.png", photos / "cat.png")
+    shutil.copy(REPO / "samples" / "coffee.png", photos / "coffee.png")
+    for url in serve(base / "index.db", args=("--index", str(photos), "--detector", "none")):
+        yield url, photos
+
+
+def test_serve_index_shows_the_progress_then_the_photos_that_arrive(
+    indexing_server: tuple[str, Path], browser: object
+) -> None:
+    url, photos = indexing_server
+    page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
+    page.goto(url)
+    page.wait_for_function(
+        "document.querySelector('#index-status').textContent.includes('Watching photos')", timeout=180_000
+    )
+    assert "2 new" in page.inner_text("#index-status")
+    page.wait_for_function("document.querySelector('#library-header').textContent.includes('2 photos')")
+    page.wait_for_function("document.querySelectorAll('#search-grid li button').length === 2")
+    shutil.copy(REPO / "samples" / "rocket.jpg", photos / "rocket.jpg")  # a photo arrives
+    page.wait_for_function(
+        "document.querySelector('#library-header').textContent.includes('3 photos')", timeout=120_000
+    )
+    page.wait_for_function("document.querySelectorAll('#search-grid li button').length === 3")
+    assert "1 new" in page.inner_text("#index-status")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-index.png"))

@@ -17,6 +17,7 @@ WILDCARD_HOSTS = ("0.0.0.0", "::")  # listening on every interface
 EXAMPLES = """examples:
   pixelsift serve                          classify and detect from a browser at http://127.0.0.1:8000
   pixelsift serve --db photos.db           search that photo index (default: the one `search` uses)
+  pixelsift serve --index ~/Photos         index the folder in the background and keep it current
   pixelsift serve --host 0.0.0.0 --port 9000             reachable from other machines (no auth!)
   pixelsift serve --allow-host photos.home.lan            also answer to that name (a reverse proxy)
 """
@@ -31,6 +32,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--db", type=Path, default=None, help="photo index to search (made by `pixelsift index`)")
+    p.add_argument(
+        "--index",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="index this photo folder in the background and keep it current as photos arrive, move and "
+        "go (into --db, or the folder's default index); the page shows the progress",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int_in(1, 65535), default=8000, help="port, 1-65535 (default: 8000)")
     p.add_argument(
@@ -127,9 +136,18 @@ def run(args: argparse.Namespace) -> int:
         raise MissingDependencyError(exc.name or "fastapi", "web", "pixelsift serve") from None
     if args.max_upload_mb <= 0:
         raise UsageError("--max-upload-mb must be positive")
-    if args.db is not None and not args.db.is_file():
+    folder = None
+    if args.index is not None:
+        folder = args.index.expanduser().resolve()
+        if not folder.is_dir():
+            raise UsageError(f"--index {args.index}: no such folder")
+        from pixelsift.library.photo_index import default_db_path
+
+        args.db = args.db if args.db is not None else default_db_path(folder)
+    elif args.db is not None and not args.db.is_file():
         raise UsageError(
             f"{args.db}: no such index; build one with `pixelsift index PHOTOS_DIR --db {args.db}`"
+            " (or let the server build and keep it: --index PHOTOS_DIR)"
         )
     check_models(args.model, args.detector)
     problem = listen_problem(args.host, args.port)
@@ -146,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         detector=args.detector,
         run_options=server_run_options(args),
+        index_folder=folder,
     )
     app = create_app(config)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -154,7 +173,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     shown = "127.0.0.1" if args.host in WILDCARD_HOSTS else args.host
-    if db:
+    if folder is not None:
+        print(f"pixelsift: indexing {folder} into {db} and keeping it current (the page shows how far)",
+              file=sys.stderr)  # fmt: skip
+    elif db:
         print(f"pixelsift: searching the photo index {db}", file=sys.stderr)
     else:
         print(

@@ -1,9 +1,54 @@
-"""Progress bars on stderr: shown for long runs in a terminal, silent in pipes and tests."""
+"""Progress bars on stderr: shown for long runs in a terminal, silent in pipes and tests; and, for a
+caller that shows progress its own way (the web page's indexing status), `observed`: every bar
+opened in its block also reports (step, done, total) to a callback."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
+
+Listener = Callable[[str, int, "int | None"], None]
+_listener: contextvars.ContextVar[Listener | None] = contextvars.ContextVar(
+    "pixelsift_progress", default=None
+)
+
+
+@contextlib.contextmanager
+def observed(listener: Listener) -> Iterator[None]:
+    """Within the block (in this thread), each progress bar also calls `listener(step, done, total)`
+    when it opens and as it advances, whether or not the bar is shown."""
+    token = _listener.set(listener)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
+class _Reported:
+    """A bar that also tells the listener of `observed` how far it has got."""
+
+    def __init__(self, bar: Any, desc: str, listener: Listener) -> None:
+        self._bar, self._desc, self._listener = bar, desc, listener
+        self._done = 0
+        listener(desc, 0, bar.total)
+
+    def __enter__(self) -> _Reported:
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(*exc)
+
+    def update(self, n: int = 1) -> None:
+        self._bar.update(n)
+        self._done += n
+        self._listener(self._desc, self._done, self._bar.total)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bar, name)
 
 
 class _NoBar:
@@ -38,6 +83,12 @@ def progress_bar(
 
     Used as a context manager: `with progress_bar(total=n) as bar: bar.update(k)`.
     """
+    bar = _bar(total, desc, enabled, unit)
+    listener = _listener.get()
+    return bar if listener is None else _Reported(bar, desc, listener)
+
+
+def _bar(total: int | None, desc: str, enabled: bool | None, unit: str) -> Any:
     disable = (not sys.stderr.isatty()) if enabled is None else not enabled
     if disable:
         return _NoBar(total)

@@ -89,7 +89,9 @@ class IndexReport:
     annotated: dict[str, int] = field(default_factory=dict)  # catch-up pass -> photos done
     seconds: float = 0.0
 
-    def summary(self) -> str:
+    def summary(self, with_root: bool = True) -> str:
+        """ "indexed ROOT: 3 photos, 1 new, ... in 0.4 s" (`with_root=False`: without "indexed ROOT: ",
+        for a page that never shows the server's paths)."""
         parts = [
             f"{self.photos} photos",
             f"{self.added} new",
@@ -104,7 +106,8 @@ class IndexReport:
         if self.still_failed:
             parts.append(f"{self.still_failed} failed earlier (not retried until they change)")
         parts += [f"{n} {what}" for what, n in self.annotated.items() if n]
-        return f"indexed {self.root}: " + ", ".join(parts) + f" in {self.seconds:.1f} s"
+        counts = ", ".join(parts) + f" in {self.seconds:.1f} s"
+        return f"indexed {self.root}: {counts}" if with_root else counts
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)

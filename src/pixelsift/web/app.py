@@ -205,6 +205,14 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC, html=False), name="static")
 
     app.state.library = LibraryAccess(config.db)
+    app.state.indexing = None
+    if config.index_folder is not None and config.db is not None:
+        from pixelsift.web.indexing import BackgroundIndexer
+
+        indexer = BackgroundIndexer(config.index_folder, config.db, {"detector": config.detector})
+        app.state.indexing = indexer
+        indexer.start()
+        app.router.on_shutdown.append(indexer.close)
     routes.add_routes(app)
     routes.add_explain_route(app)
     routes.add_library_routes(app)

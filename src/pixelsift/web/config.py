@@ -27,3 +27,5 @@ class WebConfig:
     detector: str | None = None
     # classifiers run on its engine (torch or onnxruntime); detectors run in torch or OpenCV DNN
     run_options: RunOptions = field(default_factory=RunOptions)
+    # `serve --index FOLDER`: the folder whose index (`db`) the server keeps current in the background
+    index_folder: Path | None = None

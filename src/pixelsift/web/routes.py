@@ -348,8 +348,31 @@ def _header(text: str) -> str:
     return text.encode("ascii", "replace").decode()
 
 
+class IndexStatus(BaseModel):
+    state: str  # off (no background indexing), starting, indexing, watching, failed
+    folder: str | None = None  # the folder's name (never the server's whole path)
+    step: str | None = None  # "indexing photos", "catching up older photos" ...
+    done: int | None = None
+    total: int | None = None
+    rate: float | None = None  # photos per second in this step
+    seconds_left: int | None = None
+    updates: int = 0  # updates finished since the server started
+    photos: int | None = None
+    last: str | None = None  # the last update's summary
+    last_at: float | None = None  # seconds since the epoch
+    error: str | None = None
+
+
 def add_library_routes(app: FastAPI) -> None:
     library: LibraryAccess = app.state.library
+
+    @app.get("/api/index/status", response_model=IndexStatus, tags=["library"])
+    def index_status() -> dict[str, Any]:
+        """How `pixelsift serve --index FOLDER` is keeping the index current: the step it is on, n of N,
+        photos per second and the time left while it indexes; the last update's summary while it
+        watches; `state` "off" for a server that does not index."""
+        indexing = app.state.indexing
+        return {"state": "off"} if indexing is None else indexing.status()
 
     @app.get(
         "/api/search", response_model=list[PhotoResult], tags=["library"], responses=errors(400, 404, 503)

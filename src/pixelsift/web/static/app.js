@@ -519,6 +519,46 @@ async function libraryStatus() {
   }
 }
 
+// `pixelsift serve --index FOLDER`: how far the server's background indexing has got (n of N, rate,
+// time left), then what its last update found; the library view is shown again after each update.
+let indexUpdates = 0;
+
+function duration(seconds) {
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  return minutes < 60 ? `${minutes} min ${seconds % 60} s` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+async function indexStatus() {
+  let s;
+  try {
+    s = await api("/api/index/status");
+  } catch {
+    setTimeout(indexStatus, 5000);
+    return;
+  }
+  if (s.state === "off") return; // this server does not index
+  const line = $("#index-status");
+  line.hidden = false;
+  if (s.state === "indexing" && s.total) {
+    const rate = s.rate ? `, ${s.rate.toFixed(1)} per second` : "";
+    const left = s.seconds_left !== null && s.seconds_left !== undefined ? `, about ${duration(s.seconds_left)} left` : "";
+    setStatus(line, `${s.folder}: ${s.step}, ${s.done} of ${s.total}${rate}${left}`);
+  } else if (s.state === "watching") {
+    const when = s.last_at ? new Date(s.last_at * 1000).toLocaleTimeString() : "";
+    setStatus(line, `Watching ${s.folder} for new photos · last update ${when}: ${s.last}`);
+  } else if (s.state === "failed") {
+    setStatus(line, `Indexing ${s.folder} stopped: ${s.error}`, true);
+  } else {
+    setStatus(line, `Indexing ${s.folder} ...`);
+  }
+  if (s.updates > indexUpdates) {
+    indexUpdates = s.updates;
+    libraryStatus().then((served) => { if (served) show(); });
+  }
+  if (s.state !== "failed") setTimeout(indexStatus, s.state === "watching" ? 3000 : 1000);
+}
+
 function setUp() {
   const zone = $("#drop-zone");
   const input = $("#file-input");
@@ -561,6 +601,7 @@ function setUp() {
   $("#like-this").addEventListener("click", photosLikeThis);
   loadModels();
   libraryStatus().then((served) => { if (served) show(); });
+  indexStatus();
 }
 
 document.addEventListener("DOMContentLoaded", setUp);
