@@ -176,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _watch(db: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
     """`index --watch`: update now and after every burst of changes, one line each, until Ctrl-C."""
+    import signal
     import threading
     import time
 
@@ -191,16 +192,23 @@ def _watch(db: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
             print(f"{time.strftime('%H:%M:%S')} {report.summary()}", flush=True)
 
     stop = threading.Event()
-    with PhotoIndex(db) as index:
-        print(f"pixelsift: watching {args.folder} (index: {db}); Ctrl-C stops", file=sys.stderr)
-        try:
+
+    def stop_watching(signum: int, frame: Any) -> None:
+        # Ctrl-C (or a service manager's SIGTERM) ends the watch once the update under way is written;
+        # a second Ctrl-C interrupts at once
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, stop_watching) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with PhotoIndex(db) as index:
+            print(f"pixelsift: watching {args.folder} (index: {db}); Ctrl-C stops", file=sys.stderr)
             how = index.watch(args.folder, stop=stop, debounce=args.debounce, on_report=reported, **options)
-        except KeyboardInterrupt:
-            stop.set()
-            how = None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not args.quiet:
-        seen = f" (changes seen by {how})" if how else ""
-        print(f"pixelsift: stopped watching {args.folder}{seen}", file=sys.stderr)
+        print(f"pixelsift: stopped watching {args.folder} (changes were seen by {how})", file=sys.stderr)
     return 0
 
 

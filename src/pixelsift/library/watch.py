@@ -42,8 +42,10 @@ def watch_folder(
     observer = _start_observer(folder, changed) if use_events else None
     how = "events" if observer is not None else "polling"
     try:
-        update()
+        # the listing is taken before each update: a change made while it runs (or just after) then
+        # differs from it and is seen, at worst costing one more update
         listing = None if observer is not None else _listing(folder)
+        update()
         while not stop.is_set():
             if observer is None:
                 stop.wait(interval)
@@ -57,9 +59,9 @@ def watch_folder(
                 stop.wait(min(0.2, debounce))
             if changed.quiet_for(debounce):
                 changed.clear()
-                update()
                 if observer is None:
                     listing = _listing(folder)
+                update()
     finally:
         if observer is not None:
             observer.stop()
