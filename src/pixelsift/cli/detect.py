@@ -235,10 +235,11 @@ class Printer:
             if not len(r.detections):  # the input still gets its row
                 self._csv.writerow([r.path, frame, r.width, r.height] + [""] * (len(self.header) - 4))
             masks = r.detections.masks if self.shapes else None
+            areas = masks.areas() if masks is not None else None
             for index, (box, score, _, name) in enumerate(r.detections):
                 shape = []
-                if masks is not None:
-                    shape = [repr(float(masks.areas()[index])), masks.rle(index)["counts"]]
+                if masks is not None and areas is not None:
+                    shape = [repr(float(areas[index])), masks.rle(index)["counts"]]
                 corners = [repr(float(v)) for v in box]
                 self._csv.writerow(
                     [r.path, frame, r.width, r.height, name, repr(score), *corners, *shape, ""]

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from pixelsift.detect.detections import Detections
+from pixelsift.detect.masks import Masks
 from pixelsift.imaging.images import _to_rgb
 
 GOLDEN_RATIO = 0.618033988749895
@@ -119,9 +120,14 @@ def draw_detections(
     font = label_font(font_size or max(10, round(side * 0.03)))
     pad = max(1, line)
     order = sorted(range(len(detections)), key=lambda i: -float(detections.scores[i]))
-    masks = detections.masks
+    # the masks over the canvas's pixels (they may have been made for a larger or smaller decode)
+    masks = (
+        None
+        if detections.masks is None
+        else detections.masks.scaled(width / detections.masks.size[0], height / detections.masks.size[1])
+    )
     if masks is not None and len(masks):
-        canvas = _fill_masks(canvas, detections, order)
+        canvas = _fill_masks(canvas, masks, detections.class_ids, order)
     draw = ImageDraw.Draw(canvas)
     corners: list[tuple[int, int]] = []
     for index in reversed(order):  # the best box is drawn last, on top
@@ -132,7 +138,7 @@ def draw_detections(
         y2 = min(max(round(float(box[3])), y1), height - 1)
         colour = class_colour(int(detections.class_ids[index]))
         if masks is not None:
-            _outline(draw, masks.scaled(width / masks.size[0], height / masks.size[1]), index, colour, line)
+            _outline(draw, masks, index, colour, line)
         else:
             # PIL draws the outline inward from the rectangle's edge, so a clipped box stays inside.
             draw.rectangle((x1, y1, x2, y2), outline=colour, width=min(line, max(1, (x2 - x1 + 1) // 2)))
@@ -160,23 +166,21 @@ def draw_detections(
     return canvas
 
 
-def _fill_masks(canvas: Image.Image, detections: Detections, order: list[int]) -> Image.Image:
-    """Each object's mask laid over the photo in its class colour, `FILL_ALPHA` opaque, the best on
-    top; one photo-sized mask at a time, so a big photo needs one mask's memory, not n."""
-    assert detections.masks is not None
-    width, height = canvas.size
-    masks = detections.masks.scaled(width / detections.masks.size[0], height / detections.masks.size[1])
+def _fill_masks(canvas: Image.Image, masks: Masks, class_ids: np.ndarray, order: list[int]) -> Image.Image:
+    """Each object's mask (over the canvas's pixels) laid over the photo in its class colour,
+    `FILL_ALPHA` opaque, the best on top; one photo-sized mask at a time, so a big photo needs one
+    mask's memory, not n."""
     pixels = np.asarray(canvas, dtype=np.uint8).copy()
     for index in reversed(order):
         inside = masks.mask(index)
-        colour = np.array(class_colour(int(detections.class_ids[index])), np.float32)
+        colour = np.array(class_colour(int(class_ids[index])), np.float32)
         blended = pixels[inside].astype(np.float32) * (1 - FILL_ALPHA) + colour * FILL_ALPHA
         pixels[inside] = np.round(blended).astype(np.uint8)
     return Image.fromarray(pixels)
 
 
 def _outline(
-    draw: ImageDraw.ImageDraw, masks: Any, index: int, colour: tuple[int, int, int], line: int
+    draw: ImageDraw.ImageDraw, masks: Masks, index: int, colour: tuple[int, int, int], line: int
 ) -> None:
     for polygon in masks.polygons(index):
         points = list(zip(polygon[0::2], polygon[1::2], strict=True))

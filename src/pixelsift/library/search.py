@@ -343,8 +343,14 @@ class Searcher:
         )
         total, tier = ranking.score, ranking.tier
         keep = (tier > 0) & (total > 0)  # a photo with no evidence at all is never listed
+
+        def row_of(photo_id: int) -> int:
+            """The photo's place in `ids` (for a photo no concept scored: where it would go)."""
+            row = probs.row.get(photo_id)
+            return row if row is not None else base + int(np.searchsorted(extra_ids, photo_id))
+
         if query.close_up:  # within each tier, the photos the main concept fills most first
-            fill = self._fill(query, boxes, ids, base, extra_ids, probs.row)
+            fill = self._fill(query, boxes, ids, row_of)
             order = np.lexsort((ids[keep], -total[keep], -fill[keep], -tier[keep]))
         else:
             order = np.lexsort((ids[keep], -total[keep], -tier[keep]))
@@ -362,10 +368,6 @@ class Searcher:
                     hits.append((photo_id, score))
             if len(hits) >= n and allowed is None:
                 break
-
-        def row_of(photo_id: int) -> int:
-            row = probs.row.get(photo_id)
-            return row if row is not None else base + int(np.searchsorted(extra_ids, photo_id))
 
         evidence, weak = {}, {}
         for photo_id, _ in hits:
@@ -387,12 +389,7 @@ class Searcher:
 
     @staticmethod
     def _fill(
-        query: Query,
-        boxes: dict[str, list[DetectionHit]],
-        ids: np.ndarray,
-        base: int,
-        extra_ids: np.ndarray,
-        rows: dict[int, int],
+        query: Query, boxes: dict[str, list[DetectionHit]], ids: np.ndarray, row_of: Callable[[int], int]
     ) -> np.ndarray:
         """Per photo (in `ids` order), the largest share of it that a sure object of a main concept
         fills: its mask's share from an instance segmenter, else its box's; 0 where none was found."""
@@ -400,14 +397,9 @@ class Searcher:
         mains = {group[main_concept(group)].text for group in query.groups}
         for text in mains:
             for hit in boxes[text]:
-                if hit.score < PROMINENT_SCORE:
-                    continue
-                row = rows.get(hit.photo_id)
-                if row is None:
-                    at = int(np.searchsorted(extra_ids, hit.photo_id))
-                    if at >= len(extra_ids) or extra_ids[at] != hit.photo_id:
-                        continue  # evidence for a photo no concept scored
-                    row = base + at
+                row = row_of(hit.photo_id)
+                if hit.score < PROMINENT_SCORE or row >= len(ids) or ids[row] != hit.photo_id:
+                    continue  # not sure enough, or evidence for a photo no concept scored
                 fill[row] = max(fill[row], hit.fill)
         return fill
 
@@ -415,7 +407,7 @@ class Searcher:
         notes = [f"showing results for {fixed!r} (you typed {typed!r})" for typed, fixed in query.corrected]
         if query.close_up:
             notes.append(
-                "close-up: the photos each concept fills most come first (objects' own areas where an "
+                "close-up: the photos the main concept fills most come first (objects' own areas where an "
                 "instance segmenter indexed them, `pixelsift index --segmenter`; else their boxes')"
             )
         if query.unknown:

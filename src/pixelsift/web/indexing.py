@@ -68,19 +68,18 @@ class BackgroundIndexer:
 
     def _reported(self, report: Any) -> None:
         with self._lock:
-            updates = int(self._status.get("updates", 0)) + 1
-        self._set(
-            state="watching",
-            step=None,
-            done=None,
-            total=None,
-            rate=None,
-            seconds_left=None,
-            updates=updates,
-            photos=report.photos,
-            last=report.summary(with_root=False),  # the page is never told the server's paths
-            last_at=time.time(),
-        )
+            self._status.update(
+                state="watching",
+                step=None,
+                done=None,
+                total=None,
+                rate=None,
+                seconds_left=None,
+                updates=int(self._status.get("updates", 0)) + 1,
+                photos=report.photos,
+                last=report.summary(with_root=False),  # the page is never told the server's paths
+                last_at=time.time(),
+            )
 
     def _run(self) -> None:
         from pixelsift.library import PhotoIndex  # the library's code, in this thread only
