@@ -234,3 +234,43 @@ def padded_job(real: Path, out: Path, extra: int, shard_rows: int = 2000) -> Pat
     record = json.loads((real / "_job.json").read_text())
     write_job_file(out, record)
     return out
+
+
+def text_font(size: int):  # type: ignore[no-untyped-def]
+    """A scalable font: DejaVu Sans Bold where Debian has it, else Pillow's own."""
+    from PIL import ImageFont
+
+    dejavu = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+    return ImageFont.truetype(str(dejavu), size) if dejavu.exists() else ImageFont.load_default(size)
+
+
+def text_photo(
+    lines: list[str],
+    size: tuple[int, int] = (900, 600),
+    angle: int = 0,
+    blur: float = 0.0,
+    background: Path | None = None,
+    font_size: int = 56,
+) -> Image.Image:
+    """A made photo with `lines` of dark text on a pale sign, on a green field or on `background`
+    (a real photo), turned `angle` degrees counter-clockwise and blurred by `blur` pixels."""
+    from PIL import ImageDraw, ImageFilter
+
+    if background is not None:
+        img = Image.open(background).convert("RGB").resize(size)
+    else:
+        img = Image.new("RGB", size, (80, 130, 60))
+    draw = ImageDraw.Draw(img)
+    font = text_font(font_size)
+    step = int(font_size * 1.6)
+    top = size[1] // 2 - step * len(lines) // 2
+    draw.rectangle(
+        (size[0] // 10, top - 20, size[0] * 9 // 10, top + step * len(lines) + 10), fill=(240, 238, 228)
+    )
+    for i, line in enumerate(lines):
+        draw.text((size[0] // 10 + 30, top + i * step), line, fill=(20, 20, 20), font=font)
+    if angle:
+        img = img.rotate(angle, expand=True, fillcolor=(80, 130, 60))
+    if blur:
+        img = img.filter(ImageFilter.GaussianBlur(blur))
+    return img

@@ -33,6 +33,8 @@ _LAZY = {
     "segment": "detect",
     "load_segmenter": "detect",
     "Masks": "detect",
+    "read_text": "ocr",
+    "TextReader": "ocr",
     "PhotoIndex": "library",
     "SearchResults": "library",
     "read_dataset": "imaging.datasets",

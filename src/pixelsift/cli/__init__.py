@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "classify",
     "detect",
     "segment",
+    "ocr",
     "dataset",
     "embed",
     "transfer",
