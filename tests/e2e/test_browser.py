@@ -404,3 +404,60 @@ def test_serve_index_shows_the_progress_then_the_photos_that_arrive(
     assert "1 new" in page.inner_text("#index-status")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-index.png"))
+
+
+@pytest.fixture(scope="module")
+def text_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A served library whose text was read (`index --ocr`): a plate, a card and a photo without text."""
+    from helpers import text_photo
+
+    pytest.importorskip("rapidocr", reason="the ocr extra")
+    base = tmp_path_factory.mktemp("browser-text")
+    photos = base / "photos"
+    photos.mkdir()
+    text_photo(["RE16 TGK"]).save(photos / "plate.png")
+    text_photo(["Happy Birthday", "Anna"]).save(photos / "card.png")
+    shutil.copy(REPO / "samples" / "chelsea.png", photos / "cat.png")
+    db = base / "index.db"
+    with PhotoIndex(db) as index:
+        index.update(photos, detector="none", ocr=True)
+    yield from serve(db)
+
+
+def test_text_is_read_on_upload_searched_and_highlighted_in_the_photo(
+    text_server: str, browser: object, tmp_path: Path
+) -> None:
+    from helpers import text_photo
+
+    text_photo(["Open 24h", "Main Street"]).save(tmp_path / "shop.png")
+    page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
+    page.goto(text_server)
+    page.wait_for_selector("#model-select option[value=efficientnet_lite0]", state="attached")
+    page.uncheck("#detect-toggle")
+    page.check("#text-toggle")
+    with page.expect_response(lambda r: "/api/ocr" in r.url) as answer:
+        page.set_input_files("#file-input", str(tmp_path / "shop.png"))
+    assert answer.value.status == 200
+    page.wait_for_function("document.querySelector('#preview-canvas').dataset.textLines === '2'")
+    assert "Open 24h" in page.inner_text("#text-list") and "Main Street" in page.inner_text("#text-list")
+
+    page.check("#search-text")  # only the text in photos: a part of a word, misspelt case and all
+    page.fill("#search-input", "birthdy")
+    page.press("#search-input", "Enter")
+    page.wait_for_function("document.querySelector('#search-status').textContent.includes('birthdy')")
+    page.wait_for_function("!document.querySelector('#search-status').textContent.includes('Searching')")
+    cards = page.query_selector_all("#search-grid li button")
+    assert len(cards) == 1 and "card.png" in (cards[0].get_attribute("aria-label") or "")
+    assert "Happy Birthday" in page.inner_text("#search-grid")
+    assert "text=true" in page.url  # the view is in the URL
+    cards[0].click()
+    page.wait_for_function("document.querySelector('#dialog-canvas').dataset.highlighted === '1'")
+    assert page.get_attribute("#dialog-canvas", "data-text-lines") == "2"
+    assert "Happy Birthday" in page.inner_text("#dialog-text")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-text.png"), full_page=True)
+    page.keyboard.press("Escape")
+
+    page.fill("#search-input", "zebra")
+    page.press("#search-input", "Enter")
+    page.wait_for_function("document.querySelector('#search-status').textContent.includes('no photo shows')")

@@ -172,7 +172,8 @@ def test_a_linear_svm_is_explained_by_its_gradients(shapes: Path, tmp_path: Path
     rel = next(r for r in json.loads((shapes / "shapes.json").read_text()) if r.startswith("valid/"))
     image = Image.open(shapes / rel).convert("RGB")
     (result,) = Explainer(trained=path, method="gradcam").explain_image(image, rel, k=1)
-    (prediction,) = model.predict([shapes / rel])
+    # explanations run in fp32; so does this prediction (auto would pick bf16 on a CPU with AMX)
+    (prediction,) = model.predict([shapes / rel], precision="fp32")
     assert result.label == prediction.labels[0]
     assert result.score == pytest.approx(prediction.scores[0], abs=1e-3)
     assert result.peak is not None and result.heatmap.max() > 0.5  # a map, not the blank of no gradient

@@ -257,9 +257,10 @@ def test_a_database_of_the_previous_schema_is_migrated_on_open(tmp_path: Path, s
     conn.close()
 
     index = PhotoIndex(path)
-    assert db.schema_version(index.conn) == db.SCHEMA_VERSION == 4
+    assert db.schema_version(index.conn) == db.SCHEMA_VERSION == 5
     columns = {r[1] for r in index.conn.execute("PRAGMA table_info(photos)")}
-    assert "detector" in columns
+    assert {"detector", "text_reader"} <= columns
+    assert index.conn.execute("SELECT COUNT(*) FROM text_lines").fetchone()[0] == 0
     assert "area" in {r[1] for r in index.conn.execute("PRAGMA table_info(detections)")}
     assert index.conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] == 0
     assert index.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -281,7 +282,7 @@ def test_detections_of_a_version_3_index_keep_their_boxes_with_no_area(tmp_path:
     conn.execute("INSERT INTO detections VALUES (1, 'ssd', 'dog', 0.9, 0, 0, 50, 50)")
     conn.close()
     index = PhotoIndex(path)
-    assert db.schema_version(index.conn) == 4
+    assert db.schema_version(index.conn) == db.SCHEMA_VERSION
     (hit,) = index.store.matching_detections(["dog"])
     assert hit.area == pytest.approx(0.25) and hit.mask_area is None and hit.fill == pytest.approx(0.25)
 

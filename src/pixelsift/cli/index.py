@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   pixelsift index ~/Photos --labeler birds.model  also label every photo with a model from `pixelsift train`
   pixelsift index ~/Photos --exclude 'Screenshots/*' --detector none
   pixelsift index ~/Photos --segmenter maskrcnn_resnet50_fpn_v2   objects with their own areas
+  pixelsift index ~/Photos --ocr                  also read the text in photos: search it with --text
   pixelsift index ~/Photos --db ~/photo-index.db  keep the index in a file of your choice
   pixelsift index ~/Photos --stats                what the index holds (no indexing)
   pixelsift index ~/Photos --watch                keep the index current as photos arrive (Ctrl-C stops)
@@ -72,6 +73,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="MODEL|none",
         help="text-image model for free-text search (default: clip_vit_b32 when installed with weights)",
+    )
+    p.add_argument(
+        "--ocr",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read the text in photos (signs, receipts, screenshots) so `search --text` finds it; "
+        "remembered (--no-ocr stops reading; the text read so far stays). Needs pixelsift[ocr]",
     )
     p.add_argument(
         "--watch",
@@ -154,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         follow_links=args.follow_links,
         agnostic_nms=args.agnostic_nms,
         from_batch=args.from_batch,
+        ocr=args.ocr,
         progress=args.progress,
         run_options=run_options(args),
     )
@@ -212,6 +221,13 @@ def _watch(db: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
     return 0
 
 
+def _text_stats(stats: dict[str, Any]) -> str:
+    if not stats["ocr"] and not stats["text_read"]:
+        return "not read (index with --ocr to search it)"
+    read = f"read in {stats['text_read']} photos, {stats['text_lines']} lines"
+    return read if stats["ocr"] else read + " (no longer read: --no-ocr)"
+
+
 def print_stats(args: argparse.Namespace) -> int:
     """`index --stats`: the index of --db, of PHOTOS_DIR, or the one `search` would use."""
     from pixelsift.cli.search import open_index
@@ -232,6 +248,7 @@ def print_stats(args: argparse.Namespace) -> int:
         ("detector", stats["detector"] or "auto"),
         ("without detection", f"{missing} photo{'s' * (missing != 1)}"),
         ("text-image model", stats["text_image_model"] or "none"),
+        ("text in photos", _text_stats(stats)),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

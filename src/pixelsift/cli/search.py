@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pixelsift.cli.common import add_format_option
 from pixelsift.cli.output import csv_writer, format_score, format_table, json_writer
@@ -22,6 +22,9 @@ EXAMPLES = """examples:
   pixelsift search food --min-score 0.1     list weaker matches too (default minimum: 0.25)
   pixelsift search "blue jay" --format json labels from your own --labeler models match by name
   pixelsift search "a dog playing in snow"  free text, when the index has a text-image model
+  pixelsift search --text "RE16"            photos whose text shows RE16 (index --ocr read it): "RE16 TGK"
+  pixelsift search --text "wifi pasword"    misspellings, any case, parts of words and phrases
+  pixelsift search "happy birthday"         a plain query finds photos whose text says it too
 
 Words are understood through WordNet's hierarchy of ImageNet's and COCO's classes: "bird", "fruit" and
 "vehicle" find every kind of bird, fruit and vehicle; plurals and synonyms work ("cats", "puppy",
@@ -87,7 +90,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("query", nargs="+", metavar="QUERY", help="a word, several words, or a sentence")
+    p.add_argument("query", nargs="*", metavar="QUERY", help="a word, several words, or a sentence")
+    p.add_argument(
+        "--text",
+        metavar="WORDS",
+        help="search only the text read in photos (`index --ocr`): words, parts of words, phrases, "
+        "any case or accents, misspellings",
+    )
     add_library_options(p)
     p.add_argument(
         "--all",
@@ -196,36 +205,37 @@ def report(results: SearchResults) -> int:
     return 1
 
 
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The result count and filters of `add_library_options`, as the library's keywords."""
+    names = ("after", "before", "camera", "min_score", "folder", "label")
+    return {"n": args.n, **{name: getattr(args, name) for name in names}}
+
+
 def run_search(args: argparse.Namespace) -> int:
+    from pixelsift.errors import UsageError
+
     query = " ".join(args.query)
+    if args.text is not None:
+        if query:
+            raise UsageError("give either a query or --text WORDS, not both")
+        if args.match_all:
+            raise UsageError(
+                "--all is for a query's concepts; --text finds photos that show every word anyway"
+            )
+    elif not query:
+        raise UsageError("give a query (pixelsift search cat) or --text WORDS")
     with open_index(args.db) as index:
-        results = index.search(
-            query,
-            n=args.n,
-            after=args.after,
-            before=args.before,
-            camera=args.camera,
-            min_score=args.min_score,
-            match_all=args.match_all,
-            folder=args.folder,
-            label=args.label,
-        )
+        if args.text is not None:
+            results = index.search_text(args.text, **_filters(args))
+        else:
+            results = index.search(query, match_all=args.match_all, **_filters(args))
     print_results(results, args.format)
     return report(results)
 
 
 def run_similar(args: argparse.Namespace) -> int:
     with open_index(args.db, near=args.photo) as index:
-        results = index.similar(
-            args.photo,
-            n=args.n,
-            after=args.after,
-            before=args.before,
-            camera=args.camera,
-            min_score=args.min_score,
-            folder=args.folder,
-            label=args.label,
-        )
+        results = index.similar(args.photo, **_filters(args))
     print_results(results, args.format)
     return report(results)
 

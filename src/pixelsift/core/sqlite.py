@@ -60,10 +60,17 @@ def connect(database: str | os.PathLike[str], **kwargs: Any) -> sqlite3.Connecti
 def run_script(conn: sqlite3.Connection, script: str) -> None:
     """Run `;`-separated statements inside the caller's transaction (`executescript` would commit it).
 
-    The statements must not contain `;` inside literals or comments."""
-    for statement in script.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    A `;` inside a statement (a trigger's body, a literal) stays in it: pieces are joined until SQLite
+    says the statement is complete."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n\t;"):
+                conn.execute(statement)
+            statement = ""
+    if statement.strip(" \n\t;"):
+        conn.execute(statement)
 
 
 def script_migration(script: str) -> Migration:

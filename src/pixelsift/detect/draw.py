@@ -10,14 +10,14 @@ The input image is never changed: drawing happens on an RGB copy.
 from __future__ import annotations
 
 import colorsys
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from pixelsift.detect.detections import Detections
 from pixelsift.detect.masks import Masks
+from pixelsift.imaging.fonts import label_font
 from pixelsift.imaging.images import _to_rgb
 
 GOLDEN_RATIO = 0.618033988749895
@@ -45,14 +45,6 @@ def text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
     """Black or white, whichever has the higher WCAG contrast ratio on `background`."""
     lum = _luminance(background)
     return BLACK if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else WHITE
-
-
-@lru_cache(maxsize=32)
-def label_font(size: int) -> Any:
-    try:
-        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable font
-    except (TypeError, OSError, ImportError):
-        return ImageFont.load_default()
 
 
 Rect = tuple[int, int, int, int]  # left, top, width, height

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pixelsift.core.optional import optional_import
-from pixelsift.detect.draw import label_font, text_colour
+from pixelsift.detect.draw import text_colour
+from pixelsift.imaging.fonts import label_font
 
 ALPHA = 0.5
 

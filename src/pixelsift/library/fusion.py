@@ -34,6 +34,7 @@ from pixelsift.library.rows import DetectionHit, LabelHit, Term
 from pixelsift.models.vocabulary import WORD, Vocabulary
 
 CLASSIFIER, DETECTOR, LABELER, TEXT_IMAGE = "classifier", "detector", "labeler", "text-image"
+TEXT = "text"  # the text read in the photo (`index --ocr`)
 _EPS = 1e-6
 
 
@@ -120,8 +121,8 @@ class Evidence:
     """Why a photo matched a concept: one source's contribution."""
 
     concept: str  # the query's concept ("dog")
-    source: str  # "classifier", "detector", "labeler" or "text-image"
-    label: str  # what carried it: the class ("German shepherd"), detected class, custom label
+    source: str  # "classifier", "detector", "labeler", "text-image" or "text"
+    label: str  # what carried it: the class ("German shepherd"), detected class, custom label, line of text
     score: float  # its calibrated score, as fused
     raw: float  # the source's own number: probability, box score, label probability, cosine
 
@@ -135,6 +136,8 @@ class Evidence:
         }
 
     def describe(self) -> str:
+        if self.source == TEXT:
+            return f'text: "{self.label}"'
         what = {DETECTOR: "detected ", LABELER: "labelled "}.get(self.source, "")
         return f"{self.concept}: {what}{self.label} {self.score:.2f}"
 

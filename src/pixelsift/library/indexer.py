@@ -9,7 +9,8 @@ One run:
 3. runs the classifier once per remaining photo (features and logits from one forward pass), the
    detector and the labelers, reading each file once for its pixels, content hash and EXIF, and
    commits every batch in its own transaction;
-4. catches up older photos with a detector, labeler or text-image model they have not seen yet.
+4. catches up older photos with a detector, labeler, text-image model or text reader they have not
+   met yet.
 
 A run killed at any point leaves every committed batch in place; the next run does the rest.
 """
@@ -39,8 +40,19 @@ from pixelsift.library.changes import Stat, paths_to_hash, plan_changes, scan_fo
 from pixelsift.library.from_batch import BatchResults
 from pixelsift.library.labelers import AUTO, NONE, Labeler, choose_detector, load_labeler
 from pixelsift.library.metadata import PhotoMetadata, read_exif
-from pixelsift.library.rows import CLIP, FAILED, FEATURES, OK, PROBS, Detection, LabelerEntry, PhotoRecord
+from pixelsift.library.rows import (
+    CLIP,
+    FAILED,
+    FEATURES,
+    OK,
+    PROBS,
+    Detection,
+    LabelerEntry,
+    PhotoRecord,
+    TextRow,
+)
 from pixelsift.library.store import LibraryStore
+from pixelsift.library.textmatch import normalize
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
 from pixelsift.models.vocabulary import Vocabulary
 from pixelsift.runtime.options import RunOptions
@@ -51,6 +63,7 @@ log = logging.getLogger("pixelsift")
 LABELS_PER_PHOTO = 5  # ImageNet classes kept per photo (usually > 90% of the probability mass)
 CUSTOM_LABELS_PER_PHOTO = 3
 DETECTOR_MIN_SIZE = 640  # decode JPEGs at least this large when a detector will look at them
+TEXT_MIN_SIZE = 960  # ... and this large when the text reader will (its detector looks at 960 pixels)
 
 
 @dataclass
@@ -69,6 +82,7 @@ class IndexOptions:
     progress: bool | None = False
     agnostic_nms: bool = False  # the detector keeps one box per object, whatever its classes
     from_batch: Sequence[str | os.PathLike[str]] = ()  # `pixelsift batch` output folders to take results from
+    ocr: bool | None = None  # read the text in photos; None = what the library did last time (else no)
 
 
 @dataclass
@@ -128,6 +142,7 @@ class Decoded:
     clip_pixels: np.ndarray | None = None
     detections: list[Detection] | None = None  # from a batch job (then `detector` names its detector)
     detector: str | None = None
+    text: list[TextRow] | None = None  # the lines read in it, when the library reads text
 
 
 def photo_decoder(
@@ -272,6 +287,28 @@ class Indexer:
                 self.store.save_settings(text_image_model=model.name)
         return model
 
+    def _settle_reader(self, photos_to_compute: bool) -> Any:
+        """The text reader when the library reads text (`--ocr`, remembered; `--no-ocr` turns it off),
+        loaded only when some photo needs reading. A reader that cannot load here leaves the photos
+        unread (a warning says why); the next run that can reads them."""
+        asked = self.options.ocr
+        if asked is not None:
+            with self.store.transaction():
+                self.store.save_settings(ocr="on" if asked else "off")
+        if not (asked if asked is not None else self.store.settings().ocr == "on"):
+            return None
+        from pixelsift.ocr.reader import TextReader  # rapidocr and onnxruntime load with the reader
+
+        if not photos_to_compute and not self.store.photos_not_read_by(TextReader.name):
+            return None
+        try:
+            return TextReader(self.options.run_options)
+        except PixelsiftError as exc:
+            if asked:
+                raise
+            log.warning("the text in photos is not read this time: %s", exc)
+            return None
+
     def model(self) -> Any:
         """The classifier, loaded on first need (an unchanged library never loads it)."""
         if self._model is None:
@@ -303,6 +340,7 @@ class Indexer:
         self.detector = self._settle_detector(photos_to_compute=bool(to_compute))
         self.labelers = self._settle_labelers()
         self.text_image = self._settle_text_image()
+        self.reader = self._settle_reader(photos_to_compute=bool(to_compute))
         if to_compute:
             self._compute(to_compute, on_disk)
         self._catch_up()
@@ -357,11 +395,15 @@ class Indexer:
             paths = self._from_batch(paths, same_backbone)
             if not paths:
                 return
-        min_size = max(model.preprocessing.resize, DETECTOR_MIN_SIZE if self.detector else 0)
+        min_size = max(
+            model.preprocessing.resize,
+            DETECTOR_MIN_SIZE if self.detector else 0,
+            TEXT_MIN_SIZE if self.reader else 0,
+        )
         decode = photo_decoder(
             model.preprocessing,
             min_size,
-            keep_image=self.detector is not None,
+            keep_image=self.detector is not None or self.reader is not None,
             clip_preprocess=self.text_image.preprocessing if self.text_image else None,
         )
         outputs = model.iter_outputs(
@@ -398,6 +440,7 @@ class Indexer:
             )
             clip_vectors = dict(zip(with_pixels, encoded, strict=True))
         detections = [self._detections_of(item.info) for item, _, _ in ok]
+        texts = [self._read_text(item.info) for item, _, _ in ok]
         concepts = self.vocab().imagenet if len(model.categories) == 1000 else None
         now = time.time()
         with self.store.transaction():
@@ -444,6 +487,9 @@ class Indexer:
                     self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
                 if detector_name is not None and found is not None:
                     self.store.set_detections(photo_id, detector_name, found)
+                lines = texts[row]
+                if lines is not None:
+                    self.store.set_text(photo_id, self.reader.name, lines)
                 self.store.put_vector(photo_id, FEATURES, seq, features)
                 self.store.put_vector(photo_id, PROBS, seq, probabilities)
                 if row in clip_vectors:
@@ -457,6 +503,24 @@ class Indexer:
         if self.detector is not None and info.image is not None:
             return self.detector.name, self._detect(info)
         return None, None
+
+    def _read_text(self, info: Decoded) -> list[TextRow] | None:
+        """The lines of text in a decoded photo as the store keeps them (None: no reader this run, or no
+        pixels: a photo taken from a batch job is read by the catch-up pass)."""
+        if self.reader is None or info.image is None:
+            return None
+        full_height = info.image.info.get("full_size", info.image.size)[1] or 1
+        return [
+            TextRow(
+                line.text,
+                normalize(line.text),
+                line.score,
+                line.box,
+                line.height / full_height,
+                tuple((w.text, *w.box) for w in line.words),
+            )
+            for line in self.reader.read_image(info.image)
+        ]
 
     def _from_batch(self, paths: list[str], labelers: list[Labeler]) -> list[str]:
         """Write the photos a batch job already ran (matched by content hash) from its results, without
@@ -543,8 +607,11 @@ class Indexer:
         need_clip: list[tuple[int, str]] = []
         if self.text_image is not None:
             need_clip = self.store.photos_without_vector(CLIP)
-        if need_detect or need_clip:
-            self._pixel_pass(need_detect, need_clip)
+        need_text: list[tuple[int, str]] = []
+        if self.reader is not None:
+            need_text = self.store.photos_not_read_by(self.reader.name)
+        if need_detect or need_clip or need_text:
+            self._pixel_pass(need_detect, need_clip, need_text)
 
     def _outputs_in_chunks(
         self, model: Any, photos: list[tuple[int, str]], desc: str, size: int
@@ -632,22 +699,30 @@ class Indexer:
 
         yield from batched(readable(), size)
 
-    def _pixel_pass(self, need_detect: list[tuple[int, str]], need_clip: list[tuple[int, str]]) -> None:
-        """Decode older photos once more for a detector or text-image model they have not met yet."""
+    def _pixel_pass(
+        self,
+        need_detect: list[tuple[int, str]],
+        need_clip: list[tuple[int, str]],
+        need_text: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        """Decode older photos once more (once for all of these) for a detector, text-image model or
+        text reader they have not met yet."""
         detect_ids = {i for i, _ in need_detect}
         clip_ids = {i for i, _ in need_clip}
-        photos = sorted({*need_detect, *need_clip})
+        text_ids = {i for i, _ in need_text}
+        photos = sorted({*need_detect, *need_clip, *need_text})
+        sizes = [DETECTOR_MIN_SIZE if detect_ids else 0, TEXT_MIN_SIZE if text_ids else 0]
+        if clip_ids:
+            sizes.append(self.text_image.preprocessing.resize)
         decode = photo_decoder(
             None,
-            DETECTOR_MIN_SIZE
-            if detect_ids
-            else (self.text_image.preprocessing.resize if self.text_image else None),
-            keep_image=bool(detect_ids),
+            max(sizes) or None,
+            keep_image=bool(detect_ids or text_ids),
             clip_preprocess=self.text_image.preprocessing if clip_ids else None,
         )
 
         by_path = {str(self.root / p): i for i, p in photos}
-        detected = encoded = 0
+        detected = encoded = read = 0
         with progress_bar(total=len(photos), desc="catch up", enabled=self.options.progress) as bar:
             for batch in iter_batches(
                 list(by_path), decode, batch_size=16, workers=self.options.run_options.workers
@@ -660,6 +735,7 @@ class Indexer:
                     else None
                 )
                 found = {it.path: self._detect(it.info) for it in ok if by_path[it.path] in detect_ids}
+                texts = {it.path: self._read_text(it.info) for it in ok if by_path[it.path] in text_ids}
                 with self.store.transaction():
                     seq = self.store.next_seq()
                     for item in batch.items:
@@ -670,10 +746,15 @@ class Indexer:
                     for row, item in enumerate(clip_rows):
                         assert vectors is not None
                         self.store.put_vector(by_path[item.path], CLIP, seq, vectors[row])
+                    for path, lines in texts.items():
+                        self.store.set_text(by_path[path], self.reader.name, lines or [])
                 detected += len(found)
                 encoded += len(clip_rows)
+                read += len(texts)
                 bar.update(len(batch.items))
         if detected:
             self.report.annotated[f"searched for objects ({self.detector.name})"] = detected
         if encoded:
             self.report.annotated[f"encoded for free text ({self.text_image.name})"] = encoded
+        if read:
+            self.report.annotated["read for text"] = read

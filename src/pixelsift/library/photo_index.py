@@ -35,6 +35,7 @@ from pixelsift.errors import ImageError, LibraryFileError, UnknownModelError, Us
 from pixelsift.library.duplicates import EXACT, NEAR_THRESHOLD, DuplicateGroup, near_groups
 from pixelsift.library.fusion import Probabilities
 from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
+from pixelsift.library.query import Query
 from pixelsift.library.rows import CLIP, FEATURES, OK, PROBS, Filters, LibrarySettings, Term
 from pixelsift.library.schema import damaged_index_error, unwritable_reason
 from pixelsift.library.search import Searcher, SearchResults
@@ -114,7 +115,7 @@ def _flags_missing(method: Callable[P, SearchResults]) -> Callable[P, SearchResu
 
 
 # What `repair_index` carries over: how the library is indexed, never what was computed from the photos.
-REPAIR_KEEPS = ("root", "model", "detector", "labelers", "text_image")
+REPAIR_KEEPS = ("root", "model", "detector", "labelers", "text_image", "ocr")
 
 
 def repair_index(db_path: PathLike) -> tuple[Path, LibrarySettings]:
@@ -257,6 +258,7 @@ class PhotoIndex:
         run_options: RunOptions | None = None,
         agnostic_nms: bool = False,
         from_batch: Sequence[PathLike] = (),
+        ocr: bool | None = None,
         **run: Unpack[RunKwargs],
     ) -> IndexReport:
         """Index new and changed photos of `folder` (default: the library's folder), drop deleted ones.
@@ -267,7 +269,8 @@ class PhotoIndex:
         so the library never leaves its folder); `agnostic_nms`: the
         detector keeps one box per object, whatever its classes; `from_batch`: output folders of
         `pixelsift batch embed` / `detect` jobs whose results are used for the photos they ran (matched
-        by content hash) instead of running the networks here. How the networks run:
+        by content hash) instead of running the networks here; `ocr`: read the text in photos (True),
+        stop reading it (False), or as last time (None; remembered). How the networks run:
         `run_options`, or the keywords device, precision, engine, threads, batch_size, workers.
         """
         if self.store.readonly:
@@ -288,6 +291,7 @@ class PhotoIndex:
                 run_options=RunOptions.of(run_options, **run),
                 agnostic_nms=agnostic_nms,
                 from_batch=list(from_batch),
+                ocr=ocr,
             )
             return self._update(folder, options)
 
@@ -392,6 +396,39 @@ class PhotoIndex:
         filters = Filters.parse(after, before, camera, min_score, match_all, folder, label)
         searcher = self.searcher()
         understood = searcher.understand(query)  # a UsageError for a query longer than any search
+        results = self._search_pictures(query, understood, n, filters)
+        return searcher.with_text(results, query, n, filters) if searcher.has_text() else results
+
+    @_flags_missing
+    def search_text(
+        self,
+        text: str,
+        n: int = 20,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        camera: str | None = None,
+        min_score: float | None = None,
+        folder: str | None = None,
+        label: str | None = None,
+    ) -> SearchResults:
+        """Photos whose text (read by `update(ocr=True)`) shows `text`: whole words, parts of words
+        ("RE16" finds "RE16 TGK"), phrases, any case or accents, misspellings of an edit or two. Best
+        first: how well and how prominently the text matches. A word written nowhere finds nothing.
+
+        >>> index.search_text("wifi password")[0].matched[0].label     # doctest: +SKIP
+        'WiFi password: sunflower42'
+        """
+        if n < 1:
+            raise UsageError("-n must be at least 1")
+        if not text.strip():
+            raise UsageError("the text to search for is empty")
+        filters = Filters.parse(after, before, camera, min_score, False, folder, label)
+        return self.searcher().search_text(text, n, filters)
+
+    def _search_pictures(self, query: str, understood: Query, n: int, filters: Filters) -> SearchResults:
+        """`search` by what the photos show (concepts, or free text through a text-image model)."""
+        searcher = self.searcher()
         text_model = self._text_model()
         if understood.understood and (not understood.unknown or text_model is None):
             text_scores = None
@@ -590,9 +627,11 @@ class PhotoIndex:
 
     def stats(self) -> dict[str, Any]:
         """What the index holds: photos, failures, the models it was built with, and how many photos
-        no object detector has looked at (`without_detection`: their searches rest on the classifier)."""
+        no object detector has looked at (`without_detection`: their searches rest on the classifier);
+        whether it reads text (`ocr`), in how many photos it has (`text_read`) and how many lines."""
         count = self.store.status_counts()
         settings = self.store.settings()
+        read, lines = self.store.count_text_read()
         return {
             "db": str(self.db_path),
             "root": str(self.root) if self.root else None,
@@ -602,5 +641,8 @@ class PhotoIndex:
             "detector": settings.detector,
             "without_detection": self.store.count_without_detection(),
             "text_image_model": settings.text_image_model,
+            "ocr": settings.ocr == "on",
+            "text_read": read,
+            "text_lines": lines,
             "last_indexed": self.store.last_indexed(),
         }

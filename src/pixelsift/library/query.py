@@ -193,7 +193,7 @@ class Query:
         return " OR ".join(" AND ".join(t.describe() for t in group) for group in self.groups)
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     """Lower case, accents dropped ("Café" -> "cafe"): WordNet's nouns are plain ASCII."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
@@ -203,7 +203,7 @@ def words_of(text: str) -> list[str]:
     """The query's words and separators, lower case without accents; a possessive "'s" is dropped
     ("dog's" -> "dog")."""
     tokens = []
-    for token in _TOKEN.findall(_fold(text).replace("_", " ")):
+    for token in _TOKEN.findall(fold(text).replace("_", " ")):
         token = token.strip('.!?"()[]{}:')
         token = re.sub(r"'s$", "", token)
         if token:

@@ -108,6 +108,31 @@ class DetectionHit(NamedTuple):
         return self.mask_area if self.mask_area is not None else (self.area or 0.0)
 
 
+class TextRow(NamedTuple):
+    """One line of text read in a photo, as the index stores it: `norm` is what search compares
+    (`library.textmatch.normalize`), `size` the letters' height as a fraction of the photo's."""
+
+    text: str
+    norm: str
+    score: float
+    box: tuple[float, float, float, float]
+    size: float
+    words: tuple[tuple[str, float, float, float, float], ...] = ()
+
+
+class TextHit(NamedTuple):
+    """A stored line of text that a text query may match."""
+
+    photo_id: int
+    line_id: int
+    text: str
+    norm: str
+    score: float
+    size: float
+    box: tuple[float, float, float, float]
+    words: tuple[tuple[str, float, float, float, float], ...] = ()
+
+
 class LabelHit(NamedTuple):
     """A custom label that a query matched."""
 
@@ -212,12 +237,13 @@ def parse_date(text: str | None, option: str) -> str | None:
 
 @dataclass
 class PhotoDetails:
-    """Everything the index knows about one photo (for display): its row, labels and detections."""
+    """Everything the index knows about one photo (for display): its row, labels, detections and text."""
 
     row: PhotoRow
     labels: list[LabelRow] = field(default_factory=list)
     detections: list[tuple[str, Detection]] = field(default_factory=list)  # (detector, detection)
     unrecognised_by: list[str] = field(default_factory=list)  # labelers that did not recognise it
+    text: list[TextHit] = field(default_factory=list)  # the lines read in it, in reading order
 
     def to_dict(self, full_path: str) -> dict[str, Any]:
         info: dict[str, Any] = {name: getattr(self.row, name) for name in PhotoRow.__dataclass_fields__}
@@ -232,6 +258,15 @@ class PhotoDetails:
             for detector, d in self.detections
         ]
         info["unrecognised_by"] = list(self.unrecognised_by)
+        info["text"] = [
+            {
+                "text": line.text,
+                "score": line.score,
+                "box": list(line.box),
+                "words": [{"text": w[0], "box": list(w[1:5])} for w in line.words],
+            }
+            for line in self.text
+        ]
         return info
 
 
@@ -259,6 +294,7 @@ class LibrarySettings:
     labelers: tuple[LabelerEntry, ...] = ()
     text_image: str | None = None
     text_image_model: str | None = None
+    ocr: str | None = None  # "on" or "off" (`index --ocr` / `--no-ocr`); None: never asked (off)
     library_id: str | None = None
 
     @classmethod

@@ -109,7 +109,46 @@ def _v4_object_areas(conn: sqlite3.Connection) -> None:
     run_script(conn, "ALTER TABLE detections ADD COLUMN area REAL;")
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_detections, _v3_unrecognised, _v4_object_areas]
+def _v5_text(conn: sqlite3.Connection) -> None:
+    """The text read in photos (`index --ocr`): one row per line, and a full-text index of trigrams over
+    its normalised form (any case, no accents), which serves words, parts of words and phrases alike.
+    `photos.text_reader`: the reader that has read the photo (NULL: not read yet)."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE text_lines (
+            id INTEGER PRIMARY KEY,
+            photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE,
+            line INTEGER NOT NULL,                 -- reading order in the photo
+            text TEXT NOT NULL,                    -- as read
+            norm TEXT NOT NULL,                    -- lower case, accents removed: what search compares
+            score REAL NOT NULL,
+            x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,  -- pixels
+            size REAL NOT NULL,                    -- the letters' height, a fraction of the photo's
+            words TEXT NOT NULL                    -- JSON: [[word, x1, y1, x2, y2], ...]
+        );
+        CREATE INDEX text_lines_photo ON text_lines (photo_id);
+        CREATE VIRTUAL TABLE text_search USING fts5 (
+            norm, content = 'text_lines', content_rowid = 'id', tokenize = 'trigram'
+        );
+        CREATE TRIGGER text_lines_added AFTER INSERT ON text_lines BEGIN
+            INSERT INTO text_search (rowid, norm) VALUES (new.id, new.norm);
+        END;
+        CREATE TRIGGER text_lines_removed AFTER DELETE ON text_lines BEGIN
+            INSERT INTO text_search (text_search, rowid, norm) VALUES ('delete', old.id, old.norm);
+        END;
+        ALTER TABLE photos ADD COLUMN text_reader TEXT;
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_initial,
+    _v2_detections,
+    _v3_unrecognised,
+    _v4_object_areas,
+    _v5_text,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -25,8 +25,11 @@ import numpy as np
 
 from pixelsift.core.paths import data_frame
 from pixelsift.core.sequences import chunks
+from pixelsift.errors import UsageError
+from pixelsift.library import textmatch
 from pixelsift.library.fusion import (
     DEFAULT,
+    TEXT,
     Calibration,
     Evidence,
     Fusion,
@@ -37,6 +40,7 @@ from pixelsift.library.fusion import (
 from pixelsift.library.query import Query, parse
 from pixelsift.library.rows import DetectionHit, Filters, Term
 from pixelsift.library.store import LibraryStore
+from pixelsift.library.textmatch import TextMatch
 from pixelsift.models.vocabulary import (
     RELATED,
     WORD,
@@ -56,6 +60,7 @@ __all__ = ["Filters", "SearchResult", "SearchResults", "Searcher", "Term"]
 
 PROMINENT_SCORE = 0.5  # boxes at least this sure (and `Calibration.big_box` big) say what a photo is of
 CONTAINER = "n03094503"  # WordNet's container: "a cup of coffee" is read as coffee
+TEXT_IN_QUERY = 0.8  # the weight of the text read in a photo in a plain query's score
 
 
 @dataclass
@@ -163,6 +168,7 @@ class Searcher:
         self._boxes: tuple[int, float, list[DetectionHit]] | None = None  # (sequence, area, prominent boxes)
         # (write sequence number, words a query can name, the library's own labels among them)
         self._known: tuple[int, list[str], set[str]] | None = None
+        self._text_words: tuple[int, set[str]] | None = None  # (sequence, the words read in photos)
 
     # ------------------------------------------------------------------------------ understanding
     def understand(self, query: str) -> Query:
@@ -468,6 +474,99 @@ class Searcher:
     def allowed_ids(self, filters: Filters) -> set[int] | None:
         """Photo ids that pass the filters, or None when there are no filters."""
         return self.store.filtered_ids(filters) if filters.active else None
+
+    # ------------------------------------------------------------------------------- text in photos
+    def _library_words(self) -> set[str]:
+        """Every word read in the library's photos (what a misspelt `--text` query is compared with),
+        read again only after the index changed."""
+        seq = self.store.seq()
+        if self._text_words is None or self._text_words[0] != seq:
+            self._text_words = (seq, {w for norm in self.store.text_norms() for w in textmatch.words(norm)})
+        return self._text_words[1]
+
+    def has_text(self) -> bool:
+        """Whether any photo of the library has text read in it."""
+        return bool(self._library_words())
+
+    def text_matches(
+        self, query_words: list[str], fuzzy: bool = True, parts: bool = True
+    ) -> dict[int, TextMatch]:
+        """photo id -> how its text matches the query's words (`library.textmatch`)."""
+        if not query_words or not self.has_text():
+            return {}
+        wanted = textmatch.fragments(query_words, self._library_words(), fuzzy)
+        return textmatch.match_photos(query_words, self.store.text_lines_containing(wanted), fuzzy, parts)
+
+    def search_text(self, text: str, n: int, filters: Filters) -> SearchResults:
+        """The photos whose text shows `text`: whole words, parts of words, phrases, any case and
+        accents, misspellings of an edit or two; ranked by how well and how prominently it matches."""
+        query_words = textmatch.words(textmatch.normalize(text))
+        if not query_words:
+            raise UsageError(f"--text {text!r} has no letters or digits to look for")
+        how = "text in photos"
+        if not self.has_text():
+            return SearchResults([], text, how, self._no_text_read())
+        matches = self.text_matches(query_words)
+        if filters.min_score is not None:
+            matches = {i: m for i, m in matches.items() if m.score >= filters.min_score}
+        ranked = sorted(matches.values(), key=lambda m: (-m.score, m.photo_id))
+        hits = self._alive_and_allowed([(m.photo_id, m.score) for m in ranked], n, filters)
+        evidence = {i: [self._text_evidence(text, matches[i])] for i, _ in hits}
+        results = self.results(hits, text, how, evidence)
+        if not results:
+            where = f" {filters.describe()}" if ranked else ""
+            results.message = f"no photo shows the text {text!r}{where}"
+        return results
+
+    def _no_text_read(self) -> str:
+        return (
+            "no photo of this library has had its text read; index with --ocr to read it "
+            "(`pixelsift index FOLDER --ocr`, remembered for later updates)"
+        )
+
+    @staticmethod
+    def _text_evidence(concept: str, match: TextMatch) -> Evidence:
+        return Evidence(concept, TEXT, match.line.text, match.score, match.line.score)
+
+    def with_text(self, results: SearchResults, query: str, n: int, filters: Filters) -> SearchResults:
+        """A plain query's results with the photos whose text shows the query's words (whole words,
+        as a phrase or not) fused in: one noisy OR of the two scores, the text weighted by
+        `TEXT_IN_QUERY`, so a sign that says "cat" ranks below a photo of a cat."""
+        query_words = textmatch.content_words(query)
+        matches = self.text_matches(query_words, fuzzy=False, parts=False) if query_words else {}
+        if not matches:
+            return results
+        scores = {r.id: r.score for r in results}
+        for photo_id, match in matches.items():
+            text_score = TEXT_IN_QUERY * match.score
+            scores[photo_id] = 1.0 - (1.0 - scores.get(photo_id, 0.0)) * (1.0 - text_score)
+        if filters.min_score is not None:
+            scores = {i: v for i, v in scores.items() if v >= filters.min_score}
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        hits = self._alive_and_allowed(ranked, n, filters)
+        before = {r.id: r for r in results}
+        evidence = {i: list(before[i].matched) if i in before else [] for i, _ in hits}
+        for photo_id, _ in hits:
+            if photo_id in matches:
+                evidence[photo_id].insert(0, self._text_evidence(query, matches[photo_id]))
+        weak = {i: before[i].weak for i, _ in hits if i in before}
+        how = results.how + " + text in photos" if results else "text in photos"
+        fused = self.results(hits, query, how, evidence, weak)
+        fused.notes = results.notes
+        return fused
+
+    def _alive_and_allowed(
+        self, ranked: list[tuple[int, float]], n: int, filters: Filters
+    ) -> list[tuple[int, float]]:
+        """The first `n` of `ranked` (photo id, score) whose photo is still indexed and passes the filters."""
+        allowed = self.allowed_ids(filters)
+        hits: list[tuple[int, float]] = []
+        for chunk in chunks(ranked, 500):
+            alive = self.store.alive([i for i, _ in chunk])
+            hits += [(i, v) for i, v in chunk if i in alive and (allowed is None or i in allowed)]
+            if len(hits) >= n:
+                break
+        return hits[:n]
 
     # ------------------------------------------------------------------------------------- results
     def results(

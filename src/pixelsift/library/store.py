@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ from pixelsift.library.rows import (
     PhotoRow,
     PhotoSummary,
     StoredPhoto,
+    TextHit,
+    TextRow,
 )
 from pixelsift.library.schema import connect
 
@@ -49,6 +52,7 @@ _CUSTOM = "(kind = 'custom' OR concept IS NULL)"
 _BOX_AREA = "(d.x2 - d.x1) * (d.y2 - d.y1) / NULLIF(1.0 * p.width * p.height, 0)"
 _IN_CHUNK = 500  # ids per `IN (...)` list, well below SQLite's parameter limit
 _PHOTO_COLUMNS = ", ".join(PhotoRow.__dataclass_fields__)
+_TEXT_COLUMNS = "line, text, norm, score, x1, y1, x2, y2, size, words"
 
 
 def vector_to_blob(vector: np.ndarray) -> bytes:
@@ -204,6 +208,15 @@ class LibraryStore:
             "SELECT ?, source, distance FROM unrecognised WHERE photo_id = ?",
             (new_id, source_id),
         )
+        self.conn.execute(
+            f"INSERT INTO text_lines (photo_id, {_TEXT_COLUMNS}) "
+            f"SELECT ?, {_TEXT_COLUMNS} FROM text_lines WHERE photo_id = ?",
+            (new_id, source_id),
+        )
+        self.conn.execute(
+            "UPDATE photos SET text_reader = (SELECT text_reader FROM photos WHERE id = ?) WHERE id = ?",
+            (source_id, new_id),
+        )
         return new_id
 
     def delete_photos(self, ids: Sequence[int]) -> None:
@@ -225,7 +238,7 @@ class LibraryStore:
                 status = excluded.status, error = excluded.error, width = excluded.width,
                 height = excluded.height, taken_at = excluded.taken_at, camera = excluded.camera,
                 latitude = excluded.latitude, longitude = excluded.longitude, detector = excluded.detector,
-                indexed_at = excluded.indexed_at
+                indexed_at = excluded.indexed_at, text_reader = NULL
             RETURNING id
             """,
             (
@@ -245,7 +258,7 @@ class LibraryStore:
                 record.indexed_at,
             ),
         ).fetchone()[0]
-        for table in ("labels", "detections", "embeddings", "unrecognised"):
+        for table in ("labels", "detections", "embeddings", "unrecognised", "text_lines"):
             self.conn.execute(f"DELETE FROM {table} WHERE photo_id = ?", (photo_id,))
         return int(photo_id)
 
@@ -305,6 +318,19 @@ class LibraryStore:
         )
         self.conn.execute("UPDATE photos SET detector = ? WHERE id = ?", (detector, photo_id))
 
+    def set_text(self, photo_id: int, reader: str, lines: Sequence[TextRow]) -> None:
+        """The lines of text `reader` read in a photo, replacing earlier ones; the photo is marked as read
+        (also when it has no text)."""
+        self.conn.execute("DELETE FROM text_lines WHERE photo_id = ?", (photo_id,))
+        self.conn.executemany(
+            f"INSERT INTO text_lines (photo_id, {_TEXT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (photo_id, i, r.text, r.norm, r.score, *r.box, r.size, json.dumps([list(w) for w in r.words]))
+                for i, r in enumerate(lines)
+            ],
+        )
+        self.conn.execute("UPDATE photos SET text_reader = ? WHERE id = ?", (reader, photo_id))
+
     def put_vector(self, photo_id: int, space: str, seq: int, vector: np.ndarray) -> None:
         self.conn.execute(
             "INSERT OR REPLACE INTO embeddings (photo_id, space, seq, vector) VALUES (?, ?, ?, ?)",
@@ -332,6 +358,10 @@ class LibraryStore:
     def photos_not_seen_by(self, detector: str) -> list[tuple[int, str]]:
         """(id, relative path) of the readable photos that `detector` has not looked at."""
         return self._ok_photos_where("p.detector IS NOT ?", (detector,))
+
+    def photos_not_read_by(self, reader: str) -> list[tuple[int, str]]:
+        """(id, relative path) of the readable photos whose text `reader` has not read."""
+        return self._ok_photos_where("p.text_reader IS NOT ?", (reader,))
 
     def count_without_detection(self) -> int:
         """Readable photos that no object detector has looked at."""
@@ -459,7 +489,8 @@ class LibraryStore:
                 "SELECT source FROM unrecognised WHERE photo_id = ? ORDER BY source", (photo_id,)
             )
         ]
-        return PhotoDetails(PhotoRow(*row), labels, detections, unrecognised)
+        text = self.text_of([photo_id]).get(photo_id, [])
+        return PhotoDetails(PhotoRow(*row), labels, detections, unrecognised, text)
 
     def failures(self) -> list[tuple[str, str]]:
         """(relative path, reason) of every photo that could not be read, by path."""
@@ -568,6 +599,66 @@ class LibraryStore:
             else:
                 found[photo_id] = hit._replace(score=min(1.0, hit.score + float(part)))
         return list(found.values())
+
+    # ---------------------------------------------------------------------------------- text in photos
+    _TEXT_HIT = "SELECT t.photo_id, t.id, t.text, t.norm, t.score, t.size, t.x1, t.y1, t.x2, t.y2, t.words "
+
+    @staticmethod
+    def _text_hit(row: Sequence[Any]) -> TextHit:
+        photo_id, line_id, text, norm, score, size, x1, y1, x2, y2, words = row
+        parsed = tuple(tuple(w) for w in json.loads(words)) if words else ()
+        return TextHit(
+            int(photo_id), int(line_id), text, norm, float(score), float(size), (x1, y1, x2, y2), parsed
+        )
+
+    def text_lines_containing(self, fragments: Iterable[str]) -> list[TextHit]:
+        """Lines whose normalised text contains any of `fragments` (normalised too): through the trigram
+        index for fragments of three characters or more, by a scan for shorter ones."""
+        long = sorted({f for f in fragments if len(f) >= 3})
+        short = sorted({f for f in fragments if 0 < len(f) < 3})
+        hits: dict[int, TextHit] = {}
+        if long:
+            match = " OR ".join('"' + f.replace('"', '""') + '"' for f in long)
+            for row in self.conn.execute(
+                self._TEXT_HIT + "FROM text_search s JOIN text_lines t ON t.id = s.rowid "
+                "JOIN photos p ON p.id = t.photo_id WHERE text_search MATCH ? AND p.status = 'ok'",
+                (match,),
+            ):
+                hit = self._text_hit(row)
+                hits[hit.line_id] = hit
+        for fragment in short:
+            for row in self.conn.execute(
+                self._TEXT_HIT + "FROM text_lines t JOIN photos p ON p.id = t.photo_id "
+                "WHERE instr(t.norm, ?) > 0 AND p.status = 'ok'",
+                (fragment,),
+            ):
+                hit = self._text_hit(row)
+                hits[hit.line_id] = hit
+        return sorted(hits.values(), key=lambda h: h.line_id)
+
+    def text_of(self, ids: Sequence[int]) -> dict[int, list[TextHit]]:
+        """Every stored line of these photos, in reading order."""
+        out: dict[int, list[TextHit]] = {}
+        for chunk in chunks(list(ids), _IN_CHUNK):
+            for row in self.conn.execute(
+                self._TEXT_HIT
+                + f"FROM text_lines t WHERE t.photo_id IN ({_marks(chunk)}) ORDER BY t.photo_id, t.line",
+                tuple(chunk),
+            ):
+                hit = self._text_hit(row)
+                out.setdefault(hit.photo_id, []).append(hit)
+        return out
+
+    def text_norms(self) -> Iterator[str]:
+        """The normalised text of every stored line (the words a misspelt query is compared with)."""
+        for (norm,) in self.conn.execute("SELECT norm FROM text_lines"):
+            yield str(norm)
+
+    def count_text_read(self) -> tuple[int, int]:
+        """(photos whose text has been read, lines stored)."""
+        read = self.conn.execute("SELECT COUNT(*) FROM photos WHERE text_reader IS NOT NULL").fetchone()[0]
+        lines = self.conn.execute("SELECT COUNT(*) FROM text_lines").fetchone()[0]
+        return int(read), int(lines)
 
     def matching_labels(self, names: Iterable[str]) -> list[LabelHit]:
         """Every custom label (and non-ImageNet class label) called one of `names`, any case."""

@@ -171,6 +171,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
     app.state.inference_lock = threading.Lock()  # one network at a time: they use every core anyway
     app.state.detectors = {}  # detector name (None: the default) -> loaded detector
     app.state.segmenters = {}  # the same for instance segmenters
+    app.state.reader = None  # the text reader of /api/ocr, loaded on first use
     app.state.explainers = {}  # (model, method) -> loaded Explainer
 
     if config.cors_origins:

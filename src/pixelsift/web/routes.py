@@ -179,6 +179,25 @@ def add_routes(app: FastAPI) -> None:
         summary line. A 503 names the fetch command when no segmenter's weights are on the server."""
         return _run_detector(request, file, model, conf, annotated, agnostic_nms, True)
 
+    @app.post(
+        "/api/ocr",
+        tags=["ocr"],
+        responses={
+            200: {"content": {"application/json": {}, "image/jpeg": {}}},
+            **errors(400, 413, 415, 503),
+        },
+    )
+    def ocr_upload(
+        request: Request,
+        file: Annotated[UploadFile, File(description="the photo")],
+        annotated: Annotated[
+            int, Query(ge=0, le=1, description="1: return the photo with the lines drawn, as a JPEG")
+        ] = 0,
+    ) -> Any:
+        """The text in one uploaded photo: one element of `pixelsift ocr --format json` (its lines with
+        box, four corners, score and words, and all the text), or the photo with the lines drawn."""
+        return _read_upload_text(request, file, annotated)
+
 
 def _run_detector(
     request: Request,
@@ -215,6 +234,24 @@ def _run_detector(
         assert result.detections is not None
         return Response(jpeg_bytes(draw_detections(image, result.detections)), media_type="image/jpeg")
     return {"model": detector.name, "summary": result.summary(), **result.to_dict()}
+
+
+def _read_upload_text(request: Request, file: UploadFile, annotated: int) -> Any:
+    """One uploaded photo's text through the server's text reader (loaded once, on first use)."""
+    from pixelsift.ocr.draw import draw_text_lines  # rapidocr and onnxruntime load with the reader
+    from pixelsift.ocr.reader import TextReader
+    from pixelsift.ocr.results import TextReading
+
+    config = _config(request)
+    image = read_upload(file, config)
+    with request.app.state.inference_lock:
+        if request.app.state.reader is None:
+            request.app.state.reader = TextReader(config.run_options)  # a missing package: a 503
+        lines = request.app.state.reader.read_image(image)
+    if annotated:
+        return Response(jpeg_bytes(draw_text_lines(image, lines)), media_type="image/jpeg")
+    width, height = image.info.get("full_size", image.size)
+    return TextReading(file.filename or "upload", lines, width, height).to_dict()
 
 
 class LibraryStats(BaseModel):
@@ -336,6 +373,7 @@ class PhotoInfo(BaseModel):
     camera: str | None = None
     labels: list[dict[str, Any]]
     detections: list[Detection]
+    text: list[dict[str, Any]] = []  # the lines read in it (`index --ocr`): text, score, box, words
 
 
 def _photo_results(results: Any) -> list[dict[str, Any]]:
@@ -392,6 +430,9 @@ def add_library_routes(app: FastAPI) -> None:
         all: Annotated[
             bool, Query(description="only photos that show every concept (default: those first)")
         ] = False,
+        text: Annotated[
+            bool, Query(description="search only the text read in photos (`index --ocr`), as `--text`")
+        ] = False,
     ) -> list[dict[str, Any]]:
         """Photos of the index matching the query, best first (as `pixelsift search --format json`), with
         the CLI's filters and `all` for its `--all`. Each result's `matched` says which evidence made it
@@ -400,18 +441,15 @@ def add_library_routes(app: FastAPI) -> None:
         query were ignored or searched through related classes."""
         if not q.strip():
             raise ApiError(400, "bad parameters: the query is empty")
+        filters = dict(
+            after=after, before=before, camera=camera, min_score=min_score, folder=folder, label=label
+        )
         with library.lock:
-            results = library.index().search(
-                q,
-                n=n,
-                after=after,
-                before=before,
-                camera=camera,
-                min_score=min_score,
-                match_all=all,
-                folder=folder,
-                label=label,
-            )
+            index = library.index()
+            if text:
+                results = index.search_text(q, n=n, **filters)
+            else:
+                results = index.search(q, n=n, match_all=all, **filters)
             if results.message:
                 response.headers["X-Pixelsift-Message"] = _header(results.message)
             if results.notes:
@@ -529,7 +567,8 @@ def add_library_routes(app: FastAPI) -> None:
         "/api/photos/{photo_id}/info", response_model=PhotoInfo, tags=["library"], responses=errors(404, 503)
     )
     def photo_info(photo_id: str) -> dict[str, Any]:
-        """What the index knows about photo `photo_id`: labels, detections, EXIF facts."""
+        """What the index knows about photo `photo_id`: labels, detections, the text read in it (with
+        each line's and word's box), EXIF facts."""
         with library.lock:
             info = library.info(photo_id)
         return {key: info.get(key) for key in PhotoInfo.model_fields}

@@ -86,6 +86,58 @@ function drawDetections(canvas, img, detections) {
   canvas.dataset.labels = JSON.stringify(placed); // where the labels went (the browser test reads it)
 }
 
+// Text as search compares it: lower case, accents dropped ("Café" -> "cafe").
+function fold(text) {
+  return text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
+}
+
+function editDistance(a, b, limit) {
+  if (Math.abs(a.length - b.length) > limit) return limit + 1;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = row;
+  }
+  return previous[b.length];
+}
+
+// Whether a word read in a photo is one the query looked for: the word, part of it, or a misspelling
+// of it (an edit for 4-7 letters, two from 8), as `search --text` matches.
+function wordMatcher(query) {
+  const wanted = fold(query || "").match(/[\p{L}\p{N}]+/gu) || [];
+  return (word) => {
+    const w = fold(word);
+    return wanted.some((q) => w === q || (q.length >= 2 && w.includes(q))
+      || (q.length >= 4 && editDistance(w, q, q.length >= 8 ? 2 : 1) <= (q.length >= 8 ? 2 : 1)));
+  };
+}
+
+// The lines of text read in a photo, drawn over it: each line's box, and the words `highlight` picks
+// filled in yellow. Coordinates are the photo's pixels.
+function drawTextLines(canvas, lines, highlight) {
+  const ctx = canvas.getContext("2d");
+  const line = Math.max(2, Math.round(Math.min(canvas.width, canvas.height) / 250));
+  ctx.lineWidth = line;
+  let marked = 0;
+  for (const l of lines || []) {
+    const [x1, y1, x2, y2] = l.box;
+    ctx.strokeStyle = "#ffc400";
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    for (const w of l.words || []) {
+      if (!highlight || !highlight(w.text)) continue;
+      const [a, b, c, d] = w.box;
+      ctx.fillStyle = "rgba(255, 230, 0, 0.45)";
+      ctx.fillRect(a, b, c - a, d - b);
+      marked += 1;
+    }
+  }
+  canvas.dataset.textLines = String((lines || []).length); // the browser test reads these
+  canvas.dataset.highlighted = String(marked);
+}
+
 // "cat, bed ×2": the server words uploads' summaries with English plurals; stored photos use this.
 function summary(detections) {
   const counts = new Map();
@@ -192,10 +244,25 @@ async function analyse(file) {
         detectNote = ` ${shapes ? "Shapes" : "Detection"} unavailable: ${err.message}`;
       }
     }
+    let lines = [];
+    let textNote = "";
+    if ($("#text-toggle").checked) {
+      try {
+        lines = (await api("/api/ocr", { method: "POST", body: form() })).lines;
+      } catch (err) {
+        textNote = ` Text unavailable: ${err.message}`;
+      }
+    }
     const url = URL.createObjectURL(file);
     const img = await loadImage(url);
     drawDetections($("#preview-canvas"), img, detections);
+    drawTextLines($("#preview-canvas"), lines, null);
     URL.revokeObjectURL(url);
+    $("#text-list").replaceChildren(...lines.map((l) => {
+      const item = document.createElement("li");
+      item.textContent = `“${l.text}” ${l.score.toFixed(2)}`;
+      return item;
+    }));
     $("#preview-caption").textContent = detections.length ? objects : file.name;
     const tbody = $("#classes-table tbody");
     tbody.replaceChildren(...classes.predictions.map((p) => {
@@ -221,7 +288,7 @@ async function analyse(file) {
     $("#upload-result").hidden = false;
     $("#like-this").hidden = false;
     const top = `${classes.predictions[0].label} (${classes.predictions[0].score.toFixed(3)})`;
-    setStatus(status, `${file.name}: ${top}.${detectNote}`);
+    setStatus(status, `${file.name}: ${top}.${detectNote}${textNote}`);
     return { ok: true, text: top };
   } catch (err) {
     setStatus(status, `${file.name}: ${err.message}`, true);
@@ -269,6 +336,10 @@ function matchedText(result) {
   for (const m of result.matched || []) {
     if (seen.has(m.concept)) continue;
     seen.add(m.concept);
+    if (m.source === "text") {
+      parts.push(`text: “${m.label}”`);
+      continue;
+    }
     const how = m.source === "detector" ? "detected " : m.source === "labeler" ? "labelled " : "";
     parts.push(`${m.concept}: ${how}${m.label}`);
   }
@@ -314,6 +385,11 @@ async function openPhoto(result) {
   try {
     const [img, info] = await Promise.all([loadImage(`/api/photos/${result.id}`), api(`/api/photos/${result.id}/info`)]);
     drawDetections($("#dialog-canvas"), img, info.detections);
+    // the words the query found in its text, highlighted (a search that matched the photo's text)
+    const byText = (result.matched || []).some((m) => m.source === "text");
+    drawTextLines($("#dialog-canvas"), info.text, byText ? wordMatcher($("#search-input").value) : null);
+    $("#dialog-text").textContent = info.text && info.text.length
+      ? `Text: ${info.text.map((l) => `“${l.text}”`).join(" ")}` : "";
     const facts = [info.taken_at, info.camera].filter(Boolean).join(" · ");
     // the classifier's classes, then the detector's objects: each said once
     const classes = info.labels.filter((l) => l.kind === "class").map((l) => l.label);
@@ -348,6 +424,7 @@ function formParams() {
   const query = $("#search-input").value.trim();
   if (query) params.set("q", query);
   if ($("#search-all").checked) params.set("all", "true");
+  if ($("#search-text").checked) params.set("text", "true");
   const min = $("#search-min").value.trim();
   if (min !== "") params.set("min_score", min);
   for (const name of FILTERS) {
@@ -360,6 +437,7 @@ function formParams() {
 function fillForm(params) {
   $("#search-input").value = params.get("q") || "";
   $("#search-all").checked = params.get("all") === "true";
+  $("#search-text").checked = params.get("text") === "true";
   $("#search-min").value = params.get("min_score") || "";
   for (const name of FILTERS) $(`#filter-${name}`).value = params.get(name) || "";
   if (FILTERS.some((name) => params.get(name))) $("#filters").open = true;
@@ -379,6 +457,7 @@ async function browse(more) {
   const params = formParams();
   params.delete("q");
   params.delete("all");
+  params.delete("text");
   params.delete("min_score");
   if (!more) {
     browsed = 0;
@@ -564,6 +643,7 @@ function setUp() {
   const input = $("#file-input");
   input.addEventListener("change", () => input.files.length && analyseMany(input.files));
   $("#shapes-toggle").addEventListener("change", () => currentFile && analyse(currentFile));
+  $("#text-toggle").addEventListener("change", () => currentFile && analyse(currentFile));
   $("#explain-toggle").addEventListener("click", toggleExplanation);
   zone.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }

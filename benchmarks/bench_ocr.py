@@ -1,0 +1,131 @@
+"""What reading the text costs per photo, against the classifier alone, in one run.
+
+    python benchmarks/bench_ocr.py [--photos 12] [--rounds 3] [--size 4000x3000]
+
+Two folders of generated JPEGs at a camera's size: photo-like scenes without text (bench_detect's
+`generate_photos`) and the same kind of photo with a sign of eight lines on it (a receipt-like block of
+words, numbers and prices). Timed per photo, decode included, the methods taking turns over `--rounds`:
+  classifier    `Classifier("efficientnet_lite0").iter_classify(folder)` (the index's default model)
+  ocr           `TextReader().iter_read(folder)` (text detector at 960 px, recognition where it found text)
+  ocr-736-min   the same with PP-OCR's own default detector size (shorter side 736 or more), to show
+                what reading at a reduced size saves
+Prints the CPU flags, ms per photo, each method's cost over the classifier's (the issue's target: a
+photo without text at most 3x), and how many of the sign's lines were read (8 of 8 expected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_detect import generate_photos  # photo-like JPEGs, shared with the detection benchmark
+
+SIGN = ["GROCERY MART", "Milk 1.29", "Bread rye 3.49", "Eggs dozen 4.10", "Coffee beans 12.99"]
+SIGN += ["TOTAL 21.87", "VISA 1234", "Thank you"]
+
+
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    dejavu = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    return ImageFont.truetype(str(dejavu), size) if dejavu.exists() else ImageFont.load_default(size)
+
+
+def with_sign(photos: list[Path], folder: Path) -> list[Path]:
+    """The same photos, each with the sign drawn on it (letters about 2% of the photo's height)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for path in photos:
+        img = Image.open(path).convert("RGB")
+        width, height = img.size
+        draw = ImageDraw.Draw(img)
+        step = height // 30
+        left, top = width // 3, height // 6
+        draw.rectangle(
+            (left - step, top - step, left + width // 3, top + step * (len(SIGN) + 1)), fill=(245, 245, 240)
+        )
+        letters = font(int(step * 0.7))
+        for i, line in enumerate(SIGN):
+            draw.text((left, top + i * step), line, fill=(15, 15, 15), font=letters)
+        target = folder / path.name
+        img.save(target, quality=90)
+        out.append(target)
+    return out
+
+
+def methods() -> dict[str, Callable[[Path], int]]:
+    from pixelsift.ocr import TextReader
+    from pixelsift.runtime.classify import Classifier
+
+    classifier = Classifier("efficientnet_lite0")
+    reader = TextReader()
+    full = TextReader()
+    full._engine.cfg.Det.limit_type = "min"  # PP-OCR's default: the shorter side at 736 or more
+    full._engine.cfg.Det.limit_side_len = 736
+    if full._engine.text_det is not None:
+        full._engine.text_det = None
+
+    def classify(folder: Path) -> int:
+        return sum(1 for _ in classifier.iter_classify(folder))
+
+    def read(reader_: TextReader) -> Callable[[Path], int]:
+        def run(folder: Path) -> int:
+            return sum(len(r.lines) for r in reader_.iter_read(folder))
+
+        return run
+
+    return {"classifier": classify, "ocr": read(reader), "ocr-736-min": read(full)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--photos", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", default="4000x3000")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+
+    import torch
+
+    from pixelsift.runtime.device import detect_cpu_features
+
+    print(
+        f"CPU features: {detect_cpu_features().describe()}; {os.cpu_count()} CPUs; torch {torch.__version__}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = generate_photos(Path(tmp) / "plain", args.photos, (width, height))
+        signs = with_sign(plain, Path(tmp) / "signs")
+        folders = {"without text": plain[0].parent, "with a sign": signs[0].parent}
+        run = methods()
+        for folder in folders.values():  # warm-up: models loaded, engines measured
+            for method in run.values():
+                method(folder)
+        times = {(m, f): 0.0 for m in run for f in folders}
+        lines: dict[tuple[str, str], int] = {}
+        for _ in range(args.rounds):
+            for label, folder in folders.items():
+                for name, method in run.items():
+                    start = time.perf_counter()
+                    lines[(name, label)] = method(folder)
+                    times[(name, label)] += time.perf_counter() - start
+    count = args.photos * args.rounds
+    print(f"{args.photos} photos of {width}x{height}, {args.rounds} rounds; ms per photo, decode included")
+    print(f"{'method':<12} {'photos':<13} {'ms/photo':>9} {'x classifier':>13} {'lines/photo':>12}")
+    for label in folders:
+        base = times[("classifier", label)] / count
+        for name in run:
+            ms = times[(name, label)] / count
+            read = "" if name == "classifier" else f"{lines[(name, label)] / args.photos:.1f}"
+            print(f"{name:<12} {label:<13} {ms * 1000:9.1f} {ms / base:13.2f} {read:>12}")
+
+
+if __name__ == "__main__":
+    main()
