@@ -86,6 +86,42 @@ assert all("_" in Path(r.path).stem for r in similar[:2])  # other generated sha
 show(similar, f"like {probe.name}")
 
 # %% [markdown]
+# ## Words in the photos
+#
+# Photos of signs, receipts and screenshots are found by their text. `update(ocr=True)` reads the text of
+# every photo (PP-OCR's networks, shipped in the `rapidocr` wheel: `pip install 'pixelsift[ocr]'`) and
+# remembers to read new ones; `search_text` finds parts of words, phrases and misspellings, and a plain
+# `search` finds the text too. Here a birthday card is made and added to the library.
+
+# %%
+import importlib.util
+
+from PIL import ImageDraw, ImageFont
+
+if importlib.util.find_spec("rapidocr") is None:
+    print("pip install 'pixelsift[ocr]' to read the text in photos")
+else:
+    from pixelsift.ocr import read_text
+    from pixelsift.ocr.draw import draw_text_lines
+
+    card = Image.new("RGB", (800, 500), (250, 240, 225))
+    draw = ImageDraw.Draw(card)
+    draw.text((80, 160), "Happy Birthday", fill=(180, 30, 60), font=ImageFont.load_default(80))
+    draw.text((80, 290), "love, Anna", fill=(40, 40, 40), font=ImageFont.load_default(50))
+    card.save(library / "card.png")
+    report = index.update(library, ocr=True)
+    print(report.summary())
+    found = index.search_text("birthdy")  # misspelt on purpose
+    assert found and Path(found[0].path).name == "card.png"
+    print(found[0].matched_text())
+    assert Path(index.search("happy birthday")[0].path).name == "card.png"
+    (reading,) = read_text(library / "card.png")
+    print([line.text for line in reading.lines])
+    plt.figure(figsize=(6, 4))
+    plt.imshow(draw_text_lines(Image.open(library / "card.png"), reading.lines))
+    plt.axis("off")
+
+# %% [markdown]
 # ## A map of the library
 #
 # The same features, projected to two dimensions: photos that look alike sit together.

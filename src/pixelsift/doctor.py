@@ -251,6 +251,7 @@ def extra_checks() -> list[Check]:
             "lite",
             "EfficientNet-Lite2 offline",
         ),
+        package_check("ocr", "rapidocr", "rapidocr", "ocr", "reading the text in photos (ocr, index --ocr)"),
         package_check("batch", "pyarrow", "pyarrow", "parquet", "batch jobs' Parquet output"),
         package_check("batch", "ray", "ray", "ray", "batch jobs on a Ray cluster"),
         package_check("notebooks", "jupyterlab", "jupyterlab", "notebooks", "`make lab` (the tutorials)"),

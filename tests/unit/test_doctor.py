@@ -71,7 +71,19 @@ def test_text_report_names_missing_backend_and_second_cv2_with_fixes(
     cv2_line = next(line for line in out.splitlines() if " cv2 " in line)
     assert cv2_line.split()[0] == "BROKEN"
     assert "fix: pip uninstall -y opencv-python" in out
-    for part in ("engines", "detectors", "opencv", "models", "batch", "notebooks", "browser", "gpu", "cache"):
+    parts = (
+        "engines",
+        "detectors",
+        "opencv",
+        "models",
+        "ocr",
+        "batch",
+        "notebooks",
+        "browser",
+        "gpu",
+        "cache",
+    )
+    for part in parts:
         assert part in out.splitlines(), part
     assert "fix what is BROKEN" in out.splitlines()[-1]
 
