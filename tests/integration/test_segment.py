@@ -134,7 +134,8 @@ def test_mask_rcnn_masks_are_torchvisions_own(random_home: Path) -> None:
     the network does not resize, that must be exactly what torchvision's own forward returns."""
     import torch
 
-    segmenter = load_segmenter("maskrcnn_resnet50_fpn", conf=0.05, iou=1.0)
+    # fp32 like torchvision's own forward below (auto would pick bf16 on a CPU with AMX)
+    segmenter = load_segmenter("maskrcnn_resnet50_fpn", conf=0.05, iou=1.0, precision="fp32")
     network = segmenter.runner.network.net  # torchvision's MaskRCNN inside pixelsift's output adapter
     network.transform.min_size = (400,)  # a smaller photo the network keeps at its size: a faster test
     rng = np.random.default_rng(0)

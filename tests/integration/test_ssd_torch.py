@@ -108,7 +108,10 @@ def test_runs_batched_under_every_engine_auto_may_choose(engine: str, precision:
         ]
 
     agreed, total = matched_detections(found(theirs), found(ours))
-    assert total > 10 and agreed / total >= 0.95
+    # fp32: the same boxes; a reduced precision moves a borderline box now and then (on a CPU with AMX,
+    # openvino bf16 matched 16 of 17 here), and `--engine auto` keeps it only where it agrees with fp32
+    # on its own check photos (MIN_DETECTION_AGREEMENT)
+    assert total > 10 and agreed / total >= (0.95 if precision == "fp32" else 0.9)
     if precision == "fp32":  # the same arithmetic up to float rounding: the same detections
         for a, b in zip(ours, theirs, strict=True):
             assert a.detections.class_names == b.detections.class_names
