@@ -49,10 +49,9 @@ from pixelsift.library.rows import (
     Detection,
     LabelerEntry,
     PhotoRecord,
-    TextRow,
 )
+from pixelsift.library.sources import DetectorSource, Source, TextImageSource, TextSource
 from pixelsift.library.store import LibraryStore
-from pixelsift.library.textmatch import normalize
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
 from pixelsift.models.vocabulary import Vocabulary
 from pixelsift.runtime.options import RunOptions
@@ -62,8 +61,6 @@ log = logging.getLogger("pixelsift")
 
 LABELS_PER_PHOTO = 5  # ImageNet classes kept per photo (usually > 90% of the probability mass)
 CUSTOM_LABELS_PER_PHOTO = 3
-DETECTOR_MIN_SIZE = 640  # decode JPEGs at least this large when a detector will look at them
-TEXT_MIN_SIZE = 960  # ... and this large when the text reader will (its detector looks at 960 pixels)
 
 
 @dataclass
@@ -83,6 +80,7 @@ class IndexOptions:
     agnostic_nms: bool = False  # the detector keeps one box per object, whatever its classes
     from_batch: Sequence[str | os.PathLike[str]] = ()  # `pixelsift batch` output folders to take results from
     ocr: bool | None = None  # read the text in photos; None = what the library did last time (else no)
+    sources: Sequence[Source] = ()  # more evidence sources (`library.sources.Source`) for every photo
 
 
 @dataclass
@@ -137,27 +135,22 @@ class Decoded:
     mtime_ns: int
     sha256: str
     metadata: PhotoMetadata
-    image: Any = None  # the decoded PIL image, kept when a detector will look at it
-    scale: float = 1.0  # full-resolution pixels per decoded pixel (JPEG draft decoding)
-    clip_pixels: np.ndarray | None = None
-    detections: list[Detection] | None = None  # from a batch job (then `detector` names its detector)
-    detector: str | None = None
-    text: list[TextRow] | None = None  # the lines read in it, when the library reads text
+    prepared: dict[str, Any] = field(default_factory=dict)  # source key -> its input from this decode
+    given: dict[str, Any] = field(default_factory=dict)  # source key -> its result, from a batch job
 
 
 def photo_decoder(
-    preprocess: Any,
-    min_size: int | None,
-    keep_image: bool = False,
-    clip_preprocess: Callable[[Any], np.ndarray] | None = None,
+    preprocess: Any, sources: Sequence[Source] = ()
 ) -> Callable[[str], tuple[np.ndarray, Decoded]]:
-    """A pipeline decoder that reads each file once: pixels for the model, plus hash, EXIF and size.
+    """A pipeline decoder that reads each file once: pixels for the model, hash, EXIF and size, and
+    each source's input (`Source.prepare`, in the decode threads).
 
     `preprocess` (the model's `Preprocessing`, or None) gets the photo decoded exactly as
     `pixelsift classify` decodes it (JPEG draft scaling for the model's own size), so a photo has the
-    same scores in the index as in `classify`; a detector or text-image model that needs more pixels
-    (`min_size`) gets its own, larger decode of the same bytes."""
+    same scores in the index as in `classify`; when a source needs more pixels (`Source.min_size`)
+    than that draft gave, the sources get one larger decode of the same bytes."""
     model_size = preprocess.resize if preprocess is not None else None
+    min_size = max((s.min_size for s in sources), default=0) or None
 
     def decode(path: str) -> tuple[np.ndarray, Decoded]:
         data, size, mtime_ns = read_file(path)
@@ -165,12 +158,10 @@ def photo_decoder(
         metadata = read_exif(data)
         pixels = preprocess.pixels(img) if preprocess is not None else np.zeros((3, 1, 1), np.uint8)
         bigger = model_size is not None and min_size is not None and min_size > model_size
-        if bigger and min(img.size) < min(min_size, *img.info.get("full_size", img.size)):
-            img = open_image(data, min_size=min_size, name=path)  # drafted too small for the others
-        scale = (metadata.width / img.width) if metadata.width and img.width else 1.0
-        info = Decoded(size, mtime_ns, sha256_bytes(data), metadata, img if keep_image else None, scale)
-        if clip_preprocess is not None:
-            info.clip_pixels = clip_preprocess(img)
+        if sources and bigger and min(img.size) < min(min_size, *img.info.get("full_size", img.size)):
+            img = open_image(data, min_size=min_size, name=path)  # drafted too small for the sources
+        info = Decoded(size, mtime_ns, sha256_bytes(data), metadata)
+        info.prepared = {source.key: source.prepare(img) for source in sources}
         return pixels, info
 
     return decode
@@ -341,6 +332,17 @@ class Indexer:
         self.labelers = self._settle_labelers()
         self.text_image = self._settle_text_image()
         self.reader = self._settle_reader(photos_to_compute=bool(to_compute))
+        self.detector_source = DetectorSource(self.detector) if self.detector is not None else None
+        self.sources: list[Source] = [
+            source
+            for source in (
+                self.detector_source,
+                TextImageSource(self.text_image) if self.text_image is not None else None,
+                TextSource(self.reader) if self.reader is not None else None,
+                *self.options.sources,
+            )
+            if source is not None
+        ]
         if to_compute:
             self._compute(to_compute, on_disk)
         self._catch_up()
@@ -395,17 +397,7 @@ class Indexer:
             paths = self._from_batch(paths, same_backbone)
             if not paths:
                 return
-        min_size = max(
-            model.preprocessing.resize,
-            DETECTOR_MIN_SIZE if self.detector else 0,
-            TEXT_MIN_SIZE if self.reader else 0,
-        )
-        decode = photo_decoder(
-            model.preprocessing,
-            min_size,
-            keep_image=self.detector is not None or self.reader is not None,
-            clip_preprocess=self.text_image.preprocessing if self.text_image else None,
-        )
+        decode = photo_decoder(model.preprocessing, self.sources)
         outputs = model.iter_outputs(
             (self.root / p for p in paths),
             progress=self.options.progress,
@@ -432,15 +424,7 @@ class Indexer:
         model = self.model()
         ok = [(item, feats, logits) for item, feats, logits in results if feats is not None]
         custom = [lab.predict(np.stack([f for _, f, _ in ok])) for lab in labelers] if ok else []
-        clip_vectors: dict[int, np.ndarray] = {}  # photos taken from a batch job have no pixels here
-        with_pixels = [row for row, (item, _, _) in enumerate(ok) if item.info.clip_pixels is not None]
-        if with_pixels and self.text_image is not None:
-            encoded = self.text_image.encode_pixels(
-                np.stack([ok[r][0].info.clip_pixels for r in with_pixels])
-            )
-            clip_vectors = dict(zip(with_pixels, encoded, strict=True))
-        detections = [self._detections_of(item.info) for item, _, _ in ok]
-        texts = [self._read_text(item.info) for item, _, _ in ok]
+        found = self._run_sources([item.info for item, _, _ in ok])
         concepts = self.vocab().imagenet if len(model.categories) == 1000 else None
         now = time.time()
         with self.store.transaction():
@@ -458,7 +442,6 @@ class Indexer:
             for row, (item, features, logits) in enumerate(ok):
                 info: Decoded = item.info
                 rel = Path(item.path).relative_to(self.root).as_posix()
-                detector_name, found = detections[row]
                 photo_id = self.store.upsert_photo(
                     PhotoRecord(
                         rel,
@@ -468,7 +451,7 @@ class Indexer:
                         OK,
                         None,
                         info.metadata,
-                        detector_name,
+                        None,  # the detector's source says it has looked
                         now,
                     )
                 )
@@ -485,42 +468,26 @@ class Indexer:
                 for labeler, predictions in zip(labelers, custom, strict=True):
                     answer = predictions[row]
                     self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
-                if detector_name is not None and found is not None:
-                    self.store.set_detections(photo_id, detector_name, found)
-                lines = texts[row]
-                if lines is not None:
-                    self.store.set_text(photo_id, self.reader.name, lines)
+                for source in self.sources:
+                    if row in found[source.key]:
+                        source.write(self.store, photo_id, seq, found[source.key][row])
                 self.store.put_vector(photo_id, FEATURES, seq, features)
                 self.store.put_vector(photo_id, PROBS, seq, probabilities)
-                if row in clip_vectors:
-                    self.store.put_vector(photo_id, CLIP, seq, clip_vectors[row])
 
-    def _detections_of(self, info: Decoded) -> tuple[str | None, list[Detection] | None]:
-        """(detector, what it found) for a photo: a batch job's detections, this run's detector on the
-        decoded photo, or (None, None): no detector has looked at it yet (the catch-up pass will)."""
-        if info.detections is not None:
-            return info.detector, info.detections
-        if self.detector is not None and info.image is not None:
-            return self.detector.name, self._detect(info)
-        return None, None
-
-    def _read_text(self, info: Decoded) -> list[TextRow] | None:
-        """The lines of text in a decoded photo as the store keeps them (None: no reader this run, or no
-        pixels: a photo taken from a batch job is read by the catch-up pass)."""
-        if self.reader is None or info.image is None:
-            return None
-        full_height = info.image.info.get("full_size", info.image.size)[1] or 1
-        return [
-            TextRow(
-                line.text,
-                normalize(line.text),
-                line.score,
-                line.box,
-                line.height / full_height,
-                tuple((w.text, *w.box) for w in line.words),
-            )
-            for line in self.reader.read_image(info.image)
-        ]
+    def _run_sources(self, infos: Sequence[Decoded]) -> dict[str, dict[int, Any]]:
+        """source key -> {row: result} for the decoded photos of a batch: what a batch job gave, else
+        what the source computes from its prepared input (a photo without one, taken from a batch job,
+        is left to the catch-up pass)."""
+        found: dict[str, dict[int, Any]] = {}
+        for source in self.sources:
+            key = source.key
+            results = {row: info.given[key] for row, info in enumerate(infos) if key in info.given}
+            todo = [row for row, info in enumerate(infos) if row not in results and key in info.prepared]
+            if todo:
+                computed = source.compute([infos[row].prepared[key] for row in todo])
+                results.update(zip(todo, computed, strict=True))
+            found[key] = results
+        return found
 
     def _from_batch(self, paths: list[str], labelers: list[Labeler]) -> list[str]:
         """Write the photos a batch job already ran (matched by content hash) from its results, without
@@ -528,7 +495,7 @@ class Indexer:
         jobs are read shard by shard for those hashes only (`BatchResults`)."""
         assert self.batch is not None
         model = self.model()
-        own_detector = self.detector.name if self.detector is not None else None
+        own = self.detector_source
         unread: list[tuple[int, str]] = []
         wanted: dict[str, list[tuple[int, str, Decoded]]] = {}
         pending: list[tuple[Item, np.ndarray]] = []
@@ -552,12 +519,12 @@ class Indexer:
                 (index, rel, Decoded(size, mtime_ns, digest, read_exif(data)))
             )
         found: dict[str, list[Detection]] = {}
-        if own_detector is not None and self.batch.detector == own_detector:
+        if own is not None and self.batch.detector == own.detector.name:
             found = self.batch.detections_for(set(wanted))
         for digest, vector in self.batch.vectors_for(set(wanted)):
             for index, rel, info in wanted.pop(digest):
-                if digest in found:
-                    info.detections, info.detector = found[digest], own_detector
+                if own is not None and digest in found:
+                    info.given[own.key] = found[digest]
                 pending.append((Item(str(self.root / rel), index, info=info), vector))
             if len(pending) >= 256:
                 flush()
@@ -569,24 +536,6 @@ class Indexer:
         if taken:
             self.report.annotated["taken from batch results"] = taken
         return rest
-
-    def _detect(self, info: Decoded) -> list[Detection]:
-        """What the detector finds in a decoded photo, boxes in full-resolution pixels; an instance
-        segmenter's objects also with their own areas (fractions of the photo: the same at any scale)."""
-        result = self.detector.detect_image(info.image)
-        boxes = np.asarray(result.boxes, dtype=np.float64).reshape(-1, 4) * info.scale
-        areas = result.areas()
-        return [
-            Detection(
-                str(name),
-                float(score),
-                (float(x1), float(y1), float(x2), float(y2)),
-                None if areas is None else float(areas[i]),
-            )
-            for i, (name, score, (x1, y1, x2, y2)) in enumerate(
-                zip(result.class_names, np.asarray(result.scores), boxes, strict=True)
-            )
-        ]
 
     # ------------------------------------------------------------ step 4: catch up older photos
     def _catch_up(self) -> None:
@@ -601,17 +550,9 @@ class Indexer:
                 else:
                     done = self._label_with_backbone(labeler, missing)
                 self.report.annotated[f"labelled by {labeler.name}"] = done
-        need_detect: list[tuple[int, str]] = []
-        if self.detector is not None:
-            need_detect = self.store.photos_not_seen_by(self.detector.name)
-        need_clip: list[tuple[int, str]] = []
-        if self.text_image is not None:
-            need_clip = self.store.photos_without_vector(CLIP)
-        need_text: list[tuple[int, str]] = []
-        if self.reader is not None:
-            need_text = self.store.photos_not_read_by(self.reader.name)
-        if need_detect or need_clip or need_text:
-            self._pixel_pass(need_detect, need_clip, need_text)
+        owed = {source.key: source.owed(self.store) for source in self.sources}
+        if any(owed.values()):
+            self._pixel_pass(owed)
 
     def _outputs_in_chunks(
         self, model: Any, photos: list[tuple[int, str]], desc: str, size: int
@@ -699,62 +640,35 @@ class Indexer:
 
         yield from batched(readable(), size)
 
-    def _pixel_pass(
-        self,
-        need_detect: list[tuple[int, str]],
-        need_clip: list[tuple[int, str]],
-        need_text: Sequence[tuple[int, str]] = (),
-    ) -> None:
-        """Decode older photos once more (once for all of these) for a detector, text-image model or
-        text reader they have not met yet."""
-        detect_ids = {i for i, _ in need_detect}
-        clip_ids = {i for i, _ in need_clip}
-        text_ids = {i for i, _ in need_text}
-        photos = sorted({*need_detect, *need_clip, *need_text})
-        sizes = [DETECTOR_MIN_SIZE if detect_ids else 0, TEXT_MIN_SIZE if text_ids else 0]
-        if clip_ids:
-            sizes.append(self.text_image.preprocessing.resize)
-        decode = photo_decoder(
-            None,
-            max(sizes) or None,
-            keep_image=bool(detect_ids or text_ids),
-            clip_preprocess=self.text_image.preprocessing if clip_ids else None,
-        )
-
+    def _pixel_pass(self, owed: dict[str, list[tuple[int, str]]]) -> None:
+        """Decode the older photos that sources owe once, for all of those sources, and write what
+        they find (a source new to the library, or one that changed, catches up here)."""
+        active = [source for source in self.sources if owed.get(source.key)]
+        owes = {source.key: {i for i, _ in owed[source.key]} for source in active}
+        photos = sorted({photo for source in active for photo in owed[source.key]})
+        decode = photo_decoder(None, active)
         by_path = {str(self.root / p): i for i, p in photos}
-        detected = encoded = read = 0
+        done = dict.fromkeys(owes, 0)
         with progress_bar(total=len(photos), desc="catch up", enabled=self.options.progress) as bar:
             for batch in iter_batches(
                 list(by_path), decode, batch_size=16, workers=self.options.run_options.workers
             ):
-                ok = batch.ok_items
-                clip_rows = [it for it in ok if by_path[it.path] in clip_ids]
-                vectors = (
-                    self.text_image.encode_pixels(np.stack([it.info.clip_pixels for it in clip_rows]))
-                    if clip_rows
-                    else None
-                )
-                found = {it.path: self._detect(it.info) for it in ok if by_path[it.path] in detect_ids}
-                texts = {it.path: self._read_text(it.info) for it in ok if by_path[it.path] in text_ids}
+                results = []
+                for source in active:
+                    items = [it for it in batch.ok_items if by_path[it.path] in owes[source.key]]
+                    if items:
+                        computed = source.compute([it.info.prepared[source.key] for it in items])
+                        results.append((source, list(zip(items, computed, strict=True))))
                 with self.store.transaction():
                     seq = self.store.next_seq()
                     for item in batch.items:
                         if not item.ok:
                             log.warning("%s: %s", item.path, item.error)
-                    for path, objects in found.items():
-                        self.store.set_detections(by_path[path], self.detector.name, objects)
-                    for row, item in enumerate(clip_rows):
-                        assert vectors is not None
-                        self.store.put_vector(by_path[item.path], CLIP, seq, vectors[row])
-                    for path, lines in texts.items():
-                        self.store.set_text(by_path[path], self.reader.name, lines or [])
-                detected += len(found)
-                encoded += len(clip_rows)
-                read += len(texts)
+                    for source, pairs in results:
+                        for item, result in pairs:
+                            source.write(self.store, by_path[item.path], seq, result)
+                        done[source.key] += len(pairs)
                 bar.update(len(batch.items))
-        if detected:
-            self.report.annotated[f"searched for objects ({self.detector.name})"] = detected
-        if encoded:
-            self.report.annotated[f"encoded for free text ({self.text_image.name})"] = encoded
-        if read:
-            self.report.annotated["read for text"] = read
+        for key, count in done.items():
+            if count:
+                self.report.annotated[key] = count

@@ -38,6 +38,7 @@ from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
 from pixelsift.library.query import Query
 from pixelsift.library.rows import CLIP, FEATURES, OK, PROBS, Filters, LibrarySettings, Term
 from pixelsift.library.schema import damaged_index_error, unwritable_reason
+from pixelsift.library.sources import Source
 from pixelsift.library.search import Searcher, SearchResults
 from pixelsift.library.store import LibraryStore
 from pixelsift.library.vectors import VectorCache
@@ -259,6 +260,7 @@ class PhotoIndex:
         agnostic_nms: bool = False,
         from_batch: Sequence[PathLike] = (),
         ocr: bool | None = None,
+        sources: Sequence[Source] = (),
         **run: Unpack[RunKwargs],
     ) -> IndexReport:
         """Index new and changed photos of `folder` (default: the library's folder), drop deleted ones.
@@ -270,7 +272,9 @@ class PhotoIndex:
         detector keeps one box per object, whatever its classes; `from_batch`: output folders of
         `pixelsift batch embed` / `detect` jobs whose results are used for the photos they ran (matched
         by content hash) instead of running the networks here; `ocr`: read the text in photos (True),
-        stop reading it (False), or as last time (None; remembered). How the networks run:
+        stop reading it (False), or as last time (None; remembered); `sources`: more kinds of evidence
+        to compute for every photo (`library.sources.Source`: new photos get them as they are indexed,
+        older ones catch up). How the networks run:
         `run_options`, or the keywords device, precision, engine, threads, batch_size, workers.
         """
         if self.store.readonly:
@@ -292,6 +296,7 @@ class PhotoIndex:
                 agnostic_nms=agnostic_nms,
                 from_batch=list(from_batch),
                 ocr=ocr,
+                sources=list(sources),
             )
             return self._update(folder, options)
 
