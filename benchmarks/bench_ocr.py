@@ -6,9 +6,11 @@ Two folders of generated JPEGs at a camera's size: photo-like scenes without tex
 `generate_photos`) and the same kind of photo with a sign of eight lines on it (a receipt-like block of
 words, numbers and prices). Timed per photo, decode included, the methods taking turns over `--rounds`:
   classifier    `Classifier("efficientnet_lite0").iter_classify(folder)` (the index's default model)
-  ocr           `TextReader().iter_read(folder)` (text detector at 960 px, recognition where it found text)
-  ocr-736-min   the same with PP-OCR's own default detector size (shorter side 736 or more), to show
-                what reading at a reduced size saves
+  ocr           `TextReader().iter_read(folder)`: text detector at 960 px, recognition where it found
+                text, on the engine `--engine auto` chose here (printed)
+  ocr-ort       the same on ONNX Runtime (rapidocr's own engine)
+  ocr-736-min   ONNX Runtime with PP-OCR's own default detector size (shorter side 736 or more), to
+                show what reading at a reduced size saves
 Prints the CPU flags, ms per photo, each method's cost over the classifier's (the issue's target: a
 photo without text at most 3x), and how many of the sign's lines were read (8 of 8 expected).
 """
@@ -62,10 +64,13 @@ def with_sign(photos: list[Path], folder: Path) -> list[Path]:
 def methods() -> dict[str, Callable[[Path], int]]:
     from pixelsift.ocr import TextReader
     from pixelsift.runtime.classify import Classifier
+    from pixelsift.runtime.options import RunOptions
 
     classifier = Classifier("efficientnet_lite0")
     reader = TextReader()
-    full = TextReader()
+    print(f"ocr: {reader.describe()}")
+    ort = TextReader(RunOptions(engine="onnxruntime"))
+    full = TextReader(RunOptions(engine="onnxruntime"))
     full._engine.cfg.Det.limit_type = "min"  # PP-OCR's default: the shorter side at 736 or more
     full._engine.cfg.Det.limit_side_len = 736
     if full._engine.text_det is not None:
@@ -80,7 +85,7 @@ def methods() -> dict[str, Callable[[Path], int]]:
 
         return run
 
-    return {"classifier": classify, "ocr": read(reader), "ocr-736-min": read(full)}
+    return {"classifier": classify, "ocr": read(reader), "ocr-ort": read(ort), "ocr-736-min": read(full)}
 
 
 def main() -> None:

@@ -38,8 +38,8 @@ from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
 from pixelsift.library.query import Query
 from pixelsift.library.rows import CLIP, FEATURES, OK, PROBS, Filters, LibrarySettings, Term
 from pixelsift.library.schema import damaged_index_error, unwritable_reason
-from pixelsift.library.sources import Source
 from pixelsift.library.search import Searcher, SearchResults
+from pixelsift.library.sources import Source
 from pixelsift.library.store import LibraryStore
 from pixelsift.library.vectors import VectorCache
 from pixelsift.library.watch import DEBOUNCE_SECONDS, POLL_SECONDS, watch_folder

@@ -32,6 +32,7 @@ from pixelsift.core.progress import progress_bar
 from pixelsift.errors import ImageError, UsageError
 from pixelsift.imaging.images import expand_inputs, open_image
 from pixelsift.imaging.pipeline import default_decode_workers, iter_computed
+from pixelsift.ocr.engines import choose_engine
 from pixelsift.ocr.results import Quad, TextLine, TextReading, TextReadings, TextWord, box_of
 from pixelsift.runtime.options import RunOptions
 
@@ -99,25 +100,48 @@ class TextReader:
         self.run_options = run_options or RunOptions()
         self.min_score, self.min_chars, self.detect_size = min_score, min_chars, detect_size
         optional_import("onnxruntime", "onnxruntime", "ocr", PURPOSE)
-        rapidocr = optional_import("rapidocr", "rapidocr", "ocr", PURPOSE)
+        self._rapidocr = optional_import("rapidocr", "rapidocr", "ocr", PURPOSE)
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-        threads = self.run_options.threads or int(os.environ.get("PIXELSIFT_THREADS") or 0) or -1
+        self._threads = self.run_options.threads or int(os.environ.get("PIXELSIFT_THREADS") or 0) or -1
+        self._cuda = _use_cuda(self.run_options)
+        if self.run_options.engine == "openvino":
+            optional_import("openvino", "openvino", "openvino", PURPOSE + " with --engine openvino")
+        self.engine = choose_engine(
+            self.run_options.engine, self._threads, self._cuda, self._build, self._check_read
+        )
+        self._engine = self._build(self.engine)
+        # rapidocr keeps per-call settings on the engine: one reading at a time (its networks use every
+        # thread they are given)
+        self._lock = threading.Lock()
+
+    def _build(self, engine: str) -> Any:
+        """A rapidocr pipeline whose three networks run on `engine` ("onnxruntime" or "openvino")."""
+        kind = self._rapidocr.EngineType(engine)
         params: dict[str, Any] = {
             "Global.log_level": "error",
             "Global.return_word_box": True,
             "Global.text_score": 0.0,  # filtered here, by `min_score` and `min_chars`
             "Det.limit_type": "max",
-            "Det.limit_side_len": detect_size,
-            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-            "EngineConfig.onnxruntime.use_cuda": _use_cuda(self.run_options),
+            "Det.limit_side_len": self.detect_size,
+            "Det.engine_type": kind,
+            "Cls.engine_type": kind,
+            "Rec.engine_type": kind,
+            "EngineConfig.onnxruntime.intra_op_num_threads": self._threads,
+            "EngineConfig.onnxruntime.use_cuda": self._cuda,
+            "EngineConfig.openvino.inference_num_threads": self._threads,
         }
-        self._engine = rapidocr.RapidOCR(params=params)
-        # rapidocr keeps per-call settings on the engine: one reading at a time (its networks use every
-        # thread they are given)
-        self._lock = threading.Lock()
+        return self._rapidocr.RapidOCR(params=params)
+
+    def _check_read(self, engine: Any, image: Any) -> list[str]:
+        """The lines `engine` reads in `image`, kept as `read_image` keeps them (engine measurement)."""
+        pixels = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        return [line.text for line in self._lines(engine(pixels), 1.0)]
 
     def describe(self) -> str:
-        return f"{self.name} (text detector at {self.detect_size} px, lines scored >= {self.min_score})"
+        return (
+            f"{self.name} on {self.engine} (text detector at {self.detect_size} px, lines scored >= "
+            f"{self.min_score})"
+        )
 
     # ------------------------------------------------------------------------------------ one photo
     def read_image(self, image: Any) -> list[TextLine]:
@@ -133,6 +157,10 @@ class TextReader:
         """The lines in an (H, W, 3) uint8 BGR array; coordinates multiplied by `scale`."""
         with self._lock:
             result = self._engine(bgr)
+        return self._lines(result, scale)
+
+    def _lines(self, result: Any, scale: float) -> list[TextLine]:
+        """rapidocr's output as kept lines (`min_score`, `min_chars`) in reading order."""
         texts = getattr(result, "txts", None) or ()
         if not texts:
             return []

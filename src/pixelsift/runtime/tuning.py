@@ -15,19 +15,13 @@ fp32 / bf16 (`purpose="features"`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import platform
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
-from importlib import metadata
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -38,6 +32,7 @@ from pixelsift.config import get_settings
 from pixelsift.core.arrays import softmax
 from pixelsift.core.boxes import box_iou
 from pixelsift.core.hashing import remembered_sha256, short_digest
+from pixelsift.core.machine import cpu_model, library_versions, write_json
 from pixelsift.core.optional import is_installed
 from pixelsift.errors import PixelsiftError
 from pixelsift.models import weights
@@ -209,24 +204,6 @@ class Tuning:
 # -- the cache key --------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def cpu_model() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of every library whose kernels could change a measurement."""
-    out = {"python": sys.version.split()[0]}
-    for dist in ("pixelsift", "torch", "onnxruntime", "openvino", "numpy", "pillow"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[dist] = metadata.version(dist)
-    return out
-
-
 def weights_digest(spec: ModelSpec) -> str:
     """The sha256 of the weights file the model loads (the file's own, so a file imported with
     `models add` counts too), hashed once per (path, size, mtime) and remembered beside the choices."""
@@ -265,13 +242,6 @@ def choice_path(key: dict[str, Any]) -> Path:
     return tuning_dir() / f"{key['model'].replace('/', '_')}-{digest}.json"
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(data, indent=2))
-    os.replace(partial, path)
-
-
 def cached_tuning(key: dict[str, Any]) -> Tuning | None:
     """What was measured under `key`, or None (never measured, or a damaged file, which is redone)."""
     path = choice_path(key)
@@ -289,7 +259,7 @@ def cached_tuning(key: dict[str, Any]) -> Tuning | None:
 
 def remember(key: dict[str, Any], tuned: Tuning) -> None:
     try:
-        _write_json(choice_path(key), {"key": key, "tuning": tuned.to_dict()})
+        write_json(choice_path(key), {"key": key, "tuning": tuned.to_dict()})
     except OSError as exc:  # a read-only home: the choice holds for this process only
         log.warning("could not remember the engine choice in %s (%s)", tuning_dir(), exc)
 
