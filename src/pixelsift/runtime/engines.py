@@ -22,7 +22,6 @@ from pixelsift.errors import PixelsiftError, UsageError, short_reason
 from pixelsift.models.records import DetectorSpec, ModelSpec, preprocessing_of
 from pixelsift.runtime import tuning
 from pixelsift.runtime.device import (
-    ThreadPlan,
     choose_precision,
     default_threads,
     detect_cpu_features,
@@ -38,11 +37,10 @@ from pixelsift.runtime.onnx_runner import (
 )
 from pixelsift.runtime.openvino_runner import OpenVinoRunner
 from pixelsift.runtime.options import RunOptions
+from pixelsift.runtime.runner import Runner
 from pixelsift.runtime.torch_runner import ModelRunner
 
 log = logging.getLogger("pixelsift")
-
-Runner = ModelRunner | OnnxRunner | OpenVinoRunner
 
 
 def build_runner(
@@ -53,14 +51,24 @@ def build_runner(
     threads: int,
     calibration: Any = None,
     streams: int = 1,
+    workers: int = 0,
 ) -> Runner:
     """A runner for one candidate with `threads` compute threads per stream, called from `streams`
-    threads at once (torch and ONNX Runtime run each call in its caller's thread; OpenVINO is told)."""
+    threads at once (torch and ONNX Runtime run each call in its caller's thread; OpenVINO is told),
+    fed by `workers` decode threads."""
     options = dataclasses.replace(run_options, engine=candidate.engine, precision=candidate.precision)
+    plan = (threads, streams, workers)
     if candidate.engine == "torch":
-        return ModelRunner(network, options, preprocessing=preprocessing_of(spec), threads=threads)
+        return ModelRunner(
+            network,
+            options,
+            preprocessing=preprocessing_of(spec),
+            threads=threads,
+            streams=streams,
+            workers=workers,
+        )
     try:
-        return _exported_runner(spec, network, options, candidate, threads, calibration, streams)
+        return _exported_runner(spec, network, options, candidate, calibration, plan)
     except PixelsiftError:
         raise
     except Exception as exc:  # a damaged cached export (a crash or a full disk while it was written)
@@ -75,7 +83,7 @@ def build_runner(
         for path in cached:
             path.unlink(missing_ok=True)
             path.with_name(path.name + ".json").unlink(missing_ok=True)
-        return _exported_runner(spec, network, options, candidate, threads, calibration, streams)
+        return _exported_runner(spec, network, options, candidate, calibration, plan)
 
 
 def _exported_runner(
@@ -83,10 +91,10 @@ def _exported_runner(
     network: nn.Module,
     options: RunOptions,
     candidate: tuning.Candidate,
-    threads: int,
     calibration: Any,
-    streams: int,
+    plan: tuple[int, int, int],
 ) -> Runner:
+    threads, streams, workers = plan
     if candidate.engine == "onnxruntime":
         if candidate.precision == "int8":
             if calibration is None:
@@ -95,7 +103,13 @@ def _exported_runner(
         else:
             path = ensure_onnx(spec, network)
         return OnnxRunner(
-            path, options, preprocessing_of(spec), precision=candidate.precision, threads=threads
+            path,
+            options,
+            preprocessing_of(spec),
+            precision=candidate.precision,
+            threads=threads,
+            streams=streams,
+            workers=workers,
         )
     if candidate.engine == "openvino":
         return OpenVinoRunner(
@@ -104,6 +118,7 @@ def _exported_runner(
             precision=candidate.precision,
             threads=threads,
             streams=streams,
+            workers=workers,
             preprocessing=preprocessing_of(spec),
         )
     raise UsageError(f"unknown engine {candidate.engine!r}")
@@ -237,17 +252,22 @@ def create_runner(
         candidate = explicit_candidate(engine, run_options.precision)
     plan = plan_threads(device, cpus, streams, run_options.workers)
     try:
-        runner = build_runner(spec, network, run_options, candidate, plan.threads, streams=plan.streams)
+        runner = build_runner(
+            spec, network, run_options, candidate, plan.threads, streams=plan.streams, workers=plan.workers
+        )
     except Exception as exc:
         if engine != "auto":
             raise
         # a cached choice that no longer builds (an uninstalled runtime): torch fp32 always does
         log.warning("%s no longer runs %s (%s); using torch", spec.name, candidate.label, exc)
-        runner = build_runner(spec, network, run_options, tuning.REFERENCE, plan.threads)
-    attach_plan(runner, plan)
-    return runner
-
-
-def attach_plan(runner: Any, plan: ThreadPlan) -> None:
-    runner.streams, runner.workers = plan.streams, plan.workers
+        runner = build_runner(
+            spec,
+            network,
+            run_options,
+            tuning.REFERENCE,
+            plan.threads,
+            streams=plan.streams,
+            workers=plan.workers,
+        )
     log.info("threads: %s", plan.describe())
+    return runner

@@ -26,6 +26,7 @@ from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_spec_of
 from pixelsift.models.weights import load_network
 from pixelsift.runtime.engines import create_runner
 from pixelsift.runtime.options import RunKwargs, RunOptions
+from pixelsift.runtime.runner import Runner
 
 _cache: dict[tuple[Any, ...], ImageModel] = {}
 _cache_lock = threading.Lock()
@@ -41,7 +42,7 @@ def load_split_network(spec: ClassifierSpec) -> SplitNetwork:
 class ImageModel:
     """A classification network split into features and head, with its preprocessing and runner."""
 
-    def __init__(self, spec: ClassifierSpec, network: SplitNetwork, runner: Any, run_options: RunOptions):
+    def __init__(self, spec: ClassifierSpec, network: SplitNetwork, runner: Runner, run_options: RunOptions):
         self.spec = spec
         self.network = network
         self.runner = runner
@@ -108,7 +109,7 @@ class ImageModel:
     @property
     def engine(self) -> str:
         """The engine this model runs on (what `auto` chose, or what was asked for)."""
-        return str(getattr(self.runner, "engine", "torch"))
+        return self.runner.engine
 
     @property
     def precision(self) -> str:
@@ -150,8 +151,8 @@ class ImageModel:
                 decode or self.decode,
                 self.run,
                 batch_size=batch_size or self.batch_size,
-                streams=int(getattr(self.runner, "streams", 1)),
-                workers=int(getattr(self.runner, "workers", 0)),
+                streams=self.runner.streams,
+                workers=self.runner.workers,
             )
             for batch, outputs in batches:
                 if outputs is not None:

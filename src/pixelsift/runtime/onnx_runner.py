@@ -192,6 +192,8 @@ class OnnxRunner:
         *,
         precision: str = "fp32",
         threads: int | None = None,
+        streams: int = 1,
+        workers: int = 0,
     ):
         ort = _ort()
         run_options = run_options or RunOptions(engine="onnxruntime")
@@ -200,6 +202,7 @@ class OnnxRunner:
         self.precision = precision
         self.precision_reason = "int8 quantized graph" if precision == "int8" else "onnxruntime engine"
         self.threads = threads or run_options.threads or default_threads()
+        self.streams, self.workers = streams, workers
         # ONNX Runtime's CPU kernels gain from batches of 8 where torch's prefer 4 on small CPUs
         # (efficientnet_lite0 end to end on 2 cores: 60-65 images/s at 4, 68-76 at 8, 64-73 at 16).
         self.batch_size = max(8, default_batch_size(self.device))

@@ -37,6 +37,7 @@ class OpenVinoRunner:
         precision: str = "fp32",
         threads: int | None = None,
         streams: int = 1,
+        workers: int = 0,
         preprocessing: Preprocessing | None = None,
     ):
         ov = optional_import("openvino", "openvino", "openvino", "the openvino engine")
@@ -49,6 +50,7 @@ class OpenVinoRunner:
             raise UsageError(f"the openvino engine runs fp32 or bf16, not {precision}")
         self.precision, self.precision_reason = precision, "openvino engine"
         self.threads = threads or run_options.threads or default_threads()
+        self.streams, self.workers = streams, workers
         self.batch_size = max(8, default_batch_size(self.device))
         core = ov.Core()
         # one OpenVINO stream per pixelsift stream: with one, infer requests from two threads take turns

@@ -69,6 +69,8 @@ class ModelRunner:
         fold_bn: bool = True,
         preprocessing: Preprocessing | None = None,
         threads: int | None = None,
+        streams: int = 1,
+        workers: int = 0,
     ):
         run_options = run_options or RunOptions()
         self.device = resolve_device(run_options.device)
@@ -77,6 +79,7 @@ class ModelRunner:
         )
         self.engine = "torch"
         self.threads = threads or run_options.threads or default_threads()
+        self.streams, self.workers = streams, workers
         self._use_threads()
         # what this device prefers; a task's RunOptions.batch_size overrides it
         self.batch_size = default_batch_size(self.device)

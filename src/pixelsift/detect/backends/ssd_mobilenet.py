@@ -29,12 +29,13 @@ from pixelsift.models.families.ssd_mobilenet_net import default_anchors, image_d
 from pixelsift.models.records import DetectorSpec, preprocessing_of
 from pixelsift.models.weights import load_network
 from pixelsift.runtime.options import RunOptions
+from pixelsift.runtime.runner import Runner
 
 
 class TorchSsdDetector(Detector):
     """SSD-MobileNet-v2 on the engine `create_runner` chose: uint8 batches, several streams."""
 
-    def __init__(self, spec: DetectorSpec, runner: Any, **kwargs: Any):
+    def __init__(self, spec: DetectorSpec, runner: Runner, **kwargs: Any):
         super().__init__(
             spec,
             spec.categories,
@@ -54,9 +55,9 @@ class TorchSsdDetector(Detector):
 
         runner = self.runner
         return ThreadPlan(
-            streams=int(getattr(runner, "streams", 1)),
-            threads=int(getattr(runner, "threads", 1)),
-            workers=int(getattr(runner, "workers", 0)),
+            streams=runner.streams,
+            threads=runner.threads,
+            workers=runner.workers,
         )
 
     def prepare(self, image: Any, batched: bool) -> tuple[np.ndarray, Any]:
