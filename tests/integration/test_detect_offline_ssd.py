@@ -342,3 +342,27 @@ def test_loading_a_detector_imports_what_postprocessing_needs() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_detect_images_batches_and_finds_what_detect_image_finds(samples: Path) -> None:
+    """The index's path: several decoded photos through the network at once, each with the objects
+    it has alone (fp32 torch, so batching changes nothing but rounding)."""
+    detector = load_detector(MODEL, engine="torch", precision="fp32", batch_size=4)
+    calls: list[int] = []
+    infer = detector.infer
+
+    def counted(pixels):  # type: ignore[no-untyped-def]
+        calls.append(len(pixels))
+        return infer(pixels)
+
+    detector.infer = counted  # type: ignore[method-assign]
+    photos = [Image.open(p).convert("RGB") for p in sorted(samples.glob("*.[jp][pn]g"))]
+    together = detector.detect_images(photos)
+    assert calls == [4, 1]  # five photos: a batch of four, then one
+    for photo, found in zip(photos, together, strict=True):
+        alone = detector.detect_image(photo)
+        assert found.class_names == alone.class_names
+        assert np.allclose(found.boxes, alone.boxes, atol=0.5) and np.allclose(
+            found.scores, alone.scores, atol=1e-3
+        )
+    assert sum(len(d) for d in together) > 0

@@ -80,6 +80,7 @@ def test_a_detect_jobs_objects_come_with_the_embed_jobs_features(
     }
     ran: list[object] = []
     monkeypatch.setattr(Detector, "detect_image", lambda self, *a, **k: ran.append(a) or None)
+    monkeypatch.setattr(Detector, "detect_images", lambda self, *a, **k: ran.append(a) or [])
     with PhotoIndex(tmp_path / "i.db") as index:
         report = index.update(
             photos, detector="ssd_mobilenet_v2_coco", from_batch=[embed, tmp_path / "detect"]

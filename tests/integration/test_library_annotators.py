@@ -57,6 +57,9 @@ class FakeDetector:
         boxes = np.array([[0, 0, w / 2, h / 2]] * len(names), np.float32).reshape(-1, 4)
         return FakeDetections(boxes, np.full(len(names), 0.9, np.float32), np.zeros(len(names), int), names)
 
+    def detect_images(self, images: list[Any]) -> list[FakeDetections]:
+        return [self.detect_image(image) for image in images]
+
 
 @pytest.fixture
 def detector(monkeypatch: pytest.MonkeyPatch) -> FakeDetector:
@@ -308,6 +311,9 @@ class FakeSegmenter:
         mask = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
         masks = Masks(mask[None], image.size)
         return Detections([[x1, y1, x2, y2]], [0.9], [17], ["cat"], masks)
+
+    def detect_images(self, images: list[Any]) -> list[Any]:
+        return [self.detect_image(image) for image in images]
 
 
 def test_a_segmenters_areas_are_stored_and_close_up_puts_the_photos_it_fills_first(

@@ -154,6 +154,9 @@ class BigDetector:
 
         return Detections.empty()
 
+    def detect_images(self, images: list[Any]) -> list[Any]:
+        return [self.detect_image(image) for image in images]
+
 
 def test_a_photo_has_the_same_scores_in_classify_the_index_and_an_upload(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

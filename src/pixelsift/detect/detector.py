@@ -24,7 +24,7 @@ from pixelsift.detect.detections import DetectionResult, Detections
 from pixelsift.detect.video import iter_frames
 from pixelsift.errors import ImageError, UsageError
 from pixelsift.imaging.images import _to_rgb, expand_inputs, image_extensions, open_image
-from pixelsift.imaging.pipeline import default_decode_workers, iter_computed
+from pixelsift.imaging.pipeline import default_decode_workers, iter_computed, stack
 from pixelsift.models.categories import BACKGROUND, UNUSED
 from pixelsift.models.records import DetectorSpec
 from pixelsift.models.vocabulary import Vocabulary
@@ -254,6 +254,27 @@ class Detector:
         pixels, prepared = self._prepare(image, keep_image=False)
         raw = self.infer(pixels[None])[0]
         return self._finish(raw, prepared, wanted)
+
+    def detect_images(
+        self, images: Sequence[Image.Image], classes: Iterable[str] | None = None
+    ) -> list[Detections]:
+        """The objects in several in-memory images, through the network in batches of `batch_size` (one
+        at a time for a detector that is not `batchable`); boxes in each image's pixels."""
+        wanted = self.check_classes(classes)
+        size = max(1, self.batch_size) if self.batchable else 1
+        out: list[Detections] = []
+        for start in range(0, len(images), size):
+            chunk = [
+                self._prepare(image, keep_image=False, batched=size > 1)
+                for image in images[start : start + size]
+            ]
+            # same-shape inputs as one array; a list where the backend keeps each image's own size
+            batch: Any = stack([pixels for pixels, _ in chunk]) if size > 1 else chunk[0][0][None]
+            raws = self.infer(batch)
+            out += [
+                self._finish(raw, prepared, wanted) for raw, (_, prepared) in zip(raws, chunk, strict=True)
+            ]
+        return out
 
     def detect_result(
         self, image: Image.Image, path: str = "image", classes: Iterable[str] | None = None
