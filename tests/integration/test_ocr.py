@@ -109,6 +109,8 @@ def test_cli_prints_one_json_object_per_input_and_exits_1_on_a_bad_file(tmp_path
 
     table = run_cli("ocr", str(tmp_path / "card.png"))
     assert table.returncode == 0 and "Happy Birthday" in table.stdout
+    on_ort = run_cli("ocr", str(tmp_path / "card.png"), "--engine", "onnxruntime", "-f", "jsonl")
+    assert on_ort.returncode == 0 and '"text": "Happy Birthday"' in on_ort.stdout
     csv = run_cli("ocr", str(tmp_path / "card.png"), "-f", "csv")
     header, row = csv.stdout.splitlines()[:2]
     assert header.startswith("path,line,text,score,x1") and ",Happy Birthday," in row

@@ -79,6 +79,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "smaller text, slower)",
     )
     add_runner_options(p, None, batch=False, engine=False)
+    p.add_argument(
+        "--engine",
+        default=None,
+        choices=("auto", "onnxruntime", "openvino"),
+        help="what runs the networks (default: auto, the faster here of those that read a check photo "
+        "right, measured once and remembered)",
+    )
     p.set_defaults(func=run)
 
 
