@@ -21,7 +21,7 @@ from pixelsift.models import get_model_spec
 CAR = 3  # COCO category id
 
 
-def forced_state(name: str) -> dict[str, torch.Tensor]:
+def forced_state(name: str, favoured: int = CAR) -> dict[str, torch.Tensor]:
     spec = get_model_spec(name)
     assert spec.build is not None
     torch.manual_seed(0)
@@ -30,13 +30,13 @@ def forced_state(name: str) -> dict[str, torch.Tensor]:
         if name.startswith("fasterrcnn"):
             bias = net.roi_heads.box_predictor.cls_score.bias
             bias.fill_(-10.0)
-            bias[CAR] = 10.0
+            bias[favoured] = 10.0
         else:  # SSD heads: one conv per feature map, anchors x classes outputs
             for conv in net.head.classification_head.module_list:
                 last = conv[-1] if isinstance(conv, torch.nn.Sequential) else conv
                 per_anchor = last.bias.view(-1, 91)
                 per_anchor.fill_(-10.0)
-                per_anchor[:, CAR] = 10.0
+                per_anchor[:, favoured] = 10.0
     return net.state_dict()
 
 
@@ -85,6 +85,23 @@ def test_random_weight_detector_through_the_full_path(
     [record] = json.loads(capsys.readouterr().out)
     assert [d["label"] for d in record["detections"]] == dets.class_names
     assert np.allclose([d["box"] for d in record["detections"]], dets.boxes, atol=1e-3)
+
+
+def test_boxes_of_cocos_unused_ids_are_dropped_not_reported_as_na(
+    home: Path, tmp_path: Path, samples: Path
+) -> None:
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    unused = get_model_spec(name).categories.index("N/A")  # COCO id 12: no class
+    file = tmp_path / f"{name}.pth"
+    torch.save(forced_state(name, favoured=unused), file)
+    assert main(["models", "add", name, str(file), "--quiet"]) == 0
+    detector = load_detector(name, conf=0.5)
+    boxes, _, labels, _ = detector.runner(
+        [detector.transform(Image.open(samples / "coffee.png").convert("RGB"))]
+    )
+    assert len(boxes) > 0 and set(labels.tolist()) == {unused}, "the network itself finds N/A boxes"
+    [result] = detector.detect(samples / "coffee.png")
+    assert result.ok and len(result.detections) == 0 and "N/A" not in result.detections.class_names
 
 
 def test_torchvision_detectors_refuse_an_input_size(home: Path) -> None:

@@ -22,6 +22,7 @@ from pixelsift.detect.detections import Detections
 from pixelsift.detect.detector import Detector
 from pixelsift.detect.masks import Masks
 from pixelsift.errors import UsageError
+from pixelsift.models.categories import BACKGROUND, UNUSED
 from pixelsift.models.families.torchvision_common import default_weights
 from pixelsift.models.records import DetectorSpec, SegmenterSpec
 from pixelsift.models.weights import load_network
@@ -109,6 +110,16 @@ class TorchvisionDetector(Detector):
         )
         self.runner = runner
         self.transform = transform
+        # COCO's ten unused ids ("N/A") and the background are no class: a box of one (weak weights,
+        # a fine-tuned head) is dropped instead of being reported or indexed as "N/A"
+        self.is_class = np.array([name not in (UNUSED, BACKGROUND) for name in spec.categories], bool)
+
+    def kept(self, scores: np.ndarray, labels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Indices of the boxes that survive the score threshold, the class check and NMS."""
+        known = (labels >= 0) & (labels < len(self.is_class))
+        known[known] = self.is_class[labels[known]]
+        keep = np.flatnonzero((scores >= self.conf) & known)
+        return keep[nms(boxes[keep], scores[keep], labels[keep], self.iou, self.max_det, self.agnostic)]
 
     def prepare(self, image: Any, batched: bool) -> tuple[np.ndarray, Any]:
         return self.transform(image).numpy(), None
@@ -122,8 +133,7 @@ class TorchvisionDetector(Detector):
     def postprocess(self, raw: tuple[np.ndarray, ...], meta: Any, size: tuple[int, int]) -> Detections:
         boxes, scores, labels = raw
         labels = labels.astype(np.int64)
-        keep = np.flatnonzero(scores >= self.conf)
-        kept = keep[nms(boxes[keep], scores[keep], labels[keep], self.iou, self.max_det, self.agnostic)]
+        kept = self.kept(scores, labels, boxes)
         return Detections.from_arrays(boxes[kept], scores[kept], labels[kept], self.categories)
 
 
@@ -145,8 +155,7 @@ class MaskRCNNSegmenter(TorchvisionDetector):
 
         boxes, scores, labels, masks, (resized_h, resized_w) = raw
         labels = labels.astype(np.int64)
-        keep = np.flatnonzero(scores >= self.conf)
-        kept = keep[nms(boxes[keep], scores[keep], labels[keep], self.iou, self.max_det, self.agnostic)]
+        kept = self.kept(scores, labels, boxes)
         width, height = size
         # the size the network saw the photo at, or the photo's own when that is smaller
         mask_w, mask_h = (int(resized_w), int(resized_h)) if resized_w < width else (width, height)
