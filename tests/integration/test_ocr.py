@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -135,3 +136,24 @@ def test_cli_says_which_extra_to_install_when_rapidocr_is_missing(tmp_path: Path
     assert result.returncode == 1
     assert "pip install 'pixelsift[ocr]'" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_save_writes_a_copy_with_the_lines_outlined_and_leaves_the_photo_alone(tmp_path: Path) -> None:
+    photo = tmp_path / "card.png"
+    text_photo(["Happy Birthday"]).save(photo)
+    before = photo.read_bytes()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "card.png").write_bytes(b"someone else's file")  # never overwritten
+    result = run_cli("ocr", str(photo), "--save", str(tmp_path / "out"), "-f", "json")
+    assert result.returncode == 0, result.stderr
+    assert "1 photos with their text outlined saved" in result.stderr
+    assert (
+        photo.read_bytes() == before
+        and (tmp_path / "out" / "card.png").read_bytes() == b"someone else's file"
+    )
+    drawn = np.asarray(Image.open(tmp_path / "out" / "card-1.png").convert("RGB"), dtype=np.int16)
+    x1, y1, _, y2 = (round(v) for v in json.loads(result.stdout)[0]["lines"][0]["box"])
+    edge = drawn[(y1 + y2) // 2, max(0, x1 - 6) : x1 + 6]
+    assert (np.abs(edge - (255, 196, 0)).sum(axis=1) < 60).any()  # the amber outline, losslessly saved
+    bad = run_cli("ocr", str(photo), "--save", str(photo))  # a file, not a folder
+    assert bad.returncode == 2 and "--save" in bad.stderr and "Traceback" not in bad.stderr

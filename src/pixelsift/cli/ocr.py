@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from pixelsift.cli.common import (
@@ -25,6 +25,7 @@ from pixelsift.cli.output import (
     json_writer,
     printable,
 )
+from pixelsift.core.outputs import OutputNames
 
 if TYPE_CHECKING:
     from pixelsift.ocr.results import TextReading
@@ -34,6 +35,7 @@ EXAMPLES = """examples:
   pixelsift ocr screenshots/ --format csv > text.csv
   pixelsift ocr 'trip/**/*.jpg' --format jsonl | jq -r '.text'
   pixelsift ocr signs/ --min-score 0.6        # keep less certain readings too
+  pixelsift ocr photos/ --save read/          # a copy of each photo with its lines outlined
 
 Lines are printed top to bottom; boxes are pixels of the upright photo (x1, y1, x2, y2). To search a
 library by its text: pixelsift index PHOTOS --ocr, then pixelsift search --text WORDS.
@@ -78,6 +80,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"the longest side the text detector looks at (default {DETECT_SIZE}; larger finds "
         "smaller text, slower)",
     )
+    p.add_argument(
+        "--save",
+        metavar="DIR",
+        default=None,
+        help="write a copy of each photo with its lines of text outlined and labelled into DIR",
+    )
     add_runner_options(p, None, batch=False, engine=False)
     p.add_argument(
         "--engine",
@@ -94,11 +102,38 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     sources = collect_inputs(args.inputs)
+    names = OutputNames.make(args.save) if args.save is not None else None  # a bad folder: before the work
     reader = TextReader(run_options(args), min_score=args.min_score, detect_size=args.detect_size)
-    readings = reader.iter_read(sources, progress=args.progress, total=len(sources))
+    readings = reader.iter_read(
+        sources, progress=args.progress, total=len(sources), keep_images=names is not None
+    )
+    saved: list[int] = []
+    if names is not None:
+        readings = _saving(readings, names, saved)
     failed = write_readings(readings, args.format)
+    if names is not None:
+        print(
+            f"pixelsift: {len(saved)} photos with their text outlined saved to {args.save}", file=sys.stderr
+        )
     closing_line("read", len(sources), failed, started, args.quiet)
     return 1 if failed else 0
+
+
+def _saving(readings: Iterable[TextReading], names: OutputNames, saved: list[int]) -> Iterator[TextReading]:
+    """The readings, each photo's drawn copy written to the --save folder as it passes."""
+    from pixelsift.ocr.draw import draw_text_lines
+
+    for reading in readings:
+        if reading.ok and reading.image is not None:
+            target = names.image_path(reading.path or "image")
+            drawn = draw_text_lines(reading.image, reading.lines)
+            if target.suffix == ".jpg":
+                drawn.save(target, quality=95)
+            else:
+                drawn.save(target)
+            reading.image = None  # constant memory: the photo is not kept past its drawing
+            saved.append(1)
+        yield reading
 
 
 def write_readings(readings: Iterable[TextReading], fmt: str) -> int:

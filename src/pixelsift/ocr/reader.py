@@ -185,18 +185,24 @@ class TextReader:
 
     # ---------------------------------------------------------------------------------- many photos
     def iter_read(
-        self, inputs: Inputs, progress: bool | None = False, total: int | None = None
+        self,
+        inputs: Inputs,
+        progress: bool | None = False,
+        total: int | None = None,
+        keep_images: bool = False,
     ) -> Iterator[TextReading]:
         """One `TextReading` per photo of files, folders (recursive) or glob patterns, in order, in
-        constant memory; photos are decoded in threads while the networks read the one before."""
+        constant memory; photos are decoded in threads while the networks read the one before.
+        `keep_images`: each reading keeps its decoded photo (`image`, for drawing)."""
         items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
         sources = expand_inputs(items)
 
-        def decode(path: str) -> tuple[np.ndarray, tuple[int, int, float]]:
+        def decode(path: str) -> tuple[np.ndarray, tuple[int, int, float, Any]]:
             img = open_image(path, min_size=READ_SIZE)
             width, height = img.info.get("full_size", img.size)
             pixels = np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
-            return pixels, (int(width), int(height), width / img.width if img.width else 1.0)
+            scale = width / img.width if img.width else 1.0
+            return pixels, (int(width), int(height), scale, img if keep_images else None)
 
         def compute(pixels: Sequence[np.ndarray]) -> list[list[TextLine]]:
             return [self.read_pixels(p) for p in pixels]
@@ -209,11 +215,11 @@ class TextReader:
                     if not item.ok:
                         yield TextReading(item.path, error=item.error)
                         continue
-                    width, height, scale = item.info
+                    width, height, scale, image = item.info
                     lines = computed[item.row]
                     if scale != 1.0:
                         lines = [line.scaled(scale) for line in lines]
-                    yield TextReading(item.path, lines, width, height)
+                    yield TextReading(item.path, lines, width, height, image=image)
                 bar.update(len(batch.items))
 
 

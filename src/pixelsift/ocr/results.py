@@ -97,6 +97,7 @@ class TextReading:
     width: int = 0  # the upright photo's full size in pixels
     height: int = 0
     error: str | None = None
+    image: Any = field(default=None, repr=False, compare=False)  # the decoded photo (`keep_images`)
 
     @property
     def ok(self) -> bool:
