@@ -157,3 +157,11 @@ def test_cli_save_writes_a_copy_with_the_lines_outlined_and_leaves_the_photo_alo
     assert (np.abs(edge - (255, 196, 0)).sum(axis=1) < 60).any()  # the amber outline, losslessly saved
     bad = run_cli("ocr", str(photo), "--save", str(photo))  # a file, not a folder
     assert bad.returncode == 2 and "--save" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_bad_environment_value_is_one_line_with_exit_2() -> None:
+    for name, value in (("PIXELSIFT_THREADS", "abc"), ("PIXELSIFT_DEVICE", "tpu"), ("PIXELSIFT_ENGINE", "x")):
+        result = run_cli("ocr", str(REPO / "samples" / "chelsea.png"), env={name: value})
+        assert result.returncode == 2, (name, result.stderr)
+        assert name in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1

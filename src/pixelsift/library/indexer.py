@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,10 +140,13 @@ class Decoded:
 
 
 def photo_decoder(
-    preprocess: Any, sources: Sequence[Source] = ()
+    preprocess: Any,
+    sources: Sequence[Source] = (),
+    needs: Callable[[str], Container[str]] | None = None,
 ) -> Callable[[str], tuple[np.ndarray, Decoded]]:
     """A pipeline decoder that reads each file once: pixels for the model, hash, EXIF and size, and
-    each source's input (`Source.prepare`, in the decode threads).
+    each source's input (`Source.prepare`, in the decode threads): every source's, or, with `needs`,
+    those whose key `needs(path)` holds.
 
     `preprocess` (the model's `Preprocessing`, or None) gets the photo decoded exactly as
     `pixelsift classify` decodes it (JPEG draft scaling for the model's own size), so a photo has the
@@ -158,10 +161,11 @@ def photo_decoder(
         metadata = read_exif(data)
         pixels = preprocess.pixels(img) if preprocess is not None else np.zeros((3, 1, 1), np.uint8)
         bigger = model_size is not None and min_size is not None and min_size > model_size
-        if sources and bigger and min(img.size) < min(min_size, *img.info.get("full_size", img.size)):
+        if bigger and min(img.size) < min(min_size, *img.info.get("full_size", img.size)):
             img = open_image(data, min_size=min_size, name=path)  # drafted too small for the sources
         info = Decoded(size, mtime_ns, sha256_bytes(data), metadata)
-        info.prepared = {source.key: source.prepare(img) for source in sources}
+        wanted = [s for s in sources if needs is None or s.key in needs(path)]
+        info.prepared = {source.key: source.prepare(img) for source in wanted}
         return pixels, info
 
     return decode
@@ -644,30 +648,29 @@ class Indexer:
         """Decode the older photos that sources owe once, for all of those sources, and write what
         they find (a source new to the library, or one that changed, catches up here)."""
         active = [source for source in self.sources if owed.get(source.key)]
-        owes = {source.key: {i for i, _ in owed[source.key]} for source in active}
         photos = sorted({photo for source in active for photo in owed[source.key]})
-        decode = photo_decoder(None, active)
         by_path = {str(self.root / p): i for i, p in photos}
-        done = dict.fromkeys(owes, 0)
+        owing: dict[str, set[str]] = {path: set() for path in by_path}  # path -> keys of its sources
+        for source in active:
+            for _, rel in owed[source.key]:
+                owing[str(self.root / rel)].add(source.key)
+        decode = photo_decoder(None, active, needs=owing.__getitem__)
+        done = {source.key: 0 for source in active}
         with progress_bar(total=len(photos), desc="catch up", enabled=self.options.progress) as bar:
             for batch in iter_batches(
                 list(by_path), decode, batch_size=16, workers=self.options.run_options.workers
             ):
-                results = []
-                for source in active:
-                    items = [it for it in batch.ok_items if by_path[it.path] in owes[source.key]]
-                    if items:
-                        computed = source.compute([it.info.prepared[source.key] for it in items])
-                        results.append((source, list(zip(items, computed, strict=True))))
+                ok = batch.ok_items
+                found = self._run_sources([item.info for item in ok])
                 with self.store.transaction():
                     seq = self.store.next_seq()
                     for item in batch.items:
                         if not item.ok:
                             log.warning("%s: %s", item.path, item.error)
-                    for source, pairs in results:
-                        for item, result in pairs:
-                            source.write(self.store, by_path[item.path], seq, result)
-                        done[source.key] += len(pairs)
+                    for source in active:
+                        for row, result in found[source.key].items():
+                            source.write(self.store, by_path[ok[row].path], seq, result)
+                        done[source.key] += len(found[source.key])
                 bar.update(len(batch.items))
         for key, count in done.items():
             if count:

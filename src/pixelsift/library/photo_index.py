@@ -422,7 +422,7 @@ class PhotoIndex:
         first: how well and how prominently the text matches. A word written nowhere finds nothing.
 
         >>> index.search_text("wifi password")[0].matched[0].label     # doctest: +SKIP
-        'WiFi password: sunflower42'
+        'WiFi password'
         """
         if n < 1:
             raise UsageError("-n must be at least 1")

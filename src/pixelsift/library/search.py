@@ -486,7 +486,7 @@ class Searcher:
 
     def has_text(self) -> bool:
         """Whether any photo of the library has text read in it."""
-        return bool(self._library_words())
+        return self.store.has_text()
 
     def text_matches(
         self, query_words: list[str], fuzzy: bool = True, parts: bool = True
@@ -494,7 +494,8 @@ class Searcher:
         """photo id -> how its text matches the query's words (`library.textmatch`)."""
         if not query_words or not self.has_text():
             return {}
-        wanted = textmatch.fragments(query_words, self._library_words(), fuzzy)
+        vocabulary = self._library_words() if fuzzy else ()  # read only for misspellings
+        wanted = textmatch.fragments(query_words, vocabulary, fuzzy)
         return textmatch.match_photos(query_words, self.store.text_lines_containing(wanted), fuzzy, parts)
 
     def search_text(self, text: str, n: int, filters: Filters) -> SearchResults:

@@ -616,22 +616,25 @@ class LibraryStore:
         index for fragments of three characters or more, by a scan for shorter ones."""
         long = sorted({f for f in fragments if len(f) >= 3})
         short = sorted({f for f in fragments if 0 < len(f) < 3})
-        hits: dict[int, TextHit] = {}
+        queries: list[tuple[str, str]] = [
+            (
+                "FROM text_lines t JOIN photos p ON p.id = t.photo_id WHERE instr(t.norm, ?) > 0",
+                fragment,
+            )
+            for fragment in short
+        ]
         if long:
             match = " OR ".join('"' + f.replace('"', '""') + '"' for f in long)
-            for row in self.conn.execute(
-                self._TEXT_HIT + "FROM text_search s JOIN text_lines t ON t.id = s.rowid "
-                "JOIN photos p ON p.id = t.photo_id WHERE text_search MATCH ? AND p.status = 'ok'",
-                (match,),
-            ):
-                hit = self._text_hit(row)
-                hits[hit.line_id] = hit
-        for fragment in short:
-            for row in self.conn.execute(
-                self._TEXT_HIT + "FROM text_lines t JOIN photos p ON p.id = t.photo_id "
-                "WHERE instr(t.norm, ?) > 0 AND p.status = 'ok'",
-                (fragment,),
-            ):
+            queries.append(
+                (
+                    "FROM text_search s JOIN text_lines t ON t.id = s.rowid "
+                    "JOIN photos p ON p.id = t.photo_id WHERE text_search MATCH ?",
+                    match,
+                )
+            )
+        hits: dict[int, TextHit] = {}
+        for where, value in queries:
+            for row in self.conn.execute(f"{self._TEXT_HIT}{where} AND p.status = '{OK}'", (value,)):
                 hit = self._text_hit(row)
                 hits[hit.line_id] = hit
         return sorted(hits.values(), key=lambda h: h.line_id)
@@ -648,6 +651,10 @@ class LibraryStore:
                 hit = self._text_hit(row)
                 out.setdefault(hit.photo_id, []).append(hit)
         return out
+
+    def has_text(self) -> bool:
+        """Whether any line of text is stored."""
+        return bool(self.conn.execute("SELECT EXISTS (SELECT 1 FROM text_lines)").fetchone()[0])
 
     def text_norms(self) -> Iterator[str]:
         """The normalised text of every stored line (the words a misspelt query is compared with)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -102,7 +101,7 @@ def choose_engine(
 ) -> str:
     """The engine to read with: the one asked for, else (auto) the one measured fastest here among
     those that read the check photo right (measured once, remembered)."""
-    wanted = (asked or os.environ.get("PIXELSIFT_ENGINE") or "auto").lower()
+    wanted = (asked or get_settings().engine).lower()
     if wanted in ENGINES:
         return wanted
     if use_cuda or not is_installed("openvino"):
@@ -119,8 +118,9 @@ def choose_engine(
     engine = min(usable, key=lambda e: usable[e]) if usable else "onnxruntime"
     shown = ", ".join(f"{e} {'-' if ms is None else f'{ms:.0f} ms'}" for e, ms in timings.items())
     log.warning("pixelsift: text is read with %s here (%s)", engine, shown)
+    key = _key(threads)
     try:
-        write_json(_path(_key(threads)), {"key": _key(threads), "engine": engine, "ms": timings})
+        write_json(_path(key), {"key": key, "engine": engine, "ms": timings})
     except OSError as exc:  # a read-only home: the choice holds for this process only
         log.warning("could not remember the OCR engine choice (%s)", exc)
     return engine

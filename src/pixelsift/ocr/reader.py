@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pixelsift.config import get_settings
 from pixelsift.core.optional import optional_import
 from pixelsift.core.progress import progress_bar
 from pixelsift.errors import ImageError, UsageError
@@ -56,10 +57,15 @@ def _quad(points: Any, scale: float) -> Quad:
     return (p[0], p[1], p[2], p[3])
 
 
+def _bgr(image: Any) -> np.ndarray:
+    """A `PIL.Image` as the (H, W, 3) uint8 BGR array rapidocr reads."""
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+
+
 def _use_cuda(run_options: RunOptions) -> bool:
     """Whether ONNX Runtime should read on the GPU: asked for (`--device cuda`), or `auto` with a CUDA
     build of ONNX Runtime that sees a GPU."""
-    device = (run_options.device or os.environ.get("PIXELSIFT_DEVICE") or "auto").lower()
+    device = (run_options.device or get_settings().device).lower()
     if device == "cpu" or device.startswith(("mps", "xpu")):
         return False
     import onnxruntime  # imported by rapidocr anyway
@@ -102,7 +108,7 @@ class TextReader:
         optional_import("onnxruntime", "onnxruntime", "ocr", PURPOSE)
         self._rapidocr = optional_import("rapidocr", "rapidocr", "ocr", PURPOSE)
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-        self._threads = self.run_options.threads or int(os.environ.get("PIXELSIFT_THREADS") or 0) or -1
+        self._threads = self.run_options.threads or get_settings().threads or -1
         self._cuda = _use_cuda(self.run_options)
         if self.run_options.engine == "openvino":
             optional_import("openvino", "openvino", "openvino", PURPOSE + " with --engine openvino")
@@ -134,8 +140,7 @@ class TextReader:
 
     def _check_read(self, engine: Any, image: Any) -> list[str]:
         """The lines `engine` reads in `image`, kept as `read_image` keeps them (engine measurement)."""
-        pixels = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
-        return [line.text for line in self._lines(engine(pixels), 1.0)]
+        return [line.text for line in self._lines(engine(_bgr(image)), 1.0)]
 
     def describe(self) -> str:
         return (
@@ -150,8 +155,7 @@ class TextReader:
         smaller)."""
         full_width, _ = image.info.get("full_size", image.size)
         scale = full_width / image.width if image.width else 1.0
-        pixels = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])  # rapidocr reads BGR
-        return self.read_pixels(pixels, scale)
+        return self.read_pixels(_bgr(image), scale)
 
     def read_pixels(self, bgr: np.ndarray, scale: float = 1.0) -> list[TextLine]:
         """The lines in an (H, W, 3) uint8 BGR array; coordinates multiplied by `scale`."""
@@ -200,9 +204,8 @@ class TextReader:
         def decode(path: str) -> tuple[np.ndarray, tuple[int, int, float, Any]]:
             img = open_image(path, min_size=READ_SIZE)
             width, height = img.info.get("full_size", img.size)
-            pixels = np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
             scale = width / img.width if img.width else 1.0
-            return pixels, (int(width), int(height), scale, img if keep_images else None)
+            return _bgr(img), (int(width), int(height), scale, img if keep_images else None)
 
         def compute(pixels: Sequence[np.ndarray]) -> list[list[TextLine]]:
             return [self.read_pixels(p) for p in pixels]
