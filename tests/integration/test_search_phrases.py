@@ -145,17 +145,20 @@ def test_an_overlong_query_is_one_clear_line_and_exit_2(library: tuple[Path, Pat
 
 
 class BigDetector:
-    """A detector that needs more pixels than the classifier (like YOLO's 640) and finds nothing."""
+    """A detector that needs more pixels than the classifier (like Faster R-CNN's 800) and finds
+    nothing."""
 
     name = "big-fake"
+    decode_size = 800
+    concurrent = True
 
-    def detect_image(self, image: Any) -> Any:
+    def prepare_input(self, image: Any) -> Any:
+        return image
+
+    def detect_prepared(self, inputs: list[Any]) -> list[Any]:
         from pixelsift.detect import Detections
 
-        return Detections.empty()
-
-    def detect_images(self, images: list[Any]) -> list[Any]:
-        return [self.detect_image(image) for image in images]
+        return [Detections.empty() for _ in inputs]
 
 
 def test_a_photo_has_the_same_scores_in_classify_the_index_and_an_upload(

@@ -260,14 +260,28 @@ class Detector:
     ) -> list[Detections]:
         """The objects in several in-memory images, through the network in batches of `batch_size` (one
         at a time for a detector that is not `batchable`); boxes in each image's pixels."""
+        batched = self.batchable and self.batch_size > 1
+        return self.detect_prepared(
+            [self._prepare(image, keep_image=False, batched=batched) for image in images], classes
+        )
+
+    def prepare_input(self, image: Image.Image) -> tuple[np.ndarray, Prepared]:
+        """One decoded photo -> its network input, and what `detect_prepared` needs to finish it. Boxes
+        come back in the pixels of `image.info["full_size"]` (a JPEG draft decode's photo size) when the
+        image has one, else in its own. Safe to call in decoding threads, while the network runs."""
+        batched = self.batchable and self.batch_size > 1
+        return self._prepare(image, keep_image=False, batched=batched, full_size=image.info.get("full_size"))
+
+    def detect_prepared(
+        self, inputs: Sequence[tuple[np.ndarray, Prepared]], classes: Iterable[str] | None = None
+    ) -> list[Detections]:
+        """The objects in photos already through `prepare_input`, in batches of `batch_size` (one at a
+        time for a detector that is not `batchable`)."""
         wanted = self.check_classes(classes)
         size = max(1, self.batch_size) if self.batchable else 1
         out: list[Detections] = []
-        for start in range(0, len(images), size):
-            chunk = [
-                self._prepare(image, keep_image=False, batched=size > 1)
-                for image in images[start : start + size]
-            ]
+        for start in range(0, len(inputs), size):
+            chunk = inputs[start : start + size]
             # same-shape inputs as one array; a list where the backend keeps each image's own size
             batch: Any = stack([pixels for pixels, _ in chunk]) if size > 1 else chunk[0][0][None]
             raws = self.infer(batch)

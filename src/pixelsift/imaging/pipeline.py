@@ -208,9 +208,12 @@ def iter_computed(
     batch_size: int = 32,
     streams: int = 1,
     workers: int = 0,
+    also: Callable[[Batch], None] | None = None,
 ) -> Iterator[tuple[Batch, Any]]:
     """(batch, compute(batch.pixels)) for consecutive batches of the inputs, in input order; `compute`
-    is not called for a batch with no decodable input (its result is None).
+    is not called for a batch with no decodable input (its result is None). `also(batch)` runs right
+    after `compute`, in the same lane (more work on the same decoded batch, e.g. other networks that
+    leave their results on the items' `info`).
 
     `streams` batches are decoded and computed at once (`compute` must be safe to call from several
     threads: torch and ONNX Runtime inference are). `workers == 0`: each lane decodes its own batch;
@@ -219,29 +222,35 @@ def iter_computed(
     """
     if batch_size < 1 or streams < 1:
         raise ValueError("batch_size and streams must be at least 1")
+
+    def run(batch: Batch) -> Any:
+        if not len(batch.pixels):
+            return None
+        result = compute(batch.pixels)
+        if also is not None:
+            also(batch)
+        return result
+
     if workers > 0:
-        yield from _computed_from_pool(sources, decode, compute, batch_size, streams, workers)
+        yield from _computed_from_pool(sources, decode, run, batch_size, streams, workers)
         return
     if streams == 1:  # one lane: no thread needed
         numbered = enumerate(sources)
         while chunk := list(islice(numbered, batch_size)):
             batch = _decode_chunk(chunk, decode)
-            yield batch, compute(batch.pixels) if len(batch.pixels) else None
+            yield batch, run(batch)
         return
-    yield from _computed_in_lanes(sources, decode, compute, batch_size, streams)
+    yield from _computed_in_lanes(sources, decode, run, batch_size, streams)
 
 
 def _computed_from_pool(
     sources: Iterable[str | Path | ImageError],
     decode: Decoder,
-    compute: Compute,
+    run: Callable[[Batch], Any],
     batch_size: int,
     streams: int,
     workers: int,
 ) -> Iterator[tuple[Batch, Any]]:
-    def run(batch: Batch) -> Any:
-        return compute(batch.pixels) if len(batch.pixels) else None
-
     window: deque[tuple[Batch, Future[Any]]] = deque()
     with ThreadPoolExecutor(streams, thread_name_prefix="pixelsift-compute") as pool:
         for batch in iter_batches(sources, decode, batch_size=batch_size, workers=workers):
@@ -257,7 +266,7 @@ def _computed_from_pool(
 def _computed_in_lanes(
     sources: Iterable[str | Path | ImageError],
     decode: Decoder,
-    compute: Compute,
+    run: Callable[[Batch], Any],
     batch_size: int,
     streams: int,
 ) -> Iterator[tuple[Batch, Any]]:
@@ -282,7 +291,7 @@ def _computed_in_lanes(
                     finished.put((seq, None, None))
                     return
                 batch = _decode_chunk(chunk, decode)
-                result = compute(batch.pixels) if len(batch.pixels) else None
+                result = run(batch)
                 finished.put((seq, batch, result))
         except BaseException as exc:  # re-raised in the caller's thread
             finished.put((-1, _ProducerFailed(exc), None))

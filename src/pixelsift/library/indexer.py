@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Container, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from pixelsift.config import available_cpus
 from pixelsift.core.arrays import softmax
 from pixelsift.core.hashing import sha256_bytes, sha256_file
 from pixelsift.core.progress import progress_bar
-from pixelsift.core.sequences import batched, chunks
+from pixelsift.core.sequences import chunks
 from pixelsift.errors import DetectorUnavailableError, ImageError, PixelsiftError, UsageError
-from pixelsift.features.ensemble import ensemble_members
 from pixelsift.imaging.images import open_image, read_file
-from pixelsift.imaging.pipeline import Item, iter_batches
+from pixelsift.imaging.pipeline import Batch, Item, iter_computed
 from pixelsift.library.changes import Stat, paths_to_hash, plan_changes, scan_folder
 from pixelsift.library.from_batch import BatchResults
 from pixelsift.library.labelers import AUTO, NONE, Labeler, choose_detector, load_labeler
@@ -50,7 +50,14 @@ from pixelsift.library.rows import (
     LabelerEntry,
     PhotoRecord,
 )
-from pixelsift.library.sources import DetectorSource, Source, TextImageSource, TextSource
+from pixelsift.library.sources import (
+    CUSTOM_LABELS_PER_PHOTO,
+    DetectorSource,
+    LabelerSource,
+    Source,
+    TextImageSource,
+    TextSource,
+)
 from pixelsift.library.store import LibraryStore
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
 from pixelsift.models.vocabulary import Vocabulary
@@ -60,7 +67,6 @@ from pixelsift.runtime.text_image import load_text_image_model
 log = logging.getLogger("pixelsift")
 
 LABELS_PER_PHOTO = 5  # ImageNet classes kept per photo (usually > 90% of the probability mass)
-CUSTOM_LABELS_PER_PHOTO = 3
 
 
 @dataclass
@@ -136,7 +142,7 @@ class Decoded:
     sha256: str
     metadata: PhotoMetadata
     prepared: dict[str, Any] = field(default_factory=dict)  # source key -> its input from this decode
-    given: dict[str, Any] = field(default_factory=dict)  # source key -> its result, from a batch job
+    found: dict[str, Any] = field(default_factory=dict)  # source key -> its result (or a batch job's)
 
 
 def photo_decoder(
@@ -267,6 +273,16 @@ class Indexer:
             self.store.save_settings(labelers=tuple(entries.values()))
         return labelers
 
+    def _labeler_sources(self, photos_to_compute: bool) -> list[Source]:
+        """The labelers on another backbone than the classifier, as sources of their own (their
+        backbone runs on the photo's one decode), loaded only when some photo needs them."""
+        return [
+            LabelerSource(labeler, self.options.run_options)
+            for labeler in self.labelers
+            if labeler.backbone != self.model_name
+            and (photos_to_compute or self.store.photos_without_labels_of(labeler.name))
+        ]
+
     def _settle_text_image(self) -> Any:
         choice = self.options.text_image or self.store.settings().text_image or AUTO
         model = load_text_image_model(choice, self.options.run_options)
@@ -343,6 +359,7 @@ class Indexer:
                 self.detector_source,
                 TextImageSource(self.text_image) if self.text_image is not None else None,
                 TextSource(self.reader) if self.reader is not None else None,
+                *self._labeler_sources(photos_to_compute=bool(to_compute)),
                 *self.options.sources,
             )
             if source is not None
@@ -408,6 +425,7 @@ class Indexer:
             total=len(paths),
             desc="index",
             decode=decode,
+            also=self._in_lanes,  # in the classifier's lane, on the same decoded batch
         )
         pending: list[tuple[Any, Any, Any]] = []
         for result in outputs:
@@ -428,7 +446,7 @@ class Indexer:
         model = self.model()
         ok = [(item, feats, logits) for item, feats, logits in results if feats is not None]
         custom = [lab.predict(np.stack([f for _, f, _ in ok])) for lab in labelers] if ok else []
-        found = self._run_sources([item.info for item, _, _ in ok])
+        self._compute_sources([item.info for item, _, _ in ok], concurrent=False)
         concepts = self.vocab().imagenet if len(model.categories) == 1000 else None
         now = time.time()
         with self.store.transaction():
@@ -473,25 +491,30 @@ class Indexer:
                     answer = predictions[row]
                     self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
                 for source in self.sources:
-                    if row in found[source.key]:
-                        source.write(self.store, photo_id, seq, found[source.key][row])
+                    if source.key in info.found:
+                        source.write(self.store, photo_id, seq, info.found[source.key])
                 self.store.put_vector(photo_id, FEATURES, seq, features)
                 self.store.put_vector(photo_id, PROBS, seq, probabilities)
 
-    def _run_sources(self, infos: Sequence[Decoded]) -> dict[str, dict[int, Any]]:
-        """source key -> {row: result} for the decoded photos of a batch: what a batch job gave, else
-        what the source computes from its prepared input (a photo without one, taken from a batch job,
-        is left to the catch-up pass)."""
-        found: dict[str, dict[int, Any]] = {}
+    def _in_lanes(self, batch: Batch) -> None:
+        """The concurrent sources' results for a decoded batch, computed in its compute lane after the
+        classifier (`iter_computed`'s `also`)."""
+        self._compute_sources([item.info for item in batch.ok_items], concurrent=True)
+
+    def _compute_sources(self, infos: Sequence[Decoded], concurrent: bool) -> None:
+        """The results of the sources that are (or are not) `concurrent` for decoded photos, left on
+        their `Decoded.found`. The others run here, in the thread that writes, one batch at a time
+        while the lanes decode and classify the next ones. A photo that has a source's result already
+        (from a batch job), or no input for it, is not computed again."""
         for source in self.sources:
             key = source.key
-            results = {row: info.given[key] for row, info in enumerate(infos) if key in info.given}
-            todo = [row for row, info in enumerate(infos) if row not in results and key in info.prepared]
+            if source.concurrent != concurrent:
+                continue
+            todo = [info for info in infos if key not in info.found and key in info.prepared]
             if todo:
-                computed = source.compute([infos[row].prepared[key] for row in todo])
-                results.update(zip(todo, computed, strict=True))
-            found[key] = results
-        return found
+                computed = source.compute([info.prepared.pop(key) for info in todo])
+                for info, result in zip(todo, computed, strict=True):
+                    info.found[key] = result
 
     def _from_batch(self, paths: list[str], labelers: list[Labeler]) -> list[str]:
         """Write the photos a batch job already ran (matched by content hash) from its results, without
@@ -528,7 +551,7 @@ class Indexer:
         for digest, vector in self.batch.vectors_for(set(wanted)):
             for index, rel, info in wanted.pop(digest):
                 if own is not None and digest in found:
-                    info.given[own.key] = found[digest]
+                    info.found[own.key] = found[digest]
                 pending.append((Item(str(self.root / rel), index, info=info), vector))
             if len(pending) >= 256:
                 flush()
@@ -546,44 +569,29 @@ class Indexer:
         missing_probs = self.store.photos_without_vector(PROBS)
         if missing_probs:  # indexed before the index kept all of the classifier's probabilities
             self.report.annotated["classified again"] = self._classify_again(missing_probs)
-        for labeler in self.labelers:
+        for labeler in self.labelers:  # those on the classifier's backbone: from its stored features
             missing = self.store.photos_without_labels_of(labeler.name)
-            if missing:
-                if labeler.backbone == self.model_name:
-                    done = self._label_from_features(labeler, missing)
-                else:
-                    done = self._label_with_backbone(labeler, missing)
+            if missing and labeler.backbone == self.model_name:
+                done = self._label_from_features(labeler, missing)
                 self.report.annotated[f"labelled by {labeler.name}"] = done
         owed = {source.key: source.owed(self.store) for source in self.sources}
         if any(owed.values()):
             self._pixel_pass(owed)
 
-    def _outputs_in_chunks(
-        self, model: Any, photos: list[tuple[int, str]], desc: str, size: int
-    ) -> Iterator[list[tuple[int, np.ndarray, np.ndarray]]]:
-        """(photo id, features, logits) of older photos through `model`, `size` at a time; unreadable
-        ones are logged and left out."""
-        ids = {str(self.root / p): i for i, p in photos}
-        outputs = model.iter_outputs(list(ids), progress=self.options.progress, total=len(ids), desc=desc)
-
-        def readable() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-            for item, features, logits in outputs:
-                if features is None:
-                    log.warning("%s: %s", item.path, item.error)
-                else:
-                    yield ids[item.path], features, logits
-
-        yield from batched(readable(), size)
-
     def _classify_again(self, photos: list[tuple[int, str]]) -> int:
-        """The classifier's probabilities for photos that have none stored (one more pass)."""
-        done = 0
-        for chunk in self._outputs_in_chunks(self.model(), photos, "classify", 256):
+        """The classifier's probabilities for photos that have none stored, from their stored features
+        through the classifier's head (no photo is decoded again)."""
+        model, done = self.model(), 0
+        for chunk in chunks(photos, 256):
+            rows = self.store.vectors_of(FEATURES, [i for i, _ in chunk])
+            if not rows:
+                continue
+            logits = model.logits_from_features(np.stack([v for _, v in rows]))
             with self.store.transaction():
                 seq = self.store.next_seq()
-                for photo_id, _, logits in chunk:
-                    self.store.put_vector(photo_id, PROBS, seq, softmax(logits))
-            done += len(chunk)
+                for (photo_id, _), row in zip(rows, logits, strict=True):
+                    self.store.put_vector(photo_id, PROBS, seq, softmax(row))
+            done += len(rows)
         return done
 
     def _label_from_features(self, labeler: Labeler, photos: list[tuple[int, str]]) -> int:
@@ -601,49 +609,6 @@ class Indexer:
             done += len(rows)
         return done
 
-    def _label_with_backbone(self, labeler: Labeler, photos: list[tuple[int, str]]) -> int:
-        """A labeler trained on another backbone (or an ensemble of backbones) needs those features:
-        one more pass."""
-        from pixelsift.runtime.loaded import ImageModel  # imports torch: only for this pass
-
-        if ensemble_members(labeler.backbone) is not None:
-            chunks_of_features = self._ensemble_features_in_chunks(labeler, photos, 64)
-        else:
-            backbone = ImageModel.load(labeler.backbone, self.options.run_options)
-            chunks_of_features = (
-                [(i, f) for i, f, _ in chunk]
-                for chunk in self._outputs_in_chunks(backbone, photos, labeler.name, 64)
-            )
-        done = 0
-        for chunk in chunks_of_features:
-            predictions = labeler.predict(np.stack([f for _, f in chunk]), CUSTOM_LABELS_PER_PHOTO)
-            with self.store.transaction():
-                self.store.next_seq()  # readers that cache label names see the change
-                for (photo_id, _), answer in zip(chunk, predictions, strict=True):
-                    self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
-            done += len(chunk)
-        return done
-
-    def _ensemble_features_in_chunks(
-        self, labeler: Labeler, photos: list[tuple[int, str]], size: int
-    ) -> Iterator[list[tuple[int, np.ndarray]]]:
-        """(photo id, the ensemble's features) of photos, `size` at a time, through the feature cache;
-        unreadable ones are logged and left out."""
-        ids = {str(self.root / p): i for i, p in photos}
-        extractor = labeler.model.feature_extractor(run_options=self.options.run_options)
-        rows = extractor.iter_features(
-            list(ids), progress=self.options.progress, total=len(ids), desc=labeler.name
-        )
-
-        def readable() -> Iterator[tuple[int, np.ndarray]]:
-            for row in rows:
-                if row.vector is None:
-                    log.warning("%s: %s", row.path, row.error)
-                else:
-                    yield ids[row.path], row.vector
-
-        yield from batched(readable(), size)
-
     def _pixel_pass(self, owed: dict[str, list[tuple[int, str]]]) -> None:
         """Decode the older photos that sources owe once, for all of those sources, and write what
         they find (a source new to the library, or one that changed, catches up here)."""
@@ -656,22 +621,33 @@ class Indexer:
                 owing[str(self.root / rel)].add(source.key)
         decode = photo_decoder(None, active, needs=owing.__getitem__)
         done = {source.key: 0 for source in active}
+        batches = iter_computed(
+            list(by_path),
+            decode,
+            lambda pixels: None,  # no classifier here: the sources run in `also`
+            batch_size=self.options.run_options.batch_size or 16,
+            streams=self._catch_up_streams(),
+            also=self._in_lanes,
+        )
         with progress_bar(total=len(photos), desc="catch up", enabled=self.options.progress) as bar:
-            for batch in iter_batches(
-                list(by_path), decode, batch_size=16, workers=self.options.run_options.workers
-            ):
-                ok = batch.ok_items
-                found = self._run_sources([item.info for item in ok])
+            for batch, _ in batches:
+                self._compute_sources([item.info for item in batch.ok_items], concurrent=False)
                 with self.store.transaction():
                     seq = self.store.next_seq()
                     for item in batch.items:
                         if not item.ok:
                             log.warning("%s: %s", item.path, item.error)
-                    for source in active:
-                        for row, result in found[source.key].items():
-                            source.write(self.store, by_path[ok[row].path], seq, result)
-                        done[source.key] += len(found[source.key])
+                            continue
+                        for source in active:
+                            if source.key in item.info.found:
+                                source.write(self.store, by_path[item.path], seq, item.info.found[source.key])
+                                done[source.key] += 1
                 bar.update(len(batch.items))
         for key, count in done.items():
             if count:
                 self.report.annotated[key] = count
+
+    def _catch_up_streams(self) -> int:
+        """Compute lanes for the catch-up pass (--streams, else two where there are two CPUs): one lane
+        decodes its batch while another computes, and concurrent sources compute in both."""
+        return self.options.run_options.streams or min(2, available_cpus())

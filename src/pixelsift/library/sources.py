@@ -1,15 +1,21 @@
 """The evidence sources the indexer runs on decoded photos, besides the classifier that drives a run.
 
-A source (`Source`) says what it needs of a photo's one decode (`min_size`), derives its input from the
-decoded photo in the decode threads (`prepare`), computes a batch of those inputs at once (`compute`),
-writes one photo's result (`write`, inside the indexer's transaction) and knows which photos it still
-owes (`owed`, asked of the store). The indexer treats every source alike: new and changed photos get
-every source in the same pass as the classifier; older photos a source owes (it is new to the library,
-or it changed) are decoded once for all the sources that owe them (catch-up). Adding a kind of
-evidence is one class here and its store methods; the indexer does not change.
+A source (`Source`) says what it needs of a photo's one decode (`min_size`), derives its input from
+the decoded photo in the decode threads (`prepare`), computes a batch of those inputs at once
+(`compute`: in the classifier's compute lane on the same batch, several batches at once with several
+streams; a source that is not `concurrent` computes in the indexer's writing thread instead), writes
+one photo's result (`write`, inside the indexer's transaction) and knows which photos it still owes
+(`owed`, asked of the store).
+
+The indexer treats every source alike: new and changed photos get every source in the same pass as
+the classifier; older photos a source owes (it is new to the library, or it changed) are decoded once
+for all the sources that owe them (catch-up). Adding a kind of evidence is one class here and its
+store methods; the indexer does not change.
 
 The sources: `DetectorSource` (objects, or objects with their areas from an instance segmenter),
-`TextImageSource` (vectors for free-text search), `TextSource` (the text read in photos).
+`TextImageSource` (vectors for free-text search), `TextSource` (the text read in photos),
+`LabelerSource` (a custom labeler trained on another backbone than the library's classifier; one
+trained on the classifier's own backbone labels from the classifier's features, without pixels).
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from pixelsift.core.arrays import l2_normalize
+from pixelsift.features.ensemble import ensemble_members
+from pixelsift.library.labelers import Labeler
 from pixelsift.library.rows import CLIP, Detection, TextRow
 from pixelsift.library.store import LibraryStore
 from pixelsift.library.textmatch import normalize
 
 DETECTOR_MIN_SIZE = 640  # decode JPEGs at least this large when a detector will look at them
+CUSTOM_LABELS_PER_PHOTO = 3  # a custom labeler's best classes kept per photo
 TEXT_MIN_SIZE = 960  # ... and this large when the text reader will (its detector looks at 960 pixels)
 
 
@@ -39,6 +49,12 @@ class Source(Protocol):
     @property
     def min_size(self) -> int:
         """The shorter side (pixels) it needs the photo decoded at, at least; 0: any size."""
+        ...
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether `compute` may run in the compute lanes, several batches at once; else it runs in the
+        indexer's writing thread, one batch at a time, while the lanes decode and classify ahead."""
         ...
 
     def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
@@ -61,28 +77,28 @@ class Source(Protocol):
 
 class DetectorSource:
     """The objects a detector (or instance segmenter) finds: boxes in full-resolution pixels, and from a
-    segmenter each object's own area (a fraction of the photo: the same at any scale)."""
-
-    min_size = DETECTOR_MIN_SIZE
+    segmenter each object's own area (a fraction of the photo: the same at any scale). The photo is
+    resized for the network in the decode threads (`Detector.prepare_input`)."""
 
     def __init__(self, detector: Any):
         self.detector = detector
         self.key = f"searched for objects ({detector.name})"
+        # the network's own input size where it has one (JPEGs draft-decode at it), else a safe size
+        self.min_size = int(detector.decode_size or DETECTOR_MIN_SIZE)
+        self.concurrent = bool(detector.concurrent)
 
     def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
         return store.photos_not_seen_by(self.detector.name)
 
     def prepare(self, image: Any) -> Any:
-        return image
+        return self.detector.prepare_input(image)
 
     def compute(self, prepared: Sequence[Any]) -> list[Any]:
-        found = self.detector.detect_images(list(prepared))  # batched through the network
-        return [self._rows(image, result) for image, result in zip(prepared, found, strict=True)]
+        found = self.detector.detect_prepared(list(prepared))  # batched through the network
+        return [self._rows(result) for result in found]
 
-    def _rows(self, image: Any, result: Any) -> list[Detection]:
-        full_width = image.info.get("full_size", image.size)[0]
-        scale = full_width / image.width if image.width else 1.0
-        boxes = np.asarray(result.boxes, dtype=np.float64).reshape(-1, 4) * scale
+    @staticmethod
+    def _rows(result: Any) -> list[Detection]:
         areas = result.areas()
         return [
             Detection(
@@ -92,7 +108,12 @@ class DetectorSource:
                 None if areas is None else float(areas[i]),
             )
             for i, (name, score, (x1, y1, x2, y2)) in enumerate(
-                zip(result.class_names, np.asarray(result.scores), boxes, strict=True)
+                zip(
+                    result.class_names,
+                    np.asarray(result.scores),
+                    np.asarray(result.boxes, dtype=np.float64).reshape(-1, 4),
+                    strict=True,
+                )
             )
         ]
 
@@ -107,6 +128,7 @@ class TextImageSource:
         self.model = model
         self.key = f"encoded for free text ({model.name})"
         self.min_size = int(model.preprocessing.resize)
+        self.concurrent = True  # a torch network, as the classifier
 
     def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
         return store.photos_without_vector(CLIP)
@@ -126,6 +148,7 @@ class TextSource:
 
     key = "read for text"
     min_size = TEXT_MIN_SIZE
+    concurrent = False  # the reader keeps its own thread plan, and RapidOCR's pipeline objects state
 
     def __init__(self, reader: Any):
         self.reader = reader
@@ -155,3 +178,38 @@ class TextSource:
 
     def write(self, store: LibraryStore, photo_id: int, seq: int, result: Any) -> None:
         store.set_text(photo_id, self.reader.name, result)
+
+
+class LabelerSource:
+    """A custom labeler (`pixelsift train`) whose backbone is not the library's classifier: its
+    backbone's features from the photo's one decode (each member's, side by side and normalised, for
+    an ensemble, as `pixelsift train` made them), then its labels."""
+
+    concurrent = True  # torch networks, as the classifier
+
+    def __init__(self, labeler: Labeler, run_options: Any):
+        from pixelsift.runtime.loaded import ImageModel  # imports torch: only when a labeler needs it
+
+        self.labeler = labeler
+        self.key = f"labelled by {labeler.name}"
+        members = ensemble_members(labeler.backbone)
+        self.ensemble = members is not None
+        self.models = [ImageModel.load(name, run_options) for name in members or [labeler.backbone]]
+        self.min_size = max(int(model.preprocessing.resize) for model in self.models)
+
+    def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
+        return store.photos_without_labels_of(self.labeler.name)
+
+    def prepare(self, image: Any) -> Any:
+        return [model.preprocessing.pixels(image) for model in self.models]
+
+    def compute(self, prepared: Sequence[Any]) -> list[Any]:
+        features = [
+            np.asarray(model.run(np.stack([pixels[i] for pixels in prepared]))[0], np.float32)
+            for i, model in enumerate(self.models)
+        ]
+        joined = np.concatenate([l2_normalize(f) for f in features], axis=1) if self.ensemble else features[0]
+        return list(self.labeler.predict(joined, CUSTOM_LABELS_PER_PHOTO))
+
+    def write(self, store: LibraryStore, photo_id: int, seq: int, result: Any) -> None:
+        store.set_custom_labels(photo_id, self.labeler.name, result.labels, result.unrecognised)

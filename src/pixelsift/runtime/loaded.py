@@ -8,7 +8,7 @@ Classification, embeddings, transfer learning and the photo index all run networ
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from typing_extensions import Unpack
 from pixelsift.core.progress import progress_bar
 from pixelsift.errors import ImageError
 from pixelsift.imaging.images import open_image
-from pixelsift.imaging.pipeline import Decoder, Item, iter_computed
+from pixelsift.imaging.pipeline import Batch, Decoder, Item, iter_computed
 from pixelsift.models.network import SplitNetwork, split_at_last_linear
 from pixelsift.models.preprocess import Preprocessing
 from pixelsift.models.records import ClassifierSpec
@@ -138,12 +138,14 @@ class ImageModel:
         total: int | None = None,
         desc: str = "images",
         decode: Decoder | None = None,
+        also: Callable[[Batch], None] | None = None,
     ) -> Iterator[tuple[Item, np.ndarray | None, np.ndarray | None]]:
         """For each input, in order: (item, features, logits), or (item, None, None) when it failed.
 
         `decode(path) -> (pixels CHW, info)` replaces `self.decode` when a caller needs more from
         each file than pixels (the photo index reads its hash and EXIF from the same bytes; training
-        augments); `item.info` carries it. Batches run on the runner's streams (`iter_computed`).
+        augments); `item.info` carries it. Batches run on the runner's streams (`iter_computed`);
+        `also(batch)` runs in the same lane after the model (the index's other networks).
         """
         with progress_bar(total=total, desc=desc, enabled=progress) as bar:
             batches = iter_computed(
@@ -153,6 +155,7 @@ class ImageModel:
                 batch_size=batch_size or self.batch_size,
                 streams=self.runner.streams,
                 workers=self.runner.workers,
+                also=also,
             )
             for batch, outputs in batches:
                 if outputs is not None:
