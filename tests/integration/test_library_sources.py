@@ -154,21 +154,21 @@ def test_each_photo_is_decoded_once_for_the_classifier_and_every_source(
 ) -> None:
     """One decode per photo and run (counted), a large JPEG in draft mode: the classifier and each source
     whose size the draft covers take their input from the same decoded image."""
-    import pixelsift.library.indexer as indexer
+    import pixelsift.library.decoding as decoding
 
     root = tmp_path / "photos"
     root.mkdir()
     write_image(root / "big.jpg", size=(2400, 1600), color=(200, 40, 40))
     write_image(root / "small.png", size=(96, 64), color=(40, 40, 200))
     decoded: list[tuple[int, int]] = []
-    real = indexer.open_image
+    real = decoding.open_image
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         image = real(*args, **kwargs)
         decoded.append(image.size)
         return image
 
-    monkeypatch.setattr(indexer, "open_image", counting)
+    monkeypatch.setattr(decoding, "open_image", counting)
     first, second = MeanColour(), MeanColour()
     second.key, second.min_size = "another source", 200
     report = PhotoIndex(tmp_path / "i.db").update(root, detector="none", sources=[first, second])

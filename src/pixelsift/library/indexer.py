@@ -1,16 +1,19 @@
 """Bring a photo index up to date with its folder: only new and changed photos are computed.
 
 One run:
-1. walks the folder and stats every photo (no file is opened yet);
+1. settles what it uses (`reconcile.Reconciler`: the models and sources the library remembers, and
+   what this command line asks) and walks the folder, stating every photo (no file is opened yet);
 2. compares with the index: same path, size and mtime = unchanged (failed photos included, so they
    are not retried until they change); a photo whose content hash matches a vanished entry was moved
    or renamed and keeps its entry, id and results; a copy of an indexed photo copies its results;
    entries whose file is gone are dropped. All of that is one transaction;
-3. runs the classifier once per remaining photo (features and logits from one forward pass), the
-   detector and the labelers, reading each file once for its pixels, content hash and EXIF, and
-   commits every batch in its own transaction;
-4. catches up older photos with a detector, labeler, text-image model or text reader they have not
-   met yet.
+3. new and changed photos: each file is read and decoded once (`decoding.photo_decoder`: pixels,
+   hash, EXIF, every source's input), the classifier and every evidence source (`sources`) compute
+   on the same batch in the compute lanes, and every batch is committed in its own transaction
+   (results of `pixelsift batch` jobs are taken instead, matched by content hash, with --from-batch);
+4. catch-up: older photos a source owes (new to the library, or changed) are decoded once for all
+   the sources that owe them, through the same lanes; labels of a labeler on the classifier's backbone
+   and probabilities an old index lacks come from the stored features, without decoding.
 
 A run killed at any point leaves every committed batch in place; the next run does the rest.
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,21 +36,21 @@ from pixelsift.core.arrays import softmax
 from pixelsift.core.hashing import sha256_bytes, sha256_file
 from pixelsift.core.progress import progress_bar
 from pixelsift.core.sequences import chunks
-from pixelsift.errors import DetectorUnavailableError, ImageError, PixelsiftError, UsageError
-from pixelsift.imaging.images import open_image, read_file
+from pixelsift.errors import ImageError
+from pixelsift.imaging.images import read_file
 from pixelsift.imaging.pipeline import Batch, Item, iter_computed
 from pixelsift.library.changes import Stat, paths_to_hash, plan_changes, scan_folder
+from pixelsift.library.decoding import Decoded, photo_decoder
 from pixelsift.library.from_batch import BatchResults
-from pixelsift.library.labelers import AUTO, NONE, Labeler, choose_detector, load_labeler
+from pixelsift.library.labelers import Labeler
 from pixelsift.library.metadata import PhotoMetadata, read_exif
+from pixelsift.library.reconcile import Reconciler
 from pixelsift.library.rows import (
-    CLIP,
     FAILED,
     FEATURES,
     OK,
     PROBS,
     Detection,
-    LabelerEntry,
     PhotoRecord,
 )
 from pixelsift.library.sources import (
@@ -59,10 +62,8 @@ from pixelsift.library.sources import (
     TextSource,
 )
 from pixelsift.library.store import LibraryStore
-from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
 from pixelsift.models.vocabulary import Vocabulary
 from pixelsift.runtime.options import RunOptions
-from pixelsift.runtime.text_image import load_text_image_model
 
 log = logging.getLogger("pixelsift")
 
@@ -133,50 +134,6 @@ class IndexReport:
         return out
 
 
-@dataclass
-class Decoded:
-    """What the index reads from one photo file, besides the model's pixels."""
-
-    size: int
-    mtime_ns: int
-    sha256: str
-    metadata: PhotoMetadata
-    prepared: dict[str, Any] = field(default_factory=dict)  # source key -> its input from this decode
-    found: dict[str, Any] = field(default_factory=dict)  # source key -> its result (or a batch job's)
-
-
-def photo_decoder(
-    preprocess: Any,
-    sources: Sequence[Source] = (),
-    needs: Callable[[str], Container[str]] | None = None,
-) -> Callable[[str], tuple[np.ndarray, Decoded]]:
-    """A pipeline decoder that reads each file once: pixels for the model, hash, EXIF and size, and
-    each source's input (`Source.prepare`, in the decode threads): every source's, or, with `needs`,
-    those whose key `needs(path)` holds.
-
-    `preprocess` (the model's `Preprocessing`, or None) gets the photo decoded exactly as
-    `pixelsift classify` decodes it (JPEG draft scaling for the model's own size), so a photo has the
-    same scores in the index as in `classify`; when a source needs more pixels (`Source.min_size`)
-    than that draft gave, the sources get one larger decode of the same bytes."""
-    model_size = preprocess.resize if preprocess is not None else None
-    min_size = max((s.min_size for s in sources), default=0) or None
-
-    def decode(path: str) -> tuple[np.ndarray, Decoded]:
-        data, size, mtime_ns = read_file(path)
-        img = open_image(data, min_size=model_size or min_size, name=path)
-        metadata = read_exif(data)
-        pixels = preprocess.pixels(img) if preprocess is not None else np.zeros((3, 1, 1), np.uint8)
-        bigger = model_size is not None and min_size is not None and min_size > model_size
-        if bigger and min(img.size) < min(min_size, *img.info.get("full_size", img.size)):
-            img = open_image(data, min_size=min_size, name=path)  # drafted too small for the sources
-        info = Decoded(size, mtime_ns, sha256_bytes(data), metadata)
-        wanted = [s for s in sources if needs is None or s.key in needs(path)]
-        info.prepared = {source.key: source.prepare(img) for source in wanted}
-        return pixels, info
-
-    return decode
-
-
 class Indexer:
     """One `update` of one library. Use through `PhotoIndex.update`."""
 
@@ -191,88 +148,6 @@ class Indexer:
         self._text_image_loaded = False
         self.batch: BatchResults | None = None
 
-    # ----------------------------------------------------------------- settings remembered in the index
-    def _settle_model(self) -> str:
-        stored = self.store.settings().model
-        wanted = self.options.model or stored or DEFAULT_CLASSIFIER
-        if self.options.model:  # the registry's spelling ("VGG16" is vgg16), as stored
-            wanted = get_model_spec(wanted).name
-        if stored and wanted != stored:
-            raise UsageError(
-                f"this index was built with model {stored!r}; its vectors cannot be mixed with {wanted!r}'s. "
-                f"Use --model {stored}, or index into a new file with --db"
-            )
-        return wanted
-
-    def _settle_detector(self, photos_to_compute: bool) -> Any:
-        """This run's detector: the one asked for (and remembered), else the one remembered, else auto.
-
-        A detector that is not asked for on this command line is loaded only when there is work for it:
-        new or changed photos, or older photos it has not looked at. An unchanged library loads none.
-        """
-        choice = self.options.detector or self.store.settings().detector or AUTO
-        if self.options.detector:
-            # asked for on this command line: an error stops the run
-            detector = choose_detector(choice, self.options.run_options, self.options.agnostic_nms)
-            with self.store.transaction():
-                self.store.save_settings(detector=choice)
-            return detector
-        if choice == NONE:
-            return None
-        if not photos_to_compute:
-            name = choice
-            if choice == AUTO:
-                from pixelsift import detect  # see labelers.choose_detector
-
-                name = detect.default_detector_name() or NONE
-            if name == NONE or not self.store.photos_not_seen_by(name):
-                return None  # every photo has been seen by this detector (or there is none)
-        try:
-            return choose_detector(choice, self.options.run_options, self.options.agnostic_nms)
-        except DetectorUnavailableError:
-            raise
-        except (PixelsiftError, ImportError) as exc:
-            raise DetectorUnavailableError(
-                f"the detector this library uses ({choice}) cannot load: {exc}. Fix it (`pixelsift doctor` "
-                "names how), choose another with --detector MODEL, or index without: --detector none"
-            ) from None
-
-    def _settle_labelers(self) -> list[Labeler]:
-        remembered = self.store.settings().labelers
-        paths = [entry.path for entry in remembered]
-        for path in self.options.labelers:
-            resolved = str(Path(path).expanduser().resolve())
-            if resolved not in paths:
-                paths.append(resolved)
-        labelers: list[Labeler] = []
-        for path in paths:
-            given = any(str(Path(p).expanduser().resolve()) == path for p in self.options.labelers)
-            try:
-                labeler = load_labeler(path)
-            except Exception as exc:
-                if given:
-                    raise
-                log.warning(
-                    "labeler %s is not usable any more (%s); its labels stay, new photos go without",
-                    path,
-                    exc,
-                )
-                continue
-            if any(other.name == labeler.name for other in labelers):
-                raise UsageError(f"two labelers are named {labeler.name!r}; rename one of the files")
-            labelers.append(labeler)
-        previous = {entry.name: entry for entry in remembered}
-        with self.store.transaction():
-            for labeler in labelers:
-                old = previous.get(labeler.name)
-                if old and old.sha256 != labeler.sha256:  # retrained: its old labels are stale
-                    self.store.delete_custom_labels(labeler.name)
-            entries = dict(previous)
-            for labeler in labelers:
-                entries[labeler.name] = LabelerEntry(labeler.name, labeler.path, labeler.sha256)
-            self.store.save_settings(labelers=tuple(entries.values()))
-        return labelers
-
     def _labeler_sources(self, photos_to_compute: bool) -> list[Source]:
         """The labelers on another backbone than the classifier, as sources of their own (their
         backbone runs on the photo's one decode), loaded only when some photo needs them."""
@@ -282,43 +157,6 @@ class Indexer:
             if labeler.backbone != self.model_name
             and (photos_to_compute or self.store.photos_without_labels_of(labeler.name))
         ]
-
-    def _settle_text_image(self) -> Any:
-        choice = self.options.text_image or self.store.settings().text_image or AUTO
-        model = load_text_image_model(choice, self.options.run_options)
-        if self.options.text_image:
-            with self.store.transaction():
-                self.store.save_settings(text_image=self.options.text_image)
-        if model is not None:
-            stored = self.store.settings().text_image_model
-            if stored and stored != model.name:
-                with self.store.transaction():  # another text-image space: the old vectors mean nothing to it
-                    self.store.delete_space(CLIP)
-            with self.store.transaction():
-                self.store.save_settings(text_image_model=model.name)
-        return model
-
-    def _settle_reader(self, photos_to_compute: bool) -> Any:
-        """The text reader when the library reads text (`--ocr`, remembered; `--no-ocr` turns it off),
-        loaded only when some photo needs reading. A reader that cannot load here leaves the photos
-        unread (a warning says why); the next run that can reads them."""
-        asked = self.options.ocr
-        if asked is not None:
-            with self.store.transaction():
-                self.store.save_settings(ocr="on" if asked else "off")
-        if not (asked if asked is not None else self.store.settings().ocr == "on"):
-            return None
-        from pixelsift.ocr.reader import TextReader  # rapidocr and onnxruntime load with the reader
-
-        if not photos_to_compute and not self.store.photos_not_read_by(TextReader.name):
-            return None
-        try:
-            return TextReader(self.options.run_options)
-        except PixelsiftError as exc:
-            if asked:
-                raise
-            log.warning("the text in photos is not read this time: %s", exc)
-            return None
 
     def model(self) -> Any:
         """The classifier, loaded on first need (an unchanged library never loads it)."""
@@ -338,7 +176,8 @@ class Indexer:
     # ----------------------------------------------------------------------------------------- the run
     def run(self) -> IndexReport:
         started = time.perf_counter()
-        self.model_name = self._settle_model()
+        choices = Reconciler(self.store, self.options)
+        self.model_name = choices.model_name()
         with self.store.transaction():
             self.store.save_settings(root=str(self.root))
         on_disk = scan_folder(
@@ -348,10 +187,10 @@ class Indexer:
         if self.options.from_batch:
             self.batch = BatchResults(self.options.from_batch, self.model_name)
         to_compute = self._apply_moves_and_deletions(on_disk)
-        self.detector = self._settle_detector(photos_to_compute=bool(to_compute))
-        self.labelers = self._settle_labelers()
-        self.text_image = self._settle_text_image()
-        self.reader = self._settle_reader(photos_to_compute=bool(to_compute))
+        self.detector = choices.detector(photos_to_compute=bool(to_compute))
+        self.labelers = choices.labelers()
+        self.text_image = choices.text_image()
+        self.reader = choices.reader(photos_to_compute=bool(to_compute))
         self.detector_source = DetectorSource(self.detector) if self.detector is not None else None
         self.sources: list[Source] = [
             source
