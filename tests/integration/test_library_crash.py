@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sqlite3
@@ -103,3 +104,100 @@ def test_sigkill_mid_run_then_the_next_run_completes_with_every_photo_once(tmp_p
         assert 0 < resumed <= PHOTOS - second, "the last run computed only what the killed runs had not"
         again = index.update(root, detector="none")
         assert again.added == again.updated == again.deleted == 0 and again.unchanged == PHOTOS
+
+
+SOURCE_RUN = '''
+import os, sys, time
+import numpy as np
+from pixelsift import PhotoIndex
+
+class Mean:
+    """A made-up evidence source: each photo's mean colour in the meta table; its writes are logged."""
+    min_size = 16
+    concurrent = True
+    def __init__(self, key):
+        self.key = key
+    def owed(self, store):
+        done = {k for (k,) in store.conn.execute("SELECT key FROM meta WHERE key LIKE ?", (self.key + ":%",))}
+        return [(i, p) for i, p in store.conn.execute("SELECT id, path FROM photos WHERE status = 'ok'")
+                if f"{self.key}:{i}" not in done]
+    def prepare(self, image):
+        return np.asarray(image.convert("RGB"), np.float32).mean(axis=(0, 1))
+    def compute(self, prepared):
+        time.sleep(0.02)  # slow enough to be killed in the middle
+        return [str(p.round(1).tolist()) for p in prepared]
+    def write(self, store, photo_id, seq, result):
+        store.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                           (f"{self.key}:{photo_id}", result))
+        with open(os.environ["WRITES"], "a") as log:
+            log.write(f"{self.key}:{photo_id}\\n")
+
+root, db, keys = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+with PhotoIndex(db) as index:
+    report = index.update(root, detector="none", sources=[Mean(k) for k in keys], batch_size=4)
+print(report.summary())
+'''
+
+
+def meta_keys(db: Path, key: str) -> set[str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return {k for (k,) in conn.execute("SELECT key FROM meta WHERE key LIKE ?", (f"{key}:%",))}
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_sigkill_in_a_run_with_sources_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
+    """Sources write in the same transactions as the photos: a run killed while the classifier and a
+    source compute new photos, or while a source catches up, leaves whole batches; the next run
+    computes exactly the rest (each photo's source row is written once after the kills)."""
+    root = tmp_path / "photos"
+    for i in range(PHOTOS):
+        write_image(root / f"p{i:03d}.jpg", size=(64, 48), color=(i * 2, 255 - i * 2, 80), seed=i)
+    db, script, writes = tmp_path / "index.db", tmp_path / "run.py", tmp_path / "writes.log"
+    script.write_text(SOURCE_RUN)
+
+    def start(keys: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(script), str(root), str(db), keys],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "WRITES": str(writes)},
+        )
+
+    def finish(keys: str) -> list[str]:
+        writes.unlink(missing_ok=True)
+        proc = start(keys)
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        return writes.read_text().split() if writes.exists() else []
+
+    # 1. killed while new photos go through the classifier and the source
+    first = kill_after(start("first"), db, at_least=8)
+    assert first < PHOTOS, "killed mid-run"
+    with PhotoIndex(db) as index:
+        ids = {i for (i,) in index.conn.execute("SELECT id FROM photos")}
+    before = meta_keys(db, "first")
+    assert before == {f"first:{i}" for i in ids}, "each committed photo has its source's row with it"
+    written = finish("first")
+    assert len(written) == len(set(written)) == PHOTOS - first and not set(written) & before
+    assert len(meta_keys(db, "first")) == PHOTOS
+
+    # 2. killed while a source new to the library catches up on the older photos
+    writes.unlink(missing_ok=True)
+    proc = start("first,second")
+    deadline = time.time() + 300
+    while len(meta_keys(db, "second")) < 8 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    caught = meta_keys(db, "second")
+    assert 0 < len(caught) < PHOTOS, "killed in the middle of the catch-up"
+    written = finish("first,second")
+    assert len(written) == len(set(written)) == PHOTOS - len(caught) and not set(written) & caught
+    assert len(meta_keys(db, "second")) == len(meta_keys(db, "first")) == PHOTOS
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
