@@ -218,6 +218,7 @@ def padded_job(real: Path, out: Path, extra: int, shard_rows: int = 2000) -> Pat
             "height": [480] * n,
             "error": [None] * n,
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+            "norm": [1.0] * n,
             "labels": [["x"]] * n,
             "scores": [[0.5]] * n,
         }

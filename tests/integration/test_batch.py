@@ -338,9 +338,40 @@ def test_an_index_built_from_batch_results_searches_like_a_plain_index(
             r.relative_path for r in alike
         ]
         assert index.update().annotated == {}, "nothing left to catch up"
-    with pytest.raises(UsageError, match="normalize none"):
-        pixelsift.batch.run("embed", photos / "chelsea.png", tmp_path / "unit", normalize="l2")
-        PhotoIndex(tmp_path / "x.db").update(photos, from_batch=[tmp_path / "unit"])
+
+
+def test_from_batch_takes_raw_features_from_unit_vectors_and_their_norms_or_from_a_raw_job(
+    photos: Path, tmp_path: Path
+) -> None:
+    """`batch embed` writes unit vectors by default, as `pixelsift embed`, with each row's norm: the
+    index gets the raw features back (vector x norm), the same as from a `--normalize none` job. A
+    job of unit vectors without norms is one clear error."""
+    import pyarrow.parquet as pq
+
+    from pixelsift.library import PhotoIndex
+    from pixelsift.library.rows import FEATURES
+
+    photo = photos / "chelsea.png"
+    pixelsift.batch.run("embed", photo, tmp_path / "unit")  # the default: l2
+    pixelsift.batch.run("embed", photo, tmp_path / "raw", normalize="none")
+    unit, raw = pixelsift.batch.read(tmp_path / "unit"), pixelsift.batch.read(tmp_path / "raw")
+    assert np.linalg.norm(np.asarray(unit["vector"][0])) == pytest.approx(1.0, abs=1e-5)
+    assert unit["norm"][0] == pytest.approx(np.linalg.norm(np.asarray(raw["vector"][0])), rel=1e-5)
+    stored = {}
+    for job in ("unit", "raw"):
+        library = tmp_path / f"photos-{job}"
+        library.mkdir()
+        shutil.copy(photo, library / photo.name)
+        with PhotoIndex(tmp_path / f"{job}.db") as index:
+            report = index.update(library, detector="none", from_batch=[tmp_path / job])
+            assert report.annotated.get("taken from batch results") == 1
+            [(_, stored[job])] = index.store.vectors_of(FEATURES, [1])
+    assert stored["unit"] == pytest.approx(stored["raw"], rel=1e-4, abs=1e-5)
+
+    shard = next((tmp_path / "unit").glob("part-*.parquet"))  # as a job from before the norms
+    pq.write_table(pq.read_table(shard).drop_columns(["norm"]), shard)
+    with pytest.raises(UsageError, match="without their norms"):
+        PhotoIndex(tmp_path / "old.db").update(photos, detector="none", from_batch=[tmp_path / "unit"])
 
 
 @pytest.mark.timeout(300)

@@ -36,7 +36,7 @@ class BatchJob:
     model: str | None = None  # registry name; None: the task's default
     top_k: int = DEFAULT_TOP_K
     conf: float = 0.25  # detect: minimum box score
-    normalize: str = "none"  # embed: "none" (raw features, as the photo index keeps them) or "l2"
+    normalize: str = "l2"  # embed: "l2" (unit vectors, as `pixelsift embed`) or "none" (raw features)
     run_options: RunOptions = field(default_factory=RunOptions)
 
     def __post_init__(self) -> None:
@@ -203,6 +203,7 @@ class Worker:
             if self.job.task == "embed":
                 vector = np.asarray(features, np.float32)
                 vectors[i] = l2_normalize(vector[None])[0] if self.job.normalize == "l2" else vector
+                row["norm"] = float(np.linalg.norm(vector))  # unit vector x norm = the raw features
         return rows, vectors
 
     def _detections(self, paths: list[str]) -> Iterator[Any]:

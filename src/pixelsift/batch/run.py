@@ -195,7 +195,7 @@ def run(
     model: str | None = None,
     top_k: int = DEFAULT_TOP_K,
     conf: float = 0.25,
-    normalize: str = "none",
+    normalize: str = "l2",
     resume: bool = False,
     shard_size: int = SHARD_SIZE,
     batch_size: int = 32,

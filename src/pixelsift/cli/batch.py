@@ -59,9 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         if task == "embed":
             t.add_argument(
                 "--normalize",
-                default="none",
+                default="l2",
                 choices=("none", "l2"),
-                help="none: raw features, as `index --from-batch` takes them (default); l2: unit vectors",
+                help="l2: unit vectors, as `pixelsift embed` writes them (default); none: raw features "
+                "(either way `index --from-batch` gets the raw features back: each row keeps its norm)",
             )
         t.add_argument(
             "--resume", action="store_true", help="keep the shards already in OUT_DIR, do the rest"
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             model=args.model,
             top_k=getattr(args, "top_k", DEFAULT_TOP_K),
             conf=getattr(args, "conf", 0.25),
-            normalize=getattr(args, "normalize", "none"),
+            normalize=getattr(args, "normalize", "l2"),
             resume=args.resume,
             shard_size=args.shard_size,
             batch_size=args.batch_size,

@@ -1,9 +1,10 @@
 """Results of `pixelsift batch` jobs as a source for the photo index (`pixelsift index --from-batch`).
 
-An embed job gives each photo's raw penultimate features (`--normalize none`, the default), from
-which the index derives the classifier's probabilities with the model's head, without decoding the
-photo; a detect job gives its detections. Photos are matched by content hash, so the job may have
-read them from another mount point or machine. What a job does not cover is computed locally.
+An embed job gives each photo's penultimate features (unit vectors and each row's `norm` with
+`--normalize l2`, the default; raw with `--normalize none`), from which the index derives the
+classifier's probabilities with the model's head, without decoding the photo; a detect job gives its
+detections. Photos are matched by content hash, so the job may have read them from another mount
+point or machine. What a job does not cover is computed locally.
 
 Jobs are read shard by shard, and of each shard only the hashes, then the rows of the photos asked
 for: memory holds one shard's hashes and the matched rows, however many photos the job covers (a
@@ -30,7 +31,8 @@ class BatchResults:
     features), read when photos are matched (`detections_for`, `vectors_for`)."""
 
     def __init__(self, folders: Sequence[str | os.PathLike[str]], model: str):
-        self.embed_shards: list[Path] = []
+        self.embed_shards: list[Path] = []  # raw features
+        self.unit_shards: list[Path] = []  # unit vectors, with each row's norm
         self.detect_shards: list[Path] = []
         self.detector: str | None = None
         self._pq: Any = optional_import("pyarrow.parquet", "pyarrow", "parquet", "Reading batch jobs' output")
@@ -43,7 +45,10 @@ class BatchResults:
             task = job.get("task")
             if task == "embed":
                 self._check_embed(path, job, model)
-                self.embed_shards += shards
+                if (job.get("options") or {}).get("normalize") == "l2":
+                    self.unit_shards += shards
+                else:
+                    self.embed_shards += shards
             elif task == "detect":
                 self.detector = str(job.get("model"))
                 self.detect_shards += shards
@@ -60,15 +65,18 @@ class BatchResults:
                 f"--from-batch {path}: the job ran {job.get('model')!r}, this index uses {model!r}; "
                 f"use the same model (index -m {job.get('model')}, or batch embed -m {model})"
             )
-        if (job.get("options") or {}).get("normalize") != "none":
+        if (job.get("options") or {}).get("normalize") not in ("none", "l2"):
             raise UsageError(
-                f"--from-batch {path}: its vectors are L2-normalised; the index needs the raw features: "
-                "run `pixelsift batch embed ... --normalize none` (the default)"
+                f"--from-batch {path}: its vectors are normalised in a way the index cannot undo; run "
+                "`pixelsift batch embed` again"
             )
 
-    def _matches(self, shards: list[Path], digests: set[str], column: str) -> Iterator[tuple[str, Any]]:
-        """(hash, `column`'s value) for each good row whose hash is in `digests`, shard by shard: the
-        hashes of a shard first, then `column` for its matching rows only; each hash once."""
+    def _matches(
+        self, shards: list[Path], digests: set[str], column: str, scale: str | None = None
+    ) -> Iterator[tuple[str, Any, Any]]:
+        """(hash, `column`'s value, `scale`'s value or None) for each good row whose hash is in
+        `digests`, shard by shard: the hashes of a shard first, then the columns of its matching rows
+        only; each hash once."""
         pc = optional_import("pyarrow.compute", "pyarrow", "parquet", "Reading batch jobs' output")
         wanted = set(digests)
         for shard in shards:
@@ -80,17 +88,30 @@ class BatchResults:
             rows = [i for i, (sha, ok) in enumerate(zip(hashes, errors, strict=True)) if ok and sha in wanted]
             if not rows:
                 continue
-            values = pc.take(self._pq.read_table(shard, columns=[column]).column(column), rows)
-            for i, value in zip(rows, values, strict=True):
+            columns = [column] if scale is None else [column, scale]
+            if scale is not None and scale not in self._pq.read_schema(shard).names:
+                raise UsageError(
+                    f"--from-batch: {shard} holds unit vectors without their norms (a job from before "
+                    "pixelsift kept them); run `pixelsift batch embed` again, or with --normalize none"
+                )
+            table = self._pq.read_table(shard, columns=columns)
+            values = pc.take(table.column(column), rows)
+            scales = pc.take(table.column(scale), rows).to_pylist() if scale else [None] * len(rows)
+            for i, value, factor in zip(rows, values, scales, strict=True):
                 sha = hashes[i]
                 if sha in wanted and value.is_valid:
                     wanted.discard(sha)
-                    yield sha, value
+                    yield sha, value, factor
 
     def vectors_for(self, digests: set[str]) -> Iterator[tuple[str, np.ndarray]]:
-        """The embed jobs' raw features of the photos with these content hashes, as they are read."""
-        for sha, value in self._matches(self.embed_shards, digests, "vector"):
-            yield sha, np.asarray(value.values.to_numpy(zero_copy_only=False), np.float32)
+        """The embed jobs' raw features of the photos with these content hashes, as they are read (unit
+        vectors times their norms)."""
+        left = set(digests)
+        for shards, scale in ((self.embed_shards, None), (self.unit_shards, "norm")):
+            for sha, value, norm in self._matches(shards, set(left), "vector", scale):
+                left.discard(sha)
+                vector = np.asarray(value.values.to_numpy(zero_copy_only=False), np.float32)
+                yield sha, vector * np.float32(norm) if scale else vector
 
     def detections_for(self, digests: set[str]) -> dict[str, list[Detection]]:
         """The detect jobs' objects of the photos with these content hashes."""
@@ -99,5 +120,5 @@ class BatchResults:
                 Detection(str(o["label"]), float(o["score"]), tuple(float(v) for v in o["box"]))  # type: ignore[arg-type]
                 for o in value.as_py()
             ]
-            for sha, value in self._matches(self.detect_shards, digests, "objects")
+            for sha, value, _ in self._matches(self.detect_shards, digests, "objects")
         }
