@@ -5,6 +5,7 @@
     python benchmarks/bench_library.py search [--vectors 1000000]  p50 / p99 over synthetic 1280-d vectors
     python benchmarks/bench_library.py compare [--vectors 100000]  exact vs faiss IVF vs HNSW indexes
     python benchmarks/bench_library.py from-batch [--vectors 1000000]  index --from-batch peak memory
+    python benchmarks/bench_library.py memory [--sizes 1000,10000,100000]  peak memory of indexing
     python benchmarks/bench_library.py sources [--folder DIR] [--rounds 2]  index rate with the detector
                                                                     vs the classifier alone, and limits
 
@@ -489,6 +490,64 @@ def bench_from_batch(vectors: int) -> None:
             shutil.rmtree(job)
 
 
+INDEX_MEMORY = r"""
+import json, resource, sys, time
+from pixelsift.library import PhotoIndex
+from pixelsift.runtime.loaded import ImageModel
+ImageModel.load("efficientnet_lite0")  # torch and the model in memory
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+start = time.perf_counter()
+with PhotoIndex(sys.argv[2]) as index:
+    report = index.update(sys.argv[1], detector="none", text_image="none")
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    again = index.update(sys.argv[1])
+    unchanged = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"base": base, "peak": peak, "seconds": seconds, "added": report.added,
+                  "unchanged": again.unchanged, "unchanged_seconds": unchanged}))
+"""
+
+
+def tiny_photos(count: int, into: Path) -> Path:
+    """`count` different 48x32 JPEGs, 1,000 to a folder (the network sees each at its own size)."""
+    rng = np.random.default_rng(count)
+    for i in range(count):
+        folder = into / f"{i // 1000:04d}"
+        if i % 1000 == 0:
+            folder.mkdir(parents=True)
+        arr = rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(folder / f"p{i:07d}.jpg", quality=80)
+    return into
+
+
+def bench_memory(sizes: list[int]) -> None:
+    """Index N generated photos in a fresh process each (classifier only): resident memory with the
+    model loaded, the peak over the first run and an unchanged second run, and the rates."""
+    from pixelsift.runtime.device import detect_cpu_features
+
+    print(f"CPU features: {detect_cpu_features().describe()}; {os.cpu_count()} CPUs")
+    print(
+        f"{'photos':>8} {'model loaded':>13} {'peak':>8} {'growth':>8} {'photos/s':>9} {'unchanged run':>14}"
+    )
+    with tempfile.TemporaryDirectory(prefix="pixelsift-bench-memory-") as tmp:
+        for count in sizes:
+            folder = tiny_photos(count, Path(tmp) / f"photos-{count}")
+            done = subprocess.run(
+                [sys.executable, "-c", INDEX_MEMORY, str(folder), str(Path(tmp) / f"i-{count}.db")],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            out = json.loads(done.stdout.strip().splitlines()[-1])
+            assert out["added"] == out["unchanged"] == count, out
+            growth = out["peak"] - out["base"]
+            print(
+                f"{count:>8,} {out['base']:>10.0f} MB {out['peak']:>5.0f} MB {growth:>5.0f} MB "
+                f"{count / out['seconds']:>9.1f} {out['unchanged_seconds']:>12.1f} s",
+                flush=True,
+            )
+            shutil.rmtree(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -507,6 +566,8 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=100)
     p = sub.add_parser("from-batch")
     p.add_argument("--vectors", type=int, default=1_000_000)
+    p = sub.add_parser("memory")
+    p.add_argument("--sizes", default="1000,10000,100000", help="photo counts, comma-separated")
     p = sub.add_parser("sources")
     p.add_argument("--folder", type=Path, default=None, help="photos (default: ../shared searchlib)")
     p.add_argument("--rounds", type=int, default=2)
@@ -519,6 +580,8 @@ def main() -> None:
         bench_search(args.vectors, args.queries)
     elif args.what == "from-batch":
         bench_from_batch(args.vectors)
+    elif args.what == "memory":
+        bench_memory([int(n) for n in args.sizes.split(",")])
     elif args.what == "sources":
         bench_sources(args.folder, args.rounds)
     else:

@@ -281,11 +281,21 @@ def test_onnx_export_runs_through_opencv_dnn_with_the_same_results(
     """
     import torch
 
-    from pixelsift.detect.backends.yolo import predictions_only
+    from pixelsift.detect.backends.yolo import boxes_and_classes
 
     net = forced_network()
     net.fuse(verbose=False)
-    wrapped = predictions_only(net).eval()
+    two = boxes_and_classes(net).eval()
+
+    class OneOutput(torch.nn.Module):  # ultralytics' own export: (1, 84, 8400)
+        def __init__(self) -> None:
+            super().__init__()
+            self.two = two
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat(self.two(x), dim=1)
+
+    wrapped = OneOutput().eval()
     onnx_path = tmp_path / "yolov8n-car.onnx"
     torch.onnx.export(wrapped, torch.zeros(1, 3, 640, 640), str(onnx_path), dynamo=False, opset_version=17)
     from_onnx = load_detector(str(onnx_path))

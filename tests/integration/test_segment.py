@@ -354,3 +354,96 @@ def test_a_segmenter_says_which_engine_and_precision_it_runs_on(segmenter) -> No
     worker = Worker.__new__(Worker)  # what a batch job records for a loaded detector
     worker.model, worker.detector = None, segmenter
     assert worker.ran() == {"engine": "torch", "precision": segmenter.precision, "device": "cpu"}
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_yolo_seg_runs_through_the_engines_with_torchs_outputs_and_masks(
+    random_home: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exported YOLO-seg runs on square uint8 batches (the graph scales them): its two outputs are
+    torch's on the same pixels, and the whole path gives masks inside their boxes, in photo pixels."""
+    import importlib.util
+
+    import torch
+
+    from pixelsift.detect.backends.yolo import engine_network
+    from pixelsift.models.registry import get_model_spec
+
+    if importlib.util.find_spec(engine) is None:
+        pytest.skip(f"{engine} is not installed")
+    segmenter = load_segmenter("yolov8n-seg", conf=0.01, engine=engine, batch_size=2)
+    assert segmenter.runner.engine == engine and segmenter.square and segmenter.batch_size == 2
+    photo = Image.new("RGB", (320, 240), (120, 100, 90))
+    photo.paste((200, 30, 30), (60, 40, 200, 180))
+    pixels, _ = segmenter.prepare(photo, batched=False)
+    assert pixels.dtype == np.uint8 and pixels.shape == (3, 640, 640), "square, as exported"
+    got = segmenter.runner(pixels[None])
+    with torch.inference_mode():
+        wanted = [t.numpy() for t in engine_network(get_model_spec("yolov8n-seg"))(
+            torch.from_numpy(pixels[None]).float() / 255
+        )]  # fmt: skip
+    for ours, theirs in zip(got, wanted, strict=True):
+        assert ours.shape == theirs.shape
+        assert np.abs(ours - theirs).max() <= 1e-3 * max(1.0, float(np.abs(theirs).max()))
+    [dets, again] = segmenter.detect_images([photo, photo])  # a batch of two
+    assert len(dets) > 0 and dets.masks is not None and dets.masks.size == (320, 240)
+    assert len(again) == len(dets) and np.allclose(again.boxes, dets.boxes, atol=1e-3)
+    boxes = dets.boxes
+    assert boxes[:, [0, 2]].min() >= -1 and boxes[:, [0, 2]].max() <= 321
+    assert boxes[:, [1, 3]].min() >= -1 and boxes[:, [1, 3]].max() <= 241
+
+
+def test_engine_auto_runs_yolo_on_what_it_measured_and_remembers_it(
+    random_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--engine auto` for a YOLO model: measured once per machine (the tuner is replaced here by a
+    fixed measurement that finds ONNX Runtime fastest), then built on that engine, square and batched."""
+    from pixelsift.runtime import tuning
+    from pixelsift.runtime.tuning import Measurement
+
+    calls: list[str] = []
+
+    def fake_measure(options, build, check, cpus, **kw):  # type: ignore[no-untyped-def]
+        calls.append("measured")
+        assert check.shape[1:] == (3, 640, 640) and check.dtype == np.uint8, "the engines' input"
+        return [
+            Measurement("torch", "fp32", 2, 1, 10.0, 1.0),
+            Measurement("onnxruntime", "fp32", 2, 1, 30.0, 1.0),
+        ]
+
+    monkeypatch.setattr(tuning, "measure", fake_measure)
+    first = load_segmenter("yolov8n-seg", engine="auto")
+    again = load_segmenter("yolov8n-seg", engine="auto")
+    assert calls == ["measured"], "measured once, then remembered"
+    for segmenter in (first, again):
+        assert segmenter.runner.engine == "onnxruntime" and segmenter.square
+        assert segmenter.thread_plan().streams == 2
+    photo = Image.new("RGB", (320, 240), (120, 100, 90))
+    assert first.detect_image(photo).masks is not None
+    torch_one = load_segmenter("yolov8n-seg", engine="torch", imgsz=320)
+    assert not torch_one.square and torch_one.runner.engine == "torch", "--engine torch: the rect letterbox"
+
+
+def test_the_tuners_yolo_detections_are_the_best_class_per_anchor_after_nms() -> None:
+    from pixelsift.models.families.yolo import yolo_detections
+
+    def anchors(*rows: tuple[float, float, float, float, int, float]) -> tuple[np.ndarray, np.ndarray]:
+        boxes = np.array([r[:4] for r in rows], np.float32).T[None]  # (1, 4, anchors)
+        classes = np.zeros((1, 80, len(rows)), np.float32)
+        for i, (*_, class_id, score) in enumerate(rows):
+            classes[0, class_id, i] = score
+        return boxes, classes
+
+    boxes, classes = anchors(
+        (50, 50, 20, 20, 2, 0.9),  # a car
+        (51, 50, 20, 20, 2, 0.8),  # the same car again: NMS drops it
+        (51, 50, 20, 20, 0, 0.7),  # a person in the same place: another class, kept
+        (200, 200, 10, 10, 2, 0.1),  # below the score
+    )
+    [(found_boxes, scores, ids)] = yolo_detections((boxes, classes))
+    assert ids.tolist() == [2, 0] and scores.tolist() == pytest.approx([0.9, 0.7])
+    assert found_boxes[0].tolist() == pytest.approx([40, 40, 60, 60])
+    protos = np.zeros((1, 32, 160, 160), np.float32)  # a -seg model: (predictions + coefficients, protos)
+    seg = np.concatenate([boxes, classes, np.zeros((1, 32, 4), np.float32)], axis=1)
+    [(_, seg_scores, seg_ids)] = yolo_detections((seg, protos))
+    assert seg_ids.tolist() == ids.tolist() and seg_scores.tolist() == pytest.approx(scores.tolist())

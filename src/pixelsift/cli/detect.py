@@ -167,10 +167,18 @@ def add_task_parser(subparsers: argparse._SubParsersAction, task: Task) -> None:
         "--imgsz", type=int, default=None, metavar="N", help="input size of YOLO / ONNX models (default: 640)"
     )
     add_format_option(p, FORMATS)
-    add_runner_options(p, None, engine=False)  # detectors run in torch or OpenCV DNN
+    add_runner_options(p, None)
     for action in p._actions:
         if action.dest == "batch_size":
-            action.help = "images per forward pass (default: 1 on CPUs; 16 on GPUs for YOLO)"
+            action.help = (
+                "images per forward pass (default: what the engine prefers; YOLO in torch: 1 on CPUs, "
+                "16 on GPUs)"
+            )
+        if action.dest == "engine":
+            action.help = (
+                "inference engine of the offline SSD and YOLO (default: auto, the one measured fastest "
+                "for the model on this machine, once); torchvision and OpenCV DNN models run in their own"
+            )
     p.set_defaults(func=run, task=task)
 
 

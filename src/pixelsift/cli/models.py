@@ -220,9 +220,9 @@ def run_tune(args: argparse.Namespace) -> int:
     spec = get_model_spec(args.name)
     options = RunOptions(device=args.device, threads=args.threads, engine="auto")
     if isinstance(spec, DetectorSpec) and spec.preprocessing is not None:  # a detector run by the engines
-        from pixelsift.models.weights import load_network
+        from pixelsift.detect.api import engine_network
 
-        tuned = auto_tuning(spec, load_network(spec, download=False), options, force=True)
+        tuned = auto_tuning(spec, engine_network(spec), options, force=True)
         purposes = ["detect"]
     elif isinstance(spec, ClassifierSpec):
         tuned = auto_tuning(spec, load_split_network(spec), options, force=True)

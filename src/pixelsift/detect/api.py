@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from typing_extensions import Unpack
 
@@ -49,6 +50,18 @@ def backend_loader(backend: str) -> Callable[..., Detector]:
 
         return load_yolo
     raise UsageError(f"no detect backend {backend!r}")
+
+
+def engine_network(spec: DetectorSpec) -> Any:
+    """The network of a detector that runs through pixelsift's engines (its record has
+    `preprocessing`), as the runners take it: what `pixelsift models tune` measures."""
+    if spec.backend == "ultralytics":
+        from pixelsift.detect.backends.yolo import engine_network as yolo_network
+
+        return yolo_network(spec)
+    from pixelsift.models.weights import load_network
+
+    return load_network(spec, download=False)
 
 
 def backend_problem(spec: DetectorSpec) -> str | None:
@@ -209,6 +222,15 @@ def _load_spec(
     spec: DetectorSpec, run_options: RunOptions, conf: float, iou: float, imgsz: int | None
 ) -> Detector:
     what = "segmenter" if isinstance(spec, SegmenterSpec) else "detector"
+    engine = run_options.engine  # asked for here (PIXELSIFT_ENGINE is a default for what it fits)
+    if spec.preprocessing is None and engine not in (None, "auto", "torch"):
+        log.warning(
+            "%s runs in its own backend (%s), not on %s: --engine applies to the detectors pixelsift "
+            "runs itself (ssd_mobilenet_v2_coco, YOLO)",
+            spec.name,
+            spec.backend,
+            engine,
+        )
     problem = backend_problem(spec)
     if problem is not None:
         raise DetectorUnavailableError(f"{what} {spec.name} cannot run here: {problem}")

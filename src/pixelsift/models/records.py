@@ -146,9 +146,9 @@ class DetectorSpec(ModelSpec):
     backend: str
     imgsz: int  # the network's default input size in pixels
     coco_map: float | None = None  # published COCO val2017 box mAP
-    # How its input is scaled, for a plain convolutional network that runs through pixelsift's engines
-    # (`runtime.engines`: torch, ONNX Runtime, OpenVINO, chosen by `--engine auto`); None: its backend
-    # runs it its own way (torchvision, ultralytics, OpenCV DNN).
+    # How its input is scaled, for a convolutional network that runs through pixelsift's engines
+    # (`runtime.engines`: torch, ONNX Runtime, OpenVINO, chosen by `--engine auto`: the SSD, YOLO);
+    # None: its backend runs it its own way (torchvision, OpenCV DNN).
     preprocessing: Preprocessing | None = None
     # With `preprocessing`: a batch's raw outputs -> each image's (boxes, scores, class ids), what
     # `--engine auto` compares between an engine and torch fp32 (`runtime.tuning.detection_agreement`).

@@ -1,15 +1,20 @@
 """Runs ultralytics YOLO detectors (records in `pixelsift.models.families.yolo`) through pixelsift's runner.
 
 pixelsift does the same for every detector: letterboxing in the decoding threads (exactly ultralytics'
-arithmetic), the network through `ModelRunner` (device, precision, channels-last), per-class NMS,
-boxes mapped back to the photo. A -seg model's masks are assembled as ultralytics does (each object's
-32 coefficients times the prototype masks, upsampled to the input, cropped to its box), then the
-letterbox padding is cut off: the masks stay at the network's input resolution
-(`pixelsift.detect.masks.Masks`).
+arithmetic), the network through a runner, per-class NMS, boxes mapped back to the photo. With
+`--engine torch` the network runs in `ModelRunner` (device, precision, channels-last) on the smallest
+letterbox that holds each photo, as ultralytics does; otherwise through `runtime.engines` like the
+other networks (`--engine auto` measures torch, ONNX Runtime and OpenVINO once per machine), on square
+letterboxed batches of uint8 pixels, so batches share one input shape and the graph scales them.
+
+A -seg model's masks are assembled as ultralytics does (each object's 32 coefficients times the
+prototype masks, upsampled to the input, cropped to its box), then the letterbox padding is cut off:
+the masks stay at the network's input resolution (`pixelsift.detect.masks.Masks`).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -24,6 +29,8 @@ from pixelsift.models.weights import load_network
 from pixelsift.runtime.options import RunOptions
 from pixelsift.runtime.torch_runner import ModelRunner
 
+log = logging.getLogger("pixelsift")
+
 MAX_NMS = 30000  # candidate boxes NMS looks at, as ultralytics
 MASK_CHUNK = 32  # masks upsampled at once: bounds the float buffer at 32 x the input size
 
@@ -31,10 +38,17 @@ MASK_CHUNK = 32  # masks upsampled at once: bounds the float buffer at 32 x the 
 class YoloDetector(Detector):
     """YOLO through `ModelRunner`: letterbox -> network -> best class per box -> per-class NMS."""
 
-    def __init__(self, spec: DetectorSpec, runner: Any, imgsz: int, stride: int, **kwargs: Any):
+    def __init__(
+        self, spec: DetectorSpec, runner: Any, imgsz: int, stride: int, square: bool = False, **kwargs: Any
+    ):
         # On a CPU one image at a time lets each keep its own minimal letterbox (as ultralytics does);
-        # a GPU wants batches, which need one square input size.
-        batch_size = 1 if runner.device.type == "cpu" else 16
+        # a GPU wants batches, which need one square input size. `square`: an engine's runner, which
+        # takes square uint8 batches of the size it was exported at.
+        options = kwargs.get("run_options") or RunOptions()
+        if square:
+            batch_size = int(options.batch_size or runner.batch_size)
+        else:
+            batch_size = 1 if runner.device.type == "cpu" else 16
         super().__init__(
             spec,
             spec.categories,
@@ -46,14 +60,25 @@ class YoloDetector(Detector):
         self.runner = runner
         self.imgsz = imgsz
         self.stride = stride
+        self.square = square
+
+    def thread_plan(self) -> Any:
+        if not self.square:
+            return super().thread_plan()
+        from pixelsift.runtime.device import ThreadPlan  # imports torch
+
+        runner = self.runner  # the plan the engine was built with (what `auto` measured fastest)
+        return ThreadPlan(streams=runner.streams, threads=runner.threads, workers=runner.workers)
 
     def prepare(self, image: Any, batched: bool) -> tuple[np.ndarray, Any]:
         # Alone, an image gets the smallest stride-multiple letterbox (as ultralytics); batches share
-        # one square size.
-        return letterbox(np.asarray(image), self.imgsz, self.stride, rect=not batched)
+        # one square size, and so does an engine's input.
+        square = batched or self.square
+        return letterbox(np.asarray(image), self.imgsz, self.stride, rect=not square, uint8=self.square)
 
     def infer(self, pixels: np.ndarray) -> list[Any]:
-        return list(self.runner(pixels)[0])
+        boxes, classes = self.runner(pixels)[:2]  # the network's box rows and class rows
+        return list(np.concatenate([boxes, classes], axis=1))
 
     def postprocess(self, raw: Any, meta: Any, size: tuple[int, int]) -> Detections:
         return decode_predictions(
@@ -61,10 +86,12 @@ class YoloDetector(Detector):
         )
 
 
-def letterbox(arr: np.ndarray, imgsz: int, stride: int, rect: bool) -> tuple[np.ndarray, Any]:
-    """HxWx3 uint8 RGB -> CHW float32 in [0, 1], resized to fit `imgsz` and padded with grey (114),
-    with ultralytics' rounding; `rect` pads only to the next multiple of `stride`.
-    Returns the pixels and (x scale, y scale, left pad, top pad)."""
+def letterbox(
+    arr: np.ndarray, imgsz: int, stride: int, rect: bool, uint8: bool = False
+) -> tuple[np.ndarray, Any]:
+    """HxWx3 uint8 RGB -> CHW float32 in [0, 1] (`uint8`: CHW uint8, for a runner that scales them),
+    resized to fit `imgsz` and padded with grey (114), with ultralytics' rounding; `rect` pads only to
+    the next multiple of `stride`. Returns the pixels and (x scale, y scale, left pad, top pad)."""
     import cv2
 
     height, width = arr.shape[:2]
@@ -78,6 +105,8 @@ def letterbox(arr: np.ndarray, imgsz: int, stride: int, rect: bool) -> tuple[np.
     top, bottom = round(pad_h / 2 - 0.1), round(pad_h / 2 + 0.1)
     left, right = round(pad_w / 2 - 0.1), round(pad_w / 2 + 0.1)
     arr = cv2.copyMakeBorder(arr, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114))
+    if uint8:
+        return np.ascontiguousarray(arr.transpose(2, 0, 1)), (new_w / width, new_h / height, left, top)
     pixels = np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
     pixels *= 1.0 / 255.0
     return pixels, (new_w / width, new_h / height, left, top)
@@ -190,21 +219,33 @@ def predictions_and_protos(network: Any) -> Any:
     return PredictionsAndProtos(network)
 
 
-def predictions_only(network: Any) -> Any:
-    """The network with one output for the runner: in eval mode ultralytics' Detect head returns
-    (predictions, raw feature maps)."""
+def boxes_and_classes(network: Any) -> Any:
+    """The network with two outputs for the runners, as the SSD's (box codes, class scores): in eval
+    mode ultralytics' Detect head returns (predictions, raw feature maps); the predictions' first 4 rows
+    are boxes (centre, size), the rest class scores."""
     from torch import nn
 
-    class PredictionsOnly(nn.Module):
+    class BoxesAndClasses(nn.Module):
         def __init__(self, net: nn.Module):
             super().__init__()
             self.net = net
 
         def forward(self, x: Any) -> Any:
             out = self.net(x)
-            return out[0] if isinstance(out, tuple | list) else out
+            predictions = out[0] if isinstance(out, tuple | list) else out
+            return predictions[:, :4], predictions[:, 4:]
 
-    return PredictionsOnly(network)
+    return BoxesAndClasses(network)
+
+
+def engine_network(spec: DetectorSpec) -> Any:
+    """The network as the runners take it: ultralytics' model with its BatchNorms folded (by
+    ultralytics), with two outputs (`boxes_and_classes`, `predictions_and_protos`)."""
+    import_ultralytics()
+    network: Any = load_network(spec)
+    network.fuse(verbose=False)  # ultralytics folds BatchNorm into its Conv blocks itself
+    segments = isinstance(spec, SegmenterSpec)
+    return predictions_and_protos(network) if segments else boxes_and_classes(network)
 
 
 def load(
@@ -214,13 +255,18 @@ def load(
     iou: float = 0.45,
     imgsz: int | None = None,
 ) -> YoloDetector:
-    import_ultralytics()
-    network: Any = load_network(spec)
-    network.fuse(verbose=False)  # ultralytics folds BatchNorm into its Conv blocks itself
-    stride = max(int(network.stride.max()), 32)
-    # torch.fx cannot trace the Detect head, and the BatchNorms are already folded.
-    segments = isinstance(spec, SegmenterSpec)
-    wrapped = predictions_and_protos(network) if segments else predictions_only(network)
-    runner = ModelRunner(wrapped, run_options, fold_bn=False)
-    kind = YoloSegmenter if segments else YoloDetector
-    return kind(spec, runner, imgsz or DEFAULT_IMGSZ, stride, conf=conf, iou=iou, run_options=run_options)
+    from pixelsift.runtime.engines import create_runner
+
+    wrapped = engine_network(spec)
+    stride = max(int(wrapped.net.stride.max()), 32)
+    size = imgsz or DEFAULT_IMGSZ
+    kind = YoloSegmenter if isinstance(spec, SegmenterSpec) else YoloDetector
+    engines = run_options.engine_name != "torch"
+    if engines and size != DEFAULT_IMGSZ:
+        log.info("%s runs in torch at imgsz %d (the engines run it at %d)", spec.name, size, DEFAULT_IMGSZ)
+        engines = False
+    if engines:
+        runner = create_runner(spec, wrapped, run_options, purpose="detect")
+    else:  # torch.fx cannot trace the Detect head, and the BatchNorms are already folded
+        runner = ModelRunner(wrapped, run_options, fold_bn=False)
+    return kind(spec, runner, size, stride, square=engines, conf=conf, iou=iou, run_options=run_options)

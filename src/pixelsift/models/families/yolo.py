@@ -24,6 +24,7 @@ from typing import Any
 from pixelsift.core.optional import optional_import
 from pixelsift.errors import WeightsInvalidError
 from pixelsift.models.categories import coco80
+from pixelsift.models.preprocess import Preprocessing
 from pixelsift.models.records import DetectorSpec, SegmenterSpec, WeightsFile
 from pixelsift.models.registry import register
 from pixelsift.models.weights import is_safetensors, read_state_dict
@@ -31,6 +32,13 @@ from pixelsift.models.weights import is_safetensors, read_state_dict
 RELEASE_URL = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
 LICENCE = "AGPL-3.0 (ultralytics code and weights)"
 DEFAULT_IMGSZ = 640
+# What pixelsift's engines (`--engine auto`, onnxruntime, openvino) feed a YOLO network: a square
+# letterboxed photo as uint8, scaled to [0, 1] inside the graph (no mean or std). The letterbox itself
+# is the detector's (`detect.backends.yolo.letterbox`); "squash" only shapes the tuner's check photos.
+YOLO_PREPROCESSING = Preprocessing(
+    resize=DEFAULT_IMGSZ, crop=DEFAULT_IMGSZ, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), fit="squash"
+)
+ENGINE_CONF, ENGINE_IOU = 0.25, 0.45  # the detections the tuner compares between engines
 
 # name -> (COCO val2017 box mAP50-95, parameters in millions), from ultralytics' published tables.
 VARIANTS: dict[str, tuple[float, float]] = {
@@ -200,6 +208,31 @@ def make_spec(name: str) -> DetectorSpec:
     return DetectorSpec(**_common_fields(name, coco_map, f"{params} M parameters"))
 
 
+def yolo_detections(outputs: tuple[Any, ...]) -> list[tuple[Any, Any, Any]]:
+    """Each image's (xyxy boxes, scores, class ids) from a YOLO network's two engine outputs: (box
+    rows, class rows) of a detector, (predictions, prototypes) of a -seg model; best class per anchor
+    at `ENGINE_CONF` or more, then per-class NMS. What `--engine auto` compares between engines."""
+    import numpy as np
+    import torch
+    from torchvision.ops import batched_nms
+
+    first, second = outputs[:2]
+    n_classes = len(coco80())
+    predictions = np.concatenate([first, second], axis=1) if first.shape[1] == 4 else first
+    found = []
+    for image in predictions:
+        scores_all = image[4 : 4 + n_classes].T
+        ids, scores = scores_all.argmax(1), scores_all.max(1)
+        keep = scores >= ENGINE_CONF
+        cx, cy, w, h = image[:4, keep]
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+        kept = batched_nms(
+            torch.from_numpy(boxes), torch.from_numpy(scores[keep]), torch.from_numpy(ids[keep]), ENGINE_IOU
+        ).numpy()
+        found.append((boxes[kept], scores[keep][kept], ids[keep][kept]))
+    return found
+
+
 def _common_fields(name: str, coco_map: float, what: str) -> dict[str, Any]:
     return dict(
         name=name,
@@ -216,6 +249,8 @@ def _common_fields(name: str, coco_map: float, what: str) -> dict[str, Any]:
         requires=("ultralytics", "cv2"),
         install="pixelsift[yolo]",
         read_weights=read_checkpoint,
+        preprocessing=YOLO_PREPROCESSING,
+        detections=yolo_detections,
     )
 
 
