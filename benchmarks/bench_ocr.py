@@ -11,6 +11,7 @@ words, numbers and prices). Timed per photo, decode included, the methods taking
   ocr-ort       the same on ONNX Runtime (rapidocr's own engine)
   ocr-736-min   ONNX Runtime with PP-OCR's own default detector size (shorter side 736 or more), to
                 show what reading at a reduced size saves
+  ocr-N         with --detect-sizes N,...: the reader with its text detector at N px
 Prints the CPU flags, ms per photo, each method's cost over the classifier's (the issue's target: a
 photo without text at most 3x), and how many of the sign's lines were read (8 of 8 expected).
 """
@@ -61,7 +62,7 @@ def with_sign(photos: list[Path], folder: Path) -> list[Path]:
     return out
 
 
-def methods() -> dict[str, Callable[[Path], int]]:
+def methods(sizes: list[int]) -> dict[str, Callable[[Path], int]]:
     from pixelsift.ocr import TextReader
     from pixelsift.runtime.classify import Classifier
     from pixelsift.runtime.options import RunOptions
@@ -85,7 +86,14 @@ def methods() -> dict[str, Callable[[Path], int]]:
 
         return run
 
-    return {"classifier": classify, "ocr": read(reader), "ocr-ort": read(ort), "ocr-736-min": read(full)}
+    smaller = {f"ocr-{size}": read(TextReader(detect_size=size)) for size in sizes}
+    return {
+        "classifier": classify,
+        "ocr": read(reader),
+        **smaller,
+        "ocr-ort": read(ort),
+        "ocr-736-min": read(full),
+    }
 
 
 def main() -> None:
@@ -95,6 +103,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size", default="4000x3000")
+    parser.add_argument(
+        "--detect-sizes", default="", help="more rows: the reader at these detector sizes, e.g. 800,640"
+    )
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
@@ -109,7 +120,7 @@ def main() -> None:
         plain = generate_photos(Path(tmp) / "plain", args.photos, (width, height))
         signs = with_sign(plain, Path(tmp) / "signs")
         folders = {"without text": plain[0].parent, "with a sign": signs[0].parent}
-        run = methods()
+        run = methods([int(v) for v in args.detect_sizes.split(",") if v])
         for folder in folders.values():  # warm-up: models loaded, engines measured
             for method in run.values():
                 method(folder)
