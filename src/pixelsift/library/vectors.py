@@ -140,26 +140,26 @@ class VectorCache:
         self.state = CacheState(seq=seq, count=count, dim=self.vectors.shape[1] if count else 0, ann=None)
 
     def _write(self, tmp: Path) -> CacheState:
-        """Stream the vectors from the database into `tmp` (constant memory), then the ANN index."""
+        """Stream the vectors from the database into `tmp` (constant memory: blocks are appended to the
+        file, never held or mapped together), then the ANN index."""
         with self.store.snapshot():
             seq = self.db_seq()
             count = self.store.count_vectors(self.space)
             ids = np.zeros(count, np.int64)
             dim = 0
-            matrix: Any = None
             row = 0
-            for block_ids, block in self.store.iter_vector_blocks(self.space):
-                if matrix is None:
-                    dim = block.shape[1]
-                    matrix = np.lib.format.open_memmap(tmp / "vectors.npy", "w+", np.float32, (count, dim))
-                matrix[row : row + len(block_ids)] = self._prepare(block)
-                ids[row : row + len(block_ids)] = block_ids
-                row += len(block_ids)
-        if matrix is None:
+            with open(tmp / "vectors.npy", "wb") as out:
+                for block_ids, block in self.store.iter_vector_blocks(self.space):
+                    prepared = np.ascontiguousarray(self._prepare(block), dtype="<f4")
+                    if row == 0:
+                        dim = prepared.shape[1]
+                        header = {"descr": "<f4", "fortran_order": False, "shape": (count, dim)}
+                        np.lib.format.write_array_header_1_0(out, header)
+                    out.write(prepared.tobytes())
+                    ids[row : row + len(block_ids)] = block_ids
+                    row += len(block_ids)
+        if row == 0:
             np.save(tmp / "vectors.npy", np.zeros((0, 0), np.float32))
-        else:
-            matrix.flush()
-            del matrix
         np.save(tmp / "ids.npy", ids)
         ann = None
         if count >= ANN_MIN_VECTORS and self.normalize:
