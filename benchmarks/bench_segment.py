@@ -10,9 +10,10 @@ JPEGs by
     (a) ultralytics, `model.predict(path)` per photo (the loop users write)
     (b) ultralytics, `model.predict(folder, stream=True)`
     (c) pixelsift in torch, `load_segmenter("yolov8n-seg", engine="torch").iter_detect(folder)`
-    (d) pixelsift, `--engine auto` (the default): the engine measured fastest here, on square
-        uint8 batches; the score noise is a hook on torch's network, so (d) runs without it and keeps
-        20 of the tied boxes per photo (its objects differ; its speed is what (d) is for)
+    (d) pixelsift, `--engine auto` (asked for; YOLO's default is (c)): the engine measured fastest
+        here, on square uint8 inputs; the score noise is a hook on torch's network, so (d) runs
+        without it and keeps 20 of the tied boxes per photo (its objects differ; its speed is what
+        (d) is for)
   Mask R-CNN (maskrcnn_resnet50_fpn, score threshold 0.05 on both sides):
     (a) torchvision's reference loop: decode with Pillow, the weights' transforms, `model([image])`
         per photo (masks pasted at the photo's size, as torchvision returns them)

@@ -176,8 +176,8 @@ def add_task_parser(subparsers: argparse._SubParsersAction, task: Task) -> None:
             )
         if action.dest == "engine":
             action.help = (
-                "inference engine of the offline SSD and YOLO (default: auto, the one measured fastest "
-                "for the model on this machine, once); torchvision and OpenCV DNN models run in their own"
+                "inference engine (the offline SSD: default auto, the one measured fastest here, once; "
+                "YOLO: torch unless one is named); torchvision and OpenCV DNN models run in their own"
             )
     p.set_defaults(func=run, task=task)
 

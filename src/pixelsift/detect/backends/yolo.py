@@ -1,11 +1,11 @@
 """Runs ultralytics YOLO detectors (records in `pixelsift.models.families.yolo`) through pixelsift's runner.
 
 pixelsift does the same for every detector: letterboxing in the decoding threads (exactly ultralytics'
-arithmetic), the network through a runner, per-class NMS, boxes mapped back to the photo. With
-`--engine torch` the network runs in `ModelRunner` (device, precision, channels-last) on the smallest
-letterbox that holds each photo, as ultralytics does; otherwise through `runtime.engines` like the
-other networks (`--engine auto` measures torch, ONNX Runtime and OpenVINO once per machine), on square
-letterboxed batches of uint8 pixels, so batches share one input shape and the graph scales them.
+arithmetic), the network through a runner, per-class NMS, boxes mapped back to the photo. By default
+(and with `--engine torch`) the network runs in `ModelRunner` (device, precision, channels-last) on the
+smallest letterbox that holds each photo, as ultralytics does; with `--engine auto|onnxruntime|openvino`
+through `runtime.engines` like the other networks (`auto` measures torch, ONNX Runtime and OpenVINO
+once per machine), on square letterboxed uint8 inputs that the graph scales.
 
 A -seg model's masks are assembled as ultralytics does (each object's 32 coefficients times the
 prototype masks, upsampled to the input, cropped to its box), then the letterbox padding is cut off:
@@ -41,14 +41,12 @@ class YoloDetector(Detector):
     def __init__(
         self, spec: DetectorSpec, runner: Any, imgsz: int, stride: int, square: bool = False, **kwargs: Any
     ):
-        # On a CPU one image at a time lets each keep its own minimal letterbox (as ultralytics does);
-        # a GPU wants batches, which need one square input size. `square`: an engine's runner, which
-        # takes square uint8 batches of the size it was exported at.
+        # On a CPU one image at a time lets each keep its own minimal letterbox (as ultralytics does)
+        # and keeps every stream busy on a small folder; a GPU wants batches, which need one square
+        # input size. `square`: an engine's runner, which takes square uint8 inputs of the size it was
+        # exported at (one at a time on a CPU too: a 640 px YOLO gains nothing from batches there).
         options = kwargs.get("run_options") or RunOptions()
-        if square:
-            batch_size = int(options.batch_size or runner.batch_size)
-        else:
-            batch_size = 1 if runner.device.type == "cpu" else 16
+        batch_size = int(options.batch_size or (1 if runner.device.type == "cpu" else 16))
         super().__init__(
             spec,
             spec.categories,
@@ -261,7 +259,10 @@ def load(
     stride = max(int(wrapped.net.stride.max()), 32)
     size = imgsz or DEFAULT_IMGSZ
     kind = YoloSegmenter if isinstance(spec, SegmenterSpec) else YoloDetector
-    engines = run_options.engine_name != "torch"
+    # The engines only when asked for (--engine auto|onnxruntime|openvino): their square input costs a
+    # third more pixels than the per-photo letterbox of a 4:3 photo, and on the 2-core CPUs measured
+    # the torch path stayed faster (README: Segmentation speed), so it stays the default.
+    engines = run_options.engine not in (None, "torch")
     if engines and size != DEFAULT_IMGSZ:
         log.info("%s runs in torch at imgsz %d (the engines run it at %d)", spec.name, size, DEFAULT_IMGSZ)
         engines = False
