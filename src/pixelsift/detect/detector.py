@@ -143,6 +143,9 @@ class Detector:
     batchable = True
     # Whether several threads may run the network at once (torch: yes; an OpenCV DNN net: no).
     concurrent = True
+    # Whether `self.runner` was built by `runtime.engines.create_runner`, which planned its streams,
+    # threads and decode workers (what `--engine auto` measured fastest): `thread_plan` keeps that plan.
+    planned_runner = False
 
     def thread_plan(self) -> Any:
         """How `iter_detect` spreads the work over the CPUs (`runtime.device.plan_threads`): streams
@@ -152,6 +155,8 @@ class Detector:
 
         options = self.run_options
         runner = getattr(self, "runner", None)
+        if self.planned_runner and runner is not None:
+            return ThreadPlan(streams=runner.streams, threads=runner.threads, workers=runner.workers)
         if not self.concurrent or runner is None:
             workers = options.workers or default_decode_workers()
             return ThreadPlan(streams=1, threads=options.threads or default_threads(), workers=workers)

@@ -35,6 +35,8 @@ from pixelsift.runtime.runner import Runner
 class TorchSsdDetector(Detector):
     """SSD-MobileNet-v2 on the engine `create_runner` chose: uint8 batches, several streams."""
 
+    planned_runner = True  # the runner comes from `create_runner`, with its thread plan
+
     def __init__(self, spec: DetectorSpec, runner: Runner, **kwargs: Any):
         super().__init__(
             spec,
@@ -48,17 +50,6 @@ class TorchSsdDetector(Detector):
         self.runner = runner
         self.preprocessing = preprocessing_of(spec)
         self.anchor_boxes = default_anchors(self.preprocessing.crop)
-
-    def thread_plan(self) -> Any:
-        """The plan `create_runner` made with the engine (what `auto` measured fastest)."""
-        from pixelsift.runtime.device import ThreadPlan
-
-        runner = self.runner
-        return ThreadPlan(
-            streams=runner.streams,
-            threads=runner.threads,
-            workers=runner.workers,
-        )
 
     def prepare(self, image: Any, batched: bool) -> tuple[np.ndarray, Any]:
         return self.preprocessing.pixels(image), None  # squashed to 300 x 300 as OpenCV did

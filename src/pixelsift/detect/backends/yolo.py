@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from pixelsift.core.boxes import nms
 from pixelsift.detect.detections import Detections
 from pixelsift.detect.detector import Detector
 from pixelsift.detect.masks import Masks
-from pixelsift.models.families.yolo import DEFAULT_IMGSZ, import_ultralytics
+from pixelsift.models.families.yolo import DEFAULT_IMGSZ, import_ultralytics, select_predictions
 from pixelsift.models.records import DetectorSpec, SegmenterSpec
 from pixelsift.models.weights import load_network
 from pixelsift.runtime.options import RunOptions
@@ -31,7 +30,6 @@ from pixelsift.runtime.torch_runner import ModelRunner
 
 log = logging.getLogger("pixelsift")
 
-MAX_NMS = 30000  # candidate boxes NMS looks at, as ultralytics
 MASK_CHUNK = 32  # masks upsampled at once: bounds the float buffer at 32 x the input size
 
 
@@ -59,14 +57,7 @@ class YoloDetector(Detector):
         self.imgsz = imgsz
         self.stride = stride
         self.square = square
-
-    def thread_plan(self) -> Any:
-        if not self.square:
-            return super().thread_plan()
-        from pixelsift.runtime.device import ThreadPlan  # imports torch
-
-        runner = self.runner  # the plan the engine was built with (what `auto` measured fastest)
-        return ThreadPlan(streams=runner.streams, threads=runner.threads, workers=runner.workers)
+        self.planned_runner = square  # an engine's runner comes with its thread plan
 
     def prepare(self, image: Any, batched: bool) -> tuple[np.ndarray, Any]:
         # Alone, an image gets the smallest stride-multiple letterbox (as ultralytics); batches share
@@ -164,27 +155,6 @@ def assemble_masks(
         inside = (columns >= x1) & (columns < x2) & (rows >= y1) & (rows < y2)
         out[start : start + len(part)] = ((logits > 0) & inside).numpy()
     return out
-
-
-def select_predictions(
-    raw: np.ndarray, conf: float, iou: float, max_det: int, agnostic: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One image's YOLO output (4 + classes, anchors): centre-size boxes and class scores -> best class
-    per box above `conf` -> per-class NMS. Returns the kept anchors, their class ids, scores and
-    corner boxes in the network input's pixels, best first."""
-    # Reduce over classes along contiguous rows first; only candidates above `conf` go further.
-    keep = np.flatnonzero(raw[4:].max(axis=0) > conf)
-    class_ids = raw[4:, keep].argmax(axis=0)
-    scores = raw[4 + class_ids, keep]
-    if len(keep) > MAX_NMS:
-        best = np.argsort(-scores, kind="stable")[:MAX_NMS]
-        keep, class_ids, scores = keep[best], class_ids[best], scores[best]
-    xywh = raw[:4, keep].T
-    boxes = np.empty_like(xywh)
-    boxes[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
-    boxes[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
-    kept = nms(boxes, scores, class_ids, iou, max_det, agnostic)
-    return keep[kept], class_ids[kept], scores[kept], boxes[kept]
 
 
 def decode_predictions(

@@ -21,6 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from pixelsift.core.boxes import nms
 from pixelsift.core.optional import optional_import
 from pixelsift.errors import WeightsInvalidError
 from pixelsift.models.categories import coco80
@@ -38,7 +41,8 @@ DEFAULT_IMGSZ = 640
 YOLO_PREPROCESSING = Preprocessing(
     resize=DEFAULT_IMGSZ, crop=DEFAULT_IMGSZ, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), fit="squash"
 )
-ENGINE_CONF, ENGINE_IOU = 0.25, 0.45  # the detections the tuner compares between engines
+ENGINE_CONF, ENGINE_IOU, ENGINE_MAX_DET = 0.25, 0.45, 300  # the detections the tuner compares
+MAX_NMS = 30000  # candidate boxes NMS looks at, as ultralytics
 
 # name -> (COCO val2017 box mAP50-95, parameters in millions), from ultralytics' published tables.
 VARIANTS: dict[str, tuple[float, float]] = {
@@ -208,28 +212,39 @@ def make_spec(name: str) -> DetectorSpec:
     return DetectorSpec(**_common_fields(name, coco_map, f"{params} M parameters"))
 
 
+def select_predictions(
+    raw: np.ndarray, conf: float, iou: float, max_det: int, agnostic: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One image's YOLO output (4 + classes, anchors): centre-size boxes and class scores -> best class
+    per box above `conf` -> per-class NMS. Returns the kept anchors, their class ids, scores and
+    corner boxes in the network input's pixels, best first."""
+    # Reduce over classes along contiguous rows first; only candidates above `conf` go further.
+    keep = np.flatnonzero(raw[4:].max(axis=0) > conf)
+    class_ids = raw[4:, keep].argmax(axis=0)
+    scores = raw[4 + class_ids, keep]
+    if len(keep) > MAX_NMS:
+        best = np.argsort(-scores, kind="stable")[:MAX_NMS]
+        keep, class_ids, scores = keep[best], class_ids[best], scores[best]
+    xywh = raw[:4, keep].T
+    boxes = np.empty_like(xywh)
+    boxes[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
+    boxes[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
+    kept = nms(boxes, scores, class_ids, iou, max_det, agnostic)
+    return keep[kept], class_ids[kept], scores[kept], boxes[kept]
+
+
 def yolo_detections(outputs: tuple[Any, ...]) -> list[tuple[Any, Any, Any]]:
     """Each image's (xyxy boxes, scores, class ids) from a YOLO network's two engine outputs: (box
-    rows, class rows) of a detector, (predictions, prototypes) of a -seg model; best class per anchor
-    at `ENGINE_CONF` or more, then per-class NMS. What `--engine auto` compares between engines."""
-    import numpy as np
-    import torch
-    from torchvision.ops import batched_nms
-
+    rows, class rows) of a detector, (predictions, prototypes) of a -seg model, through
+    `select_predictions` at `ENGINE_CONF` / `ENGINE_IOU`. What `--engine auto` compares between
+    engines."""
     first, second = outputs[:2]
-    n_classes = len(coco80())
+    rows = 4 + len(coco80())
     predictions = np.concatenate([first, second], axis=1) if first.shape[1] == 4 else first
     found = []
     for image in predictions:
-        scores_all = image[4 : 4 + n_classes].T
-        ids, scores = scores_all.argmax(1), scores_all.max(1)
-        keep = scores >= ENGINE_CONF
-        cx, cy, w, h = image[:4, keep]
-        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
-        kept = batched_nms(
-            torch.from_numpy(boxes), torch.from_numpy(scores[keep]), torch.from_numpy(ids[keep]), ENGINE_IOU
-        ).numpy()
-        found.append((boxes[kept], scores[keep][kept], ids[keep][kept]))
+        _, ids, scores, boxes = select_predictions(image[:rows], ENGINE_CONF, ENGINE_IOU, ENGINE_MAX_DET)
+        found.append((boxes, scores, ids))
     return found
 
 
