@@ -70,6 +70,26 @@ def test_text_is_read_upright_through_exif_orientation(reader: TextReader, tmp_p
     assert x2 - x1 > 300  # a horizontal line in the upright photo
 
 
+@pytest.mark.parametrize("size", [(900, 600), (2000, 1500), (800, 1300)])
+def test_the_detectors_fast_input_is_rapidocrs_own(reader: TextReader, size: tuple[int, int]) -> None:
+    """The reader normalises the text detector's input with OpenCV instead of rapidocr's float64 numpy:
+    the network gets the same values, so the same lines are found."""
+    from pixelsift.ocr.reader import _bgr, _DetectorInput
+
+    detector = reader._engine.text_det
+    fast = detector.get_preprocess()
+    assert isinstance(fast, _DetectorInput)
+    bgr = _bgr(text_photo(LINES, size=size))
+    own = fast.default(bgr)
+    ours = fast(bgr)
+    assert ours.dtype == own.dtype == np.float32 and ours.shape == own.shape
+    assert np.abs(ours - own).max() < 1e-5
+    with pytest.MonkeyPatch.context() as patch:  # rapidocr's own preprocessing, for one reading
+        patch.setattr(detector, "get_preprocess", lambda: fast.default)
+        theirs = texts(reader.read_pixels(bgr))
+    assert texts(reader.read_pixels(bgr)) == theirs == LINES
+
+
 def test_photos_without_text_give_no_lines(reader: TextReader) -> None:
     for name in ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"):
         assert reader.read_file(REPO / "samples" / name).lines == [], name

@@ -157,13 +157,13 @@ class TextSource:
         return store.photos_not_read_by(self.reader.name)
 
     def prepare(self, image: Any) -> Any:
-        return image
+        """The reader's pixels (made in the decoding threads) and the photo's full height."""
+        return self.reader.pixels(image), image.info.get("full_size", image.size)[1] or 1
 
     def compute(self, prepared: Sequence[Any]) -> list[Any]:
-        return [self._read(image) for image in prepared]
+        return [self._read(pixels, full_height) for pixels, full_height in prepared]
 
-    def _read(self, image: Any) -> list[TextRow]:
-        full_height = image.info.get("full_size", image.size)[1] or 1
+    def _read(self, pixels: tuple[Any, float], full_height: int) -> list[TextRow]:
         return [
             TextRow(
                 line.text,
@@ -173,7 +173,7 @@ class TextSource:
                 line.height / full_height,
                 tuple((w.text, *w.box) for w in line.words),
             )
-            for line in self.reader.read_image(image)
+            for line in self.reader.read_pixels(*pixels)
         ]
 
     def write(self, store: LibraryStore, photo_id: int, seq: int, result: Any) -> None:

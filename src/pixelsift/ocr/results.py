@@ -87,6 +87,26 @@ class TextLine:
         }
 
 
+def reading_order(lines: Sequence[TextLine]) -> list[TextLine]:
+    """Lines top to bottom, and left to right within a row: a line whose middle is within half a
+    line's height of a row's middle joins that row, whatever the two lines' letter sizes.
+
+    >>> big = TextLine("BIG", 0.9, ((0, 0), (90, 0), (90, 60), (0, 60)))
+    >>> small = TextLine("small", 0.9, ((0, 70), (50, 70), (50, 90), (0, 90)))
+    >>> side = TextLine("side", 0.9, ((100, 10), (150, 10), (150, 50), (100, 50)))
+    >>> [line.text for line in reading_order([small, side, big])]
+    ['BIG', 'side', 'small']
+    """
+    rows: list[tuple[float, float, list[TextLine]]] = []  # (middle, height, lines) of each row
+    for line in sorted(lines, key=lambda line: (line.box[1] + line.box[3]) / 2):
+        middle = (line.box[1] + line.box[3]) / 2
+        if rows and abs(middle - rows[-1][0]) <= 0.5 * max(line.height, rows[-1][1]):
+            rows[-1][2].append(line)
+        else:
+            rows.append((middle, line.height, [line]))
+    return [line for _, _, row in rows for line in sorted(row, key=lambda line: line.box[0])]
+
+
 @dataclass
 class TextReading:
     """The text read in one photo: its lines in reading order (top to bottom, then left to right),
