@@ -309,7 +309,7 @@ def bench_search(count: int, queries: int, k: int = 20) -> dict:
     os.replace(tmp / "vectors.npy", cache.folder / "vectors.npy")
     np.save(cache.folder / "ids.npy", np.arange(1, count + 1, dtype=np.int64))
     start = time.perf_counter()
-    ann = vector_search._build_ann(cache.folder, np.load(cache.folder / "vectors.npy", mmap_mode="r"))
+    ann = vector_search._build_ann(cache.folder, cache.folder / "vectors.npy")
     build_seconds = time.perf_counter() - start
     state = vector_search.CacheState(seq=seq, count=count, dim=DIM, ann=ann)
     (cache.folder / "state.json").write_text(json.dumps(state.__dict__))

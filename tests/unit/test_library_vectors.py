@@ -116,6 +116,44 @@ def test_approximate_index_above_the_threshold_rescored_exactly(db, monkeypatch)
     assert np.mean(recall) >= 0.9
 
 
+def test_approximate_index_build_memory_does_not_grow_with_the_library(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The build reads the cache file a block at a time and trains on a capped sample: what numpy
+    allocates stays a few blocks, not the library (faiss's codes, one byte per value, are its own)."""
+    import tracemalloc
+
+    pytest.importorskip("faiss")
+    monkeypatch.setattr(vectors, "ANN_BLOCK_ROWS", 4096)
+    monkeypatch.setattr(vectors, "ANN_TRAIN_MAX", 2048)
+    matrix = np.lib.format.open_memmap(tmp_path / "vectors.npy", "w+", np.float32, (120_000, 64))
+    for start in range(0, 120_000, 20_000):
+        matrix[start : start + 20_000] = clustered(20_000, 64, start)
+    matrix.flush()
+    del matrix
+    file_mb = (tmp_path / "vectors.npy").stat().st_size / 2**20  # 29 MB
+    tracemalloc.start()
+    try:
+        assert vectors._build_ann(tmp_path, tmp_path / "vectors.npy") == "faiss-ivf"
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # a block (1 MB), the capped sample (0.5 MB) and the sampling's bookkeeping; the whole file is
+    # 29 MB, and an uncapped sample (30 vectors per list, 1,385 lists) would be 10.6 MB
+    assert peak / 2**20 < 8 < file_mb / 3
+    import faiss
+
+    index = faiss.read_index(str(tmp_path / "ann.faiss"))
+    assert index.ntotal == 120_000
+
+
+def test_matrix_file_reads_the_rows_it_is_asked_for(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = clustered(1000, 8, 5)
+    np.save(tmp_path / "m.npy", data)
+    with vectors._MatrixFile(tmp_path / "m.npy") as rows:
+        picks = np.array([0, 3, 511, 512, 999])
+        assert np.array_equal(rows.pick(picks), data[picks])
+        assert np.array_equal(np.concatenate([b for _, b in rows.blocks(300)]), data)
+
+
 def test_an_unwritable_cache_folder_falls_back_to_memory(db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     path, store = db
     vecs = clustered(50, 8, 4)
