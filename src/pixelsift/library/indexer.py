@@ -42,7 +42,6 @@ from pixelsift.imaging.pipeline import Batch, Item, iter_computed
 from pixelsift.library.changes import Stat, paths_to_hash, plan_changes, scan_folder
 from pixelsift.library.decoding import Decoded, photo_decoder
 from pixelsift.library.from_batch import BatchResults
-from pixelsift.library.labelers import Labeler
 from pixelsift.library.metadata import PhotoMetadata, read_exif
 from pixelsift.library.reconcile import Reconciler
 from pixelsift.library.rows import (
@@ -54,8 +53,8 @@ from pixelsift.library.rows import (
     PhotoRecord,
 )
 from pixelsift.library.sources import (
-    CUSTOM_LABELS_PER_PHOTO,
     DetectorSource,
+    FeaturesLabeler,
     LabelerSource,
     Source,
     TextImageSource,
@@ -189,6 +188,8 @@ class Indexer:
         to_compute = self._apply_moves_and_deletions(on_disk)
         self.detector = choices.detector(photos_to_compute=bool(to_compute))
         self.labelers = choices.labelers()
+        # labelers on the classifier's backbone: from its features (the others are sources)
+        self.on_features = [FeaturesLabeler(lab) for lab in self.labelers if lab.backbone == self.model_name]
         self.text_image = choices.text_image()
         self.reader = choices.reader(photos_to_compute=bool(to_compute))
         self.detector_source = DetectorSource(self.detector) if self.detector is not None else None
@@ -252,9 +253,8 @@ class Indexer:
     # ------------------------------------------------------------------------ step 3: new and changed
     def _compute(self, paths: list[str], on_disk: dict[str, Stat]) -> None:
         model = self.model()
-        same_backbone = [lab for lab in self.labelers if lab.backbone == self.model_name]
         if self.batch is not None:
-            paths = self._from_batch(paths, same_backbone)
+            paths = self._from_batch(paths)
             if not paths:
                 return
         decode = photo_decoder(model.preprocessing, self.sources)
@@ -270,21 +270,16 @@ class Indexer:
         for result in outputs:
             pending.append(result)
             if len(pending) >= model.batch_size:
-                self._write_batch(pending, on_disk, same_backbone)
+                self._write_batch(pending, on_disk)
                 pending = []
         if pending:
-            self._write_batch(pending, on_disk, same_backbone)
+            self._write_batch(pending, on_disk)
 
-    def _write_batch(
-        self,
-        results: list[tuple[Any, Any, Any]],
-        on_disk: dict[str, Stat],
-        labelers: list[Labeler],
-    ) -> None:
-
+    def _write_batch(self, results: list[tuple[Any, Any, Any]], on_disk: dict[str, Stat]) -> None:
         model = self.model()
         ok = [(item, feats, logits) for item, feats, logits in results if feats is not None]
-        custom = [lab.predict(np.stack([f for _, f, _ in ok])) for lab in labelers] if ok else []
+        features = np.stack([f for _, f, _ in ok]) if ok else None
+        labels = [lab.label(features) for lab in self.on_features] if features is not None else []
         self._compute_sources([item.info for item, _, _ in ok], concurrent=False)
         concepts = self.vocab().imagenet if len(model.categories) == 1000 else None
         now = time.time()
@@ -326,9 +321,8 @@ class Indexer:
                         for i in best
                     ],
                 )
-                for labeler, predictions in zip(labelers, custom, strict=True):
-                    answer = predictions[row]
-                    self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
+                for labeler, answers in zip(self.on_features, labels, strict=True):
+                    labeler.write(self.store, photo_id, seq, answers[row])
                 for source in self.sources:
                     if source.key in info.found:
                         source.write(self.store, photo_id, seq, info.found[source.key])
@@ -355,7 +349,7 @@ class Indexer:
                 for info, result in zip(todo, computed, strict=True):
                     info.found[key] = result
 
-    def _from_batch(self, paths: list[str], labelers: list[Labeler]) -> list[str]:
+    def _from_batch(self, paths: list[str]) -> list[str]:
         """Write the photos a batch job already ran (matched by content hash) from its results, without
         decoding them; returns the paths left to compute here. The photos are hashed first, then the
         jobs are read shard by shard for those hashes only (`BatchResults`)."""
@@ -369,9 +363,7 @@ class Indexer:
         def flush() -> None:
             features = np.stack([f for _, f in pending])
             logits = model.logits_from_features(features)
-            self._write_batch(
-                [(item, features[i], logits[i]) for i, (item, _) in enumerate(pending)], {}, labelers
-            )
+            self._write_batch([(item, features[i], logits[i]) for i, (item, _) in enumerate(pending)], {})
             pending.clear()
 
         for index, rel in enumerate(paths):
@@ -408,11 +400,10 @@ class Indexer:
         missing_probs = self.store.photos_without_vector(PROBS)
         if missing_probs:  # indexed before the index kept all of the classifier's probabilities
             self.report.annotated["classified again"] = self._classify_again(missing_probs)
-        for labeler in self.labelers:  # those on the classifier's backbone: from its stored features
-            missing = self.store.photos_without_labels_of(labeler.name)
-            if missing and labeler.backbone == self.model_name:
-                done = self._label_from_features(labeler, missing)
-                self.report.annotated[f"labelled by {labeler.name}"] = done
+        for labeler in self.on_features:  # from the classifier's stored features
+            missing = labeler.owed(self.store)
+            if missing:
+                self.report.annotated[labeler.key] = self._label_from_features(labeler, missing)
         owed = {source.key: source.owed(self.store) for source in self.sources}
         if any(owed.values()):
             self._pixel_pass(owed)
@@ -433,18 +424,18 @@ class Indexer:
             done += len(rows)
         return done
 
-    def _label_from_features(self, labeler: Labeler, photos: list[tuple[int, str]]) -> int:
+    def _label_from_features(self, labeler: FeaturesLabeler, photos: list[tuple[int, str]]) -> int:
         """Label photos from their stored features: no image is decoded again."""
         done = 0
         for chunk in chunks(photos, 256):
             rows = self.store.vectors_of(FEATURES, [i for i, _ in chunk])
             if not rows:
                 continue
-            predictions = labeler.predict(np.stack([v for _, v in rows]), CUSTOM_LABELS_PER_PHOTO)
+            answers = labeler.label(np.stack([v for _, v in rows]))
             with self.store.transaction():
-                self.store.next_seq()  # readers that cache label names see the change
-                for (photo_id, _), answer in zip(rows, predictions, strict=True):
-                    self.store.set_custom_labels(photo_id, labeler.name, answer.labels, answer.unrecognised)
+                seq = self.store.next_seq()  # readers that cache label names see the change
+                for (photo_id, _), answer in zip(rows, answers, strict=True):
+                    labeler.write(self.store, photo_id, seq, answer)
             done += len(rows)
         return done
 

@@ -15,7 +15,8 @@ store methods; the indexer does not change.
 The sources: `DetectorSource` (objects, or objects with their areas from an instance segmenter),
 `TextImageSource` (vectors for free-text search), `TextSource` (the text read in photos),
 `LabelerSource` (a custom labeler trained on another backbone than the library's classifier; one
-trained on the classifier's own backbone labels from the classifier's features, without pixels).
+trained on the classifier's own backbone is a `FeaturesLabeler`: it labels from the classifier's
+features, without pixels, with the same answers and the same write).
 """
 
 from __future__ import annotations
@@ -180,25 +181,41 @@ class TextSource:
         store.set_text(photo_id, self.reader.name, result)
 
 
-class LabelerSource:
-    """A custom labeler (`pixelsift train`) whose backbone is not the library's classifier: its
+class FeaturesLabeler:
+    """A custom labeler (`pixelsift train`) on the library's classifier's own backbone: it labels from
+    the classifier's features, those of the same forward pass for new photos and the stored ones when
+    it catches up, so it decodes nothing (`Indexer` feeds it; it is not a pixel `Source`)."""
+
+    def __init__(self, labeler: Labeler):
+        self.labeler = labeler
+        self.key = f"labelled by {labeler.name}"
+
+    def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
+        return store.photos_without_labels_of(self.labeler.name)
+
+    def label(self, features: np.ndarray) -> list[Any]:
+        """Its answers (`labelers.Prediction`) for rows of the backbone's raw features."""
+        return list(self.labeler.predict(features, CUSTOM_LABELS_PER_PHOTO))
+
+    def write(self, store: LibraryStore, photo_id: int, seq: int, result: Any) -> None:
+        store.set_custom_labels(photo_id, self.labeler.name, result.labels, result.unrecognised)
+
+
+class LabelerSource(FeaturesLabeler):
+    """A custom labeler whose backbone is not the library's classifier: a `Source` that computes its
     backbone's features from the photo's one decode (each member's, side by side and normalised, for
-    an ensemble, as `pixelsift train` made them), then its labels."""
+    an ensemble, as `pixelsift train` made them), then labels them as `FeaturesLabeler` does."""
 
     concurrent = True  # torch networks, as the classifier
 
     def __init__(self, labeler: Labeler, run_options: Any):
         from pixelsift.runtime.loaded import ImageModel  # imports torch: only when a labeler needs it
 
-        self.labeler = labeler
-        self.key = f"labelled by {labeler.name}"
+        super().__init__(labeler)
         members = ensemble_members(labeler.backbone)
         self.ensemble = members is not None
         self.models = [ImageModel.load(name, run_options) for name in members or [labeler.backbone]]
         self.min_size = max(int(model.preprocessing.resize) for model in self.models)
-
-    def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
-        return store.photos_without_labels_of(self.labeler.name)
 
     def prepare(self, image: Any) -> Any:
         return [model.preprocessing.pixels(image) for model in self.models]
@@ -209,7 +226,4 @@ class LabelerSource:
             for i, model in enumerate(self.models)
         ]
         joined = np.concatenate([l2_normalize(f) for f in features], axis=1) if self.ensemble else features[0]
-        return list(self.labeler.predict(joined, CUSTOM_LABELS_PER_PHOTO))
-
-    def write(self, store: LibraryStore, photo_id: int, seq: int, result: Any) -> None:
-        store.set_custom_labels(photo_id, self.labeler.name, result.labels, result.unrecognised)
+        return self.label(joined)
