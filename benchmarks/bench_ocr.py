@@ -12,6 +12,8 @@ words, numbers and prices). Timed per photo, decode included, the methods taking
   ocr-736-min   ONNX Runtime with PP-OCR's own default detector size (shorter side 736 or more), to
                 show what reading at a reduced size saves
   ocr-N         with --detect-sizes N,...: the reader with its text detector at N px
+  ocr-before    the reader as it was before its detector input and BGR copy were made by OpenCV:
+                rapidocr's own float64 normalisation and a three-copy PIL-to-BGR conversion
 Prints the CPU flags, ms per photo, each method's cost over the classifier's (the issue's target: a
 photo without text at most 3x), and how many of the sign's lines were read (8 of 8 expected).
 """
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,6 +80,20 @@ def methods(sizes: list[int]) -> dict[str, Callable[[Path], int]]:
     if full._engine.text_det is not None:
         full._engine.text_det = None
 
+    before = TextReader()
+    detector = before._engine.text_det
+    detector.get_preprocess = lambda: type(detector).get_preprocess(detector)  # rapidocr's own input
+
+    def read_as_before(folder: Path) -> int:
+        from pixelsift.ocr import reader as module
+
+        fast_bgr = module._bgr
+        module._bgr = lambda image: np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        try:
+            return sum(len(r.lines) for r in before.iter_read(folder))
+        finally:
+            module._bgr = fast_bgr
+
     def classify(folder: Path) -> int:
         return sum(1 for _ in classifier.iter_classify(folder))
 
@@ -90,6 +107,7 @@ def methods(sizes: list[int]) -> dict[str, Callable[[Path], int]]:
     return {
         "classifier": classify,
         "ocr": read(reader),
+        "ocr-before": read_as_before,
         **smaller,
         "ocr-ort": read(ort),
         "ocr-736-min": read(full),
