@@ -260,8 +260,8 @@ class TextReader:
         def decode(path: str) -> tuple[np.ndarray, tuple[int, int, float, Any]]:
             img = open_image(path, min_size=READ_SIZE)
             width, height = img.info.get("full_size", img.size)
-            scale = width / img.width if img.width else 1.0
-            return _bgr(img), (int(width), int(height), scale, img if keep_images else None)
+            bgr, scale = self.pixels(img)
+            return bgr, (int(width), int(height), scale, img if keep_images else None)
 
         def compute(pixels: Sequence[np.ndarray]) -> list[list[TextLine]]:
             return [self.read_pixels(p) for p in pixels]
