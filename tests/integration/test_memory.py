@@ -31,4 +31,8 @@ def test_memory_stays_flat_over_a_long_folder(tmp_path: Path, run: dict[str, int
     finally:
         tracemalloc.stop()
     assert count == 240
-    assert peak_after_all <= peak_after_60 * 1.25 + 512 * 1024, (peak_after_60, peak_after_all)
+    # Growth with the folder would hold the 180 later photos' pixels (224 x 224 x 3 float32, 600 kB
+    # each: 108 MB); the margin is one more batch in flight than at photo 60 (4 photos, 2.4 MB), which
+    # a busy machine's scheduling can give the streams (seen once: 2.5 MB then 3.7 MB).
+    one_batch = 4 * 224 * 224 * 3 * 4
+    assert peak_after_all <= peak_after_60 * 1.25 + one_batch, (peak_after_60, peak_after_all)
