@@ -278,7 +278,7 @@ class Indexer:
     def _write_batch(self, results: list[tuple[Any, Any, Any]], on_disk: dict[str, Stat]) -> None:
         model = self.model()
         ok = [(item, feats, logits) for item, feats, logits in results if feats is not None]
-        features = np.stack([f for _, f, _ in ok]) if ok else None
+        features = np.stack([f for _, f, _ in ok]) if ok and self.on_features else None
         labels = [lab.label(features) for lab in self.on_features] if features is not None else []
         self._compute_sources([item.info for item, _, _ in ok], concurrent=False)
         concepts = self.vocab().imagenet if len(model.categories) == 1000 else None
