@@ -275,3 +275,13 @@ def text_photo(
     if blur:
         img = img.filter(ImageFilter.GaussianBlur(blur))
     return img
+
+
+def indexed_without_detection(root: Path) -> Path:
+    """`root`'s photos indexed (classifier only, `detector="none"`) into `index.db` beside the folder."""
+    from pixelsift import PhotoIndex
+
+    db = root.parent / "index.db"
+    with PhotoIndex(db) as index:
+        index.update(root, detector="none")
+    return db

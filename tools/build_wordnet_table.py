@@ -17,7 +17,11 @@ detection class is mapped here by hand to the synset it names. The table holds, 
   - `coco_coverage`: per COCO class, [ImageNet classes among its kinds, its kinds in WordNet]: how much
     of what a detector calls "bird" or "person" the classifier has classes for;
   - `related`: words that name no concept, with the concepts WordNet puts beside them ("beach" ->
-    shore: seashore, lakeside; "snow" -> ski, snowmobile, snowplow), weighted below 1.
+    shore: seashore, lakeside; "snow" -> ski, snowmobile, snowplow), weighted below 1;
+  - `scene`: words that name no concept but one of the scene regions pixelsift finds in photos
+    (`pixelsift.library.scene`: sky, grass, tree, road), with the regions they reach: the region's own
+    synset or a kind of it ("street", "highway": road; "oak": tree) at 1, a word whose definition
+    names the region ("lawn", "meadow": grass; "forest": tree) at `SCENE_GLOSS_WEIGHT`.
 `wordnet_anchors.json.gz` (beside it) links every other noun for a physical thing to the nearest
 synsets of the table above it ("chocolate cake" -> cake), for the class names of the user's labelers.
 At run time pixelsift reads only these files; no WordNet installation is needed.
@@ -62,6 +66,14 @@ COCO = {
     "clock": ("clock", 1), "vase": ("vase", 1), "scissors": ("scissors", 1), "teddy bear": ("teddy bear", 1),
     "hair drier": ("hair drier", 1), "toothbrush": ("toothbrush", 1),
 }  # fmt: skip
+
+# The scene regions `pixelsift.library.scene` finds (its `REGIONS` names) -> the synset each one is.
+SCENE = {"sky": ("sky", 1), "grass": ("grass", 1), "tree": ("tree", 1), "road": ("road", 1)}
+SCENE_GLOSS_WEIGHT = 0.8  # "lawn: a field of cultivated and mowed grass" is nearly grass
+SCENE_MAX_STEPS = 3  # kinds of a region at most this many steps below it ("street": thoroughfare, road)
+# a word reaches a region through its definition only when it is a place or a growth of plants ("lawn",
+# "meadow", "forest"): not a tool ("scythe"), an animal ("herbivore") or a star ("skyrocket")
+SCENE_PLACES = frozenset({"n00027167", "n08436759"})  # location; vegetation, flora
 
 # Everyday words whose own WordNet synset holds no concept: word -> (lemma, sense) to search instead.
 # WordNet files the young of animals under "young mammal" / "young bird" rather than under their kind,
@@ -265,6 +277,7 @@ def build(wordnet: Path) -> tuple[dict, dict]:
         coverage[name] = [len(kinds & imagenet_set), len(kinds)]
     related = related_words(senses, synsets, reach, concepts, words)
     anchors = anchor_words(senses, synsets, reach, words)
+    scene = scene_words(senses, synsets, {name: sense(lemma, n) for name, (lemma, n) in SCENE.items()}, words)
 
     return {
         "about": (
@@ -283,6 +296,7 @@ def build(wordnet: Path) -> tuple[dict, dict]:
         },
         "coco_coverage": coverage,
         "related": dict(sorted(related.items())),
+        "scene": scene,
     }, dict(sorted(anchors.items()))
 
 
@@ -293,6 +307,41 @@ def hyponym_closure(synset_id: str, synsets: dict[str, dict]) -> set[str]:
         nxt = [t for s in frontier for sym, t in synsets[s]["pointers"] if sym == "~" and t not in found]
         found.update(nxt)
         frontier = nxt
+    return found
+
+
+def scene_words(
+    senses: dict[str, list[str]],
+    synsets: dict[str, dict],
+    scene: dict[str, str],
+    words: dict[str, list[list]],
+) -> dict[str, list[list]]:
+    """word -> [[scene region, weight], ...] for the words that name no concept (see `SCENE`): 1 when its
+    first sense is the region's synset or a kind of it, `SCENE_GLOSS_WEIGHT` when its first sense's
+    definition names the region. A word that names a concept ("corn" is a cereal grass) keeps to it."""
+    kinds = {region: _kinds_within(synset, synsets, SCENE_MAX_STEPS) for region, synset in scene.items()}
+    found: dict[str, list[list]] = {}
+    for lemma, synset_ids in sorted(senses.items()):
+        if lemma in words or not synset_ids or _is_instance(synsets[synset_ids[0]]):
+            continue
+        first = synset_ids[0]
+        regions = {region: 1.0 for region, closure in kinds.items() if first in closure}
+        if not regions and SCENE_PLACES & set(ancestors_of(first, synsets)):
+            gloss = synsets[first]["gloss"]
+            # "a piece of land cleared of trees" does not define a field by its trees
+            tokens = _tokens(re.sub(r"\b(?:cleared|free|devoid|clear) of \w+", "", gloss))
+            regions = {region: SCENE_GLOSS_WEIGHT for region in scene if region in tokens}
+        if regions:
+            found[lemma] = [[region, weight] for region, weight in sorted(regions.items())]
+    return found
+
+
+def _kinds_within(synset_id: str, synsets: dict[str, dict], steps: int) -> set[str]:
+    """The synset and its kinds (hyponyms) at most `steps` levels below it."""
+    found, frontier = {synset_id}, [synset_id]
+    for _ in range(steps):
+        frontier = [t for s in frontier for sym, t in synsets[s]["pointers"] if sym == "~" and t not in found]
+        found.update(frontier)
     return found
 
 

@@ -461,3 +461,39 @@ def test_text_is_read_on_upload_searched_and_highlighted_in_the_photo(
     page.fill("#search-input", "zebra")
     page.press("#search-input", "Enter")
     page.wait_for_function("document.querySelector('#search-status').textContent.includes('no photo shows')")
+
+
+@pytest.fixture(scope="module")
+def scene_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A library of a green field under a blue sky, and the cat."""
+    base = tmp_path_factory.mktemp("scene")
+    photos = base / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(2)
+    field = np.zeros((240, 320, 3), np.int16)
+    field[:120] = (115, 165, 240)
+    field[120:] = (60, 150, 50)
+    field[120:] += rng.integers(-20, 21, size=(120, 320, 1), dtype=np.int16)
+    field += np.linspace(-12, 12, 240).astype(np.int16)[:, None, None]  # light changes: no flat fill
+    from PIL import Image
+
+    Image.fromarray(np.clip(field, 0, 255).astype(np.uint8)).save(photos / "field.png")
+    shutil.copy(REPO / "samples" / "chelsea.png", photos / "cat.png")
+    with PhotoIndex(base / "index.db") as index:
+        index.update(photos, detector="none")
+    yield from serve(base / "index.db")
+
+
+def test_a_scene_word_finds_the_region_and_the_caption_says_scene(scene_server: str, browser: object) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
+    page.goto(scene_server + "/?q=a+lawn")
+    page.wait_for_selector("#search-grid li button", timeout=60_000)
+    cards = page.eval_on_selector_all(
+        "#search-grid li button", "b => b.map(x => x.getAttribute('aria-label'))"
+    )
+    assert [c.split(":")[0] for c in cards] == ["field.png"], cards
+    caption = page.inner_text("#search-grid li .caption")
+    assert caption.startswith("lawn: scene: grass"), caption
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-scene.png"))
+    page.close()

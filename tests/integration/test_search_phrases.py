@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLES
-from helpers import run_cli, write_image
+from helpers import indexed_without_detection, run_cli, write_image
 from pixelsift import PhotoIndex
 from pixelsift.cli import main
 from pixelsift.library.rows import PROBS
@@ -27,10 +27,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     for name in ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"):
         shutil.copy(SAMPLES / name, root / name)
     write_image(root / "grey.jpg", size=(90, 60), color=(128, 128, 128), seed=3)
-    db = root.parent / "index.db"
-    with PhotoIndex(db) as index:
-        index.update(root, detector="none")
-    return root, db
+    return root, indexed_without_detection(root)
 
 
 def test_phrases_find_what_the_words_find(library: tuple[Path, Path]) -> None:

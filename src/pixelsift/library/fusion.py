@@ -14,7 +14,8 @@ For a concept ("dog", "beach", "food") and a photo, each source gives a probabil
   nothing ("bird 0.99" on a cheetah) keeps only `1 - confidence elsewhere` of the box's score;
   several boxes combine as a noisy OR;
 - **labeler**: the user's classifier's probability for a matching label (a labeler that does not
-  recognise a photo gives it none: see `transfer`);
+  recognise a photo gives it none: see `transfer`); the scene regions (`library.scene`: sky, grass,
+  tree, road) are stored and scored the same way, as labels of the source "scene";
 - **text-image** model (when the library has one): the cosine of the photo to "a photo of CONCEPT",
   mapped linearly from `text_low` (0) to `text_high` (1).
 The photo's score for the concept is the noisy OR of the sources, 1 - prod(1 - s). How the constants
@@ -30,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from pixelsift.library import scene
 from pixelsift.library.rows import DetectionHit, LabelHit, Term
 from pixelsift.models.vocabulary import WORD, Vocabulary
 
 CLASSIFIER, DETECTOR, LABELER, TEXT_IMAGE = "classifier", "detector", "labeler", "text-image"
+SCENE = scene.SOURCE  # the scene regions (sky, grass, tree, road): `library.scene`
 TEXT = "text"  # the text read in the photo (`index --ocr`)
 _EPS = 1e-6
 
@@ -121,7 +124,7 @@ class Evidence:
     """Why a photo matched a concept: one source's contribution."""
 
     concept: str  # the query's concept ("dog")
-    source: str  # "classifier", "detector", "labeler", "text-image" or "text"
+    source: str  # "classifier", "detector", "labeler", "scene", "text-image" or "text"
     label: str  # what carried it: the class ("German shepherd"), detected class, custom label, line of text
     score: float  # its calibrated score, as fused
     raw: float  # the source's own number: probability, box score, label probability, cosine
@@ -138,7 +141,7 @@ class Evidence:
     def describe(self) -> str:
         if self.source == TEXT:
             return f'text: "{self.label}"'
-        what = {DETECTOR: "detected ", LABELER: "labelled "}.get(self.source, "")
+        what = {DETECTOR: "detected ", LABELER: "labelled ", SCENE: "scene: "}.get(self.source, "")
         return f"{self.concept}: {what}{self.label} {self.score:.2f}"
 
 
@@ -408,7 +411,8 @@ class Fusion:
         for box, score in sorted(scored.detections.get(photo_id, []), key=lambda t: -t[1])[:1]:
             found.append(Evidence(concept, DETECTOR, box.label, score, box.score))
         for given, score in sorted(scored.labels.get(photo_id, []), key=lambda t: -t[1])[:1]:
-            found.append(Evidence(concept, LABELER, given.label, score, given.score))
+            source = SCENE if given.source == scene.SOURCE else LABELER
+            found.append(Evidence(concept, source, given.label, score, given.score))
         if photo_id in scored.text:
             cosine, calibrated = scored.text[photo_id]
             found.append(Evidence(concept, TEXT_IMAGE, concept, calibrated, cosine))

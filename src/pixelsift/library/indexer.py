@@ -56,6 +56,7 @@ from pixelsift.library.sources import (
     DetectorSource,
     FeaturesLabeler,
     LabelerSource,
+    SceneSource,
     Source,
     TextImageSource,
     TextSource,
@@ -200,6 +201,7 @@ class Indexer:
                 TextImageSource(self.text_image) if self.text_image is not None else None,
                 TextSource(self.reader) if self.reader is not None else None,
                 *self._labeler_sources(photos_to_compute=bool(to_compute)),
+                SceneSource(),
                 *self.options.sources,
             )
             if source is not None

@@ -15,6 +15,7 @@ import numpy as np
 
 from pixelsift.core.hashing import sha256_file
 from pixelsift.errors import DetectorUnavailableError, PixelsiftError, UsageError
+from pixelsift.library import scene
 from pixelsift.runtime.options import RunOptions
 
 log = logging.getLogger("pixelsift")
@@ -72,6 +73,12 @@ def load_labeler(path: str | Path) -> Labeler:
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(f"--labeler {path}: no such file (give a model saved by `pixelsift train`)")
+    name = path.name.split(".")[0] or path.name
+    if name.lower() == scene.SOURCE:
+        raise UsageError(
+            f"--labeler {path}: the name {name!r} is taken by pixelsift's own scene regions (sky, grass, "
+            "trees, road); rename the file (its labels are searched under the new name)"
+        )
     # imported here, like detection below: an unchanged re-index loads neither (bench_library reindex)
     from pixelsift.transfer import trained
 
@@ -83,7 +90,6 @@ def load_labeler(path: str | Path) -> Labeler:
             "--finetune with --layers 0)"
         )
     digest = sha256_file(path)
-    name = path.name.split(".")[0] or path.name
     return Labeler(name=name, path=str(path.resolve()), sha256=digest, model=model)
 
 

@@ -67,8 +67,8 @@ class PhotoRow:
 
 @dataclass(frozen=True, slots=True)
 class LabelRow:
-    kind: str  # "class" (the index's classifier) or "custom" (a labeler)
-    source: str  # the classifier's or the labeler's name
+    kind: str  # "class" (the index's classifier), "custom" (a labeler) or "scene" (`library.scene`)
+    source: str  # the classifier's or the labeler's name, or "scene"
     label: str
     score: float
 
@@ -151,7 +151,7 @@ class Term:
     concepts: dict[str, float]  # ImageNet/COCO synset -> weight
     detection_names: dict[str, float]  # lower-case detector class name -> weight
     label_names: dict[str, float]  # custom (and non-ImageNet classifier) label names -> weight
-    how: str = "word"  # "word" or "related" (see models.vocabulary.Meaning), or "label"
+    how: str = "word"  # "word" or "related" (see models.vocabulary.Meaning), "label", or "scene" (a region)
     via: tuple[str, ...] = ()  # for related words: the names of what they went through
     # detector classes above the word ("motorcycle" for "motorbike"): a box of one counts only as far as
     # the classifier confirms the word's own classes in the photo

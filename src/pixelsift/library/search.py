@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Filters", "SearchResult", "SearchResults", "Searcher", "Term"]
 
+SCENE = "scene"  # `Term.how` of a word searched as a scene region (`library.scene`): context, not the subject
 PROMINENT_SCORE = 0.5  # boxes at least this sure (and `Calibration.big_box` big) say what a photo is of
 CONTAINER = "n03094503"  # WordNet's container: "a cup of coffee" is read as coffee
 TEXT_IN_QUERY = 0.8  # the weight of the text read in a photo in a plain query's score
@@ -122,8 +123,9 @@ RESULT_FIELDS = (
 def main_concept(group: list[Term]) -> int:
     """The concept a group of concepts is about: the first that names things photos are indexed by
     ("dog" in "a dog on the beach", "cat" in "a cat on a bed"), before words that name no class and are
-    searched through their neighbours ("beach", "street"); the first concept when all are such words."""
-    return next((i for i, t in enumerate(group) if t.how != RELATED), 0)
+    searched through their neighbours ("beach") or name a scene region ("street", "grass"); the first
+    concept when all are such words."""
+    return next((i for i, t in enumerate(group) if t.how not in (RELATED, SCENE)), 0)
 
 
 class SearchResults(list[SearchResult]):
@@ -267,6 +269,15 @@ class Searcher:
             if meaning.how != WORD:
                 how = meaning.how
                 via = tuple(self.vocab.names(s)[0] for s, _ in meaning.synsets)
+        # "grass", "lawn", "street": scene regions, once the index has looked for them
+        regions = {r: w for r, w in self.vocab.scene_regions(text).items() if self.store.has_label(r)}
+        if regions and (meaning is None or meaning.how != WORD):
+            # the region itself is seen in the photo: what WordNet puts beside the word ("tree": orange,
+            # acorn) would only add photos that do not show it
+            concepts, how, via = {}, SCENE, ()
+            detections = {f: 1.0 for f in forms if self.store.has_detection(f)}
+            for region, weight in regions.items():
+                labels[region] = max(labels.get(region, 0.0), weight)
         if not (labels or detections or concepts):
             return None
         name = meaning.word if meaning is not None and meaning.how == WORD and not labels else text

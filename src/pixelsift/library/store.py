@@ -22,6 +22,7 @@ from pixelsift.core.sequences import chunks
 from pixelsift.core.sqlite import connect as sqlite_connect
 from pixelsift.core.sqlite import transaction
 from pixelsift.errors import LibraryFileError
+from pixelsift.library import scene
 from pixelsift.library.rows import (
     FAILED,
     OK,
@@ -50,6 +51,7 @@ PHOTO_DATE = (
 _CUSTOM = "(kind = 'custom' OR concept IS NULL)"
 # a detection's box as a share of its photo (`detections d JOIN photos p`); NULL when the size is unknown
 _BOX_AREA = "(d.x2 - d.x1) * (d.y2 - d.y1) / NULLIF(1.0 * p.width * p.height, 0)"
+SCENE_KIND = "scene"  # a scene region's kind in `photo()`'s labels (stored as a 'custom' label)
 _IN_CHUNK = 500  # ids per `IN (...)` list, well below SQLite's parameter limit
 _PHOTO_COLUMNS = ", ".join(PhotoRow.__dataclass_fields__)
 _TEXT_COLUMNS = "line, text, norm, score, x1, y1, x2, y2, size, words"
@@ -468,8 +470,8 @@ class LibraryStore:
         row = self.conn.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE id = ?", (photo_id,)).fetchone()
         if row is None:
             return None
-        labels = [
-            LabelRow(kind, source, label, score)
+        labels = [  # the scene regions are stored as labels of the source "scene"; shown as their own kind
+            LabelRow(SCENE_KIND if (kind, source) == ("custom", scene.SOURCE) else kind, source, label, score)
             for kind, source, label, score in self.conn.execute(
                 "SELECT kind, source, label, score FROM labels WHERE photo_id = ? ORDER BY kind, score DESC",
                 (photo_id,),
@@ -726,22 +728,30 @@ class LibraryStore:
         return found
 
     def labels_for_display(self, ids: Sequence[int], classes: int = 3) -> dict[int, list[str]]:
-        """Per photo: its top `classes` classifier classes, each labeler's best label, then the objects
-        detected (most confident first)."""
+        """Per photo: its top `classes` classifier classes, each labeler's best label, the scene regions
+        it clearly shows (`scene.SHOWN`), then the objects detected (most confident first)."""
         found: dict[int, list[str]] = {i: [] for i in ids}
         for chunk in chunks(list(ids), _IN_CHUNK):
             marks = _marks(chunk)
-            taken: dict[tuple[int, str], int] = {}
-            for photo_id, label, kind in self.conn.execute(
-                f"SELECT photo_id, label, kind FROM labels WHERE photo_id IN ({marks}) "
+            taken: dict[tuple[int, str, str], int] = {}
+            regions: dict[int, list[str]] = {}
+            for photo_id, label, kind, source, score in self.conn.execute(
+                f"SELECT photo_id, label, kind, source, score FROM labels WHERE photo_id IN ({marks}) "
                 "ORDER BY photo_id, kind, score DESC",
                 tuple(chunk),
             ):
-                count = taken.get((photo_id, kind), 0)
+                if kind == "custom" and source == scene.SOURCE:
+                    if score >= scene.SHOWN:
+                        regions.setdefault(photo_id, []).append(label)
+                    continue
+                key = (photo_id, kind, "" if kind == "class" else source)
+                count = taken.get(key, 0)
                 if count >= (classes if kind == "class" else 1):
                     continue
-                taken[(photo_id, kind)] = count + 1
+                taken[key] = count + 1
                 found[photo_id].append(label)
+            for photo_id, shown in regions.items():
+                found[photo_id] += shown
             for photo_id, label in self.conn.execute(
                 f"SELECT photo_id, label FROM detections WHERE photo_id IN ({marks}) "
                 "GROUP BY photo_id, label ORDER BY photo_id, MAX(score) DESC",

@@ -90,6 +90,7 @@ class Vocabulary:
         self.irregular: dict[str, str] = table["irregular_plurals"]
         self.related: dict[str, list[list]] = table.get("related", {})
         self.coco_coverage: dict[str, list[int]] = table.get("coco_coverage", {})
+        self.scene: dict[str, list[list]] = table.get("scene", {})
         self.ancestors: dict[str, list[str]] = {}
         for concept in {*self.imagenet, *self.coco.values()}:
             self.ancestors[concept] = self._ancestors(concept)
@@ -141,6 +142,16 @@ class Vocabulary:
             if entry:
                 return Meaning(form, tuple((s, float(w)) for s, w in entry), RELATED)
         return None
+
+    def scene_regions(self, text: str) -> dict[str, float]:
+        """The scene regions (`library.scene`: sky, grass, tree, road) a word that names no class reaches,
+        with weights: 1 for the region or a kind of it ("street": road), less for a place WordNet
+        defines by it ("lawn": grass 0.8); {} for any other word."""
+        for form in self.forms(text):
+            entry = self.scene.get(form)
+            if entry:
+                return {str(region): float(weight) for region, weight in entry}
+        return {}
 
     def label_synsets(self, name: str) -> set[str]:
         """The synsets a custom class name ("chocolate_cake", "Golden retrievers") stands for and all

@@ -330,7 +330,7 @@ class Match(BaseModel):
     """Why a photo matched a search: one concept of the query and the evidence for it."""
 
     concept: str
-    source: str  # classifier, detector, labeler or text-image
+    source: str  # classifier, detector, labeler, scene (a region: sky, grass, tree, road), text-image or text
     label: str  # the class, detected class or custom label
     score: float  # calibrated, as fused
     raw: float  # the source's own number

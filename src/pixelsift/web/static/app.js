@@ -340,7 +340,7 @@ function matchedText(result) {
       parts.push(`text: “${m.label}”`);
       continue;
     }
-    const how = m.source === "detector" ? "detected " : m.source === "labeler" ? "labelled " : "";
+    const how = { detector: "detected ", labeler: "labelled ", scene: "scene: " }[m.source] || "";
     parts.push(`${m.concept}: ${how}${m.label}`);
   }
   return parts.join(" · ");

@@ -1,0 +1,151 @@
+"""The scene around the objects: sky, grass, trees, road, from colour, texture and place in the photo.
+
+Neither ImageNet nor COCO has a class for these regions, and no scene or segmentation model installs
+offline (see the README, "Scene regions"), yet people search with them: "grass", "a bird on the grass",
+"a car on the road". Each region here is a rule on a small copy of the photo (`SIDE` pixels on its
+longer side), in HSV with a local texture measure (the mean Sobel gradient of brightness):
+
+- **sky**: smooth pixels, blue (hue 185-255, some saturation) or bright and colourless (overcast),
+  joined to the top edge; its share of the upper half of the photo.
+- **grass**: green (hue 60-170, saturation over 0.18), not rough but never flat (each pixel differs
+  from a neighbour); its share of the lower 45%.
+- **tree**: green-to-olive, darker and rough pixels (foliage) in the upper 40%, less what a photo
+  filled with grass would give there.
+- **road**: neutral grey (channels within 0.09, not bluish: water reflects the sky), not rough,
+  joined to the bottom edge and not to the top (a grey sky or wall behind a subject is not a road);
+  its share of the lower 35%.
+
+A region of one flat colour (the fill of a drawing, a screenshot or a generated image) is none of
+these. A region's share becomes a probability by a Platt fit, sigmoid(a * share + b), on every other
+photo of the development library's searchlib set (rows 0, 2, 4 ... of its labels.csv, which
+`benchmarks/bench_search.py` also uses); the other half was kept out of the fit to check it (the README
+gives both). Sky and grass are reliable, tree and road much less (their probabilities say so, so they
+mostly rank rather than list).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+SIDE = 64  # the longer side of the copy the rules look at (pixels)
+SOURCE = "scene"  # the labels' source in the index (no labeler may take this name)
+SHOWN = 0.5  # a region this probable is named among a search result's labels
+FLAT = 0.004  # a region whose colour varies less than this (standard deviation, 0-1) is a flat fill
+
+
+@dataclass(frozen=True)
+class SceneRegion:
+    """One region the rules find, with the Platt fit that turns its share into a probability."""
+
+    name: str  # the label it is stored and searched under
+    a: float
+    b: float
+
+    def probability(self, share: float) -> float:
+        """The fit's probability above what it gives a photo without the region (the fit's base rate is
+        the development library's, not the user's): 0 for no share, close to the fit's own near 1."""
+        fitted = 1.0 / (1.0 + np.exp(-(self.a * share + self.b)))
+        floor = 1.0 / (1.0 + np.exp(-self.b))
+        return float(max(0.0, (fitted - floor) / (1.0 - floor)))
+
+
+# Fitted on half of searchlib's photos (see the module docstring).
+REGIONS = (
+    SceneRegion("sky", 9.66, -1.95),
+    SceneRegion("grass", 8.64, -2.55),
+    SceneRegion("tree", 3.15, -1.68),
+    SceneRegion("road", 4.02, -1.32),
+)
+
+
+def small_copy(image: Any) -> np.ndarray:
+    """The photo (a PIL image) as float32 RGB in [0, 1], `SIDE` pixels on its longer side."""
+    from PIL import Image
+
+    small = image.convert("RGB")
+    small.thumbnail((SIDE, SIDE), Image.Resampling.BILINEAR)  # a copy: the caller's image is untouched
+    return np.asarray(small, np.float32) / 255.0
+
+
+def _joined_to(mask: np.ndarray, edge: int, not_edge: int | None = None) -> np.ndarray:
+    """The pixels of `mask` whose 4-connected region touches row `edge` (0 or -1), and not `not_edge`."""
+    import cv2
+
+    _, regions = cv2.connectedComponents(mask.astype(np.uint8), connectivity=4)
+    keep = set(np.unique(regions[edge]).tolist()) - {0}
+    if not_edge is not None:
+        keep -= set(np.unique(regions[not_edge]).tolist())
+    return np.isin(regions, sorted(keep)) & mask
+
+
+def region_shares(rgb: np.ndarray) -> dict[str, float]:
+    """Each region's share of the part of the photo where it is looked for (see the module docstring)."""
+    import cv2
+
+    rgb = np.ascontiguousarray(rgb, np.float32)
+    if rgb.ndim != 3 or rgb.shape[0] < 2 or rgb.shape[1] < 2:
+        return {region.name: 0.0 for region in REGIONS}
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)  # float input: hue in degrees, saturation and value 0-1
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    gx = cv2.Sobel(v, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(v, cv2.CV_32F, 0, 1, ksize=3)
+    texture = cv2.blur(np.sqrt(gx * gx + gy * gy), (3, 3))
+    rows = (np.arange(v.shape[0]) + 0.5) / v.shape[0]
+    upper, lower = rows < 0.5, rows > 0.55
+
+    smooth = texture < 0.12
+    blue = (h > 185) & (h < 255) & (s > 0.12) & (v > 0.35)
+    overcast = (s < 0.14) & (v > 0.72)
+    sky = _joined_to((blue | overcast) & smooth, 0)
+
+    green = (h > 60) & (h < 170) & (s > 0.18) & (v > 0.12)
+    grass = green & (texture < 0.6) & _varying(rgb)  # every blade differs from the next: no flat fill
+
+    foliage = (h > 40) & (h < 170) & (s > 0.15) & (v > 0.04) & (v < 0.6) & (texture > 0.15)
+    top = rows < 0.4
+    tree = foliage[top].mean() - 0.5 * grass[rows > 0.6].mean() * green[top].mean()
+
+    spread = rgb.max(axis=-1) - rgb.min(axis=-1)
+    bluish = rgb[..., 2] - rgb[..., 0]
+    grey = (spread < 0.09) & (bluish < 0.02) & (v > 0.15) & (v < 0.75) & (texture < 0.25)
+    road = _joined_to(grey, -1, 0)
+
+    if _flat(sky, rgb):
+        sky = np.zeros_like(sky)
+    if _flat(road, rgb):
+        road = np.zeros_like(road)
+    return {
+        "sky": float(sky[upper].mean()),
+        "grass": float(grass[lower].mean()),
+        "tree": float(max(0.0, tree)),
+        "road": float(road[rows > 0.65].mean()),
+    }
+
+
+def _varying(rgb: np.ndarray) -> np.ndarray:
+    """The pixels whose colour differs from a neighbour's (by a level of 255 or more)."""
+    import cv2
+
+    change = np.zeros(rgb.shape[:2], np.float32)
+    for channel in range(3):
+        plane = np.ascontiguousarray(rgb[..., channel])
+        across = np.abs(cv2.Sobel(plane, cv2.CV_32F, 1, 0, ksize=3))
+        down = np.abs(cv2.Sobel(plane, cv2.CV_32F, 0, 1, ksize=3))
+        change = np.maximum(change, across + down)
+    return change > 0.002
+
+
+def _flat(mask: np.ndarray, rgb: np.ndarray) -> bool:
+    """Whether a region is one flat colour (a drawing's or a screenshot's fill, not a sky or a lawn:
+    those vary by a few levels at least, through light, noise and compression)."""
+    return bool(mask.any()) and float(rgb[mask].std(axis=0).max()) < FLAT
+
+
+def scene_labels(rgb: np.ndarray) -> list[tuple[str, float]]:
+    """(region, probability) for every region, as the index stores them (all of them, so a photo with
+    none of the regions is known to have been looked at)."""
+    shares = region_shares(rgb)
+    return [(region.name, round(region.probability(shares[region.name]), 4)) for region in REGIONS]
