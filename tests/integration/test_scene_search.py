@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLES
-from helpers import indexed_without_detection
+from helpers import indexed_without_detection, run_cli
 from pixelsift import PhotoIndex
 from pixelsift.errors import UsageError
 from pixelsift.library import scene
@@ -95,10 +95,14 @@ def test_an_index_without_regions_catches_up_without_classifying_again(
         with index.store.transaction():
             index.store.delete_custom_labels(scene.SOURCE)  # as an index written before the regions
         assert not index.search("grass")
+        assert index.stats()["without_scene"] == 4
         report = index.update(root, detector="none")
+        assert index.stats()["without_scene"] == 0
         assert report.added == report.updated == 0
         assert report.annotated.get(next(k for k in report.annotated if "scene" in k)) == 4
         assert [r.relative_path for r in index.search("grass")] == ["meadow.png"]
+    shown = run_cli("index", "--stats", "--db", str(copy))
+    assert shown.returncode == 0 and "scene regions      every photo (sky, grass, tree, road)" in shown.stdout
 
 
 def test_a_labeler_may_not_take_the_regions_name(tmp_path: Path) -> None:

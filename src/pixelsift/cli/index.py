@@ -228,6 +228,13 @@ def _text_stats(stats: dict[str, Any]) -> str:
     return read if stats["ocr"] else read + " (no longer read: --no-ocr)"
 
 
+def _scene_stats(stats: dict[str, Any]) -> str:
+    left = stats["without_scene"]
+    if not left:
+        return "every photo (sky, grass, tree, road)"
+    return f"{left} photo{'s' * (left != 1)} not looked at yet (the next `pixelsift index` does them)"
+
+
 def print_stats(args: argparse.Namespace) -> int:
     """`index --stats`: the index of --db, of PHOTOS_DIR, or the one `search` would use."""
     from pixelsift.cli.search import open_index
@@ -249,6 +256,7 @@ def print_stats(args: argparse.Namespace) -> int:
         ("without detection", f"{missing} photo{'s' * (missing != 1)}"),
         ("text-image model", stats["text_image_model"] or "none"),
         ("text in photos", _text_stats(stats)),
+        ("scene regions", _scene_stats(stats)),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

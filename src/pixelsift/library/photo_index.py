@@ -32,6 +32,7 @@ from pixelsift.core.filelock import exclusive_lock
 from pixelsift.core.hashing import sha256_file, short_digest
 from pixelsift.core.progress import progress_bar
 from pixelsift.errors import ImageError, LibraryFileError, UnknownModelError, UsageError
+from pixelsift.library import scene
 from pixelsift.library.duplicates import EXACT, NEAR_THRESHOLD, DuplicateGroup, near_groups
 from pixelsift.library.fusion import Probabilities
 from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
@@ -633,7 +634,9 @@ class PhotoIndex:
     def stats(self) -> dict[str, Any]:
         """What the index holds: photos, failures, the models it was built with, and how many photos
         no object detector has looked at (`without_detection`: their searches rest on the classifier);
-        whether it reads text (`ocr`), in how many photos it has (`text_read`) and how many lines."""
+        whether it reads text (`ocr`), in how many photos it has (`text_read`) and how many lines; how
+        many photos the scene regions have not looked at yet (`without_scene`: an index from before
+        them, until its next update)."""
         count = self.store.status_counts()
         settings = self.store.settings()
         read, lines = self.store.count_text_read()
@@ -645,6 +648,7 @@ class PhotoIndex:
             "model": settings.model,
             "detector": settings.detector,
             "without_detection": self.store.count_without_detection(),
+            "without_scene": len(self.store.photos_without_labels_of(scene.SOURCE)),
             "text_image_model": settings.text_image_model,
             "ocr": settings.ocr == "on",
             "text_read": read,
