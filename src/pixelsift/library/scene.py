@@ -9,7 +9,7 @@ longer side), in HSV with a local texture measure (the mean Sobel gradient of br
   joined to the top edge; its share of the upper half of the photo.
 - **grass**: green (hue 60-170, saturation over 0.18), not rough but never flat (each pixel differs
   from a neighbour); its share of the lower 45%.
-- **tree**: green-to-olive, darker and rough pixels (foliage) in the upper 40%, less what a photo
+- **tree**: green-to-olive, darker and rough pixels (foliage) in the upper 60%, less what a photo
   filled with grass would give there.
 - **road**: neutral grey (channels within 0.09, not bluish: water reflects the sky), not rough,
   joined to the bottom edge and not to the top (a grey sky or wall behind a subject is not a road);
@@ -56,7 +56,7 @@ class SceneRegion:
 REGIONS = (
     SceneRegion("sky", 9.66, -1.95),
     SceneRegion("grass", 8.64, -2.55),
-    SceneRegion("tree", 3.15, -1.68),
+    SceneRegion("tree", 6.01, -1.91),
     SceneRegion("road", 4.02, -1.32),
 )
 
@@ -117,8 +117,8 @@ def region_shares(rgb: np.ndarray) -> dict[str, float]:
     green = (h > 60) & (h < 170) & (s > 0.18) & (v > 0.12)
     grass = green & (texture < 0.6) & _varying(rgb)  # every blade differs from the next: no flat fill
 
-    foliage = (h > 40) & (h < 170) & (s > 0.15) & (v > 0.04) & (v < 0.6) & (texture > 0.15)
-    top = first(0.4)
+    foliage = (h > 40) & (h < 170) & (s > 0.15) & (v > 0.04) & (v < 0.5) & (texture > 0.2)
+    top = first(0.6)
     tree = _share(foliage[:top]) - 0.5 * _share(grass[after(0.6) :]) * _share(green[:top])
 
     spread = s * v  # max - min of the channels
@@ -138,8 +138,8 @@ def _varying(rgb: np.ndarray) -> np.ndarray:
     """The pixels whose colour differs from a neighbour's (by a level of 255 or more)."""
     import cv2
 
-    change = cv2.absdiff(cv2.Sobel(rgb, cv2.CV_32F, 1, 0, ksize=3), 0) + cv2.absdiff(
-        cv2.Sobel(rgb, cv2.CV_32F, 0, 1, ksize=3), 0
+    change = np.abs(cv2.Sobel(rgb, cv2.CV_32F, 1, 0, ksize=3)) + np.abs(
+        cv2.Sobel(rgb, cv2.CV_32F, 0, 1, ksize=3)
     )
     most = np.maximum(np.maximum(change[..., 0], change[..., 1]), change[..., 2])
     return most > 0.002
