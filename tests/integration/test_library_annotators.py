@@ -362,3 +362,24 @@ def test_a_segmenters_areas_are_stored_and_close_up_puts_the_photos_it_fills_fir
     assert sorted(plain) == sorted(r.relative_path for r in close) and plain != [
         r.relative_path for r in close
     ]
+
+
+def test_a_result_shows_each_labelers_best_label(tmp_path: Path, labelers: dict[str, FakeTrained]) -> None:
+    labelers["moods"] = FakeTrained("efficientnet_lite0", 1280, ["warm", "cool"])
+    labelers["seasons"] = FakeTrained("efficientnet_lite0", 1280, ["summer", "winter"])
+    models = [tmp_path / "moods.model", tmp_path / "seasons.model"]
+    for model in models:
+        model.write_bytes(b"model file")
+    root = tmp_path / "photos"
+    colour_library(root)
+    with PhotoIndex(tmp_path / "i.db") as index:
+        index.update(root, detector="none", labelers=models)
+        results = index.search("warm or cool", min_score=0.0)
+        assert len(results) == 4
+        for result in results:
+            labels = index.photo(result.id)["labels"]
+            best = {
+                source: max((lab for lab in labels if lab["source"] == source), key=lambda lab: lab["score"])
+                for source in ("moods", "seasons")
+            }
+            assert {best["moods"]["label"], best["seasons"]["label"]} <= set(result.labels), result.labels
