@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   pixelsift search "my photos of dogs"      filler ("my", "photos of", "show me", "a", "the") is dropped
   pixelsift search "a dog on the beach"     photos with both first, then dogs where the beach is weak
   pixelsift search "a dog on the beach" --all   only photos that show every concept
+  pixelsift search "a bird on the lawn"     sky, grass, trees and roads are seen in the photo (scene: grass)
   pixelsift search "cat or dog"             either
   pixelsift search dogs --after 2021 -n 5   any dog breed, photos taken in 2021 or later
   pixelsift search food --min-score 0.1     list weaker matches too (default minimum: 0.25)
@@ -29,10 +30,12 @@ EXAMPLES = """examples:
 Words are understood through WordNet's hierarchy of ImageNet's and COCO's classes: "bird", "fruit" and
 "vehicle" find every kind of bird, fruit and vehicle; plurals and synonyms work ("cats", "puppy",
 "automobile"); a word no class is named after goes through WordNet's neighbours ("beach": seashore,
-lakeside). Each result says what made it match (the `matched` column / field). Several concepts rank
-rather than filter: the photos that show them all come first; then photos that show the query's main
-concept (its first word that names a class: "dog" in "a dog on the beach"), with the concepts they do not
-clearly show named ("not clearly beach"; the `weak` field). --all lists only the first kind.
+lakeside), and sky, grass, trees and roads are looked for in the photo itself ("lawn", "street",
+"forest" reach them). Each result says what made it match (the `matched` column / field). Several
+concepts rank rather than filter: the photos that show them all come first; then photos that show the
+query's main concept (its first word that names a class: "dog" in "a dog on the beach"), with the
+concepts they do not clearly show named ("not clearly beach"; the `weak` field). --all lists only the
+first kind.
 
 Exit status: 0 when photos are listed, 1 when none are (the reason is printed), 2 for a bad command.
 """
