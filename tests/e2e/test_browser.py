@@ -496,4 +496,9 @@ def test_a_scene_word_finds_the_region_and_the_caption_says_scene(scene_server: 
     assert caption.startswith("lawn: scene: grass"), caption
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-scene.png"))
+    page.click("#search-grid li button")
+    page.wait_for_function("document.querySelector('#dialog-labels').textContent.includes('Scene:')")
+    said = page.inner_text("#dialog-labels")
+    regions = said.split("Scene: ")[1].split(".")[0].split(", ")
+    assert {"sky", "grass"} <= set(regions), said
     page.close()

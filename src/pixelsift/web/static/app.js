@@ -395,7 +395,10 @@ async function openPhoto(result) {
     const classes = info.labels.filter((l) => l.kind === "class").map((l) => l.label);
     const said = classes.length ? `Classes: ${classes.join(", ")}.` : "";
     const objects = info.detections.length ? ` Objects: ${summary(info.detections)}.` : "";
-    $("#dialog-labels").textContent = `${said}${objects}${facts ? ` ${facts}` : ""}`.trim() || result.labels.join(", ");
+    // the scene regions it clearly shows (library.scene.SHOWN: 0.5), most probable first
+    const regions = info.labels.filter((l) => l.kind === "scene" && l.score >= 0.5).map((l) => l.label);
+    const scene = regions.length ? ` Scene: ${regions.join(", ")}.` : "";
+    $("#dialog-labels").textContent = `${said}${objects}${scene}${facts ? ` ${facts}` : ""}`.trim() || result.labels.join(", ");
     const similar = (await api(`/api/similar/${result.id}?n=8&min_score=${SIMILAR_MIN}`)).filter((s) => s.id !== result.id);
     $("#similar-grid").replaceChildren(...similar.map((s) => photoCard(s, openPhoto)));
     $("#similar-status").textContent = similar.length ? "" : `No similar photos (similarity ${SIMILAR_MIN.toFixed(2)} or more).`;
