@@ -16,6 +16,7 @@ import pytest
 import pixelsift.batch
 from conftest import SAMPLES
 from helpers import REPO, padded_job
+from pixelsift.library.sources import SceneSource
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="needs pyarrow")
 
@@ -92,3 +93,17 @@ def test_a_detect_jobs_objects_come_with_the_embed_jobs_features(
             for row in index.conn.execute("SELECT path FROM photos")
         }  # fmt: skip
     assert got == expected and any(got.values())
+
+
+def test_photos_taken_from_a_job_get_the_scene_regions_in_the_same_run(
+    library: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from pixelsift.library import PhotoIndex, scene
+
+    photos, embed = library
+    with PhotoIndex(tmp_path / "i.db") as index:
+        report = index.update(photos, detector="none", from_batch=[embed])
+        assert report.annotated.get("taken from batch results") == 3
+        assert report.annotated.get(SceneSource.key) == 3, report.annotated
+        assert index.stats()["without_scene"] == 0
+        assert len(index.store.matching_labels([r.name for r in scene.REGIONS])) == 3 * len(scene.REGIONS)
