@@ -29,7 +29,7 @@ from PIL import Image
 
 from pixelsift.core.arrays import top_k_indices
 from pixelsift.imaging.images import open_image
-from pixelsift.library import PhotoIndex
+from pixelsift.library import PhotoIndex, scene
 from pixelsift.library import vectors as vector_search
 from pixelsift.library.metadata import PhotoMetadata
 from pixelsift.library.rows import FEATURES, OK, PhotoRecord
@@ -187,8 +187,8 @@ def bench_sources(folder: Path | None, rounds: int) -> dict:
 
 # ------------------------------------------------------------------------------------------ reindex
 def fill_index(db: Path, root: Path, rng: np.random.Generator) -> None:
-    """Entries for every file under `root` as the indexer writes them (photo row, 5 labels, a 1280-d
-    vector), without running the network: an unchanged library never runs it again anyway."""
+    """Entries for every file under `root` as the indexer writes them (photo row, 5 labels, the scene
+    regions, a 1280-d vector), without running the network: an unchanged library never runs it again."""
     store = LibraryStore.open(db)
     with store.transaction():
         seq = store.next_seq()
@@ -202,6 +202,7 @@ def fill_index(db: Path, root: Path, rng: np.random.Generator) -> None:
             photo_id = store.upsert_photo(record)
             labels = [(f"label{k}", f"n{k:08d}", 0.2) for k in rng.integers(0, 1000, 5)]
             store.add_class_labels(photo_id, "m", labels)
+            store.set_custom_labels(photo_id, scene.SOURCE, [(region.name, 0.0) for region in scene.REGIONS])
             store.put_vector(photo_id, FEATURES, seq, rng.random(DIM, dtype=np.float32))
     store.close()
 

@@ -34,6 +34,7 @@ SIDE = 64  # the longer side of the copy the rules look at (pixels)
 SOURCE = "scene"  # the labels' source in the index (no labeler may take this name)
 SHOWN = 0.5  # a region this probable is named among a search result's labels
 FLAT = 0.004  # a region whose colour varies less than this (standard deviation, 0-1) is a flat fill
+_EPS = np.float32(np.finfo(np.float32).eps)  # as OpenCV's RGB2HSV guards its divisions
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,10 @@ def small_copy(image: Any) -> np.ndarray:
 
 def _joined_to(mask: np.ndarray, edge: int, not_edge: int | None = None) -> np.ndarray:
     """The pixels of `mask` whose 4-connected region touches row `edge` (0 or -1), and not `not_edge`."""
-    import cv2
+    from scipy import ndimage  # scikit-learn's own dependency
 
-    count, regions = cv2.connectedComponents(mask.view(np.uint8), connectivity=4)
-    keep = np.zeros(count, bool)
+    regions, count = ndimage.label(mask)  # 4-connected: the default structure is a cross
+    keep = np.zeros(count + 1, bool)
     keep[regions[edge]] = True
     if not_edge is not None:
         keep[regions[not_edge]] = False
@@ -87,19 +88,47 @@ def _share(mask: np.ndarray) -> float:
     return np.count_nonzero(mask) / mask.size if mask.size else 0.0
 
 
+def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hue (degrees), saturation and value of float RGB in [0, 1], as OpenCV's RGB2HSV computes them."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    v = np.maximum(np.maximum(r, g), b)
+    spread = v - np.minimum(np.minimum(r, g), b)
+    s = spread / (v + _EPS)
+    k = np.float32(60.0) / (spread + _EPS)
+    h = np.where(v == r, (g - b) * k, np.where(v == g, (b - r) * k + 120, (r - g) * k + 240))
+    return np.where(h < 0, h + 360, h).astype(np.float32), s, v
+
+
+def _reflected(plane: np.ndarray) -> np.ndarray:
+    """One pixel of border mirrored without its edge (OpenCV's default border, BORDER_REFLECT_101)."""
+    pad = ((1, 1), (1, 1)) + ((0, 0),) * (plane.ndim - 2)
+    return np.pad(plane, pad, mode="reflect")
+
+
+def _sobel(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 3x3 Sobel derivatives across and down (of each channel, for a colour image)."""
+    p = _reflected(plane)
+    left, right = p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2], p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]
+    up, down = p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:], p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]
+    return right - left, down - up
+
+
+def _box3(plane: np.ndarray) -> np.ndarray:
+    """The mean of each pixel's 3x3 neighbourhood."""
+    p = _reflected(plane)
+    rows = p[:-2] + p[1:-1] + p[2:]
+    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / np.float32(9.0)
+
+
 def region_shares(rgb: np.ndarray) -> dict[str, float]:
     """Each region's share of the part of the photo where it is looked for (see the module docstring).
-    A few dozen operations on a 64-pixel copy: written for the ~1 ms it may take per photo."""
-    import cv2
-
+    A few dozen numpy operations on a 64-pixel copy (OpenCV is optional in pixelsift)."""
     rgb = np.ascontiguousarray(rgb, np.float32)
     if rgb.ndim != 3 or rgb.shape[0] < 2 or rgb.shape[1] < 2:
         return {region.name: 0.0 for region in REGIONS}
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)  # float input: hue in degrees, saturation and value 0-1
-    h, s, v = cv2.split(hsv)
-    gx = cv2.Sobel(v, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(v, cv2.CV_32F, 0, 1, ksize=3)
-    texture = cv2.blur(cv2.magnitude(gx, gy), (3, 3))
+    h, s, v = _hsv(rgb)
+    gx, gy = _sobel(v)
+    texture = _box3(np.sqrt(gx * gx + gy * gy))
     n = v.shape[0]
     centres = (np.arange(n) + 0.5) / n
 
@@ -136,11 +165,8 @@ def region_shares(rgb: np.ndarray) -> dict[str, float]:
 
 def _varying(rgb: np.ndarray) -> np.ndarray:
     """The pixels whose colour differs from a neighbour's (by a level of 255 or more)."""
-    import cv2
-
-    change = np.abs(cv2.Sobel(rgb, cv2.CV_32F, 1, 0, ksize=3)) + np.abs(
-        cv2.Sobel(rgb, cv2.CV_32F, 0, 1, ksize=3)
-    )
+    across, down = _sobel(rgb)
+    change = np.abs(across) + np.abs(down)
     most = np.maximum(np.maximum(change[..., 0], change[..., 1]), change[..., 2])
     return most > 0.002
 
