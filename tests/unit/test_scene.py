@@ -98,3 +98,22 @@ def test_every_region_is_reached_by_its_own_name() -> None:
         assert vocab.scene_regions(region.name) == {region.name: 1.0}
     reached = {r for entry in vocab.scene.values() for r, _ in entry}
     assert reached == {region.name for region in scene.REGIONS}, "the table and the rules name the same ones"
+
+
+def test_the_numpy_filters_compute_what_opencv_does() -> None:
+    """The rules were fitted on these exact numbers; OpenCV is optional, so they are numpy's."""
+    cv2 = pytest.importorskip("cv2")
+    rgb = np.random.default_rng(5).random((43, 64, 3), dtype=np.float32)
+    rgb[:10] = (0.3, 0.5, 0.9)  # a flat band: zero spread, equal channels at the hue's branches
+    rgb[10:12] = 0.5
+    h, s, v = scene._hsv(rgb)
+    want = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    assert np.allclose(np.dstack([h, s, v]), want, atol=1e-4)
+    gx, gy = scene._sobel(v)
+    assert np.allclose(gx, cv2.Sobel(v, cv2.CV_32F, 1, 0, ksize=3), atol=1e-5)
+    assert np.allclose(gy, cv2.Sobel(v, cv2.CV_32F, 0, 1, ksize=3), atol=1e-5)
+    assert np.allclose(scene._box3(v), cv2.blur(v, (3, 3)), atol=1e-6)
+    mask = v > 0.5
+    _, components = cv2.connectedComponents(mask.view(np.uint8), connectivity=4)
+    touching = np.isin(components, np.setdiff1d(components[0], [0]))
+    assert np.array_equal(scene._joined_to(mask, 0), touching)

@@ -101,8 +101,8 @@ def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _reflected(plane: np.ndarray) -> np.ndarray:
     """One pixel of border mirrored without its edge (OpenCV's default border, BORDER_REFLECT_101)."""
-    pad = ((1, 1), (1, 1)) + ((0, 0),) * (plane.ndim - 2)
-    return np.pad(plane, pad, mode="reflect")
+    rows = np.concatenate([plane[1:2], plane, plane[-2:-1]], axis=0)  # np.pad(mode="reflect"), faster
+    return np.concatenate([rows[:, 1:2], rows, rows[:, -2:-1]], axis=1)
 
 
 def _sobel(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
