@@ -19,8 +19,8 @@ A region of one flat colour (the fill of a drawing, a screenshot or a generated 
 these. A region's share becomes a probability by a Platt fit, sigmoid(a * share + b), on every other
 photo of the development library's searchlib set (rows 0, 2, 4 ... of its labels.csv, which
 `benchmarks/bench_search.py` also uses); the other half was kept out of the fit to check it (the README
-gives both). Sky and grass are reliable, tree and road much less (their probabilities say so, so they
-mostly rank rather than list).
+gives both). Sky and grass are reliable; tree and road much less, and their probabilities run high
+(about half of the photos they put at 0.5 or more show the region), so as context they only rank.
 """
 
 from __future__ import annotations
