@@ -20,7 +20,7 @@ detection class is mapped here by hand to the synset it names. The table holds, 
     shore: seashore, lakeside; "snow" -> ski, snowmobile, snowplow), weighted below 1;
   - `scene`: words that name no concept but one of the scene regions pixelsift finds in photos
     (`pixelsift.library.scene`: sky, grass, tree, road), with the regions they reach: the region's own
-    synset or a kind of it ("street", "highway": road; "oak": tree) at 1, a word whose definition
+    synset or a kind of it ("street", "highway": road; "pine": tree) at 1, a word whose definition
     names the region ("lawn", "meadow": grass; "forest": tree) at `SCENE_GLOSS_WEIGHT`.
 `wordnet_anchors.json.gz` (beside it) links every other noun for a physical thing to the nearest
 synsets of the table above it ("chocolate cake" -> cake), for the class names of the user's labelers.
@@ -300,13 +300,14 @@ def build(wordnet: Path) -> tuple[dict, dict]:
     }, dict(sorted(anchors.items()))
 
 
-def hyponym_closure(synset_id: str, synsets: dict[str, dict]) -> set[str]:
-    """The synset and every kind of it in WordNet (hyponyms, all the way down; instances left out)."""
-    found, frontier = {synset_id}, [synset_id]
-    while frontier:
+def hyponym_closure(synset_id: str, synsets: dict[str, dict], steps: int | None = None) -> set[str]:
+    """The synset and every kind of it in WordNet (hyponyms, all the way down or at most `steps` levels;
+    instances left out)."""
+    found, frontier, depth = {synset_id}, [synset_id], 0
+    while frontier and (steps is None or depth < steps):
         nxt = [t for s in frontier for sym, t in synsets[s]["pointers"] if sym == "~" and t not in found]
         found.update(nxt)
-        frontier = nxt
+        frontier, depth = nxt, depth + 1
     return found
 
 
@@ -319,7 +320,7 @@ def scene_words(
     """word -> [[scene region, weight], ...] for the words that name no concept (see `SCENE`): 1 when its
     first sense is the region's synset or a kind of it, `SCENE_GLOSS_WEIGHT` when its first sense's
     definition names the region. A word that names a concept ("corn" is a cereal grass) keeps to it."""
-    kinds = {region: _kinds_within(synset, synsets, SCENE_MAX_STEPS) for region, synset in scene.items()}
+    kinds = {region: hyponym_closure(synset, synsets, SCENE_MAX_STEPS) for region, synset in scene.items()}
     found: dict[str, list[list]] = {}
     for lemma, synset_ids in sorted(senses.items()):
         if lemma in words or not synset_ids or _is_instance(synsets[synset_ids[0]]):
@@ -333,15 +334,6 @@ def scene_words(
             regions = {region: SCENE_GLOSS_WEIGHT for region in scene if region in tokens}
         if regions:
             found[lemma] = [[region, weight] for region, weight in sorted(regions.items())]
-    return found
-
-
-def _kinds_within(synset_id: str, synsets: dict[str, dict], steps: int) -> set[str]:
-    """The synset and its kinds (hyponyms) at most `steps` levels below it."""
-    found, frontier = {synset_id}, [synset_id]
-    for _ in range(steps):
-        frontier = [t for s in frontier for sym, t in synsets[s]["pointers"] if sym == "~" and t not in found]
-        found.update(frontier)
     return found
 
 

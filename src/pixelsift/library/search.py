@@ -246,7 +246,8 @@ class Searcher:
         # Custom class names are folder names: "blue_triangle" is found as "blue triangle(s)" too.
         spellings = dict.fromkeys(c for f in forms for c in (f, f.replace(" ", "_")))
         labels = {c: 1.0 for c in spellings if self.store.has_label(c)}
-        detections = {f: 1.0 for f in forms if self.store.has_detection(f)}
+        named = {f: 1.0 for f in forms if self.store.has_detection(f)}  # detected classes by this name
+        detections = dict(named)
         meaning = self.vocab.lookup(text, related=True)
         concepts: dict[str, float] = {}
         how = "label" if labels else WORD
@@ -275,7 +276,7 @@ class Searcher:
             # the region itself is seen in the photo: what WordNet puts beside the word ("tree": orange,
             # acorn) would only add photos that do not show it
             concepts, how, via = {}, SCENE, ()
-            detections = {f: 1.0 for f in forms if self.store.has_detection(f)}
+            detections, confirm = dict(named), set()
             for region, weight in regions.items():
                 labels[region] = max(labels.get(region, 0.0), weight)
         if not (labels or detections or concepts):

@@ -232,11 +232,11 @@ class LabelerSource(FeaturesLabeler):
 
 class SceneSource:
     """The scene regions of each photo (sky, grass, trees, road: `library.scene`), stored as labels of
-    the source `scene.SOURCE`. A few milliseconds of numpy on a 64-pixel copy: every library gets it."""
+    the source `scene.SOURCE`. About a millisecond of numpy on a 64-pixel copy: every library gets it."""
 
     key = "looked at the scene (sky, grass, trees, road)"
     min_size = scene.SIDE  # it looks at a 64-pixel copy: alone (catching up), JPEGs draft-decode small
-    concurrent = True  # numpy and OpenCV on small arrays, no state
+    concurrent = True  # numpy and SciPy on small arrays, no state
 
     def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
         return store.photos_without_labels_of(scene.SOURCE)

@@ -57,6 +57,11 @@ _PHOTO_COLUMNS = ", ".join(PhotoRow.__dataclass_fields__)
 _TEXT_COLUMNS = "line, text, norm, score, x1, y1, x2, y2, size, words"
 
 
+def _is_scene(kind: str, source: str) -> bool:
+    """Whether a labels row is a scene region's (`library.scene`: stored as a custom label)."""
+    return kind == "custom" and source == scene.SOURCE
+
+
 def vector_to_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype="<f4").tobytes()
 
@@ -471,7 +476,7 @@ class LibraryStore:
         if row is None:
             return None
         labels = [  # the scene regions are stored as labels of the source "scene"; shown as their own kind
-            LabelRow(SCENE_KIND if (kind, source) == ("custom", scene.SOURCE) else kind, source, label, score)
+            LabelRow(SCENE_KIND if _is_scene(kind, source) else kind, source, label, score)
             for kind, source, label, score in self.conn.execute(
                 "SELECT kind, source, label, score FROM labels WHERE photo_id = ? ORDER BY kind, score DESC",
                 (photo_id,),
@@ -740,7 +745,7 @@ class LibraryStore:
                 "ORDER BY photo_id, kind, score DESC",
                 tuple(chunk),
             ):
-                if kind == "custom" and source == scene.SOURCE:
+                if _is_scene(kind, source):
                     if score >= scene.SHOWN:
                         regions.setdefault(photo_id, []).append(label)
                     continue
