@@ -201,7 +201,7 @@ def fill_index(db: Path, root: Path, rng: np.random.Generator) -> None:
             record = PhotoRecord(rel, stat.st_size, stat.st_mtime_ns, digest, OK, None, metadata, None, 0.0)
             photo_id = store.upsert_photo(record)
             labels = [(f"label{k}", f"n{k:08d}", 0.2) for k in rng.integers(0, 1000, 5)]
-            store.add_class_labels(photo_id, "m", labels)
+            store.set_class_labels(photo_id, "m", labels)
             store.set_custom_labels(photo_id, scene.SOURCE, [(region.name, 0.0) for region in scene.REGIONS])
             store.put_vector(photo_id, FEATURES, seq, rng.random(DIM, dtype=np.float32))
     store.close()

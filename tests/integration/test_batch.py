@@ -309,26 +309,25 @@ def test_an_index_built_from_batch_results_searches_like_a_plain_index(
     photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pixelsift.library import PhotoIndex
-    from pixelsift.runtime.loaded import ImageModel
+    from pixelsift.library.sources import ClassifierSource
 
     pixelsift.batch.run("embed", photos, tmp_path / "embed")
     with PhotoIndex(tmp_path / "plain.db") as plain:
         plain.update(photos, detector="none")
         expected = {q: plain.search(q, min_score=0.05) for q in ("cat", "espresso", "rocket", "person")}
         alike = plain.similar(photos / "chelsea.png", n=4)
-    ran: list[str] = []
-    real = ImageModel.iter_outputs
+    classified: list[Any] = []  # the photos the classifier ran on here
+    real = ClassifierSource.prepare
 
-    def spy(self: Any, sources: Any, *args: Any, **kwargs: Any) -> Any:
-        sources = list(sources)
-        ran.extend(str(s) for s in sources)
-        return real(self, sources, *args, **kwargs)
+    def spy(self: Any, image: Any) -> Any:
+        classified.append(image)
+        return real(self, image)
 
-    monkeypatch.setattr(ImageModel, "iter_outputs", spy)
+    monkeypatch.setattr(ClassifierSource, "prepare", spy)
     with PhotoIndex(tmp_path / "batch.db") as index:
         report = index.update(photos, detector="none", from_batch=[tmp_path / "embed"])
         assert report.annotated.get("taken from batch results") == 7
-        assert [Path(p).name for p in ran] == ["broken.jpg"], "only what the job did not cover runs here"
+        assert classified == [], "the classifier ran on none of the photos the job covered"
         assert [Path(p).name for p, _ in report.failed] == ["broken.jpg"]
         for query, plain_results in expected.items():
             got = index.search(query, min_score=0.05)

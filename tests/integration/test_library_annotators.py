@@ -226,13 +226,20 @@ def test_a_labeler_added_later_is_applied_from_stored_features_and_remembered(
     index = PhotoIndex(tmp_path / "i.db")
     index.update(root, detector="none")
 
-    def no_decoding(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("photos were decoded again")
+    import pixelsift.library.decoding as decoding
+
+    read: list[str] = []
+    real = decoding.read_file
+
+    def reading(path: Any) -> Any:
+        read.append(str(path))
+        return real(path)
 
     with monkeypatch.context() as patch:
-        patch.setattr(ImageModel, "iter_outputs", no_decoding)
+        patch.setattr(decoding, "read_file", reading)
         report = index.update(root, detector="none", labelers=[tmp_path / "moods.model"])
     assert report.annotated == {"labelled by moods": 4}
+    assert read == [], "photos were read again"
     assert len(index.search("cool")) + len(index.search("warm")) >= 4
     write_image(root / "new.jpg", size=(64, 64), color=(200, 200, 20), seed=11)
     index.update(root, detector="none")  # no --labeler: the library remembers it

@@ -117,6 +117,7 @@ class Mean:
     """A made-up evidence source: each photo's mean colour in the meta table; its writes are logged."""
     min_size = 16
     concurrent = True
+    exact = False
     def __init__(self, key):
         self.key = key
     def owed(self, store):

@@ -26,6 +26,7 @@ class MeanColour:
     key = "measured mean colour"
     min_size = 32
     concurrent = False  # the indexer runs one batch at a time through it
+    exact = False  # it takes the photo from the run's shared decode
 
     def __init__(self) -> None:
         self.prepared: list[tuple[int, int]] = []  # the size of each photo it was given
@@ -175,3 +176,46 @@ def test_each_photo_is_decoded_once_for_the_classifier_and_every_source(
     assert report.added == 2 and len(decoded) == 2, decoded
     assert sorted(first.prepared) == sorted(second.prepared) == sorted(decoded)
     assert max(decoded) < (2400, 1600), "the large JPEG was decoded in draft mode"
+
+
+def test_the_classifier_is_a_source_and_catches_up_in_the_same_decode_as_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A photo that lost the classifier's results is classified again in the one pass that also catches
+    up another source, each photo read once; its classes are replaced, not doubled, and its features
+    are the ones the first run stored."""
+    import pixelsift.library.decoding as decoding
+    from pixelsift.library.rows import FEATURES, PROBS
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    write_image(root / "red.png", size=(96, 64), color=(220, 20, 20))
+    shutil.copy(REPO / "samples" / "chelsea.png", root / "cat.png")
+    index = PhotoIndex(tmp_path / "i.db")
+    index.update(root, detector="none")
+    cat = index.conn.execute("SELECT id FROM photos WHERE path = 'cat.png'").fetchone()[0]
+
+    def classes() -> list[tuple[str, float]]:
+        return [(lab["label"], lab["score"]) for lab in index.photo(cat)["labels"] if lab["kind"] == "class"]
+
+    before, features = classes(), index.store.vectors_of(FEATURES, [cat])[0][1]
+    lost = "DELETE FROM embeddings WHERE photo_id = ? AND space IN (?, ?)"
+    index.conn.execute(lost, (cat, FEATURES, PROBS))
+    index.conn.commit()
+    read: list[str] = []
+    real = decoding.read_file
+
+    def reading(path: Any) -> Any:
+        read.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(decoding, "read_file", reading)
+    source = MeanColour()
+    report = index.update(root, sources=[source])
+    assert report.annotated == {"classified (efficientnet_lite0)": 1, "measured mean colour": 2}
+    assert sorted(read) == ["cat.png", "red.png"], "each photo read once for both sources"
+    after = classes()
+    assert [name for name, _ in after] == [name for name, _ in before] and len(before) == 5
+    assert [p for _, p in after] == pytest.approx([p for _, p in before], abs=1e-4)
+    assert index.store.vectors_of(FEATURES, [cat])[0][1] == pytest.approx(features, abs=1e-4)
+    assert index.search("cat")[0].relative_path == "cat.png"

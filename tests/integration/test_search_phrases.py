@@ -148,6 +148,7 @@ class BigDetector:
     name = "big-fake"
     decode_size = 800
     concurrent = True
+    exact = False
 
     def prepare_input(self, image: Any) -> Any:
         return image

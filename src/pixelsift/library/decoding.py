@@ -1,5 +1,5 @@
-"""One read and one decode per photo for the index: the classifier's pixels, the file's hash, EXIF and
-size, and each evidence source's input (`library.sources.Source.prepare`), all from the same bytes."""
+"""One read and one decode per photo for the index: the file's hash, EXIF and size, and each evidence
+source's input (`library.sources.Source.prepare`, the classifier's included), all from the same bytes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pixelsift.core.hashing import sha256_bytes
 from pixelsift.imaging.images import open_image, read_file
 from pixelsift.library.metadata import PhotoMetadata, read_exif
 from pixelsift.library.sources import Source
+
+NO_PIXELS = np.zeros((3, 1, 1), np.uint8)  # the pipeline's row for a decoded photo: sources keep their own
 
 
 @dataclass
@@ -28,32 +30,35 @@ class Decoded:
 
 
 def photo_decoder(
-    preprocess: Any,
-    sources: Sequence[Source] = (),
-    needs: Callable[[str], Container[str]] | None = None,
+    sources: Sequence[Source], needs: Callable[[str], Container[str]] | None = None
 ) -> Callable[[str], tuple[np.ndarray, Decoded]]:
-    """A pipeline decoder that reads each file once: pixels for the model, hash, EXIF and size, and
-    each source's input (`Source.prepare`, in the decode threads): every source's, or, with `needs`,
-    those whose key `needs(path)` holds.
+    """A pipeline decoder that reads each file once: hash, EXIF and size, and each source's input
+    (`Source.prepare`, in the decode threads): every source's, or, with `needs`, those whose key
+    `needs(path)` holds. The pixels it returns are a placeholder row: the sources compute on their own
+    inputs, left on `Decoded.prepared`.
 
-    `preprocess` (the model's `Preprocessing`, or None) gets the photo decoded exactly as
-    `pixelsift classify` decodes it (JPEG draft scaling for the model's own size), so a photo has the
-    same scores in the index as in `classify`; when a source needs more pixels (`Source.min_size`)
-    than that draft gave, the sources get one larger decode of the same bytes."""
-    model_size = preprocess.resize if preprocess is not None else None
-    min_size = max((s.min_size for s in sources), default=0) or None
+    A source that is `exact` (the classifier) gets the photo decoded at its own `min_size` (JPEG draft
+    scaling for that size, exactly as `pixelsift classify` decodes it), so a photo has the same scores
+    in the index as in `classify`; the other sources take their input from that decode when it has the
+    pixels they need, else from one larger decode of the same bytes."""
 
     def decode(path: str) -> tuple[np.ndarray, Decoded]:
         data, size, mtime_ns = read_file(path)
-        img = open_image(data, min_size=model_size or min_size, name=path)
-        metadata = read_exif(data)
-        pixels = preprocess.pixels(img) if preprocess is not None else np.zeros((3, 1, 1), np.uint8)
-        bigger = model_size is not None and min_size is not None and min_size > model_size
-        if bigger and min(img.size) < min(min_size, *img.info.get("full_size", img.size)):
-            img = open_image(data, min_size=min_size, name=path)  # drafted too small for the sources
-        info = Decoded(size, mtime_ns, sha256_bytes(data), metadata)
         wanted = [s for s in sources if needs is None or s.key in needs(path)]
-        info.prepared = {source.key: source.prepare(img) for source in wanted}
-        return pixels, info
+        rest = max((s.min_size for s in wanted if not s.exact), default=0)
+        images: dict[int, Any] = {}
+        for own in sorted({s.min_size for s in wanted if s.exact}):
+            images[own] = open_image(data, min_size=own or None, name=path)
+        shared = next((img for img in images.values() if _has_pixels(img, rest)), None)
+        if shared is None:
+            shared = open_image(data, min_size=rest or None, name=path)
+        info = Decoded(size, mtime_ns, sha256_bytes(data), read_exif(data))
+        info.prepared = {s.key: s.prepare(images[s.min_size] if s.exact else shared) for s in wanted}
+        return NO_PIXELS, info
 
     return decode
+
+
+def _has_pixels(image: Any, min_size: int) -> bool:
+    """Whether a (draft) decode's shorter side reaches `min_size`, or the photo's own size if smaller."""
+    return min(image.size) >= min(min_size, *image.info.get("full_size", image.size))

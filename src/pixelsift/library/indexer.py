@@ -7,13 +7,15 @@ One run:
    are not retried until they change); a photo whose content hash matches a vanished entry was moved
    or renamed and keeps its entry, id and results; a copy of an indexed photo copies its results;
    entries whose file is gone are dropped. All of that is one transaction;
-3. new and changed photos: each file is read and decoded once (`decoding.photo_decoder`: pixels,
-   hash, EXIF, every source's input), the classifier and every evidence source (`sources`) compute
-   on the same batch in the compute lanes, and every batch is committed in its own transaction
-   (results of `pixelsift batch` jobs are taken instead, matched by content hash, with --from-batch);
-4. catch-up: older photos a source owes (new to the library, or changed) are decoded once for all
-   the sources that owe them, through the same lanes; labels of a labeler on the classifier's backbone
-   and probabilities an old index lacks come from the stored features, without decoding.
+3. what the stored features give without decoding: labels of a labeler on the classifier's backbone,
+   and the probabilities an old index lacks;
+4. one pass over the photos that need evidence: new and changed photos get every source, older ones
+   the sources that owe them (a source new to the library, or one that changed). Each file is read and
+   decoded once (`decoding.photo_decoder`: hash, EXIF, every source's input), every source
+   (`sources`: the classifier, the detector, the labelers, the scene regions, ...) computes on the
+   same batch in the compute lanes, and every batch is committed in its own transaction, a new photo's
+   row with its results. With --from-batch, the results of `pixelsift batch` jobs (matched by content
+   hash) are taken first instead, and the pass computes what the jobs did not.
 
 A run killed at any point leaves every committed batch in place; the next run does the rest.
 """
@@ -53,6 +55,7 @@ from pixelsift.library.rows import (
     PhotoRecord,
 )
 from pixelsift.library.sources import (
+    ClassifierSource,
     DetectorSource,
     FeaturesLabeler,
     LabelerSource,
@@ -66,8 +69,6 @@ from pixelsift.models.vocabulary import Vocabulary
 from pixelsift.runtime.options import RunOptions
 
 log = logging.getLogger("pixelsift")
-
-LABELS_PER_PHOTO = 5  # ImageNet classes kept per photo (usually > 90% of the probability mass)
 
 
 @dataclass
@@ -206,9 +207,16 @@ class Indexer:
             )
             if source is not None
         ]
-        if to_compute:
-            self._compute(to_compute, on_disk)
-        self._catch_up()
+        self.classifier: ClassifierSource | None = None
+        if to_compute or self.store.photos_without_vector(FEATURES):  # loaded only when photos need it
+            model = self.model()
+            concepts = self.vocab().imagenet if len(model.categories) == 1000 else None
+            self.classifier = ClassifierSource(model, concepts, self.on_features)
+            self.sources.insert(0, self.classifier)
+        if to_compute and self.batch is not None:
+            to_compute = self._from_batch(to_compute)
+        self._from_stored_features()
+        self._pixel_pass(to_compute, on_disk)
         self.report.seconds = time.perf_counter() - started
         return self.report
 
@@ -252,94 +260,99 @@ class Indexer:
         with ThreadPoolExecutor(max(2, min(8, os.cpu_count() or 2))) as pool:
             return {p: h for p, h in pool.map(one, paths) if h}
 
-    # ------------------------------------------------------------------------ step 3: new and changed
-    def _compute(self, paths: list[str], on_disk: dict[str, Stat]) -> None:
-        model = self.model()
-        if self.batch is not None:
-            paths = self._from_batch(paths)
-            if not paths:
-                return
-        decode = photo_decoder(model.preprocessing, self.sources)
-        outputs = model.iter_outputs(
-            (self.root / p for p in paths),
-            progress=self.options.progress,
-            total=len(paths),
-            desc="index",
-            decode=decode,
-            also=self._in_lanes,  # in the classifier's lane, on the same decoded batch
+    # ---------------------------------------------------------------- step 4: one pass of sources
+    def _pixel_pass(self, new: list[str], on_disk: dict[str, Stat]) -> None:
+        """Decode each photo that needs a source once, for all the sources it needs, compute them in the
+        compute lanes and write them, a transaction per batch: new and changed photos (`new`) get a row
+        and every source; older photos get the sources that owe them (a source new to the library, or
+        one that changed, catches up here)."""
+        everything = {source.key for source in self.sources}
+        ids: dict[str, int | None] = {str(self.root / rel): None for rel in new}
+        needs: dict[str, set[str]] = dict.fromkeys(ids, everything)
+        older: dict[str, set[str]] = {}
+        for source in self.sources:
+            for photo_id, rel in source.owed(self.store):
+                path = str(self.root / rel)
+                if path not in needs:
+                    ids[path] = photo_id
+                    older.setdefault(path, set()).add(source.key)
+        needs.update(sorted(older.items(), key=lambda entry: ids[entry[0]] or 0))
+        if not needs:
+            return
+        active = [source for source in self.sources if any(source.key in keys for keys in needs.values())]
+        classifying = self.classifier is not None and self.classifier in active
+        runner = self.model().runner if classifying else None
+        batches = iter_computed(
+            list(needs),
+            photo_decoder(active, needs=needs.__getitem__),
+            lambda pixels: None,  # every source, the classifier's included, computes in `also`
+            batch_size=self.model().batch_size if classifying else self.options.run_options.batch_size or 16,
+            streams=runner.streams if runner is not None else self._catch_up_streams(),
+            workers=runner.workers if runner is not None else 0,
+            also=self._in_lanes,
         )
-        pending: list[tuple[Any, Any, Any]] = []
-        for result in outputs:
-            pending.append(result)
-            if len(pending) >= model.batch_size:
-                self._write_batch(pending, on_disk)
-                pending = []
-        if pending:
-            self._write_batch(pending, on_disk)
+        caught_up = dict.fromkeys(everything, 0)
+        desc = "index" if new else "catch up"  # the page's step: "catching up older photos"
+        with progress_bar(total=len(needs), desc=desc, enabled=self.options.progress) as bar:
+            for batch, _ in batches:
+                self._compute_sources([item.info for item in batch.ok_items], concurrent=False)
+                self._write(batch.items, ids, on_disk, caught_up)
+                bar.update(len(batch.items))
+        for key, count in caught_up.items():
+            if count:
+                self.report.annotated[key] = count
 
-    def _write_batch(self, results: list[tuple[Any, Any, Any]], on_disk: dict[str, Stat]) -> None:
-        model = self.model()
-        ok = [(item, feats, logits) for item, feats, logits in results if feats is not None]
-        features = np.stack([f for _, f, _ in ok]) if ok and self.on_features else None
-        labels = [lab.label(features) for lab in self.on_features] if features is not None else []
-        self._compute_sources([item.info for item, _, _ in ok], concurrent=False)
-        concepts = self.vocab().imagenet if len(model.categories) == 1000 else None
+    def _write(
+        self,
+        items: Sequence[Item],
+        ids: dict[str, int | None],
+        on_disk: dict[str, Stat],
+        caught_up: dict[str, int],
+    ) -> None:
+        """One transaction: each item's sources' results. A new or changed photo (no id in `ids`) gets
+        its row first (a photo that cannot be read is remembered as failed); `caught_up` counts the
+        older photos' results per source."""
         now = time.time()
         with self.store.transaction():
             seq = self.store.next_seq()
-            for item, _, _ in results:
-                if item.ok:
+            for item in items:
+                photo_id = ids.get(item.path)
+                rel = Path(item.path).relative_to(self.root).as_posix()
+                if not item.ok:
+                    if photo_id is None:  # not retried until it changes
+                        size, mtime_ns = on_disk.get(rel, (0, 0))
+                        failed = PhotoRecord(
+                            rel, size, mtime_ns, None, FAILED, item.error, PhotoMetadata(), None, now
+                        )
+                        self.store.upsert_photo(failed)
+                        self._failed(item.path, item.error or "unreadable")
+                    else:
+                        log.warning("%s: %s", item.path, item.error)
                     continue
-                rel = Path(item.path).relative_to(self.root).as_posix()
-                size, mtime_ns = on_disk.get(rel, (0, 0))
-                failed = PhotoRecord(
-                    rel, size, mtime_ns, None, FAILED, item.error, PhotoMetadata(), None, now
-                )
-                self.store.upsert_photo(failed)
-                self._failed(item.path, item.error or "unreadable")
-            for row, (item, features, logits) in enumerate(ok):
                 info: Decoded = item.info
-                rel = Path(item.path).relative_to(self.root).as_posix()
-                photo_id = self.store.upsert_photo(
-                    PhotoRecord(
-                        rel,
-                        info.size,
-                        info.mtime_ns,
-                        info.sha256,
-                        OK,
-                        None,
-                        info.metadata,
-                        None,  # the detector's source says it has looked
-                        now,
+                older = photo_id is not None
+                if photo_id is None:
+                    photo_id = self.store.upsert_photo(
+                        # the detector's column: its source says it has looked
+                        PhotoRecord(
+                            rel, info.size, info.mtime_ns, info.sha256, OK, None, info.metadata, None, now
+                        )
                     )
-                )
-                probabilities = softmax(logits)
-                best = np.argsort(-probabilities, kind="stable")[:LABELS_PER_PHOTO]
-                self.store.add_class_labels(
-                    photo_id,
-                    model.name,
-                    [
-                        (model.categories[i], concepts[i] if concepts else None, float(probabilities[i]))
-                        for i in best
-                    ],
-                )
-                for labeler, answers in zip(self.on_features, labels, strict=True):
-                    labeler.write(self.store, photo_id, seq, answers[row])
                 for source in self.sources:
                     if source.key in info.found:
                         source.write(self.store, photo_id, seq, info.found[source.key])
-                self.store.put_vector(photo_id, FEATURES, seq, features)
-                self.store.put_vector(photo_id, PROBS, seq, probabilities)
+                        if older:
+                            caught_up[source.key] += 1
 
     def _in_lanes(self, batch: Batch) -> None:
-        """The concurrent sources' results for a decoded batch, computed in its compute lane after the
-        classifier (`iter_computed`'s `also`)."""
+        """The concurrent sources' results for a decoded batch, computed in its compute lane
+        (`iter_computed`'s `also`)."""
         self._compute_sources([item.info for item in batch.ok_items], concurrent=True)
 
     def _compute_sources(self, infos: Sequence[Decoded], concurrent: bool) -> None:
         """The results of the sources that are (or are not) `concurrent` for decoded photos, left on
         their `Decoded.found`. The others run here, in the thread that writes, one batch at a time
-        while the lanes decode and classify the next ones. A photo that has a source's result already
+        while the lanes decode and compute the next ones. A photo that has a source's result already
         (from a batch job), or no input for it, is not computed again."""
         for source in self.sources:
             key = source.key
@@ -353,26 +366,28 @@ class Indexer:
 
     def _from_batch(self, paths: list[str]) -> list[str]:
         """Write the photos a batch job already ran (matched by content hash) from its results, without
-        decoding them; returns the paths left to compute here. The photos are hashed first, then the
-        jobs are read shard by shard for those hashes only (`BatchResults`)."""
-        assert self.batch is not None
-        model = self.model()
-        own = self.detector_source
+        decoding them: the classifier's answers from the job's features, and the job's detections when
+        it ran this library's detector; returns the paths left to compute here. The photos are hashed
+        first, then the jobs are read shard by shard for those hashes only (`BatchResults`). The
+        sources a job does not cover catch up in the pass that follows."""
+        assert self.batch is not None and self.classifier is not None
+        classifier, own = self.classifier, self.detector_source
         unread: list[tuple[int, str]] = []
         wanted: dict[str, list[tuple[int, str, Decoded]]] = {}
         pending: list[tuple[Item, np.ndarray]] = []
 
         def flush() -> None:
-            features = np.stack([f for _, f in pending])
-            logits = model.logits_from_features(features)
-            self._write_batch([(item, features[i], logits[i]) for i, (item, _) in enumerate(pending)], {})
+            answers = classifier.from_features(np.stack([f for _, f in pending]))
+            for (item, _), answer in zip(pending, answers, strict=True):
+                item.info.found[classifier.key] = answer
+            self._write([item for item, _ in pending], {}, {}, {})
             pending.clear()
 
         for index, rel in enumerate(paths):
             try:
                 data, size, mtime_ns = read_file(str(self.root / rel))
             except ImageError:
-                unread.append((index, rel))  # the normal path records why it cannot be read
+                unread.append((index, rel))  # the pass records why it cannot be read
                 continue
             digest = sha256_bytes(data)
             wanted.setdefault(digest, []).append(
@@ -397,18 +412,20 @@ class Indexer:
             self.report.annotated["taken from batch results"] = taken
         return rest
 
-    # ------------------------------------------------------------ step 4: catch up older photos
-    def _catch_up(self) -> None:
+    # ------------------------------------------------------------ step 3: from the stored features
+    def _from_stored_features(self) -> None:
+        """What older photos owe that their stored features give without decoding: the classifier's
+        probabilities an old index lacks, and the labels of labelers on the classifier's backbone."""
+        done = {"classified again": 0}  # photos indexed before the index kept all the probabilities
         missing_probs = self.store.photos_without_vector(PROBS)
-        if missing_probs:  # indexed before the index kept all of the classifier's probabilities
-            self.report.annotated["classified again"] = self._classify_again(missing_probs)
-        for labeler in self.on_features:  # from the classifier's stored features
+        if missing_probs:
+            done["classified again"] = self._classify_again(missing_probs)
+        for labeler in self.on_features:
             missing = labeler.owed(self.store)
             if missing:
-                self.report.annotated[labeler.key] = self._label_from_features(labeler, missing)
-        owed = {source.key: source.owed(self.store) for source in self.sources}
-        if any(owed.values()):
-            self._pixel_pass(owed)
+                done[labeler.key] = self._label_from_features(labeler, missing)
+        # a photo without stored features is left to the pass, where the classifier's source does both
+        self.report.annotated.update({key: n for key, n in done.items() if n})
 
     def _classify_again(self, photos: list[tuple[int, str]]) -> int:
         """The classifier's probabilities for photos that have none stored, from their stored features
@@ -440,44 +457,6 @@ class Indexer:
                     labeler.write(self.store, photo_id, seq, answer)
             done += len(rows)
         return done
-
-    def _pixel_pass(self, owed: dict[str, list[tuple[int, str]]]) -> None:
-        """Decode the older photos that sources owe once, for all of those sources, and write what
-        they find (a source new to the library, or one that changed, catches up here)."""
-        active = [source for source in self.sources if owed.get(source.key)]
-        photos = sorted({photo for source in active for photo in owed[source.key]})
-        by_path = {str(self.root / p): i for i, p in photos}
-        owing: dict[str, set[str]] = {path: set() for path in by_path}  # path -> keys of its sources
-        for source in active:
-            for _, rel in owed[source.key]:
-                owing[str(self.root / rel)].add(source.key)
-        decode = photo_decoder(None, active, needs=owing.__getitem__)
-        done = {source.key: 0 for source in active}
-        batches = iter_computed(
-            list(by_path),
-            decode,
-            lambda pixels: None,  # no classifier here: the sources run in `also`
-            batch_size=self.options.run_options.batch_size or 16,
-            streams=self._catch_up_streams(),
-            also=self._in_lanes,
-        )
-        with progress_bar(total=len(photos), desc="catch up", enabled=self.options.progress) as bar:
-            for batch, _ in batches:
-                self._compute_sources([item.info for item in batch.ok_items], concurrent=False)
-                with self.store.transaction():
-                    seq = self.store.next_seq()
-                    for item in batch.items:
-                        if not item.ok:
-                            log.warning("%s: %s", item.path, item.error)
-                            continue
-                        for source in active:
-                            if source.key in item.info.found:
-                                source.write(self.store, by_path[item.path], seq, item.info.found[source.key])
-                                done[source.key] += 1
-                bar.update(len(batch.items))
-        for key, count in done.items():
-            if count:
-                self.report.annotated[key] = count
 
     def _catch_up_streams(self) -> int:
         """Compute lanes for the catch-up pass (--streams, else two where there are two CPUs): one lane

@@ -1,39 +1,44 @@
-"""The evidence sources the indexer runs on decoded photos, besides the classifier that drives a run.
+"""The evidence sources the indexer runs on decoded photos: the classifier and all the others alike.
 
-A source (`Source`) says what it needs of a photo's one decode (`min_size`), derives its input from
-the decoded photo in the decode threads (`prepare`), computes a batch of those inputs at once
-(`compute`: in the classifier's compute lane on the same batch, several batches at once with several
-streams; a source that is not `concurrent` computes in the indexer's writing thread instead), writes
-one photo's result (`write`, inside the indexer's transaction) and knows which photos it still owes
-(`owed`, asked of the store).
+A source (`Source`) says what it needs of a photo's one decode (`min_size`; `exact`: decoded at that
+size exactly, as the classifier is), derives its input from the decoded photo in the decode threads
+(`prepare`), computes a batch of those inputs at once (`compute`: in a compute lane on the decoded
+batch, several batches at once with several streams; a source that is not `concurrent` computes in
+the indexer's writing thread instead), writes one photo's result (`write`, inside the indexer's
+transaction, after the indexer wrote a new photo's row) and knows which photos it still owes (`owed`,
+asked of the store).
 
-The indexer treats every source alike: new and changed photos get every source in the same pass as
-the classifier; older photos a source owes (it is new to the library, or it changed) are decoded once
-for all the sources that owe them (catch-up). Adding a kind of evidence is one class here and its
-store methods; the indexer does not change.
+The indexer treats every source alike: new and changed photos get every source, older photos the
+sources that owe them (a source new to the library, or one that changed), in one pass that decodes each
+photo once for all of them. Adding a kind of evidence is one class here and its store methods; the
+indexer does not change.
 
-The sources: `DetectorSource` (objects, or objects with their areas from an instance segmenter),
-`TextImageSource` (vectors for free-text search), `TextSource` (the text read in photos),
-`LabelerSource` (a custom labeler trained on another backbone than the library's classifier; one
-trained on the classifier's own backbone is a `FeaturesLabeler`: it labels from the classifier's
-features, without pixels, with the same answers and the same write).
+The sources: `ClassifierSource` (the library's classifier: classes, probabilities and features, and the
+labels of the custom labelers on its backbone), `DetectorSource` (objects, or objects with their areas
+from an instance segmenter), `TextImageSource` (vectors for free-text search), `TextSource` (the text
+read in photos), `LabelerSource` (a custom labeler trained on another backbone than the library's
+classifier; one trained on the classifier's own backbone is a `FeaturesLabeler`: it labels from the
+classifier's features, without pixels, with the same answers and the same write), `SceneSource` (sky,
+grass, trees and road).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from pixelsift.core.arrays import l2_normalize
+from pixelsift.core.arrays import l2_normalize, softmax
 from pixelsift.features.ensemble import ensemble_members
 from pixelsift.library import scene
 from pixelsift.library.labelers import Labeler
-from pixelsift.library.rows import CLIP, Detection, TextRow
+from pixelsift.library.rows import CLIP, FEATURES, PROBS, Detection, TextRow
 from pixelsift.library.store import LibraryStore
 from pixelsift.library.textmatch import normalize
 
+LABELS_PER_PHOTO = 5  # ImageNet classes kept per photo (usually > 90% of the probability mass)
 DETECTOR_MIN_SIZE = 640  # decode JPEGs at least this large when a detector will look at them
 CUSTOM_LABELS_PER_PHOTO = 3  # a custom labeler's best classes kept per photo
 TEXT_MIN_SIZE = 960  # ... and this large when the text reader will (its detector looks at 960 pixels)
@@ -51,6 +56,13 @@ class Source(Protocol):
     @property
     def min_size(self) -> int:
         """The shorter side (pixels) it needs the photo decoded at, at least; 0: any size."""
+        ...
+
+    @property
+    def exact(self) -> bool:
+        """Whether it gets the photo decoded at its own `min_size` exactly (a JPEG draft for that size,
+        as `pixelsift classify` decodes it), even when another source needs more pixels; else it takes
+        its input from the run's largest decode of the photo."""
         ...
 
     @property
@@ -77,6 +89,71 @@ class Source(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Classified:
+    """The classifier's answer for one photo: its raw features (the backbone's, as search and `similar`
+    use them), all of its class probabilities, and the answers of the labelers on its backbone."""
+
+    features: np.ndarray
+    probabilities: np.ndarray
+    labels: tuple[Any, ...] = ()
+
+
+class ClassifierSource:
+    """The library's classifier: each photo's best classes (with their WordNet concepts, for a 1000-class
+    ImageNet model), all of its probabilities and its features, and the labels of the custom labelers
+    on its backbone (`FeaturesLabeler`), from the same forward pass. It is decoded exactly as
+    `pixelsift classify` decodes a photo (`exact`: a JPEG draft for its own size), so a photo scores
+    the same in the index, in `classify` and in an upload."""
+
+    concurrent = True  # the runner is safe to call from several lanes
+    exact = True
+
+    def __init__(
+        self, model: Any, concepts: Sequence[str] | None = None, labelers: Sequence[FeaturesLabeler] = ()
+    ):
+        self.model = model
+        self.key = f"classified ({model.name})"
+        self.min_size = int(model.preprocessing.resize)
+        self.concepts = concepts
+        self.labelers = list(labelers)
+
+    def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
+        return store.photos_without_vector(FEATURES)
+
+    def prepare(self, image: Any) -> Any:
+        return self.model.preprocessing.pixels(image)
+
+    def compute(self, prepared: Sequence[Any]) -> list[Any]:
+        features, logits = self.model.run(np.stack(list(prepared)))
+        return self._answers(np.asarray(features, np.float32), np.asarray(logits))
+
+    def from_features(self, features: np.ndarray) -> list[Classified]:
+        """The answers for stored or imported raw features (a `pixelsift batch embed` job's), through the
+        classifier's head: no photo is decoded."""
+        return self._answers(features, self.model.logits_from_features(features))
+
+    def _answers(self, features: np.ndarray, logits: np.ndarray) -> list[Classified]:
+        labels = [labeler.label(features) for labeler in self.labelers]
+        return [
+            Classified(features[i], softmax(logits[i]), tuple(answers[i] for answers in labels))
+            for i in range(len(features))
+        ]
+
+    def write(self, store: LibraryStore, photo_id: int, seq: int, result: Any) -> None:
+        names, concepts = self.model.categories, self.concepts
+        best = np.argsort(-result.probabilities, kind="stable")[:LABELS_PER_PHOTO]
+        store.set_class_labels(
+            photo_id,
+            self.model.name,
+            [(names[i], concepts[i] if concepts else None, float(result.probabilities[i])) for i in best],
+        )
+        for labeler, answer in zip(self.labelers, result.labels, strict=True):
+            labeler.write(store, photo_id, seq, answer)
+        store.put_vector(photo_id, FEATURES, seq, result.features)
+        store.put_vector(photo_id, PROBS, seq, result.probabilities)
+
+
 class DetectorSource:
     """The objects a detector (or instance segmenter) finds: boxes in full-resolution pixels, and from a
     segmenter each object's own area (a fraction of the photo: the same at any scale). The photo is
@@ -88,6 +165,7 @@ class DetectorSource:
         # the network's own input size where it has one (JPEGs draft-decode at it), else a safe size
         self.min_size = int(detector.decode_size or DETECTOR_MIN_SIZE)
         self.concurrent = bool(detector.concurrent)
+        self.exact = False
 
     def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
         return store.photos_not_seen_by(self.detector.name)
@@ -131,6 +209,7 @@ class TextImageSource:
         self.key = f"encoded for free text ({model.name})"
         self.min_size = int(model.preprocessing.resize)
         self.concurrent = True  # a torch network, as the classifier
+        self.exact = False
 
     def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
         return store.photos_without_vector(CLIP)
@@ -151,6 +230,7 @@ class TextSource:
     key = "read for text"
     min_size = TEXT_MIN_SIZE
     concurrent = False  # the reader keeps its own thread plan, and RapidOCR's pipeline objects state
+    exact = False
 
     def __init__(self, reader: Any):
         self.reader = reader
@@ -208,6 +288,7 @@ class LabelerSource(FeaturesLabeler):
     an ensemble, as `pixelsift train` made them), then labels them as `FeaturesLabeler` does."""
 
     concurrent = True  # torch networks, as the classifier
+    exact = False
 
     def __init__(self, labeler: Labeler, run_options: Any):
         from pixelsift.runtime.loaded import ImageModel  # imports torch: only when a labeler needs it
@@ -237,6 +318,7 @@ class SceneSource:
     key = "looked at the scene (sky, grass, trees, road)"
     min_size = scene.SIDE  # it looks at a 64-pixel copy: alone (catching up), JPEGs draft-decode small
     concurrent = True  # numpy and SciPy on small arrays, no state
+    exact = False
 
     def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
         return store.photos_without_labels_of(scene.SOURCE)

@@ -269,10 +269,12 @@ class LibraryStore:
             self.conn.execute(f"DELETE FROM {table} WHERE photo_id = ?", (photo_id,))
         return int(photo_id)
 
-    def add_class_labels(
+    def set_class_labels(
         self, photo_id: int, source: str, labels: Iterable[tuple[str, str | None, float]]
     ) -> None:
-        """The classifier's top classes of a photo: (label, WordNet concept or None, probability)."""
+        """The classifier's top classes of a photo: (label, WordNet concept or None, probability), in
+        place of any it had."""
+        self.conn.execute("DELETE FROM labels WHERE photo_id = ? AND kind = 'class'", (photo_id,))
         self.conn.executemany(
             "INSERT INTO labels (photo_id, kind, source, label, concept, score) "
             "VALUES (?, 'class', ?, ?, ?, ?)",
