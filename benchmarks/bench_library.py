@@ -28,8 +28,9 @@ import numpy as np
 from PIL import Image
 
 from pixelsift.core.arrays import top_k_indices
+from pixelsift.imaging import scene
 from pixelsift.imaging.images import open_image
-from pixelsift.library import PhotoIndex, scene
+from pixelsift.library import PhotoIndex
 from pixelsift.library import vectors as vector_search
 from pixelsift.library.metadata import PhotoMetadata
 from pixelsift.library.rows import FEATURES, OK, PhotoRecord

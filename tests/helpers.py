@@ -221,6 +221,7 @@ def padded_job(real: Path, out: Path, extra: int, shard_rows: int = 2000) -> Pat
             "norm": [1.0] * n,
             "labels": [["x"]] * n,
             "scores": [[0.5]] * n,
+            "scene": [None] * n,  # the scene regions: none known for made-up rows
         }
         part = pa.Table.from_arrays(
             [

@@ -19,7 +19,7 @@ detection class is mapped here by hand to the synset it names. The table holds, 
   - `related`: words that name no concept, with the concepts WordNet puts beside them ("beach" ->
     shore: seashore, lakeside; "snow" -> ski, snowmobile, snowplow), weighted below 1;
   - `scene`: words that name no concept but one of the scene regions pixelsift finds in photos
-    (`pixelsift.library.scene`: sky, grass, tree, road), with the regions they reach: the region's own
+    (`pixelsift.imaging.scene`: sky, grass, tree, road), with the regions they reach: the region's own
     synset or a kind of it ("street", "highway": road; "pine": tree) at 1, a word whose definition
     names the region ("lawn", "meadow": grass; "forest": tree) at `SCENE_GLOSS_WEIGHT`.
 `wordnet_anchors.json.gz` (beside it) links every other noun for a physical thing to the nearest
@@ -67,7 +67,7 @@ COCO = {
     "hair drier": ("hair drier", 1), "toothbrush": ("toothbrush", 1),
 }  # fmt: skip
 
-# The scene regions `pixelsift.library.scene` finds (its `REGIONS` names) -> the synset each one is.
+# The scene regions `pixelsift.imaging.scene` finds (its `REGIONS` names) -> the synset each one is.
 SCENE = {"sky": ("sky", 1), "grass": ("grass", 1), "tree": ("tree", 1), "road": ("road", 1)}
 SCENE_GLOSS_WEIGHT = 0.8  # "lawn: a field of cultivated and mowed grass" is nearly grass
 SCENE_MAX_STEPS = 3  # kinds of a region at most this many steps below it ("street": thoroughfare, road)

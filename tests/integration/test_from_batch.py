@@ -95,15 +95,46 @@ def test_a_detect_jobs_objects_come_with_the_embed_jobs_features(
     assert got == expected and any(got.values())
 
 
-def test_photos_taken_from_a_job_get_the_scene_regions_in_the_same_run(
-    library: tuple[Path, Path], tmp_path: Path
+def test_photos_taken_from_a_job_get_its_scene_regions_and_an_older_job_is_caught_up_in_the_same_run(
+    library: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pixelsift.library import PhotoIndex, scene
+    """An embed job carries each photo's scene regions: the index takes them with the features and
+    reads no photo again. A job from before the regions has no such column: the regions are computed
+    here in the same run, and are the same."""
+    import pyarrow.parquet as pq
+
+    import pixelsift.library.decoding as decoding
+    from pixelsift.imaging import scene
+    from pixelsift.library import PhotoIndex
 
     photos, embed = library
-    with PhotoIndex(tmp_path / "i.db") as index:
+    old = tmp_path / "old-job"
+    old.mkdir()
+    shutil.copy(embed / "_job.json", old / "_job.json")
+    for shard in sorted(embed.glob("part-*.parquet")):
+        pq.write_table(pq.read_table(shard).drop_columns(["scene"]), old / shard.name)
+    regions = [r.name for r in scene.REGIONS]
+
+    def stored(index: PhotoIndex) -> list[tuple[str, str, float]]:
+        path = dict(index.conn.execute("SELECT id, path FROM photos"))
+        hits = index.store.matching_labels(regions)
+        return sorted((path[hit.photo_id], hit.label, round(hit.score, 3)) for hit in hits)
+
+    read: list[str] = []
+    real = decoding.read_file
+    monkeypatch.setattr(decoding, "read_file", lambda path: read.append(path) or real(path))
+    with PhotoIndex(tmp_path / "new.db") as index:
         report = index.update(photos, detector="none", from_batch=[embed])
+        assert report.annotated == {"taken from batch results": 3}, report.annotated
+        assert read == [], "no photo was read again"
+        assert index.stats()["without_scene"] == 0
+        from_job = stored(index)
+    assert len(from_job) == 3 * len(regions)
+    with PhotoIndex(tmp_path / "old.db") as index:
+        report = index.update(photos, detector="none", from_batch=[old])
         assert report.annotated.get("taken from batch results") == 3
         assert report.annotated.get(SceneSource.key) == 3, report.annotated
-        assert index.stats()["without_scene"] == 0
-        assert len(index.store.matching_labels([r.name for r in scene.REGIONS])) == 3 * len(scene.REGIONS)
+        assert len(read) == 3 and index.stats()["without_scene"] == 0
+        here = stored(index)  # decoded here in a small JPEG draft: the same regions, near the same
+        assert [key[:2] for key in here] == [key[:2] for key in from_job]
+        assert [key[2] for key in here] == pytest.approx([key[2] for key in from_job], abs=0.02)

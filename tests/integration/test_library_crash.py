@@ -15,7 +15,7 @@ import pytest
 
 from helpers import write_image
 from pixelsift import PhotoIndex
-from pixelsift.library import scene
+from pixelsift.imaging import scene
 
 PHOTOS = 120
 

@@ -15,7 +15,7 @@ from conftest import SAMPLES
 from helpers import indexed_without_detection, run_cli
 from pixelsift import PhotoIndex
 from pixelsift.errors import UsageError
-from pixelsift.library import scene
+from pixelsift.imaging import scene
 from pixelsift.library.labelers import load_labeler
 from pixelsift.library.sources import SceneSource
 

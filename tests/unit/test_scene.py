@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelsift.library import scene
+from pixelsift.imaging import scene
 from pixelsift.models.vocabulary import Vocabulary
 
 BLUE_SKY = (0.45, 0.65, 0.95)

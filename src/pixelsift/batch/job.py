@@ -19,6 +19,7 @@ from pixelsift.batch.files import is_uri, read_bytes, stat
 from pixelsift.core.arrays import l2_normalize, softmax, top_k_indices
 from pixelsift.core.hashing import sha256_bytes, sha256_file
 from pixelsift.errors import DetectorUnavailableError, ImageError, UsageError
+from pixelsift.imaging import scene
 from pixelsift.imaging.images import open_image
 from pixelsift.models.records import DetectorSpec
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, DEFAULT_TOP_K, get_model_spec
@@ -182,7 +183,10 @@ class Worker:
             data, _, _ = read_bytes(path)
             img = open_image(data, min_size=preprocessing.resize, name=path)  # as `classify` decodes it
             width, height = img.info.get("full_size", img.size)
-            return preprocessing.pixels(img), {**_stat_row(path, data), "width": width, "height": height}
+            info = {**_stat_row(path, data), "width": width, "height": height}
+            if self.job.task == "embed":  # the index takes the scene regions with the features
+                info["scene"] = dict(scene.scene_labels(scene.small_copy(img)))
+            return preprocessing.pixels(img), info
 
         rows: list[dict[str, Any]] = []
         vectors = np.zeros((len(paths), model.embed_dim if self.job.task == "embed" else 0), np.float32)

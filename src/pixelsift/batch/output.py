@@ -8,7 +8,9 @@ A shard is written whole (to a temporary name, then renamed), so an interrupted 
 shards only; `resume` keeps each shard whose rows still match their files (path, size, mtime).
 Rows: path, size, mtime_ns, sha256, width, height, error, then the task's columns (classify:
 labels, scores; embed: vector (fixed-size list of float32), norm (the raw features' L2 norm, so
-unit vectors give the raw features back: vector x norm), labels, scores; detect: objects, a list
+unit vectors give the raw features back: vector x norm), labels, scores, scene (the probability of
+each scene region, `imaging.scene`: {sky, grass, tree, road}; jobs from before it lack the column);
+detect: objects, a list
 of {label, score, box [x1, y1, x2, y2]} in the photo's pixels). A shard with a file name that is not
 UTF-8 also has `path_bytes`, every row's name as bytes (`path` shows such a name with `\\xNN` escapes;
 see `core.paths`).
@@ -29,6 +31,7 @@ from pixelsift.core.optional import optional_import
 from pixelsift.core.outputs import write_atomically
 from pixelsift.core.paths import path_columns, path_text, paths_from_columns
 from pixelsift.errors import UsageError
+from pixelsift.imaging import scene
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,7 +64,13 @@ def schema(task: str, dim: int) -> pa.Schema:
     if task == "classify":
         fields += top
     elif task == "embed":
-        fields += [pa.field("vector", pa.list_(pa.float32(), dim)), pa.field("norm", pa.float32()), *top]
+        regions = pa.struct([(region.name, pa.float32()) for region in scene.REGIONS])
+        fields += [
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+            pa.field("norm", pa.float32()),
+            *top,
+            pa.field("scene", regions),
+        ]
     else:
         box = pa.struct([("label", pa.string()), ("score", pa.float32()), ("box", pa.list_(pa.float32(), 4))])
         fields.append(pa.field("objects", pa.list_(box)))
@@ -90,6 +99,7 @@ def rows_to_table(
         failed = pa.array([not good for good in ok])  # a failed photo's vector is null
         columns["vector"] = pa.FixedSizeListArray.from_arrays(flat, dim, mask=failed)
         columns["norm"] = [r.get("norm") if good else None for r, good in zip(rows, ok, strict=True)]
+        columns["scene"] = [r.get("scene") if good else None for r, good in zip(rows, ok, strict=True)]
     if task == "detect":
         columns["objects"] = [r.get("objects") if good else None for r, good in zip(rows, ok, strict=True)]
     target = schema(task, dim)

@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
     for task, what in (
         ("classify", "top-k ImageNet classes"),
-        ("embed", "feature vectors (and the top-k classes of the same forward pass)"),
+        ("embed", "feature vectors (with the top-k classes of the same forward pass and the scene regions)"),
         ("detect", "objects (label, score, box)"),
     ):
         t = tasks.add_parser(

@@ -2,9 +2,9 @@
 
 An embed job gives each photo's penultimate features (unit vectors and each row's `norm` with
 `--normalize l2`, the default; raw with `--normalize none`), from which the index derives the
-classifier's probabilities with the model's head, without decoding the photo; a detect job gives its
-detections. Photos are matched by content hash, so the job may have read them from another mount
-point or machine. What a job does not cover is computed locally.
+classifier's probabilities with the model's head, and its scene regions, without decoding the photo;
+a detect job gives its detections. Photos are matched by content hash, so the job may have read them
+from another mount point or machine. What a job does not cover is computed locally.
 
 Jobs are read shard by shard, and of each shard only the hashes, then the rows of the photos asked
 for: memory holds one shard's hashes and the matched rows, however many photos the job covers (a
@@ -23,6 +23,7 @@ import numpy as np
 from pixelsift.batch.output import SHARD_GLOB, read_job_file
 from pixelsift.core.optional import optional_import
 from pixelsift.errors import UsageError
+from pixelsift.imaging import scene
 from pixelsift.library.rows import Detection
 
 
@@ -72,11 +73,17 @@ class BatchResults:
             )
 
     def _matches(
-        self, shards: list[Path], digests: set[str], column: str, scale: str | None = None
-    ) -> Iterator[tuple[str, Any, Any]]:
-        """(hash, `column`'s value, `scale`'s value or None) for each good row whose hash is in
-        `digests`, shard by shard: the hashes of a shard first, then the columns of its matching rows
-        only; each hash once."""
+        self,
+        shards: list[Path],
+        digests: set[str],
+        column: str,
+        scale: str | None = None,
+        extra: str | None = None,
+    ) -> Iterator[tuple[str, Any, Any, Any]]:
+        """(hash, `column`'s value, `scale`'s value or None, `extra`'s value or None) for each good row
+        whose hash is in `digests`, shard by shard: the hashes of a shard first, then the columns of its
+        matching rows only; each hash once. `scale` must be in every shard; `extra` may be missing (a
+        job from before it: None)."""
         pc = optional_import("pyarrow.compute", "pyarrow", "parquet", "Reading batch jobs' output")
         wanted = set(digests)
         for shard in shards:
@@ -88,30 +95,37 @@ class BatchResults:
             rows = [i for i, (sha, ok) in enumerate(zip(hashes, errors, strict=True)) if ok and sha in wanted]
             if not rows:
                 continue
-            columns = [column] if scale is None else [column, scale]
-            if scale is not None and scale not in self._pq.read_schema(shard).names:
+            names = self._pq.read_schema(shard).names
+            if scale is not None and scale not in names:
                 raise UsageError(
                     f"--from-batch: {shard} holds unit vectors without their norms (a job from before "
                     "pixelsift kept them); run `pixelsift batch embed` again, or with --normalize none"
                 )
+            columns = [c for c in (column, scale, extra) if c is not None and c in names]
             table = self._pq.read_table(shard, columns=columns)
             values = pc.take(table.column(column), rows)
-            scales = pc.take(table.column(scale), rows).to_pylist() if scale else [None] * len(rows)
-            for i, value, factor in zip(rows, values, scales, strict=True):
+            scales, extras = (
+                pc.take(table.column(name), rows).to_pylist() if name in columns else [None] * len(rows)
+                for name in (scale, extra)
+            )
+            for i, value, factor, more in zip(rows, values, scales, extras, strict=True):
                 sha = hashes[i]
                 if sha in wanted and value.is_valid:
                     wanted.discard(sha)
-                    yield sha, value, factor
+                    yield sha, value, factor, more
 
-    def vectors_for(self, digests: set[str]) -> Iterator[tuple[str, np.ndarray]]:
+    def features_for(
+        self, digests: set[str]
+    ) -> Iterator[tuple[str, np.ndarray, list[tuple[str, float]] | None]]:
         """The embed jobs' raw features of the photos with these content hashes, as they are read (unit
-        vectors times their norms)."""
+        vectors times their norms), with their scene regions ((region, probability) as the index
+        stores them; None from a job that has not every region of this version)."""
         left = set(digests)
         for shards, scale in ((self.embed_shards, None), (self.unit_shards, "norm")):
-            for sha, value, norm in self._matches(shards, set(left), "vector", scale):
+            for sha, value, norm, regions in self._matches(shards, set(left), "vector", scale, "scene"):
                 left.discard(sha)
                 vector = np.asarray(value.values.to_numpy(zero_copy_only=False), np.float32)
-                yield sha, vector * np.float32(norm) if scale else vector
+                yield sha, vector * np.float32(norm) if scale else vector, _scene_labels(regions)
 
     def detections_for(self, digests: set[str]) -> dict[str, list[Detection]]:
         """The detect jobs' objects of the photos with these content hashes."""
@@ -120,5 +134,12 @@ class BatchResults:
                 Detection(str(o["label"]), float(o["score"]), tuple(float(v) for v in o["box"]))  # type: ignore[arg-type]
                 for o in value.as_py()
             ]
-            for sha, value, _ in self._matches(self.detect_shards, digests, "objects")
+            for sha, value, _, _ in self._matches(self.detect_shards, digests, "objects")
         }
+
+
+def _scene_labels(regions: dict[str, Any] | None) -> list[tuple[str, float]] | None:
+    """A job's scene column as the index's scene labels, or None when it lacks a region."""
+    if not regions or any(regions.get(region.name) is None for region in scene.REGIONS):
+        return None
+    return [(region.name, round(float(regions[region.name]), 4)) for region in scene.REGIONS]

@@ -14,7 +14,7 @@ For a concept ("dog", "beach", "food") and a photo, each source gives a probabil
   nothing ("bird 0.99" on a cheetah) keeps only `1 - confidence elsewhere` of the box's score;
   several boxes combine as a noisy OR;
 - **labeler**: the user's classifier's probability for a matching label (a labeler that does not
-  recognise a photo gives it none: see `transfer`); the scene regions (`library.scene`: sky, grass,
+  recognise a photo gives it none: see `transfer`); the scene regions (`imaging.scene`: sky, grass,
   tree, road) are stored and scored the same way, as labels of the source "scene";
 - **text-image** model (when the library has one): the cosine of the photo to "a photo of CONCEPT",
   mapped linearly from `text_low` (0) to `text_high` (1).
@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from pixelsift.library import scene
+from pixelsift.imaging import scene
 from pixelsift.library.rows import DetectionHit, LabelHit, Term
 from pixelsift.models.vocabulary import WORD, Vocabulary
 
 CLASSIFIER, DETECTOR, LABELER, TEXT_IMAGE = "classifier", "detector", "labeler", "text-image"
-SCENE = scene.SOURCE  # the scene regions (sky, grass, tree, road): `library.scene`
+SCENE = scene.SOURCE  # the scene regions (sky, grass, tree, road): `imaging.scene`
 TEXT = "text"  # the text read in the photo (`index --ocr`)
 _EPS = 1e-6
 

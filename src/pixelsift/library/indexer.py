@@ -195,6 +195,7 @@ class Indexer:
         self.text_image = choices.text_image()
         self.reader = choices.reader(photos_to_compute=bool(to_compute))
         self.detector_source = DetectorSource(self.detector) if self.detector is not None else None
+        self.scene = SceneSource()
         self.sources: list[Source] = [
             source
             for source in (
@@ -202,7 +203,7 @@ class Indexer:
                 TextImageSource(self.text_image) if self.text_image is not None else None,
                 TextSource(self.reader) if self.reader is not None else None,
                 *self._labeler_sources(photos_to_compute=bool(to_compute)),
-                SceneSource(),
+                self.scene,
                 *self.options.sources,
             )
             if source is not None
@@ -366,10 +367,10 @@ class Indexer:
 
     def _from_batch(self, paths: list[str]) -> list[str]:
         """Write the photos a batch job already ran (matched by content hash) from its results, without
-        decoding them: the classifier's answers from the job's features, and the job's detections when
-        it ran this library's detector; returns the paths left to compute here. The photos are hashed
-        first, then the jobs are read shard by shard for those hashes only (`BatchResults`). The
-        sources a job does not cover catch up in the pass that follows."""
+        decoding them: the classifier's answers from the job's features, its scene regions, and the
+        job's detections when it ran this library's detector; returns the paths left to compute here.
+        The photos are hashed first, then the jobs are read shard by shard for those hashes only
+        (`BatchResults`). The sources a job does not cover catch up in the pass that follows."""
         assert self.batch is not None and self.classifier is not None
         classifier, own = self.classifier, self.detector_source
         unread: list[tuple[int, str]] = []
@@ -396,10 +397,12 @@ class Indexer:
         found: dict[str, list[Detection]] = {}
         if own is not None and self.batch.detector == own.detector.name:
             found = self.batch.detections_for(set(wanted))
-        for digest, vector in self.batch.vectors_for(set(wanted)):
+        for digest, vector, regions in self.batch.features_for(set(wanted)):
             for index, rel, info in wanted.pop(digest):
                 if own is not None and digest in found:
                     info.found[own.key] = found[digest]
+                if regions is not None:
+                    info.found[self.scene.key] = regions
                 pending.append((Item(str(self.root / rel), index, info=info), vector))
             if len(pending) >= 256:
                 flush()

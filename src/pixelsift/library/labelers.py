@@ -15,7 +15,7 @@ import numpy as np
 
 from pixelsift.core.hashing import sha256_file
 from pixelsift.errors import DetectorUnavailableError, PixelsiftError, UsageError
-from pixelsift.library import scene
+from pixelsift.imaging import scene
 from pixelsift.runtime.options import RunOptions
 
 log = logging.getLogger("pixelsift")

@@ -32,7 +32,7 @@ from pixelsift.core.filelock import exclusive_lock
 from pixelsift.core.hashing import sha256_file, short_digest
 from pixelsift.core.progress import progress_bar
 from pixelsift.errors import ImageError, LibraryFileError, UnknownModelError, UsageError
-from pixelsift.library import scene
+from pixelsift.imaging import scene
 from pixelsift.library.duplicates import EXACT, NEAR_THRESHOLD, DuplicateGroup, near_groups
 from pixelsift.library.fusion import Probabilities
 from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport

@@ -67,7 +67,7 @@ class PhotoRow:
 
 @dataclass(frozen=True, slots=True)
 class LabelRow:
-    kind: str  # "class" (the index's classifier), "custom" (a labeler) or "scene" (`library.scene`)
+    kind: str  # "class" (the index's classifier), "custom" (a labeler) or "scene" (`imaging.scene`)
     source: str  # the classifier's or the labeler's name, or "scene"
     label: str
     score: float

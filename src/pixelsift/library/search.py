@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Filters", "SearchResult", "SearchResults", "Searcher", "Term"]
 
-SCENE = "scene"  # `Term.how` of a word searched as a scene region (`library.scene`): context, not the subject
+SCENE = "scene"  # `Term.how` of a word searched as a scene region (`imaging.scene`): context, not the subject
 PROMINENT_SCORE = 0.5  # boxes at least this sure (and `Calibration.big_box` big) say what a photo is of
 CONTAINER = "n03094503"  # WordNet's container: "a cup of coffee" is read as coffee
 TEXT_IN_QUERY = 0.8  # the weight of the text read in a photo in a plain query's score

@@ -32,7 +32,7 @@ import numpy as np
 
 from pixelsift.core.arrays import l2_normalize, softmax
 from pixelsift.features.ensemble import ensemble_members
-from pixelsift.library import scene
+from pixelsift.imaging import scene
 from pixelsift.library.labelers import Labeler
 from pixelsift.library.rows import CLIP, FEATURES, PROBS, Detection, TextRow
 from pixelsift.library.store import LibraryStore
@@ -312,7 +312,7 @@ class LabelerSource(FeaturesLabeler):
 
 
 class SceneSource:
-    """The scene regions of each photo (sky, grass, trees, road: `library.scene`), stored as labels of
+    """The scene regions of each photo (sky, grass, trees, road: `imaging.scene`), stored as labels of
     the source `scene.SOURCE`. About a millisecond of numpy on a 64-pixel copy: every library gets it."""
 
     key = "looked at the scene (sky, grass, trees, road)"

@@ -22,7 +22,7 @@ from pixelsift.core.sequences import chunks
 from pixelsift.core.sqlite import connect as sqlite_connect
 from pixelsift.core.sqlite import transaction
 from pixelsift.errors import LibraryFileError
-from pixelsift.library import scene
+from pixelsift.imaging import scene
 from pixelsift.library.rows import (
     FAILED,
     OK,
@@ -58,7 +58,7 @@ _TEXT_COLUMNS = "line, text, norm, score, x1, y1, x2, y2, size, words"
 
 
 def _is_scene(kind: str, source: str) -> bool:
-    """Whether a labels row is a scene region's (`library.scene`: stored as a custom label)."""
+    """Whether a labels row is a scene region's (`imaging.scene`: stored as a custom label)."""
     return kind == "custom" and source == scene.SOURCE
 
 

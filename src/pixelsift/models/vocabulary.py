@@ -144,7 +144,7 @@ class Vocabulary:
         return None
 
     def scene_regions(self, text: str) -> dict[str, float]:
-        """The scene regions (`library.scene`: sky, grass, tree, road) a word that names no class reaches,
+        """The scene regions (`imaging.scene`: sky, grass, tree, road) a word that names no class reaches,
         with weights: 1 for the region or a kind of it ("street": road), less for a place WordNet
         defines by it ("lawn": grass 0.8); {} for any other word."""
         for form in self.forms(text):

@@ -395,7 +395,7 @@ async function openPhoto(result) {
     const classes = info.labels.filter((l) => l.kind === "class").map((l) => l.label);
     const said = classes.length ? `Classes: ${classes.join(", ")}.` : "";
     const objects = info.detections.length ? ` Objects: ${summary(info.detections)}.` : "";
-    // the scene regions it clearly shows (library.scene.SHOWN: 0.5), most probable first
+    // the scene regions it clearly shows (imaging.scene.SHOWN: 0.5), most probable first
     const regions = info.labels.filter((l) => l.kind === "scene" && l.score >= 0.5).map((l) => l.label);
     const scene = regions.length ? ` Scene: ${regions.join(", ")}.` : "";
     $("#dialog-labels").textContent = `${said}${objects}${scene}${facts ? ` ${facts}` : ""}`.trim() || result.labels.join(", ");
