@@ -148,7 +148,6 @@ class BigDetector:
     name = "big-fake"
     decode_size = 800
     concurrent = True
-    exact = False
 
     def prepare_input(self, image: Any) -> Any:
         return image
