@@ -14,8 +14,8 @@ means comes from `models.vocabulary`), `vectors` (nearest-neighbour search and t
 
 from __future__ import annotations
 
-from pixelsift.library.indexer import IndexReport
 from pixelsift.library.photo_index import PhotoIndex, default_db_path, find_db
+from pixelsift.library.runs import IndexReport
 from pixelsift.library.search import SearchResult, SearchResults
 
 __all__ = ["IndexReport", "PhotoIndex", "SearchResult", "SearchResults", "default_db_path", "find_db"]

@@ -35,9 +35,10 @@ from pixelsift.errors import ImageError, LibraryFileError, UnknownModelError, Us
 from pixelsift.imaging import scene
 from pixelsift.library.duplicates import EXACT, NEAR_THRESHOLD, DuplicateGroup, near_groups
 from pixelsift.library.fusion import Probabilities
-from pixelsift.library.indexer import Indexer, IndexOptions, IndexReport
+from pixelsift.library.indexer import Indexer
 from pixelsift.library.query import Query
 from pixelsift.library.rows import CLIP, FEATURES, OK, PROBS, Filters, LibrarySettings, Term
+from pixelsift.library.runs import IndexOptions, IndexReport
 from pixelsift.library.schema import damaged_index_error, unwritable_reason
 from pixelsift.library.search import Searcher, SearchResults
 from pixelsift.library.sources import Source

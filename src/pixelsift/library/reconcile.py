@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pixelsift.errors import DetectorUnavailableError, PixelsiftError, UsageError
 from pixelsift.library.labelers import AUTO, NONE, Labeler, choose_detector, load_labeler
 from pixelsift.library.rows import CLIP, LabelerEntry
+from pixelsift.library.runs import IndexOptions
 from pixelsift.library.store import LibraryStore
 from pixelsift.models.registry import DEFAULT_CLASSIFIER, get_model_spec
 from pixelsift.runtime.text_image import load_text_image_model
-
-if TYPE_CHECKING:
-    from pixelsift.library.indexer import IndexOptions
 
 log = logging.getLogger("pixelsift")
 
