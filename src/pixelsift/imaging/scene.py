@@ -25,6 +25,7 @@ gives both). Sky and grass are reliable; tree and road much less, and their prob
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,4 +182,17 @@ def scene_labels(rgb: np.ndarray) -> list[tuple[str, float]]:
     """(region, probability) for every region, as the index stores them (all of them, so a photo with
     none of the regions is known to have been looked at)."""
     shares = region_shares(rgb)
-    return [(region.name, round(region.probability(shares[region.name]), 4)) for region in REGIONS]
+    return _in_order({region.name: region.probability(shares[region.name]) for region in REGIONS})
+
+
+def stored_labels(probabilities: Mapping[str, Any]) -> list[tuple[str, float]] | None:
+    """Region probabilities (a batch job's `scene` column, or the rules') as the index stores them:
+    every region of `REGIONS` in its order, rounded to 4 digits; None when one of them is missing (a
+    job from a version with other regions)."""
+    if any(probabilities.get(region.name) is None for region in REGIONS):
+        return None
+    return _in_order(probabilities)
+
+
+def _in_order(probabilities: Mapping[str, Any]) -> list[tuple[str, float]]:
+    return [(region.name, round(float(probabilities[region.name]), 4)) for region in REGIONS]

@@ -125,7 +125,7 @@ class BatchResults:
             for sha, value, norm, regions in self._matches(shards, set(left), "vector", scale, "scene"):
                 left.discard(sha)
                 vector = np.asarray(value.values.to_numpy(zero_copy_only=False), np.float32)
-                yield sha, vector * np.float32(norm) if scale else vector, _scene_labels(regions)
+                yield sha, vector * np.float32(norm) if scale else vector, scene.stored_labels(regions or {})
 
     def detections_for(self, digests: set[str]) -> dict[str, list[Detection]]:
         """The detect jobs' objects of the photos with these content hashes."""
@@ -136,10 +136,3 @@ class BatchResults:
             ]
             for sha, value, _, _ in self._matches(self.detect_shards, digests, "objects")
         }
-
-
-def _scene_labels(regions: dict[str, Any] | None) -> list[tuple[str, float]] | None:
-    """A job's scene column as the index's scene labels, or None when it lacks a region."""
-    if not regions or any(regions.get(region.name) is None for region in scene.REGIONS):
-        return None
-    return [(region.name, round(float(regions[region.name]), 4)) for region in scene.REGIONS]

@@ -159,13 +159,14 @@ class DetectorSource:
     segmenter each object's own area (a fraction of the photo: the same at any scale). The photo is
     resized for the network in the decode threads (`Detector.prepare_input`)."""
 
+    exact = False
+
     def __init__(self, detector: Any):
         self.detector = detector
         self.key = f"searched for objects ({detector.name})"
         # the network's own input size where it has one (JPEGs draft-decode at it), else a safe size
         self.min_size = int(detector.decode_size or DETECTOR_MIN_SIZE)
         self.concurrent = bool(detector.concurrent)
-        self.exact = False
 
     def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
         return store.photos_not_seen_by(self.detector.name)
@@ -204,12 +205,13 @@ class DetectorSource:
 class TextImageSource:
     """A text-image model's vector of each photo (CLIP), for free-text search."""
 
+    exact = False
+
     def __init__(self, model: Any):
         self.model = model
         self.key = f"encoded for free text ({model.name})"
         self.min_size = int(model.preprocessing.resize)
         self.concurrent = True  # a torch network, as the classifier
-        self.exact = False
 
     def owed(self, store: LibraryStore) -> list[tuple[int, str]]:
         return store.photos_without_vector(CLIP)
